@@ -1,0 +1,57 @@
+import type { RelationColumn, TupleData } from '../source/types.ts';
+
+/** The shape of one source table as the warehouse needs it (from a pgoutput Relation or the catalog). */
+export interface TableSchema {
+  /** PostgreSQL schema name, e.g. "public". */
+  schema: string;
+  /** PostgreSQL table name, e.g. "orders". */
+  table: string;
+  /** Columns in attribute order; `key` marks the replica identity (primary key). */
+  columns: RelationColumn[];
+}
+
+/**
+ * One row change. `op`: 'R' snapshot read, 'I' insert, 'U' update, 'D' delete, 'T' truncate.
+ * For 'D', `row` holds the old key columns (others null or the whole old row with REPLICA IDENTITY FULL).
+ * For 'U' whose key changed, `oldKey` holds the old key columns.
+ * Values are PostgreSQL text output (exact), null, or UNCHANGED (TOAST not sent: fill from the current row).
+ */
+export interface Change {
+  op: 'R' | 'I' | 'U' | 'D' | 'T';
+  /** "schema.table", a key of `ChangeBatch.tables`. */
+  table: string;
+  row: TupleData;
+  oldKey?: TupleData;
+  /** Commit LSN (Begin.finalLsn) of the transaction; 0n for snapshot rows. */
+  lsn: bigint;
+  /** Position of the change inside its transaction, from 0: (lsn, seq) orders every change. */
+  seq: number;
+  /** Commit time, microseconds since the Unix epoch. */
+  commitTimeUs: bigint;
+}
+
+/** A run of changes in commit order, as published to the bus and applied by the warehouse in one transaction. */
+export interface ChangeBatch {
+  tables: Map<string, TableSchema>;
+  changes: Change[];
+  /**
+   * End LSN of the last transaction that is complete in this batch (or in an earlier one),
+   * i.e. the position the source may confirm to PostgreSQL once this batch is durable.
+   * Undefined when no transaction completes here (a large transaction split in several batches).
+   */
+  ackLsn?: bigint;
+}
+
+/** Where the bus delivers batches: the warehouse. Resolves once the batch is committed. */
+export interface BatchSink {
+  apply(batch: ChangeBatch): Promise<void>;
+}
+
+/** The bus between source and warehouse: inline (in-process) or Kafka. */
+export interface Bus {
+  /** Resolves when the batch is durable downstream: inline = committed in DuckDB, kafka = acked by all replicas. */
+  publish(batch: ChangeBatch, signal?: AbortSignal): Promise<void>;
+  /** Delivers batches to the sink until the signal aborts; resolves when drained. */
+  run(sink: BatchSink, signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
