@@ -40,6 +40,16 @@ export interface ChangeBatch {
    * Undefined when no transaction completes here (a large transaction split in several batches).
    */
   ackLsn?: bigint;
+  /** Initial-copy bookkeeping recorded in the same warehouse transaction as the batch's rows. */
+  snapshot?: SnapshotMarker;
+}
+
+/** Marks the start ('copying') or end ('done') of the initial copy of a slot. */
+export interface SnapshotMarker {
+  slot: string;
+  status: 'copying' | 'done';
+  consistentPoint: bigint;
+  rows: number;
 }
 
 /** Where the bus delivers batches: the warehouse. Resolves once the batch is committed. */

@@ -1,0 +1,31 @@
+-- ducktail's own bookkeeping, idempotent. Applied at every start.
+CREATE SCHEMA IF NOT EXISTS _ducktail;
+CREATE SCHEMA IF NOT EXISTS history;
+
+-- Last change applied per input stream: the source slot (inline bus) or a Kafka partition.
+-- Written in the same transaction as the rows it covers: a replay skips every (lsn, seq) <= this.
+CREATE TABLE IF NOT EXISTS _ducktail.progress (
+  stream     VARCHAR NOT NULL,
+  lsn        UBIGINT NOT NULL,
+  seq        BIGINT NOT NULL,
+  ack_lsn    UBIGINT NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL
+);
+
+-- Every mirrored source table and the column layout last applied.
+CREATE TABLE IF NOT EXISTS _ducktail.tables (
+  name        VARCHAR NOT NULL,
+  columns     JSON NOT NULL,
+  created_at  TIMESTAMPTZ NOT NULL,
+  updated_at  TIMESTAMPTZ NOT NULL
+);
+
+-- The initial copy: one row per slot; status 'copying' until every table is in, then 'done'.
+CREATE TABLE IF NOT EXISTS _ducktail.snapshot (
+  slot             VARCHAR NOT NULL,
+  status           VARCHAR NOT NULL,
+  consistent_point UBIGINT NOT NULL,
+  rows             BIGINT NOT NULL,
+  started_at       TIMESTAMPTZ NOT NULL,
+  finished_at      TIMESTAMPTZ
+);

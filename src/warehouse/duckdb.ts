@@ -1,0 +1,51 @@
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import internalSql from '../../sql/duckdb/001_internal.sql' with { type: 'text' };
+import { AppError } from '../errors.ts';
+import { loadDuckDb } from './duckdb-native.ts';
+
+/** Options to open the warehouse database file. */
+export interface OpenOptions {
+  path: string;
+  memoryLimit: string;
+  threads: number;
+}
+
+/** An open warehouse: the instance (shared by every connection) and the pipeline's writer connection. */
+export interface WarehouseDb {
+  instance: DuckDBInstance;
+  writer: DuckDBConnection;
+  close(): void;
+}
+
+/** Opens (creating if needed) the DuckDB file and applies ducktail's internal schema. */
+export async function openWarehouseDb(opts: OpenOptions): Promise<WarehouseDb> {
+  const duck = await loadDuckDb();
+  if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+  let instance: DuckDBInstance;
+  try {
+    instance = await duck.DuckDBInstance.create(opts.path, {
+      memory_limit: opts.memoryLimit,
+      threads: String(opts.threads),
+      TimeZone: 'UTC',
+    });
+  } catch (e) {
+    throw new AppError(
+      'WAREHOUSE_OPEN_FAILED',
+      `cannot open the DuckDB file ${opts.path}: ${(e as Error).message}. ` +
+        'Check that the folder is writable and that no other ducktail process holds the file.',
+      { cause: e },
+    );
+  }
+  const writer = await instance.connect();
+  await writer.run(internalSql);
+  return {
+    instance,
+    writer,
+    close() {
+      writer.closeSync();
+      instance.closeSync();
+    },
+  };
+}

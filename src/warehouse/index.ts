@@ -1,0 +1,99 @@
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { BatchSink, ChangeBatch } from '../bus/bus.ts';
+import { type ApplyResult, BatchApplier } from './apply.ts';
+import { openWarehouseDb } from './duckdb.ts';
+import { Progress } from './offsets.ts';
+import { MirrorCatalog } from './tables.ts';
+
+export type { Position, SnapshotState } from './offsets.ts';
+export { Progress } from './offsets.ts';
+
+/** Warehouse settings (from the [warehouse] config section). */
+export interface WarehouseOptions {
+  path: string;
+  memoryLimit: string;
+  threads: number;
+  /** Name of the input stream whose position is kept (the slot name for the inline bus). */
+  stream: string;
+}
+
+/** A mirrored table as listed by the API. */
+export interface TableInfo {
+  name: string;
+  rowCount: number;
+  columns: { name: string; type: string }[];
+}
+
+/** Counters the API and metrics read. */
+export interface WarehouseStats {
+  batches: number;
+  rowsApplied: number;
+  rowsSkipped: number;
+  lastApplyMs: number;
+  lastCommitAt: number | null;
+}
+
+/** The embedded DuckDB warehouse: applies batches (the bus's sink) and lists its tables. */
+export interface Warehouse extends BatchSink {
+  instance: DuckDBInstance;
+  progress: Progress;
+  stats: WarehouseStats;
+  /** A new connection on the same database (e.g. for queries); caller closes it. */
+  connect(): Promise<DuckDBConnection>;
+  tables(): Promise<TableInfo[]>;
+  close(): Promise<void>;
+}
+
+/** Opens the DuckDB file and returns the warehouse. Applies are serialized. */
+export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse> {
+  const db = await openWarehouseDb(opts);
+  const catalog = new MirrorCatalog(db.writer);
+  await catalog.load();
+  const progress = await Progress.open(db.writer, opts.stream);
+  const applier = new BatchApplier(db.writer, catalog, progress);
+  const stats: WarehouseStats = { batches: 0, rowsApplied: 0, rowsSkipped: 0, lastApplyMs: 0, lastCommitAt: null };
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const apply = (batch: ChangeBatch): Promise<void> => {
+    const run = chain.then(async () => {
+      const r: ApplyResult = await applier.apply(batch);
+      stats.batches++;
+      stats.rowsApplied += r.applied;
+      stats.rowsSkipped += r.skipped;
+      stats.lastApplyMs = r.durationMs;
+      stats.lastCommitAt = Date.now();
+    });
+    chain = run.catch(() => {});
+    return run;
+  };
+
+  return {
+    instance: db.instance,
+    progress,
+    stats,
+    apply,
+    connect: () => db.instance.connect(),
+    async tables() {
+      // Its own connection: the writer may be inside a transaction.
+      const conn = await db.instance.connect();
+      try {
+        const out: TableInfo[] = [];
+        for (const t of await new MirrorCatalog(conn).load()) {
+          const r = await conn.runAndReadAll(`SELECT count(*) FROM ${t.current}`);
+          out.push({
+            name: t.name,
+            rowCount: Number(r.getRows()[0]?.[0] ?? 0),
+            columns: t.columns.map((c) => ({ name: c.name, type: c.duckType })),
+          });
+        }
+        return out;
+      } finally {
+        conn.closeSync();
+      }
+    },
+    async close() {
+      await chain;
+      db.close();
+    },
+  };
+}

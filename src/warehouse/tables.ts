@@ -1,0 +1,131 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { TableSchema } from '../bus/bus.ts';
+import { AppError } from '../errors.ts';
+import { type ColumnMapping, mapColumn, quoteIdent } from './pg-types.ts';
+
+/** Where one source table lives in DuckDB and how its columns map. */
+export interface MirrorTable {
+  name: string;
+  schema: TableSchema;
+  columns: ColumnMapping[];
+  /** Indexes into `columns` of the key (replica identity) columns. */
+  keyIndexes: number[];
+  /** Quoted current-state table, e.g. "public"."orders". */
+  current: string;
+  /** Quoted change-history table, e.g. "history"."orders". */
+  history: string;
+}
+
+/** History table name: `history.<table>` for public, `history.<schema>__<table>` otherwise. */
+export function historyName(schema: string, table: string): string {
+  return schema === 'public' ? table : `${schema}__${table}`;
+}
+
+/** Builds the mapping of a source table, refusing tables without a key. */
+export function describeMirror(schema: TableSchema): MirrorTable {
+  const name = `${schema.schema}.${schema.table}`;
+  const keyIndexes = schema.columns.flatMap((c, i) => (c.key ? [i] : []));
+  if (keyIndexes.length === 0) {
+    throw new AppError(
+      'TABLE_WITHOUT_KEY',
+      `table ${name} has no primary key or replica identity: add a primary key ` +
+        `(ALTER TABLE ${name} ADD PRIMARY KEY (...)) or set REPLICA IDENTITY FULL`,
+    );
+  }
+  return {
+    name,
+    schema,
+    columns: schema.columns.map(mapColumn),
+    keyIndexes,
+    current: `${quoteIdent(schema.schema)}.${quoteIdent(schema.table)}`,
+    history: `history.${quoteIdent(historyName(schema.schema, schema.table))}`,
+  };
+}
+
+function sameLayout(a: TableSchema, b: TableSchema): boolean {
+  return (
+    a.columns.length === b.columns.length &&
+    a.columns.every((c, i) => {
+      const d = b.columns[i]!;
+      return c.name === d.name && c.typeOid === d.typeOid && c.typeMod === d.typeMod && c.key === d.key;
+    })
+  );
+}
+
+/** Creates and evolves mirror and history tables; caches what it has verified. */
+export class MirrorCatalog {
+  private readonly known = new Map<string, MirrorTable>();
+
+  constructor(private readonly conn: DuckDBConnection) {}
+
+  /** All tables mirrored so far (from DuckDB at first call). */
+  async load(): Promise<MirrorTable[]> {
+    const reader = await this.conn.runAndReadAll('SELECT name, columns::VARCHAR FROM _ducktail.tables');
+    for (const [name, columns] of reader.getRows() as [string, string][]) {
+      const [schema, table] = splitName(name);
+      this.known.set(name, describeMirror({ schema, table, columns: JSON.parse(columns) }));
+    }
+    return [...this.known.values()];
+  }
+
+  get(name: string): MirrorTable | undefined {
+    return this.known.get(name);
+  }
+
+  /** Makes sure DuckDB has tables matching `schema`; runs inside the caller's transaction. */
+  async ensure(schema: TableSchema): Promise<MirrorTable> {
+    const name = `${schema.schema}.${schema.table}`;
+    const previous = this.known.get(name);
+    if (previous && sameLayout(previous.schema, schema)) return previous;
+    const next = describeMirror(schema);
+    if (!previous) await this.create(next);
+    else await this.evolve(previous, next);
+    const columnsJson = JSON.stringify(schema.columns);
+    await this.conn.run('DELETE FROM _ducktail.tables WHERE name = $1', [name]);
+    await this.conn.run('INSERT INTO _ducktail.tables VALUES ($1, $2::JSON, now(), now())', [name, columnsJson]);
+    this.known.set(name, next);
+    return next;
+  }
+
+  /** Forgets cached layouts, e.g. after a rolled-back transaction. */
+  reset(): void {
+    this.known.clear();
+  }
+
+  private async create(t: MirrorTable): Promise<void> {
+    const cols = t.columns.map((c) => `${quoteIdent(c.name)} ${c.duckType}`).join(', ');
+    await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.schema.schema)}`);
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t.current} (${cols})`);
+    await this.conn.run(
+      `CREATE TABLE IF NOT EXISTS ${t.history} (${cols}, _op VARCHAR NOT NULL, _lsn UBIGINT NOT NULL, ` +
+        `_seq INTEGER NOT NULL, _commit_ts TIMESTAMPTZ)`,
+    );
+  }
+
+  /** Adds new columns; a changed type or a dropped column is reported, not guessed. */
+  private async evolve(before: MirrorTable, after: MirrorTable): Promise<void> {
+    const old = new Map(before.columns.map((c) => [c.name, c]));
+    for (const col of after.columns) {
+      const existing = old.get(col.name);
+      if (!existing) {
+        for (const table of [after.current, after.history]) {
+          await this.conn.run(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(col.name)} ${col.duckType}`);
+        }
+      } else if (existing.duckType !== col.duckType) {
+        throw new AppError(
+          'SCHEMA_CHANGE_UNSUPPORTED',
+          `column ${after.name}.${col.name} changed type from ${existing.duckType} to ${col.duckType}; ` +
+            'ducktail does not rewrite history automatically: re-snapshot the table (drop it from the warehouse)',
+        );
+      }
+    }
+    // Columns dropped in PostgreSQL stay in DuckDB and read NULL for new rows: history keeps its old values.
+  }
+}
+
+/** Splits "schema.table" into its two parts. */
+export function splitName(name: string): [string, string] {
+  const dot = name.indexOf('.');
+  if (dot <= 0) throw new AppError('BAD_TABLE_NAME', `table name "${name}" must be "schema.table"`);
+  return [name.slice(0, dot), name.slice(dot + 1)];
+}
