@@ -1,0 +1,216 @@
+import type { Sql } from 'postgres';
+import type { Change, ChangeBatch, TableSchema } from '../bus/bus.ts';
+import { AppError } from '../errors.ts';
+import { formatLsn } from './lsn.ts';
+import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
+import type { PgoutputMessage, Relation } from './types.ts';
+
+/** Settings of the replication stream. */
+export interface StreamOptions {
+  slot: string;
+  publication: string;
+  /** "schema.table" names to keep; changes of other tables in the publication are skipped. */
+  tables: Set<string>;
+  batchRows: number;
+  batchMs: number;
+  statusIntervalMs: number;
+  /** Position the slot has confirmed already: never report less. */
+  confirmedLsn: bigint;
+  /** Where START_REPLICATION starts (0 = the slot's confirmed position). */
+  startLsn: bigint;
+}
+
+/** Observable state of the stream, for /readyz and /metrics. */
+export interface StreamState {
+  receivedLsn: bigint;
+  flushedLsn: bigint;
+  lastMessageAt: number;
+  lastCommitTimeUs: bigint;
+}
+
+interface OpenTransaction {
+  finalLsn: bigint;
+  commitTimeUs: bigint;
+  seq: number;
+}
+
+/**
+ * Reads pgoutput from the slot, cuts it into batches (batchRows changes or batchMs of age),
+ * publishes each batch and confirms to PostgreSQL only what the bus reported durable.
+ * The acknowledgement protocol is specified in src/source/README.md.
+ */
+export async function streamChanges(
+  repl: Sql,
+  opts: StreamOptions,
+  publish: (batch: ChangeBatch) => Promise<void>,
+  state: StreamState,
+  signal: AbortSignal,
+): Promise<void> {
+  const stream = await repl
+    .unsafe(
+      `START_REPLICATION SLOT ${opts.slot} LOGICAL ${formatLsn(opts.startLsn)} ` +
+        `(proto_version '1', publication_names '${opts.publication}')`,
+    )
+    .writable();
+  state.flushedLsn = opts.confirmedLsn;
+  const relations = new Map<number, TableSchema & { name: string }>();
+  let tx: OpenTransaction | null = null;
+  let pending: Change[] = [];
+  let pendingTables = new Map<string, TableSchema>();
+  let pendingAck: bigint | undefined;
+  let pendingSince = 0;
+  let inflight: Promise<void> = Promise.resolve();
+  let inflightCount = 0;
+  let failure: unknown = null;
+  let lastStatusAt = 0;
+
+  const sendStatus = (replyRequested = false) => {
+    lastStatusAt = Date.now();
+    const flushed = state.flushedLsn;
+    const msg = encodeStandbyStatusUpdate({
+      written: state.receivedLsn > flushed ? state.receivedLsn : flushed,
+      flushed,
+      applied: flushed,
+      clockUs: (BigInt(Date.now()) - 946_684_800_000n) * 1000n,
+      replyRequested,
+    });
+    if (!stream.destroyed) stream.write(Buffer.from(msg));
+  };
+
+  /** Hands the pending changes to the bus; batches are published strictly in order. */
+  const flush = (): Promise<void> => {
+    if (pending.length === 0 && pendingAck === undefined) return inflight;
+    const batch: ChangeBatch = { tables: pendingTables, changes: pending };
+    if (pendingAck !== undefined) batch.ackLsn = pendingAck;
+    pending = [];
+    pendingTables = new Map();
+    pendingAck = undefined;
+    inflightCount++;
+    inflight = inflight.then(async () => {
+      if (failure) return;
+      try {
+        await publish(batch);
+        if (batch.ackLsn !== undefined && batch.ackLsn > state.flushedLsn) state.flushedLsn = batch.ackLsn;
+      } catch (e) {
+        failure = e;
+        stream.destroy();
+      } finally {
+        inflightCount--;
+      }
+    });
+    return inflight;
+  };
+
+  const note = () => {
+    if (pending.length === 0 && pendingAck === undefined) pendingSince = Date.now();
+  };
+
+  const ticker = setInterval(() => {
+    if (failure) return;
+    if ((pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs) void flush();
+    if (Date.now() - lastStatusAt >= opts.statusIntervalMs) sendStatus();
+  }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
+
+  // On shutdown: publish what is pending, confirm it, then end the copy stream (CopyDone).
+  const onAbort = () => {
+    void flush()
+      .then(() => {
+        if (!failure && !stream.destroyed && !stream.writableEnded) {
+          sendStatus();
+          stream.end();
+        }
+      })
+      .catch(() => stream.destroy());
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+
+  const handle = async (m: PgoutputMessage): Promise<void> => {
+    switch (m.tag) {
+      case 'Begin':
+        tx = { finalLsn: m.finalLsn, commitTimeUs: pgEpochUsToUnixUs(m.commitTime), seq: 0 };
+        return;
+      case 'Commit':
+        note();
+        pendingAck = m.endLsn;
+        state.lastCommitTimeUs = pgEpochUsToUnixUs(m.commitTime);
+        tx = null;
+        return;
+      case 'Relation':
+        return onRelation(m);
+      case 'Insert':
+        return add('I', m.relationId, m.newTuple);
+      case 'Update': {
+        const old = m.oldKind === 'K' || m.oldKind === 'O' ? m.oldTuple : undefined;
+        return add('U', m.relationId, m.newTuple, old);
+      }
+      case 'Delete':
+        return add('D', m.relationId, m.oldTuple);
+      case 'Truncate':
+        for (const id of m.relationIds) await add('T', id, []);
+        return;
+      case 'Origin':
+      case 'Type':
+      case 'Message':
+        return;
+      case 'StreamStart':
+      case 'StreamStop':
+      case 'StreamCommit':
+      case 'StreamAbort':
+        throw new AppError('PGOUTPUT_UNEXPECTED_STREAM', `got ${m.tag} although streaming was not requested`);
+      default: {
+        const never: never = m;
+        throw new AppError('PGOUTPUT_UNKNOWN_MESSAGE', `unhandled message ${JSON.stringify(never)}`);
+      }
+    }
+  };
+
+  const onRelation = async (m: Relation): Promise<void> => {
+    const name = `${m.schema}.${m.table}`;
+    const schema = { name, schema: m.schema, table: m.table, columns: m.columns };
+    // A layout change must not share a batch with rows of the old layout.
+    if (pendingTables.has(name)) await flush();
+    relations.set(m.relationId, schema);
+  };
+
+  const add = async (op: Change['op'], relationId: number, row: Change['row'], oldKey?: Change['row']) => {
+    const rel = relations.get(relationId);
+    if (!rel) throw new AppError('PGOUTPUT_UNKNOWN_RELATION', `change for relation ${relationId} before its Relation message`);
+    if (!tx) throw new AppError('PGOUTPUT_NO_TRANSACTION', `change for ${rel.name} outside a transaction`);
+    const seq = tx.seq++;
+    if (!opts.tables.has(rel.name)) return;
+    note();
+    pendingTables.set(rel.name, rel);
+    const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs };
+    if (oldKey) change.oldKey = oldKey;
+    pending.push(change);
+    if (pending.length >= opts.batchRows) await flush(); // backpressure: stop reading until durable
+  };
+
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (failure) break;
+      const msg = decodeReplication(chunk);
+      state.lastMessageAt = Date.now();
+      if (msg.tag === 'PrimaryKeepalive') {
+        if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
+        // Everything the server sent before this keepalive has been made durable: its position is safe to confirm.
+        if (!tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0 && msg.walEnd > state.flushedLsn) {
+          state.flushedLsn = msg.walEnd;
+        }
+        if (msg.replyRequested) sendStatus();
+        continue;
+      }
+      if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
+      await handle(decodePgoutput(msg.data, { streaming: false }));
+    }
+  } catch (e) {
+    if (!failure) failure = e;
+    stream.destroy();
+  } finally {
+    clearInterval(ticker);
+    signal.removeEventListener('abort', onAbort);
+    await inflight;
+  }
+  if (failure) throw failure;
+  if (!signal.aborted) throw new AppError('REPLICATION_ENDED', 'the server ended the replication stream');
+}
