@@ -1,0 +1,92 @@
+import { resolve } from 'node:path';
+import { createApi, serveApi } from './api/index.ts';
+import { type Bus, createInlineBus } from './bus/index.ts';
+import type { Config } from './config/index.ts';
+import { ConfigError } from './errors.ts';
+import type { Logger } from './log.ts';
+import { createSource, type Source } from './source/index.ts';
+import { createQueryEngine, lockDownInstance } from './warehouse/query.ts';
+import { createWarehouse, type Warehouse } from './warehouse/index.ts';
+
+/** A running appliance: every stage started, stopped in order by `stop()`. */
+export interface Appliance {
+  url: string;
+  warehouse: Warehouse;
+  source: Source | null;
+  /** Resolves when the appliance has stopped. */
+  stop(): Promise<void>;
+}
+
+/** The composition root: builds and starts source -> bus -> warehouse and the API from one config. */
+export async function startAppliance(config: Config, opts: { log: Logger; version: string }): Promise<Appliance> {
+  const log = opts.log;
+  if (config.bus.kind !== 'inline') {
+    throw new ConfigError([`bus.kind: "${config.bus.kind}" is not available in this build yet; use "inline"`]);
+  }
+  const warehouse = await createWarehouse({
+    path: config.warehouse.path,
+    memoryLimit: config.warehouse.memory_limit,
+    threads: config.warehouse.threads,
+    stream: config.source.slot,
+  });
+  const allowed = [resolve(config.tiering.warm_dir)];
+  await lockDownInstance(warehouse.instance, { allowedDirectories: allowed });
+  const controller = new AbortController();
+  const bus: Bus = createInlineBus();
+  const busDone = bus.run(warehouse, controller.signal);
+
+  const source = config.source.enabled
+    ? createSource(
+        {
+          url: config.source.url,
+          slot: config.source.slot,
+          publication: config.source.publication,
+          tables: config.source.tables,
+          batchRows: config.warehouse.batch_rows,
+          batchMs: config.warehouse.batch_ms,
+          statusIntervalMs: config.source.status_interval_ms,
+          connectTimeoutS: config.source.connect_timeout_s,
+        },
+        {
+          publish: (batch) => bus.publish(batch, controller.signal),
+          snapshotDone: async (slot) => (await warehouse.progress.snapshotState(slot)).status === 'done',
+          log: (m) => log.child('source').info(m),
+        },
+      )
+    : null;
+  const sourceDone = source?.run(controller.signal) ?? Promise.resolve();
+
+  const query = createQueryEngine({ instance: warehouse.instance, allowedDirectories: allowed });
+  const app = createApi({
+    query,
+    tables: () => warehouse.tables(),
+    version: opts.version,
+    tokens: config.api.tokens,
+    readiness: () => ({
+      source: source
+        ? { ready: source.status.phase === 'streaming', detail: source.status.error ?? source.status.phase }
+        : { ready: true, detail: 'disabled on this instance' },
+      warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
+    }),
+  });
+  const server = await serveApi(app, { listen: config.api.listen, signal: controller.signal });
+  log.info(`api listening on ${server.url}`);
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url: server.url,
+    warehouse,
+    source,
+    stop() {
+      stopping ??= (async () => {
+        controller.abort();
+        await sourceDone;
+        await busDone;
+        await bus.close();
+        await server.stop();
+        await warehouse.close();
+      })();
+      return stopping;
+    },
+  };
+}
