@@ -187,7 +187,7 @@ export async function streamChanges(
   };
 
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of stream as unknown as AsyncIterable<Buffer>) {
       if (failure) break;
       const msg = decodeReplication(chunk);
       state.lastMessageAt = Date.now();
