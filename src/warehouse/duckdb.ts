@@ -28,7 +28,6 @@ export async function openWarehouseDb(opts: OpenOptions): Promise<WarehouseDb> {
     instance = await duck.DuckDBInstance.create(opts.path, {
       memory_limit: opts.memoryLimit,
       threads: String(opts.threads),
-      TimeZone: 'UTC',
     });
   } catch (e) {
     throw new AppError(
@@ -39,6 +38,8 @@ export async function openWarehouseDb(opts: OpenOptions): Promise<WarehouseDb> {
     );
   }
   const writer = await instance.connect();
+  // Timestamps render in UTC whatever the host's zone (a global setting: every connection shares it).
+  await writer.run("SET GLOBAL TimeZone = 'UTC'");
   await writer.run(internalSql);
   return {
     instance,

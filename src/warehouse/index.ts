@@ -44,6 +44,16 @@ export interface Warehouse extends BatchSink {
   close(): Promise<void>;
 }
 
+/** Tables of PostgreSQL's `public` schema resolve unqualified, as in PostgreSQL (a per-connection setting). */
+export const SEARCH_PATH = "SET search_path = 'public,main'";
+
+/** A new connection with the warehouse's search path. */
+export async function connectReader(instance: DuckDBInstance): Promise<DuckDBConnection> {
+  const conn = await instance.connect();
+  await conn.run(SEARCH_PATH);
+  return conn;
+}
+
 /** Opens the DuckDB file and returns the warehouse. Applies are serialized. */
 export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse> {
   const db = await openWarehouseDb(opts);
@@ -72,7 +82,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     progress,
     stats,
     apply,
-    connect: () => db.instance.connect(),
+    connect: () => connectReader(db.instance),
     async tables() {
       // Its own connection: the writer may be inside a transaction.
       const conn = await db.instance.connect();
