@@ -1,0 +1,63 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startAppliance } from '../appliance.ts';
+import { type Config, loadConfig } from '../config/index.ts';
+import { applyDemoSchema } from '../demo/schema.ts';
+import { createWorkload } from '../demo/workload.ts';
+import { startEmbeddedPostgres } from '../demo/postgres.ts';
+import { createLogger } from '../log.ts';
+import { connectSql } from '../source/index.ts';
+import { VERSION } from '../version.ts';
+import type { Args } from './args.ts';
+import { untilSignal } from './run.ts';
+
+/**
+ * `ducktail demo`: an embedded PostgreSQL with the demo schema, a synthetic order workload,
+ * the inline pipeline and the API. Data persists in demo.data_dir, so a second start resumes.
+ */
+export async function demoCommand(args: Args): Promise<number> {
+  const base = loadConfig({ path: args.config, env: process.env, allowMissingFile: true });
+  const dataDir = resolve(base.demo.data_dir);
+  mkdirSync(dataDir, { recursive: true });
+  chmodSync(dataDir, 0o755);
+  const log = createLogger(base.log.level);
+  log.info(`ducktail ${VERSION} demo: data in ${dataDir}`);
+
+  const pg = await startEmbeddedPostgres({ dir: join(dataDir, 'postgres'), log: log.child('postgres') });
+  const config: Config = {
+    ...base,
+    source: { ...base.source, url: pg.url },
+    warehouse: { ...base.warehouse, path: join(dataDir, 'warehouse.duckdb') },
+    tiering: { ...base.tiering, warm_dir: join(dataDir, 'warm'), cold_url: `file://${join(dataDir, 'cold')}` },
+    api: { ...base.api, listen: `127.0.0.1:${base.demo.port}` },
+  };
+  const sql = connectSql(pg.url, { max: 2 });
+  let appliance: Awaited<ReturnType<typeof startAppliance>> | null = null;
+  const workloadStop = new AbortController();
+  try {
+    const fresh = !existsSync(join(dataDir, 'warehouse.duckdb'));
+    await applyDemoSchema(sql);
+    appliance = await startAppliance(config, { log, version: VERSION });
+    const workload = createWorkload(sql, { rate: base.demo.rate, signal: workloadStop.signal });
+    const url = appliance.url;
+    process.stdout.write(
+      `\nducktail demo is running${fresh ? '' : ' (resumed)'}: ${base.demo.rate} operations/s on the embedded PostgreSQL\n` +
+        `  dashboard  ${url}/\n` +
+        `  query      curl -s ${url}/v1/query -H 'content-type: application/json' -d '{"sql":"select count(*) from orders"}'\n` +
+        `  tables     curl -s ${url}/v1/tables\n` +
+        `  postgres   ${pg.url}\n` +
+        'Ctrl-C stops it; npm start again resumes.\n\n',
+    );
+    await untilSignal();
+    log.info('stopping the workload and draining the pipeline');
+    workloadStop.abort();
+    await workload.done;
+  } finally {
+    workloadStop.abort();
+    await appliance?.stop();
+    await sql.end({ timeout: 2 }).catch(() => {});
+    await pg.stop();
+  }
+  log.info('demo stopped');
+  return 0;
+}

@@ -1,0 +1,35 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Sql } from 'postgres';
+import { mapColumn, quoteIdent } from '../../src/warehouse/pg-types.ts';
+import { describeTable } from '../../src/source/catalog.ts';
+
+/** Every row of a source table and of its mirror, as PostgreSQL text, ordered by key: equal means in sync. */
+export async function snapshotBoth(
+  sql: Sql,
+  duck: DuckDBConnection,
+  schema: string,
+  table: string,
+): Promise<{ source: (string | null)[][]; mirror: (string | null)[][] }> {
+  const t = await describeTable(sql, schema, table);
+  const keys = t.columns.filter((c) => c.key).map((c) => quoteIdent(c.name));
+  const pgCols = t.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
+  const source = (await sql
+    .unsafe(`SELECT ${pgCols} FROM ${quoteIdent(schema)}.${quoteIdent(table)} ORDER BY ${keys.join(', ')}`)
+    .values()) as unknown as (string | null)[][];
+  const duckCols = t.columns.map((c) => mapColumn(c).toText(quoteIdent(c.name))).join(', ');
+  const reader = await duck.runAndReadAll(
+    `SELECT ${duckCols} FROM ${quoteIdent(schema)}.${quoteIdent(table)} ORDER BY ${keys.join(', ')}`,
+  );
+  const mirror = reader.getRows().map((r) => r.map((v) => (v === null ? null : String(v))));
+  return { source: source.map((r) => [...r]), mirror };
+}
+
+/** Polls `check` until it returns true or the time is up. */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}

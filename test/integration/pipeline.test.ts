@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Sql } from 'postgres';
+import { createInlineBus } from '../../src/bus/index.ts';
+import { connectSql, createSource, readSlot } from '../../src/source/index.ts';
+import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
+import { startPostgres } from '../support/postgres.ts';
+import { snapshotBoth, waitFor } from './compare.ts';
+
+interface Running {
+  warehouse: Warehouse;
+  stop(): Promise<void>;
+  status: ReturnType<typeof createSource>['status'];
+}
+
+let url: string;
+let sql: Sql;
+let dir: string;
+const SLOT = 'it_pipeline';
+
+async function start(): Promise<Running> {
+  const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
+  const bus = createInlineBus();
+  const controller = new AbortController();
+  const busDone = bus.run(warehouse, controller.signal);
+  const source = createSource(
+    { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, batchMs: 50, statusIntervalMs: 200, connectTimeoutS: 10 },
+    {
+      publish: (b) => bus.publish(b),
+      snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
+      log: () => {},
+    },
+  );
+  const done = source.run(controller.signal);
+  return {
+    warehouse,
+    status: source.status,
+    async stop() {
+      controller.abort();
+      await done;
+      await busDone;
+      await warehouse.close();
+    },
+  };
+}
+
+async function inSync(w: Warehouse, table: string): Promise<boolean> {
+  const duck = await w.connect();
+  try {
+    const { source, mirror } = await snapshotBoth(sql, duck, 'public', table);
+    return JSON.stringify(source) === JSON.stringify(mirror);
+  } catch {
+    return false;
+  } finally {
+    duck.closeSync();
+  }
+}
+
+async function expectInSync(w: Warehouse, table: string): Promise<void> {
+  await waitFor(() => inSync(w, table), 30_000, `${table} in sync`).catch(() => {});
+  const duck = await w.connect();
+  const { source, mirror } = await snapshotBoth(sql, duck, 'public', table);
+  duck.closeSync();
+  expect(mirror).toEqual(source);
+}
+
+beforeAll(async () => {
+  const pg = await startPostgres();
+  url = await pg.createDatabase(`it_pipeline_${process.pid}`);
+  sql = connectSql(url, { max: 2 });
+  dir = mkdtempSync(join(tmpdir(), 'ducktail-it-'));
+  await sql.unsafe(`
+    CREATE TABLE items (id bigint PRIMARY KEY, price numeric(10,2), qty int, note text, at timestamptz, blob bytea, flag boolean);
+    CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+    ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+    INSERT INTO items SELECT g, g * 1.25, g % 7, 'row ' || g, '2026-11-23 10:00:00.123456+00'::timestamptz + g * interval '1 second', '\\x01ff', g % 2 = 0
+      FROM generate_series(1, 2500) g;
+    INSERT INTO docs VALUES (1, 'big', repeat('abcdefghij', 5000)), (2, 'small', 'x');
+  `);
+});
+
+afterAll(async () => {
+  await sql?.end();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('inline pipeline against a real PostgreSQL', () => {
+  test('copies existing rows, streams changes, keeps TOAST, confirms only what is applied, resumes without duplicates', async () => {
+    const p = await start();
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    await expectInSync(p.warehouse, 'items');
+    await expectInSync(p.warehouse, 'docs');
+
+    await sql.unsafe(`
+      UPDATE items SET price = price + 1, note = NULL WHERE id % 10 = 0;
+      DELETE FROM items WHERE id % 15 = 0;
+      INSERT INTO items VALUES (9001, 0.01, 1, 'new', now(), NULL, NULL);
+      UPDATE items SET id = 9002 WHERE id = 1;
+      UPDATE docs SET title = 'big v2' WHERE id = 1;
+    `);
+    await sql.begin(async (tx) => {
+      for (let i = 0; i < 1200; i++) await tx`INSERT INTO items VALUES (${10_000 + i}, 1.00, 1, 'tx', now(), NULL, true)`;
+    });
+    await expectInSync(p.warehouse, 'items');
+    await expectInSync(p.warehouse, 'docs');
+
+    const duck = await p.warehouse.connect();
+    const nullBodies = await duck.runAndReadAll("SELECT count(*) FROM history.docs WHERE body IS NULL");
+    expect(Number(nullBodies.getRows()[0]![0])).toBe(0);
+    const historyCount = Number((await duck.runAndReadAll('SELECT count(*) FROM history.items')).getRows()[0]![0]);
+    duck.closeSync();
+
+    // The slot's confirmed position moves forward once the changes are committed in DuckDB.
+    const lastApplied = p.warehouse.progress.current.ackLsn;
+    await waitFor(async () => ((await readSlot(sql, SLOT))?.confirmedFlushLsn ?? 0n) >= lastApplied, 10_000, 'slot confirm');
+    await p.stop();
+
+    // Changes while ducktail is down, then a restart: it resumes from the slot, nothing twice.
+    await sql`UPDATE items SET qty = qty + 100 WHERE id <= 50`;
+    const again = await start();
+    await expectInSync(again.warehouse, 'items');
+    const duck2 = await again.warehouse.connect();
+    const after = Number((await duck2.runAndReadAll('SELECT count(*) FROM history.items')).getRows()[0]![0]);
+    const dupes = await duck2.runAndReadAll(
+      "SELECT count(*) FROM (SELECT _lsn, _seq FROM history.items WHERE _op <> 'R' GROUP BY ALL HAVING count(*) > 1)",
+    );
+    duck2.closeSync();
+    const changedWhileDown = Number((await sql`SELECT count(*)::int AS n FROM items WHERE id <= 50 AND id <> 1`)[0]!.n);
+    expect(after - historyCount).toBe(changedWhileDown);
+    expect(Number(dupes.getRows()[0]![0])).toBe(0);
+    await again.stop();
+  });
+});
