@@ -201,7 +201,7 @@ export async function streamChanges(
         continue;
       }
       if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
-      await handle(decodePgoutput(msg.data, { streaming: false }));
+      await handle(decodePgoutput(msg.data));
     }
   } catch (e) {
     if (!failure) failure = e;

@@ -111,7 +111,8 @@ export class BatchApplier {
         case 'T':
           finals.clear();
           truncate = true;
-          history.push({ op: 'T', lsn: c.lsn, seq: c.seq, commitTimeUs: c.commitTimeUs, row: [] });
+          // A snapshot's reset (lsn 0) is bookkeeping, not a change of the source: no history row.
+          if (c.lsn !== 0n) history.push({ op: 'T', lsn: c.lsn, seq: c.seq, commitTimeUs: c.commitTimeUs, row: [] });
           break;
         default: {
           const never: never = c.op;

@@ -11,14 +11,15 @@ export async function snapshotBoth(
   table: string,
 ): Promise<{ source: (string | null)[][]; mirror: (string | null)[][] }> {
   const t = await describeTable(sql, schema, table);
-  const keys = t.columns.filter((c) => c.key).map((c) => quoteIdent(c.name));
+  // Qualified, so ORDER BY sorts by the typed column and not by the ::text output column of that name.
+  const keys = t.columns.filter((c) => c.key).map((c) => `t.${quoteIdent(c.name)}`);
   const pgCols = t.columns.map((c) => `${quoteIdent(c.name)}::text`).join(', ');
   const source = (await sql
-    .unsafe(`SELECT ${pgCols} FROM ${quoteIdent(schema)}.${quoteIdent(table)} ORDER BY ${keys.join(', ')}`)
+    .unsafe(`SELECT ${pgCols} FROM ${quoteIdent(schema)}.${quoteIdent(table)} t ORDER BY ${keys.join(', ')}`)
     .values()) as unknown as (string | null)[][];
-  const duckCols = t.columns.map((c) => mapColumn(c).toText(quoteIdent(c.name))).join(', ');
+  const duckCols = t.columns.map((c) => mapColumn(c).toText(`t.${quoteIdent(c.name)}`)).join(', ');
   const reader = await duck.runAndReadAll(
-    `SELECT ${duckCols} FROM ${quoteIdent(schema)}.${quoteIdent(table)} ORDER BY ${keys.join(', ')}`,
+    `SELECT ${duckCols} FROM ${quoteIdent(schema)}.${quoteIdent(table)} t ORDER BY ${keys.join(', ')}`,
   );
   const mirror = reader.getRows().map((r) => r.map((v) => (v === null ? null : String(v))));
   return { source: source.map((r) => [...r]), mirror };

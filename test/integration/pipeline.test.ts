@@ -30,7 +30,7 @@ async function start(): Promise<Running> {
     {
       publish: (b) => bus.publish(b),
       snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
-      log: () => {},
+      log: (m) => process.env.IT_DEBUG && console.error('[source]', m),
     },
   );
   const done = source.run(controller.signal);
@@ -63,6 +63,8 @@ async function expectInSync(w: Warehouse, table: string): Promise<void> {
   const duck = await w.connect();
   const { source, mirror } = await snapshotBoth(sql, duck, 'public', table);
   duck.closeSync();
+  const diff = source.findIndex((r, i) => JSON.stringify(r) !== JSON.stringify(mirror[i]));
+  if (diff >= 0) console.error(`${table}: first difference at row ${diff}`, source[diff], mirror[diff], source.length, mirror.length);
   expect(mirror).toEqual(source);
 }
 
