@@ -1,0 +1,107 @@
+import * as v from 'valibot';
+import { validateCronExpression } from 'cron';
+
+const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
+const TABLE = /^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$/;
+const HOST_PORT = /^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/;
+const SIZE = /^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
+
+const int = (min: number, what: string) =>
+  v.pipe(v.number(`must be a number (${what})`), v.integer(`must be a whole number (${what})`), v.minValue(min, `must be >= ${min} (${what})`));
+
+/** [source]: the PostgreSQL to replicate. */
+const Source = v.object({
+  url: v.optional(v.pipe(v.string(), v.regex(/^postgres(ql)?:\/\/./, 'must be a URL like postgres://user:password@host:5432/dbname')), 'postgres://postgres@127.0.0.1:5432/postgres'),
+  slot: v.optional(v.pipe(v.string(), v.regex(IDENT, 'must be a slot name: lower-case letters, digits and _ (at most 63)')), 'ducktail'),
+  publication: v.optional(v.pipe(v.string(), v.regex(IDENT, 'must be an identifier: lower-case letters, digits and _ (at most 63)')), 'ducktail'),
+  tables: v.optional(v.array(v.pipe(v.string(), v.regex(TABLE, 'each table must be written "schema.table"'))), []),
+  enabled: v.optional(v.boolean('must be true or false'), true),
+  status_interval_ms: v.optional(int(100, 'milliseconds between status updates to PostgreSQL'), 10_000),
+  connect_timeout_s: v.optional(int(1, 'seconds'), 30),
+});
+
+/** [bus]: inline (embedded) or Kafka. */
+const Bus = v.pipe(
+  v.object({
+    kind: v.optional(v.picklist(['inline', 'kafka'], 'must be "inline" or "kafka"'), 'inline'),
+    brokers: v.optional(v.array(v.pipe(v.string(), v.regex(HOST_PORT, 'each broker must be host:port'))), []),
+    topic_prefix: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, ".", "_" and "-" only')), 'ducktail'),
+    partitions: v.optional(int(1, 'partitions per topic'), 6),
+    instance: v.optional(int(0, 'this instance number, from 0'), 0),
+    instances: v.optional(int(1, 'number of instances'), 1),
+  }),
+  v.forward(v.check((b) => b.kind !== 'kafka' || b.brokers.length > 0, 'bus.kind = "kafka" needs at least one broker, e.g. brokers = ["127.0.0.1:9092"]'), ['brokers']),
+  v.forward(v.check((b) => b.instance < b.instances, 'must be lower than bus.instances (instances are numbered from 0)'), ['instance']),
+);
+
+/** [warehouse]: the embedded DuckDB. */
+const Warehouse = v.object({
+  path: v.optional(v.pipe(v.string(), v.minLength(1, 'must be a file path')), 'data/ducktail.duckdb'),
+  memory_limit: v.optional(v.pipe(v.string(), v.regex(SIZE, 'must be a size like "512MB" or "2GB"')), '2GB'),
+  threads: v.optional(int(1, 'DuckDB worker threads'), 2),
+  batch_rows: v.optional(int(1, 'changes per warehouse transaction'), 10_000),
+  batch_ms: v.optional(int(1, 'milliseconds a batch may wait'), 200),
+});
+
+/** [tiering]: hot DuckDB, warm local Parquet, cold Parquet in S3 or a folder. */
+const Tiering = v.object({
+  hot_days: v.optional(int(0, 'days'), 7),
+  warm_days: v.optional(int(0, 'days'), 30),
+  warm_dir: v.optional(v.pipe(v.string(), v.minLength(1, 'must be a folder path')), 'data/warm'),
+  cold_url: v.optional(v.pipe(v.string(), v.regex(/^(s3:\/\/[a-z0-9.-]{3,63}(\/.*)?|file:\/\/.+)$/, 'must be s3://bucket/prefix or file:///folder')), 'file://data/cold'),
+  s3_endpoint: v.optional(v.string(), ''),
+  s3_region: v.optional(v.string(), 'us-east-1'),
+  s3_access_key_id: v.optional(v.string(), ''),
+  s3_secret_access_key: v.optional(v.string(), ''),
+  schedule: v.optional(
+    v.pipe(v.string(), v.check((s) => validateCronExpression(s).valid, 'must be a cron expression like "0 3 * * *"')),
+    '0 3 * * *',
+  ),
+  tables: v.optional(
+    v.record(
+      v.pipe(v.string(), v.regex(TABLE, 'table keys must be "schema.table"')),
+      v.object({ time_column: v.pipe(v.string(), v.minLength(1, 'must name a timestamp column')) }),
+    ),
+    {},
+  ),
+});
+
+/** [api]: the HTTP API. */
+const Api = v.object({
+  listen: v.optional(v.pipe(v.string(), v.regex(HOST_PORT, 'must be host:port, e.g. "127.0.0.1:8080"')), '127.0.0.1:8080'),
+  tokens: v.optional(
+    v.array(
+      v.object({
+        token: v.pipe(v.string(), v.minLength(16, 'tokens must be at least 16 characters')),
+        scope: v.picklist(['read', 'admin'], 'must be "read" or "admin"'),
+      }),
+    ),
+    [],
+  ),
+});
+
+/** [log] */
+const Log = v.object({
+  level: v.optional(v.picklist(['debug', 'info', 'warn', 'error'], 'must be debug, info, warn or error'), 'info'),
+});
+
+/** [demo]: only for `ducktail demo`. */
+const Demo = v.object({
+  rate: v.optional(v.pipe(v.number('must be a number'), v.minValue(0.1, 'must be > 0 (operations per second)')), 20),
+  data_dir: v.optional(v.pipe(v.string(), v.minLength(1)), '.ducktail-demo'),
+  port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535, 'must be a TCP port')), 8080),
+});
+
+/** The whole file. */
+export const ConfigSchema = v.object({
+  source: v.optional(Source, {}),
+  bus: v.optional(Bus, {}),
+  warehouse: v.optional(Warehouse, {}),
+  tiering: v.optional(Tiering, {}),
+  api: v.optional(Api, {}),
+  log: v.optional(Log, {}),
+  demo: v.optional(Demo, {}),
+});
+
+/** The validated configuration with every default applied. */
+export type Config = v.InferOutput<typeof ConfigSchema>;
