@@ -56,7 +56,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     : null;
   const sourceDone = source?.run(controller.signal) ?? Promise.resolve();
 
-  const query = createQueryEngine({ instance: warehouse.instance, allowedDirectories: allowed });
+  const query = createQueryEngine({ instance: warehouse.instance });
   const app = createApi({
     query,
     tables: () => warehouse.tables(),

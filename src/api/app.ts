@@ -1,0 +1,51 @@
+import { Hono } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { AppError } from '../errors.ts';
+import { QueryError } from '../warehouse/query.ts';
+import dashboardAsset from './dashboard/index.html' with { type: 'text' };
+import { healthRoutes } from './routes/health.ts';
+import { queryRoutes } from './routes/query.ts';
+import { tableRoutes } from './routes/tables.ts';
+import { type ApiDeps, errorBody } from './types.ts';
+
+// Imported as text (embedded in the compiled binary); Bun's types describe .html imports as bundles.
+const dashboardHtml = dashboardAsset as unknown as string;
+
+const QUERY_STATUS: Record<string, ContentfulStatusCode> = {
+  QUERY_INVALID: 400,
+  QUERY_NOT_READ_ONLY: 400,
+  QUERY_TIMEOUT: 504,
+};
+
+/** Builds the Hono app: health, query, tables, dashboard; bearer tokens when configured. */
+export function createApi(deps: ApiDeps): Hono {
+  const app = new Hono();
+  const tokens = deps.tokens ?? [];
+
+  app.use('/v1/*', async (c, next) => {
+    if (tokens.length === 0) return next();
+    const header = c.req.header('authorization') ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    const match = tokens.find((t) => t.token === presented);
+    if (!match) {
+      return c.json(errorBody('UNAUTHORIZED', 'send "Authorization: Bearer <token>" with a token from [api] tokens'), 401);
+    }
+    if (c.req.path.startsWith('/v1/admin/') && match.scope !== 'admin') {
+      return c.json(errorBody('FORBIDDEN', 'this endpoint needs a token with scope "admin"'), 403);
+    }
+    return next();
+  });
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', queryRoutes(deps));
+  app.route('/', tableRoutes(deps));
+  app.get('/', (c) => c.html(dashboardHtml));
+
+  app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), 404));
+  app.onError((e, c) => {
+    if (e instanceof QueryError) return c.json(errorBody(e.code, e.message), QUERY_STATUS[e.code] ?? 400);
+    const code = e instanceof AppError ? e.code : 'INTERNAL';
+    return c.json(errorBody(code, e.message), 500);
+  });
+  return app;
+}

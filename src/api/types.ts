@@ -1,0 +1,31 @@
+import type { QueryEngine } from '../warehouse/query.ts';
+
+/** A component's readiness as /readyz reports it. */
+export interface Readiness {
+  ready: boolean;
+  detail?: string;
+}
+
+/** A mirrored table as GET /v1/tables lists it. */
+export interface TableInfo {
+  name: string;
+  rowCount: number;
+  columns: { name: string; type: string }[];
+}
+
+/** Everything the API needs from the appliance. */
+export interface ApiDeps {
+  query: QueryEngine;
+  tables: () => Promise<TableInfo[]>;
+  readiness: () => Record<string, Readiness>;
+  /** Pipeline state for GET /v1/status (JSON-safe). */
+  status?: () => Record<string, unknown>;
+  version: string;
+  /** Bearer tokens; empty = no authentication. */
+  tokens?: { token: string; scope: 'read' | 'admin' }[];
+}
+
+/** The JSON error body of every failed request. */
+export function errorBody(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
