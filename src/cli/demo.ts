@@ -38,7 +38,11 @@ export async function demoCommand(args: Args): Promise<number> {
     const fresh = !existsSync(join(dataDir, 'warehouse.duckdb'));
     await applyDemoSchema(sql);
     appliance = await startAppliance(config, { log, version: VERSION });
-    const workload = createWorkload(sql, { rate: base.demo.rate, signal: workloadStop.signal });
+    const workload = createWorkload(sql, {
+      rate: base.demo.rate,
+      signal: workloadStop.signal,
+      onError: (e) => log.child('workload').warn((e as Error).message),
+    });
     const url = appliance.url;
     process.stdout.write(
       `\nducktail demo is running${fresh ? '' : ' (resumed)'}: ${base.demo.rate} operations/s on the embedded PostgreSQL\n` +

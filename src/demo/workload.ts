@@ -54,7 +54,7 @@ export function createWorkload(sql: Sql, opts: WorkloadOptions): { done: Promise
         await tx`
           INSERT INTO orders (customer_id, product_id, price, quantity)
           SELECT r.customer_id, r.product_id, p.price, r.quantity
-            FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(customer_id bigint, product_id bigint, quantity int)
+            FROM json_to_recordset(${JSON.stringify(rows)}::text::json) AS r(customer_id bigint, product_id bigint, quantity int)
             JOIN products p USING (product_id)`;
         stats.orders += inserts;
       }

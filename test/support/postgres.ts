@@ -23,6 +23,12 @@ export interface PgServer {
 
 let shared: Promise<PgServer> | null = null;
 
+/** Stops the shared cluster if this process started it (the test preload calls this after all tests). */
+export async function stopPostgres(): Promise<void> {
+  if (shared) await (await shared).stop();
+  shared = null;
+}
+
 /** Starts the shared cluster on first call; later calls return the same one. */
 export function startPostgres(): Promise<PgServer> {
   shared ??= boot();
@@ -41,10 +47,11 @@ async function boot(): Promise<PgServer> {
     await pg.stop();
     rmSync(root, { recursive: true, force: true });
   };
-  process.once('beforeExit', () => void stop());
   process.once('exit', () => {
-    // Last resort: a synchronous exit cannot await the server's shutdown; delete the folder only.
-    if (!stopped) rmSync(root, { recursive: true, force: true });
+    // bun test exits without awaiting anything: shut the server down at once and delete its files.
+    if (stopped) return;
+    pg.killNow();
+    rmSync(root, { recursive: true, force: true });
   });
   const client = () => postgres(pg.url, { max: 2, onnotice: () => {} });
   return {
