@@ -28,6 +28,9 @@ export interface StreamState {
   lastCommitTimeUs: bigint;
 }
 
+/** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
+const MAX_INFLIGHT = 2;
+
 interface OpenTransaction {
   finalLsn: bigint;
   commitTimeUs: bigint;
@@ -201,6 +204,8 @@ export async function streamChanges(
         continue;
       }
       if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
+      // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
+      if (inflightCount >= MAX_INFLIGHT) await inflight;
       await handle(decodePgoutput(msg.data));
     }
   } catch (e) {
