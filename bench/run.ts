@@ -28,18 +28,21 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-'));
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: 'bench' });
   const bus = createInlineBus();
-  const controller = new AbortController();
-  const busDone = bus.run(warehouse, controller.signal);
+  const sourceStop = new AbortController();
+  const busStop = new AbortController();
+  const busDone = bus.run(warehouse, busStop.signal);
   const source = createSource(
     { url, slot: 'bench', publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
     {
-      publish: (b) => bus.publish(b),
+      publish: (b) => bus.publish(b, busStop.signal),
       snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
-      log: () => {},
+      log: (m) => {
+        if (process.env.BENCH_VERBOSE) console.error(m);
+      },
     },
   );
   const t0 = performance.now();
-  const done = source.run(controller.signal);
+  const done = source.run(sourceStop.signal);
   while (source.status.phase !== 'streaming') await Bun.sleep(5);
   const snapshotMs = performance.now() - t0;
 
@@ -49,8 +52,9 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
   while (warehouse.stats.rowsApplied - before < ROWS) await Bun.sleep(5);
   const streamingMs = performance.now() - t1;
 
-  controller.abort();
+  sourceStop.abort();
   await done;
+  busStop.abort();
   await busDone;
   await warehouse.close();
   await sql.end();

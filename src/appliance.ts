@@ -31,9 +31,11 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   });
   const allowed = [resolve(config.tiering.warm_dir)];
   await lockDownInstance(warehouse.instance, { allowedDirectories: allowed });
-  const controller = new AbortController();
+  // Stopped in data-flow order: the source's last batch still goes through a running bus.
+  const sourceStop = new AbortController();
+  const busStop = new AbortController();
   const bus: Bus = createInlineBus();
-  const busDone = bus.run(warehouse, controller.signal);
+  const busDone = bus.run(warehouse, busStop.signal);
 
   const source = config.source.enabled
     ? createSource(
@@ -48,13 +50,13 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
           connectTimeoutS: config.source.connect_timeout_s,
         },
         {
-          publish: (batch) => bus.publish(batch, controller.signal),
+          publish: (batch) => bus.publish(batch, busStop.signal),
           snapshotDone: async (slot) => (await warehouse.progress.snapshotState(slot)).status === 'done',
           log: (m) => log.child('source').info(m),
         },
       )
     : null;
-  const sourceDone = source?.run(controller.signal) ?? Promise.resolve();
+  const sourceDone = source?.run(sourceStop.signal) ?? Promise.resolve();
 
   const query = createQueryEngine({ instance: warehouse.instance });
   const app = createApi({
@@ -69,7 +71,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
     }),
   });
-  const server = await serveApi(app, { listen: config.api.listen, signal: controller.signal });
+  const server = await serveApi(app, { listen: config.api.listen, signal: busStop.signal });
   log.info(`api listening on ${server.url}`);
 
   let stopping: Promise<void> | null = null;
@@ -79,8 +81,9 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     source,
     stop() {
       stopping ??= (async () => {
-        controller.abort();
+        sourceStop.abort();
         await sourceDone;
+        busStop.abort();
         await busDone;
         await bus.close();
         await server.stop();

@@ -54,6 +54,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     flushedLsn: 0n,
     lastMessageAt: 0,
     lastCommitTimeUs: 0n,
+    pendingChanges: 0,
   };
 
   async function runOnce(signal: AbortSignal): Promise<void> {
@@ -87,12 +88,14 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           batchRows: opts.batchRows,
           publish: deps.publish,
           log: deps.log,
+          signal,
         });
         startLsn = created.consistentPoint;
         confirmedLsn = created.consistentPoint;
       } else {
         confirmedLsn = slot.confirmedFlushLsn;
       }
+      if (signal.aborted) return;
       status.phase = 'streaming';
       status.error = null;
       await streamChanges(

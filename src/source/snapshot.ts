@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import type { Change, ChangeBatch, TableSchema } from '../bus/bus.ts';
+import { AppError } from '../errors.ts';
 import { pgIdent } from './catalog.ts';
 
 /** What the initial copy needs. */
@@ -11,6 +12,8 @@ export interface SnapshotOptions {
   batchRows: number;
   publish(batch: ChangeBatch): Promise<void>;
   log(message: string): void;
+  /** Stops the copy between batches; the next start copies again. */
+  signal: AbortSignal;
 }
 
 /**
@@ -37,6 +40,7 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
       const query = tx.unsafe(`SELECT ${cols} FROM ${pgIdent(t.schema)}.${pgIdent(t.table)}`).values();
       let copied = 0;
       for await (const rows of query.cursor(opts.batchRows)) {
+        if (opts.signal.aborted) throw new AppError('ABORTED', 'initial copy interrupted by shutdown; it starts over on the next start');
         const changes: Change[] = rows.map((row, i) => ({
           op: 'R',
           table: name,

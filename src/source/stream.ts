@@ -26,6 +26,8 @@ export interface StreamState {
   flushedLsn: bigint;
   lastMessageAt: number;
   lastCommitTimeUs: bigint;
+  /** Changes read from the slot and not yet handed to the bus. */
+  pendingChanges: number;
 }
 
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
@@ -86,6 +88,7 @@ export async function streamChanges(
     const batch: ChangeBatch = { tables: pendingTables, changes: pending };
     if (pendingAck !== undefined) batch.ackLsn = pendingAck;
     pending = [];
+    state.pendingChanges = 0;
     pendingTables = new Map();
     pendingAck = undefined;
     inflightCount++;
@@ -126,6 +129,7 @@ export async function streamChanges(
       .catch(() => stream.destroy());
   };
   signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort(); // aborted while START_REPLICATION was being sent
 
   const handle = async (m: PgoutputMessage): Promise<void> => {
     switch (m.tag) {
@@ -185,7 +189,7 @@ export async function streamChanges(
     pendingTables.set(rel.name, rel);
     const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs };
     if (oldKey) change.oldKey = oldKey;
-    pending.push(change);
+    state.pendingChanges = pending.push(change);
     if (pending.length >= opts.batchRows) await flush(); // backpressure: stop reading until durable
   };
 

@@ -20,26 +20,28 @@ let sql: Sql;
 let dir: string;
 const SLOT = 'it_pipeline';
 
-async function start(): Promise<Running> {
+async function start(timing = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
   const bus = createInlineBus();
-  const controller = new AbortController();
-  const busDone = bus.run(warehouse, controller.signal);
+  const sourceStop = new AbortController();
+  const busStop = new AbortController();
+  const busDone = bus.run(warehouse, busStop.signal);
   const source = createSource(
-    { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, batchMs: 50, statusIntervalMs: 200, connectTimeoutS: 10 },
+    { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, ...timing, connectTimeoutS: 10 },
     {
-      publish: (b) => bus.publish(b),
+      publish: (b) => bus.publish(b, busStop.signal),
       snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
       log: (m) => process.env.IT_DEBUG && console.error('[source]', m),
     },
   );
-  const done = source.run(controller.signal);
+  const done = source.run(sourceStop.signal);
   return {
     warehouse,
     status: source.status,
     async stop() {
-      controller.abort();
+      sourceStop.abort(); // the source's last batch still goes through the running bus
       await done;
+      busStop.abort();
       await busDone;
       await warehouse.close();
     },
@@ -132,6 +134,26 @@ describe('inline pipeline against a real PostgreSQL', () => {
     const changedWhileDown = Number((await sql`SELECT count(*)::int AS n FROM items WHERE id <= 50 AND id <> 1`)[0]!.n);
     expect(after - historyCount).toBe(changedWhileDown);
     expect(Number(dupes.getRows()[0]![0])).toBe(0);
+    await again.stop();
+  });
+
+  test('a clean stop publishes the pending batch and confirms it to the slot', async () => {
+    // Neither timed batches nor timed status updates during the test: only the shutdown can publish and confirm.
+    const p = await start({ batchMs: 600_000, statusIntervalMs: 600_000 });
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    const before = (await readSlot(sql, SLOT))!.confirmedFlushLsn;
+    await sql`INSERT INTO items VALUES (20001, 2.00, 1, 'last', now(), NULL, NULL)`;
+    await waitFor(async () => p.status.pendingChanges === 1, 10_000, 'insert received');
+    expect(p.warehouse.stats.rowsApplied).toBe(0); // still pending in the source
+    await p.stop();
+    const applied = p.warehouse.stats.rowsApplied;
+    const ackLsn = p.warehouse.progress.current.ackLsn;
+    const confirmed = (await readSlot(sql, SLOT))!.confirmedFlushLsn;
+    expect(applied).toBe(1);
+    expect(ackLsn).toBeGreaterThan(before);
+    expect(confirmed).toBeGreaterThanOrEqual(ackLsn);
+    const again = await start();
+    await expectInSync(again.warehouse, 'items');
     await again.stop();
   });
 });
