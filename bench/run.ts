@@ -15,6 +15,12 @@ const TXN_ROWS = 10_000;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** One polling step; a source that hits an error fails the benchmark instead of retrying forever. */
+async function waitStep(status: { phase: string; error: string | null }): Promise<void> {
+  if (status.phase === 'retrying') throw new Error(`source failed: ${status.error}`);
+  await Bun.sleep(5);
+}
+
 async function once(run: number): Promise<{ snapshot: number; streaming: number }> {
   const pg = await startPostgres();
   const url = await pg.createDatabase(`bench_${run}`);
@@ -25,14 +31,15 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
     sql.unsafe(`INSERT INTO orders SELECT g, g % 1000, g % 50, (g % 10000) / 100.0, 1 + g % 4, 'pending',
       '2026-11-23 00:00:00+00'::timestamptz + g * interval '1 second' FROM generate_series(${from}, ${to}) g`);
   await fill(1, ROWS);
+  const slot = `bench_${run}`; // slots are cluster-wide: one per run's database
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-'));
-  const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: 'bench' });
+  const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: slot });
   const bus = createInlineBus();
   const sourceStop = new AbortController();
   const busStop = new AbortController();
   const busDone = bus.run(warehouse, busStop.signal);
   const source = createSource(
-    { url, slot: 'bench', publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
+    { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
     {
       publish: (b) => bus.publish(b, busStop.signal),
       snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
@@ -43,13 +50,13 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
   );
   const t0 = performance.now();
   const done = source.run(sourceStop.signal);
-  while (source.status.phase !== 'streaming') await Bun.sleep(5);
+  while (source.status.phase !== 'streaming') await waitStep(source.status);
   const snapshotMs = performance.now() - t0;
 
   const before = warehouse.stats.rowsApplied;
   const t1 = performance.now();
   for (let from = ROWS + 1; from <= 2 * ROWS; from += TXN_ROWS) await fill(from, Math.min(from + TXN_ROWS - 1, 2 * ROWS));
-  while (warehouse.stats.rowsApplied - before < ROWS) await Bun.sleep(5);
+  while (warehouse.stats.rowsApplied - before < ROWS) await waitStep(source.status);
   const streamingMs = performance.now() - t1;
 
   sourceStop.abort();
@@ -57,6 +64,7 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
   busStop.abort();
   await busDone;
   await warehouse.close();
+  await sql`SELECT pg_drop_replication_slot(${slot})`;
   await sql.end();
   rmSync(dir, { recursive: true, force: true });
   return { snapshot: (ROWS / snapshotMs) * 1000, streaming: (ROWS / streamingMs) * 1000 };
