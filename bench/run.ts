@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInlineBus } from '../src/bus/index.ts';
-import { connectSql, createSource } from '../src/source/index.ts';
+import { startPipeline } from '../src/pipeline.ts';
+import { connectSql } from '../src/source/index.ts';
 import { createWarehouse } from '../src/warehouse/index.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
 
@@ -34,22 +35,16 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
   const slot = `bench_${run}`; // slots are cluster-wide: one per run's database
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-'));
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: slot });
-  const bus = createInlineBus();
-  const sourceStop = new AbortController();
-  const busStop = new AbortController();
-  const busDone = bus.run(warehouse, busStop.signal);
-  const source = createSource(
-    { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
-    {
-      publish: (b) => bus.publish(b, busStop.signal),
-      snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
-      log: (m) => {
-        if (process.env.BENCH_VERBOSE) console.error(m);
-      },
-    },
-  );
   const t0 = performance.now();
-  const done = source.run(sourceStop.signal);
+  const pipeline = startPipeline({
+    warehouse,
+    bus: createInlineBus(),
+    source: { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
+    log: (m) => {
+      if (process.env.BENCH_VERBOSE) console.error(m);
+    },
+  });
+  const source = pipeline.source!;
   while (source.status.phase !== 'streaming') await waitStep(source.status);
   const snapshotMs = performance.now() - t0;
 
@@ -59,10 +54,7 @@ async function once(run: number): Promise<{ snapshot: number; streaming: number 
   while (warehouse.stats.rowsApplied - before < ROWS) await waitStep(source.status);
   const streamingMs = performance.now() - t1;
 
-  sourceStop.abort();
-  await done;
-  busStop.abort();
-  await busDone;
+  await pipeline.stop();
   await warehouse.close();
   await sql`SELECT pg_drop_replication_slot(${slot})`;
   await sql.end();

@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import { createApi, serveApi } from './api/index.ts';
-import { type Bus, createInlineBus } from './bus/index.ts';
+import { createInlineBus } from './bus/index.ts';
 import type { Config } from './config/index.ts';
 import { ConfigError } from './errors.ts';
 import type { Logger } from './log.ts';
-import { createSource, type Source } from './source/index.ts';
+import { startPipeline } from './pipeline.ts';
+import type { Source } from './source/index.ts';
 import { createQueryEngine, lockDownInstance } from './warehouse/query.ts';
 import { createWarehouse, type Warehouse } from './warehouse/index.ts';
 
@@ -31,15 +32,11 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   });
   const allowed = [resolve(config.tiering.warm_dir)];
   await lockDownInstance(warehouse.instance, { allowedDirectories: allowed });
-  // Stopped in data-flow order: the source's last batch still goes through a running bus.
-  const sourceStop = new AbortController();
-  const busStop = new AbortController();
-  const bus: Bus = createInlineBus();
-  const busDone = bus.run(warehouse, busStop.signal);
-
-  const source = config.source.enabled
-    ? createSource(
-        {
+  const { source, stop: stopPipeline } = startPipeline({
+    warehouse,
+    bus: createInlineBus(),
+    source: config.source.enabled
+      ? {
           url: config.source.url,
           slot: config.source.slot,
           publication: config.source.publication,
@@ -48,15 +45,10 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
           batchMs: config.warehouse.batch_ms,
           statusIntervalMs: config.source.status_interval_ms,
           connectTimeoutS: config.source.connect_timeout_s,
-        },
-        {
-          publish: (batch) => bus.publish(batch, busStop.signal),
-          snapshotDone: async (slot) => (await warehouse.progress.snapshotState(slot)).status === 'done',
-          log: (m) => log.child('source').info(m),
-        },
-      )
-    : null;
-  const sourceDone = source?.run(sourceStop.signal) ?? Promise.resolve();
+        }
+      : null,
+    log: (m) => log.child('source').info(m),
+  });
 
   const query = createQueryEngine({ instance: warehouse.instance });
   const app = createApi({
@@ -71,7 +63,11 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
     }),
   });
-  const server = await serveApi(app, { listen: config.api.listen, signal: busStop.signal });
+  const server = await serveApi(app, { listen: config.api.listen }).catch(async (e: unknown) => {
+    await stopPipeline(); // e.g. the port is taken: leave nothing running behind the error
+    await warehouse.close();
+    throw e;
+  });
   log.info(`api listening on ${server.url}`);
 
   let stopping: Promise<void> | null = null;
@@ -81,11 +77,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     source,
     stop() {
       stopping ??= (async () => {
-        sourceStop.abort();
-        await sourceDone;
-        busStop.abort();
-        await busDone;
-        await bus.close();
+        await stopPipeline();
         await server.stop();
         await warehouse.close();
       })();

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { createInlineBus } from '../../src/bus/index.ts';
-import { connectSql, createSource, readSlot } from '../../src/source/index.ts';
+import { startPipeline } from '../../src/pipeline.ts';
+import { connectSql, readSlot, type SourceStatus } from '../../src/source/index.ts';
 import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { snapshotBoth, waitFor } from './compare.ts';
@@ -12,7 +13,7 @@ import { snapshotBoth, waitFor } from './compare.ts';
 interface Running {
   warehouse: Warehouse;
   stop(): Promise<void>;
-  status: ReturnType<typeof createSource>['status'];
+  status: SourceStatus;
 }
 
 let url: string;
@@ -22,27 +23,19 @@ const SLOT = 'it_pipeline';
 
 async function start(timing = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
-  const bus = createInlineBus();
-  const sourceStop = new AbortController();
-  const busStop = new AbortController();
-  const busDone = bus.run(warehouse, busStop.signal);
-  const source = createSource(
-    { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, ...timing, connectTimeoutS: 10 },
-    {
-      publish: (b) => bus.publish(b, busStop.signal),
-      snapshotDone: async (s) => (await warehouse.progress.snapshotState(s)).status === 'done',
-      log: (m) => process.env.IT_DEBUG && console.error('[source]', m),
+  const pipeline = startPipeline({
+    warehouse,
+    bus: createInlineBus(),
+    source: { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, ...timing, connectTimeoutS: 10 },
+    log: (m) => {
+      if (process.env.IT_DEBUG) console.error('[source]', m);
     },
-  );
-  const done = source.run(sourceStop.signal);
+  });
   return {
     warehouse,
-    status: source.status,
+    status: pipeline.source!.status,
     async stop() {
-      sourceStop.abort(); // the source's last batch still goes through the running bus
-      await done;
-      busStop.abort();
-      await busDone;
+      await pipeline.stop();
       await warehouse.close();
     },
   };
