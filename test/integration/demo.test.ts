@@ -1,0 +1,101 @@
+// The demo as a new user meets it: `ducktail demo` serves a growing orders count, survives kill -9
+// (the warehouse equals the source after the restart), and Ctrl-C stops everything it started.
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../src/demo/postgres.ts';
+import { connectSql } from '../../src/source/index.ts';
+import { apiClient, sourceOrders, spawnDucktail, waitReady } from '../support/ducktail-process.ts';
+import { waitFor } from './compare.ts';
+
+let dir: string;
+let port: number;
+let api: ReturnType<typeof apiClient>;
+
+/** The embedded server's postmaster.pid: pid (line 1) and port (line 4), or null when none is running. */
+function postmaster(): { pid: number; port: number } | null {
+  const file = join(dir, 'data/postgres/postmaster.pid');
+  if (!existsSync(file)) return null;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return null;
+  }
+  return { pid, port: Number(lines[3]) };
+}
+
+const spawned: Bun.Subprocess[] = [];
+
+function spawnDemo(rate: number, dataDir = join(dir, 'data'), stderr: 'inherit' | 'pipe' = 'inherit') {
+  const proc = spawnDucktail(['demo'], {
+    cwd: dir,
+    stderr,
+    env: {
+      DUCKTAIL_DEMO_DATA_DIR: dataDir,
+      DUCKTAIL_DEMO_PORT: String(port),
+      DUCKTAIL_DEMO_RATE: String(rate),
+      DUCKTAIL_LOG_LEVEL: 'warn',
+    },
+  });
+  spawned.push(proc);
+  return proc;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'ducktail-demo-'));
+  chmodSync(dir, 0o755); // run as root, the embedded PostgreSQL's OS user must reach it
+  port = await freePort();
+  api = apiClient(`http://127.0.0.1:${port}`);
+});
+
+afterAll(() => {
+  for (const p of spawned) if (p.exitCode === null) p.kill(9); // a failed test must not leave processes behind
+  const pm = dir ? postmaster() : null;
+  if (pm) process.kill(pm.pid, 'SIGQUIT');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('demo: the orders count grows, kill -9 and restart keep the warehouse equal to the source, Ctrl-C stops all', async () => {
+  let demo = spawnDemo(100);
+  await waitReady(demo, api);
+  const first = await api.count('orders');
+  await Bun.sleep(1200);
+  const second = await api.count('orders');
+  expect(second).toBeGreaterThan(first);
+
+  demo.kill(9);
+  expect(await demo.exited).not.toBe(0);
+  const server = postmaster();
+  expect(server).not.toBeNull(); // the embedded PostgreSQL outlives the killed demo...
+
+  demo = spawnDemo(0.1); // ...and the next start reuses it; a slow workload so source and mirror settle
+  await waitReady(demo, api);
+  const sql = connectSql(`postgres://postgres:ducktail@127.0.0.1:${server!.port}/postgres`, { max: 1 });
+  try {
+    const same = async () => JSON.stringify(await sourceOrders(sql)) === JSON.stringify(await api.orders());
+    await waitFor(same, 30_000, 'warehouse equal to source').catch(() => {});
+    const source = await sourceOrders(sql);
+    expect(source.length).toBeGreaterThanOrEqual(second);
+    expect(await api.orders()).toEqual(source);
+    expect(await api.duplicateChanges('orders')).toBe(0);
+  } finally {
+    await sql.end();
+  }
+
+  demo.kill('SIGINT');
+  expect(await demo.exited).toBe(0);
+  expect(postmaster()).toBeNull(); // the reused server was stopped too
+});
+
+test.skipIf(process.getuid?.() !== 0)('demo as root: a data dir PostgreSQL cannot reach is refused with the fix', async () => {
+  const hidden = join(dir, 'private');
+  mkdirSync(hidden, { mode: 0o700 });
+  const demo = spawnDemo(1, join(hidden, 'data'), 'pipe');
+  expect(await demo.exited).toBe(1);
+  const err = await new Response(demo.stderr).text();
+  expect(err).toContain(`chmod o+x ${hidden}`);
+  expect(err).toContain('DUCKTAIL_DEMO_DATA_DIR');
+});
