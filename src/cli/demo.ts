@@ -4,7 +4,7 @@ import { startAppliance } from '../appliance.ts';
 import { type Config, loadConfig } from '../config/index.ts';
 import { applyDemoSchema } from '../demo/schema.ts';
 import { createWorkload } from '../demo/workload.ts';
-import { startEmbeddedPostgres } from '../demo/postgres.ts';
+import { demoPostgresDir, removeCluster, startEmbeddedPostgres } from '../demo/postgres.ts';
 import { createLogger } from '../log.ts';
 import { connectSql } from '../source/index.ts';
 import { VERSION } from '../version.ts';
@@ -23,7 +23,13 @@ export async function demoCommand(args: Args): Promise<number> {
   const log = createLogger(base.log.level);
   log.info(`ducktail ${VERSION} demo: data in ${dataDir}`);
 
-  const pg = await startEmbeddedPostgres({ dir: join(dataDir, 'postgres'), log: log.child('postgres') });
+  const fresh = !existsSync(join(dataDir, 'warehouse.duckdb'));
+  const pgDir = demoPostgresDir(dataDir);
+  if (pgDir.relocated) {
+    log.info(`PostgreSQL data in ${pgDir.dir}: run as root, its OS user "postgres" cannot reach ${dataDir}`);
+    if (fresh) await removeCluster(pgDir.dir); // left by a data dir that was deleted: start over with it
+  }
+  const pg = await startEmbeddedPostgres({ dir: pgDir.dir, log: log.child('postgres') });
   const config: Config = {
     ...base,
     source: { ...base.source, url: pg.url },
@@ -35,7 +41,6 @@ export async function demoCommand(args: Args): Promise<number> {
   let appliance: Awaited<ReturnType<typeof startAppliance>> | null = null;
   const workloadStop = new AbortController();
   try {
-    const fresh = !existsSync(join(dataDir, 'warehouse.duckdb'));
     await applyDemoSchema(sql);
     appliance = await startAppliance(config, { log, version: VERSION });
     const workload = createWorkload(sql, {

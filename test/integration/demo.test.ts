@@ -1,10 +1,11 @@
 // The demo as a new user meets it: `ducktail demo` serves a growing orders count, survives kill -9
 // (the warehouse equals the source after the restart), and Ctrl-C stops everything it started.
-import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../src/demo/postgres.ts';
+import { demoPostgresDir, freePort, RELOCATED_ROOT, removeCluster, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
+import { AppError } from '../../src/errors.ts';
 import { connectSql } from '../../src/source/index.ts';
 import { apiClient, sourceOrders, spawnDucktail, waitReady } from '../support/ducktail-process.ts';
 import { waitFor } from './compare.ts';
@@ -29,10 +30,9 @@ function postmaster(): { pid: number; port: number } | null {
 
 const spawned: Bun.Subprocess[] = [];
 
-function spawnDemo(rate: number, dataDir = join(dir, 'data'), stderr: 'inherit' | 'pipe' = 'inherit') {
+function spawnDemo(rate: number, dataDir = join(dir, 'data')) {
   const proc = spawnDucktail(['demo'], {
     cwd: dir,
-    stderr,
     env: {
       DUCKTAIL_DEMO_DATA_DIR: dataDir,
       DUCKTAIL_DEMO_PORT: String(port),
@@ -90,12 +90,41 @@ test('demo: the orders count grows, kill -9 and restart keep the warehouse equal
   expect(postmaster()).toBeNull(); // the reused server was stopped too
 });
 
-test.skipIf(process.getuid?.() !== 0)('demo as root: a data dir PostgreSQL cannot reach is refused with the fix', async () => {
-  const hidden = join(dir, 'private');
-  mkdirSync(hidden, { mode: 0o700 });
-  const demo = spawnDemo(1, join(hidden, 'data'), 'pipe');
-  expect(await demo.exited).toBe(1);
-  const err = await new Response(demo.stderr).text();
-  expect(err).toContain(`chmod o+x ${hidden}`);
-  expect(err).toContain('DUCKTAIL_DEMO_DATA_DIR');
+describe.skipIf(process.getuid?.() !== 0)('run as root below a folder the postgres OS user cannot reach', () => {
+  test('the demo keeps its cluster in /var/lib/ducktail-demo and runs', async () => {
+    const hidden = join(dir, 'private');
+    mkdirSync(hidden, { mode: 0o700 });
+    const dataDir = join(hidden, 'data');
+    const relocated = demoPostgresDir(dataDir);
+    expect(relocated.relocated).toBe(true);
+    expect(relocated.dir.startsWith(`${RELOCATED_ROOT}/`)).toBe(true);
+    try {
+      const demo = spawnDemo(20, dataDir);
+      await waitReady(demo, api);
+      expect(existsSync(join(relocated.dir, 'PG_VERSION'))).toBe(true);
+      await waitFor(async () => (await api.count('orders')) > 0, 30_000, 'orders flowing');
+      demo.kill('SIGINT');
+      expect(await demo.exited).toBe(0);
+
+      // Deleting the data dir starts over: the relocated cluster goes with it on the next start.
+      writeFileSync(join(relocated.dir, 'from-the-first-run'), '');
+      rmSync(dataDir, { recursive: true });
+      const again = spawnDemo(20, dataDir);
+      await waitReady(again, api);
+      expect(existsSync(join(relocated.dir, 'from-the-first-run'))).toBe(false);
+      again.kill('SIGINT');
+      expect(await again.exited).toBe(0);
+    } finally {
+      await removeCluster(relocated.dir);
+    }
+  });
+
+  test('starting PostgreSQL itself there is refused with the fix', async () => {
+    const hidden = join(dir, 'private2');
+    mkdirSync(hidden, { mode: 0o700 });
+    const err = await startEmbeddedPostgres({ dir: join(hidden, 'pg') }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe('DEMO_DIR_NOT_REACHABLE');
+    expect((err as Error).message).toContain(`chmod o+x ${hidden}`);
+  });
 });

@@ -4,11 +4,11 @@ import type { Sql } from 'postgres';
 const ROOT = join(import.meta.dir, '../..');
 
 /** Runs `bun src/main.ts <args>` as a separate process, as a user would run ducktail. */
-export function spawnDucktail(args: string[], opts: { cwd: string; env?: Record<string, string>; stderr?: 'inherit' | 'pipe' }) {
+export function spawnDucktail(args: string[], opts: { cwd: string; env?: Record<string, string> }) {
   return Bun.spawn(['bun', join(ROOT, 'src/main.ts'), ...args], {
     cwd: opts.cwd,
     stdout: 'inherit',
-    stderr: opts.stderr ?? 'inherit',
+    stderr: 'inherit',
     env: { ...process.env, ...opts.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
   });
 }
