@@ -108,18 +108,29 @@ export async function checkPrerequisites(sql: Sql, opts: { tables: string[]; pub
       fix: `ALTER ROLE ${role?.name} WITH REPLICATION;`,
     });
   }
-  const names = opts.tables.length > 0 ? opts.tables : ((await publicationTables(sql, opts.publication)) ?? []);
+  // Without a publication yet, ducktail creates it FOR ALL TABLES: PostgreSQL would then refuse UPDATE
+  // and DELETE on every keyless table of the database, so all of them must be checked before.
+  const published = opts.tables.length > 0 ? opts.tables : await publicationTables(sql, opts.publication);
   const keyless = await sql<{ name: string }[]>`
     SELECT n.nspname || '.' || c.relname AS name
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname || '.' || c.relname = ANY(${names}::text[]) AND c.relreplident <> 'f'
+     WHERE c.relkind = 'r' AND c.relreplident <> 'f'
+       AND ${published === null
+         ? sql`c.relpersistence = 'p' AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'`
+         : sql`n.nspname || '.' || c.relname = ANY(${published}::text[])`}
        AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
-                        AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident)))`;
+                        AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident)))
+     ORDER BY 1`;
   for (const t of keyless) {
+    const why = published === null
+      ? `the publication ${opts.publication} that ducktail creates FOR ALL TABLES would make PostgreSQL refuse UPDATE and DELETE on it`
+      : 'its updates and deletes cannot be matched';
     problems.push({
       check: 'primary key',
-      problem: `table ${t.name} has no primary key: updates and deletes cannot be matched`,
-      fix: `ALTER TABLE ${t.name} ADD PRIMARY KEY (...); or ALTER TABLE ${t.name} REPLICA IDENTITY FULL;`,
+      problem: `table ${t.name} has no primary key: ${why}`,
+      fix:
+        `ALTER TABLE ${t.name} ADD PRIMARY KEY (...); or ALTER TABLE ${t.name} REPLICA IDENTITY FULL;` +
+        (published === null ? ' or list only the tables to replicate in [source] tables' : ''),
     });
   }
   return problems;
