@@ -55,6 +55,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     lastMessageAt: 0,
     lastCommitTimeUs: 0n,
     pendingChanges: 0,
+    inflightBatches: 0,
   };
 
   async function runOnce(signal: AbortSignal): Promise<void> {

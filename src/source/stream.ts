@@ -28,6 +28,8 @@ export interface StreamState {
   lastCommitTimeUs: bigint;
   /** Changes read from the slot and not yet handed to the bus. */
   pendingChanges: number;
+  /** Batches handed to the bus and not yet durable (at most MAX_INFLIGHT while the socket is read). */
+  inflightBatches: number;
 }
 
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
@@ -91,7 +93,7 @@ export async function streamChanges(
     state.pendingChanges = 0;
     pendingTables = new Map();
     pendingAck = undefined;
-    inflightCount++;
+    state.inflightBatches = ++inflightCount;
     inflight = inflight.then(async () => {
       if (failure) return;
       try {
@@ -101,7 +103,7 @@ export async function streamChanges(
         failure = e;
         stream.destroy();
       } finally {
-        inflightCount--;
+        state.inflightBatches = --inflightCount;
       }
     });
     return inflight;
@@ -113,7 +115,8 @@ export async function streamChanges(
 
   const ticker = setInterval(() => {
     if (failure) return;
-    if ((pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs) void flush();
+    const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
+    if (due && inflightCount < MAX_INFLIGHT) void flush();
     if (Date.now() - lastStatusAt >= opts.statusIntervalMs) sendStatus();
   }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
 
