@@ -6,6 +6,7 @@ import { ConfigError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { startPipeline } from './pipeline.ts';
 import type { Source } from './source/index.ts';
+import { formatLsn } from './source/lsn.ts';
 import { createQueryEngine, lockDownInstance } from './warehouse/query.ts';
 import { createWarehouse, type Warehouse } from './warehouse/index.ts';
 
@@ -56,6 +57,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     tables: () => warehouse.tables(),
     version: opts.version,
     tokens: config.api.tokens,
+    status: () => pipelineStatus(source, warehouse),
     readiness: () => ({
       source: source
         ? { ready: source.status.phase === 'streaming', detail: source.status.error ?? source.status.phase }
@@ -82,6 +84,32 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
         await warehouse.close();
       })();
       return stopping;
+    },
+  };
+}
+
+/** GET /v1/status: where the source and the warehouse are (LSNs as PostgreSQL text, times as ISO). */
+function pipelineStatus(source: Source | null, warehouse: Warehouse): Record<string, unknown> {
+  const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : null);
+  const s = source?.status;
+  return {
+    source: s
+      ? {
+          phase: s.phase,
+          error: s.error,
+          restarts: s.restarts,
+          receivedLsn: formatLsn(s.receivedLsn),
+          confirmedLsn: formatLsn(s.flushedLsn),
+          pendingChanges: s.pendingChanges,
+          inflightBatches: s.inflightBatches,
+          lastMessageAt: iso(s.lastMessageAt),
+          lastCommitAt: iso(Number(s.lastCommitTimeUs / 1000n)),
+        }
+      : { phase: 'disabled' },
+    warehouse: {
+      ...warehouse.stats,
+      lastCommitAt: iso(warehouse.stats.lastCommitAt),
+      appliedLsn: formatLsn(warehouse.progress.current.ackLsn),
     },
   };
 }

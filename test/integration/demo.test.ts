@@ -65,6 +65,13 @@ test('demo: the orders count grows, kill -9 and restart keep the warehouse equal
   await Bun.sleep(1200);
   const second = await api.count('orders');
   expect(second).toBeGreaterThan(first);
+  const status = (await (await fetch(`http://127.0.0.1:${port}/v1/status`)).json()) as {
+    source: { phase: string; confirmedLsn: string };
+    warehouse: { rowsApplied: number; appliedLsn: string };
+  };
+  expect(status.source.phase).toBe('streaming');
+  expect(status.warehouse.rowsApplied).toBeGreaterThan(0);
+  expect(status.warehouse.appliedLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
 
   demo.kill(9);
   expect(await demo.exited).not.toBe(0);
