@@ -99,7 +99,7 @@ function urlFor(port: number): string {
 }
 
 /** postmaster.pid of a live server holding `dir`: line 1 pid, line 4 port. */
-function postmaster(dir: string): { pid: number; port: number } | null {
+export function postmaster(dir: string): { pid: number; port: number } | null {
   const pidFile = `${dir}/postmaster.pid`;
   if (!existsSync(pidFile)) return null;
   const lines = readFileSync(pidFile, 'utf8').split('\n');

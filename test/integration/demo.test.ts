@@ -1,10 +1,10 @@
 // The demo as a new user meets it: `ducktail demo` serves a growing orders count, survives kill -9
 // (the warehouse equals the source after the restart), and Ctrl-C stops everything it started.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoPostgresDir, freePort, RELOCATED_ROOT, removeCluster, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
+import { demoPostgresDir, freePort, postmaster, RELOCATED_ROOT, removeCluster, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
 import { AppError } from '../../src/errors.ts';
 import { connectSql } from '../../src/source/index.ts';
 import { apiClient, sourceOrders, spawnDucktail, waitReady } from '../support/ducktail-process.ts';
@@ -14,19 +14,8 @@ let dir: string;
 let port: number;
 let api: ReturnType<typeof apiClient>;
 
-/** The embedded server's postmaster.pid: pid (line 1) and port (line 4), or null when none is running. */
-function postmaster(): { pid: number; port: number } | null {
-  const file = join(dir, 'data/postgres/postmaster.pid');
-  if (!existsSync(file)) return null;
-  const lines = readFileSync(file, 'utf8').split('\n');
-  const pid = Number(lines[0]);
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return null;
-  }
-  return { pid, port: Number(lines[3]) };
-}
+/** The demo's embedded server, if one is running: its pid and port. */
+const demoServer = () => postmaster(join(dir, 'data/postgres'));
 
 const spawned: Bun.Subprocess[] = [];
 
@@ -53,7 +42,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const p of spawned) if (p.exitCode === null) p.kill(9); // a failed test must not leave processes behind
-  const pm = dir ? postmaster() : null;
+  const pm = dir ? demoServer() : null;
   if (pm) process.kill(pm.pid, 'SIGQUIT');
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -75,7 +64,7 @@ test('demo: the orders count grows, kill -9 and restart keep the warehouse equal
 
   demo.kill(9);
   expect(await demo.exited).not.toBe(0);
-  const server = postmaster();
+  const server = demoServer();
   expect(server).not.toBeNull(); // the embedded PostgreSQL outlives the killed demo...
 
   demo = spawnDemo(0.1); // ...and the next start reuses it; a slow workload so source and mirror settle
@@ -94,7 +83,7 @@ test('demo: the orders count grows, kill -9 and restart keep the warehouse equal
 
   demo.kill('SIGINT');
   expect(await demo.exited).toBe(0);
-  expect(postmaster()).toBeNull(); // the reused server was stopped too
+  expect(demoServer()).toBeNull(); // the reused server was stopped too
 });
 
 describe.skipIf(process.getuid?.() !== 0)('run as root below a folder the postgres OS user cannot reach', () => {
