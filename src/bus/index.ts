@@ -1,2 +1,2 @@
-export type { BatchSink, Bus, Change, ChangeBatch, SnapshotMarker, TableSchema } from './bus.ts';
+export type { Bus } from './bus.ts';
 export { createInlineBus } from './inline.ts';

@@ -1,4 +1,5 @@
-import type { BatchSink, Bus, ChangeBatch } from './bus.ts';
+import type { BatchSink, ChangeBatch } from '../change/index.ts';
+import type { Bus } from './bus.ts';
 import { AppError } from '../errors.ts';
 
 /**

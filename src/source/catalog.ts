@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { TableSchema } from '../bus/bus.ts';
+import type { TableSchema } from '../change/index.ts';
 import { PrerequisiteError } from '../errors.ts';
 
 /** Quotes a PostgreSQL identifier. */

@@ -1,4 +1,4 @@
-import type { ChangeBatch } from '../bus/bus.ts';
+import type { ChangeBatch } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { assertNoProblems, checkPrerequisites, describeTable, ensurePublication } from './catalog.ts';
 import { copySnapshot } from './snapshot.ts';

@@ -2,7 +2,8 @@ import { describe, expect, test } from 'bun:test';
 import v1 from '../../test/fixtures/pgoutput/v1.json';
 import v2 from '../../test/fixtures/pgoutput/v2-streaming.json';
 import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
-import { type PgoutputMessage, UNCHANGED } from './types.ts';
+import { UNCHANGED } from '../change/index.ts';
+import type { PgoutputMessage } from './types.ts';
 
 /** Decodes a recorded fixture, tracking Stream Start/Stop as the stream does. */
 function decodeAll(hexes: string[]): { msg: PgoutputMessage; walStart: bigint }[] {

@@ -5,13 +5,8 @@
  * https://www.postgresql.org/docs/current/protocol-replication.html
  */
 import { AppError } from '../errors.ts';
-import {
-  type PgoutputMessage,
-  type RelationColumn,
-  type ReplicationMessage,
-  type TupleData,
-  UNCHANGED,
-} from './types.ts';
+import { type ColumnSchema, type TupleData, UNCHANGED } from '../change/index.ts';
+import type { PgoutputMessage, ReplicationMessage } from './types.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
@@ -131,7 +126,7 @@ export function decodePgoutput(data: Uint8Array, opts: { inStream?: boolean } = 
       const table = r.cstring();
       const replicaIdentity = String.fromCharCode(r.u8());
       const n = r.i16();
-      const columns: RelationColumn[] = [];
+      const columns: ColumnSchema[] = [];
       for (let i = 0; i < n; i++) {
         const flags = r.u8();
         columns.push({ key: (flags & 1) === 1, name: r.cstring(), typeOid: r.u32(), typeMod: r.i32() });

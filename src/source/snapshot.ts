@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { Change, ChangeBatch, TableSchema } from '../bus/bus.ts';
+import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { pgIdent } from './catalog.ts';
 

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { Change, ChangeBatch, TableSchema } from '../bus/bus.ts';
+import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { formatLsn } from './lsn.ts';
 import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';

@@ -4,21 +4,7 @@
  * LSNs are bigint; timestamps are microseconds since 2000-01-01 as bigint (PostgreSQL epoch).
  */
 
-/** Marker for an unchanged TOASTed value ('u'): distinct from SQL NULL, never written as NULL. */
-export const UNCHANGED: unique symbol = Symbol('unchanged-toast');
-export type Unchanged = typeof UNCHANGED;
-
-/** One column value of a TupleData: text form, SQL NULL, unchanged TOAST, or binary. */
-export type TupleValue = string | null | Unchanged | Uint8Array;
-export type TupleData = TupleValue[];
-
-export interface RelationColumn {
-  /** true when the column is part of the replica identity (usually the primary key). */
-  key: boolean;
-  name: string;
-  typeOid: number;
-  typeMod: number;
-}
+import type { ColumnSchema, TupleData } from '../change/index.ts';
 
 export interface Begin { tag: 'Begin'; finalLsn: bigint; commitTime: bigint; xid: number }
 export interface Commit { tag: 'Commit'; flags: number; commitLsn: bigint; endLsn: bigint; commitTime: bigint }
@@ -31,7 +17,7 @@ export interface Relation {
   table: string;
   /** 'd' default, 'n' nothing, 'f' full, 'i' index */
   replicaIdentity: string;
-  columns: RelationColumn[];
+  columns: ColumnSchema[];
 }
 export interface Type { tag: 'Type'; xid?: number; typeOid: number; schema: string; name: string }
 export interface Insert { tag: 'Insert'; xid?: number; relationId: number; newTuple: TupleData }

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Change, ChangeBatch, TableSchema } from '../bus/bus.ts';
-import { type TupleValue, UNCHANGED } from '../source/types.ts';
+import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
+import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { createWarehouse, type Warehouse } from './index.ts';
 
 const ORDERS: TableSchema = {

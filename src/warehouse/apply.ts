@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Change, ChangeBatch } from '../bus/bus.ts';
+import type { Change, ChangeBatch } from '../change/index.ts';
 import { AppError } from '../errors.ts';
-import { type TupleValue, UNCHANGED } from '../source/types.ts';
+import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { Progress, type Position } from './offsets.ts';
 import { type FinalRow, type HistoryRow, Stage } from './stage.ts';
 import type { MirrorCatalog, MirrorTable } from './tables.ts';

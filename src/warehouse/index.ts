@@ -1,5 +1,5 @@
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import type { BatchSink, ChangeBatch } from '../bus/bus.ts';
+import type { BatchSink, ChangeBatch } from '../change/index.ts';
 import { type ApplyResult, BatchApplier } from './apply.ts';
 import { openWarehouseDb } from './duckdb.ts';
 import { Progress } from './offsets.ts';

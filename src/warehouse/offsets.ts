@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { SnapshotMarker } from '../bus/bus.ts';
+import type { SnapshotMarker } from '../change/index.ts';
 
 /** Position of a stream: the last applied change (lsn, seq) and the source position safe to acknowledge. */
 export interface Position {

@@ -1,4 +1,4 @@
-import type { RelationColumn } from '../source/types.ts';
+import type { ColumnSchema } from '../change/index.ts';
 
 /** How one PostgreSQL column is stored in DuckDB and converted from PostgreSQL's text output. */
 export interface ColumnMapping {
@@ -55,7 +55,7 @@ export function quoteIdent(name: string): string {
 }
 
 /** Mapping of one relation column. */
-export function mapColumn(col: RelationColumn): ColumnMapping {
+export function mapColumn(col: ColumnSchema): ColumnMapping {
   const duckType = duckTypeOf(col.typeOid, col.typeMod);
   if (duckType === 'BLOB') {
     // PostgreSQL's bytea text output is hex: \x0102...

@@ -1,5 +1,5 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { type TupleValue, UNCHANGED } from '../source/types.ts';
+import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
 

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { TableSchema } from '../bus/bus.ts';
+import type { TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { type ColumnMapping, mapColumn, quoteIdent } from './pg-types.ts';
 

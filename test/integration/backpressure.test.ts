@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
-import type { ChangeBatch } from '../../src/bus/index.ts';
+import type { ChangeBatch } from '../../src/change/index.ts';
 import { createInlineBus } from '../../src/bus/index.ts';
 import { startPipeline } from '../../src/pipeline.ts';
 import { connectSql } from '../../src/source/index.ts';

@@ -1,0 +1,81 @@
+/**
+ * The change model: the contract between the pipeline's stages. Source produces it, the bus carries
+ * it, the warehouse applies it; none of them owns it. Values stay exact: PostgreSQL's text form (or
+ * binary), SQL NULL, or UNCHANGED; LSNs and timestamps are bigint.
+ */
+
+/** Marker for an unchanged TOASTed value ('u' in pgoutput): distinct from SQL NULL, never written as NULL. */
+export const UNCHANGED: unique symbol = Symbol('unchanged-toast');
+export type Unchanged = typeof UNCHANGED;
+
+/** One column value: text form, SQL NULL, unchanged TOAST, or binary. */
+export type TupleValue = string | null | Unchanged | Uint8Array;
+/** One row's values in attribute order. */
+export type TupleData = TupleValue[];
+
+/** One column of a source table. */
+export interface ColumnSchema {
+  /** true when the column is part of the replica identity (usually the primary key). */
+  key: boolean;
+  name: string;
+  /** PostgreSQL type OID and type modifier (atttypmod; -1 when none). */
+  typeOid: number;
+  typeMod: number;
+}
+
+/** The shape of one source table as the warehouse needs it (from a pgoutput Relation or the catalog). */
+export interface TableSchema {
+  /** PostgreSQL schema name, e.g. "public". */
+  schema: string;
+  /** PostgreSQL table name, e.g. "orders". */
+  table: string;
+  /** Columns in attribute order; `key` marks the replica identity (primary key). */
+  columns: ColumnSchema[];
+}
+
+/**
+ * One row change. `op`: 'R' snapshot read, 'I' insert, 'U' update, 'D' delete, 'T' truncate.
+ * For 'D', `row` holds the old key columns (others null or the whole old row with REPLICA IDENTITY FULL).
+ * For 'U' whose key changed, `oldKey` holds the old key columns.
+ * Values are PostgreSQL text output (exact), null, or UNCHANGED (TOAST not sent: fill from the current row).
+ */
+export interface Change {
+  op: 'R' | 'I' | 'U' | 'D' | 'T';
+  /** "schema.table", a key of `ChangeBatch.tables`. */
+  table: string;
+  row: TupleData;
+  oldKey?: TupleData;
+  /** Commit LSN (Begin.finalLsn) of the transaction; 0n for snapshot rows. */
+  lsn: bigint;
+  /** Position of the change inside its transaction, from 0: (lsn, seq) orders every change. */
+  seq: number;
+  /** Commit time, microseconds since the Unix epoch. */
+  commitTimeUs: bigint;
+}
+
+/** A run of changes in commit order, as published to the bus and applied by the warehouse in one transaction. */
+export interface ChangeBatch {
+  tables: Map<string, TableSchema>;
+  changes: Change[];
+  /**
+   * End LSN of the last transaction that is complete in this batch (or in an earlier one),
+   * i.e. the position the source may confirm to PostgreSQL once this batch is durable.
+   * Undefined when no transaction completes here (a large transaction split in several batches).
+   */
+  ackLsn?: bigint;
+  /** Initial-copy bookkeeping recorded in the same warehouse transaction as the batch's rows. */
+  snapshot?: SnapshotMarker;
+}
+
+/** Marks the start ('copying') or end ('done') of the initial copy of a slot. */
+export interface SnapshotMarker {
+  slot: string;
+  status: 'copying' | 'done';
+  consistentPoint: bigint;
+  rows: number;
+}
+
+/** Where the bus delivers batches: the warehouse. Resolves once the batch is committed. */
+export interface BatchSink {
+  apply(batch: ChangeBatch): Promise<void>;
+}
