@@ -57,10 +57,18 @@ const Tiering = v.object({
     v.pipe(v.string(), v.check((s) => validateCronExpression(s).valid, 'must be a cron expression like "0 3 * * *"')),
     '0 3 * * *',
   ),
+  grace_minutes: v.optional(int(0, 'minutes a replaced file is kept before deletion'), 60),
+  cold_cache_dir: v.optional(v.pipe(v.string(), v.minLength(1, 'must be a folder path')), 'data/cold-cache'),
+  cold_cache_size: v.optional(v.pipe(v.string(), v.regex(SIZE, 'must be a size like "512MB" or "2GB"')), '2GB'),
+  compact_min_files: v.optional(int(2, 'files of one month that trigger compaction'), 8),
+  compact_deleted_ratio: v.optional(v.pipe(v.number(), v.minValue(0.01), v.maxValue(1, 'a ratio between 0.01 and 1')), 0.3),
   tables: v.optional(
     v.record(
       v.pipe(v.string(), v.regex(TABLE, 'table keys must be "schema.table"')),
-      v.object({ time_column: v.pipe(v.string(), v.minLength(1, 'must name a timestamp column')) }),
+      v.object({
+        time_column: v.pipe(v.string(), v.minLength(1, 'must name a timestamp column')),
+        retention_days: v.optional(int(1, 'days archived data is kept; absent = forever')),
+      }),
     ),
     {},
   ),

@@ -2,6 +2,7 @@ import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import internalSql from '../../sql/duckdb/001_internal.sql' with { type: 'text' };
+import tieringSql from '../../sql/duckdb/002_tiering.sql' with { type: 'text' };
 import { AppError } from '../errors.ts';
 import { loadDuckDb } from './duckdb-native.ts';
 
@@ -41,6 +42,7 @@ export async function openWarehouseDb(opts: OpenOptions): Promise<WarehouseDb> {
   // Timestamps render in UTC whatever the host's zone (a global setting: every connection shares it).
   await writer.run("SET GLOBAL TimeZone = 'UTC'");
   await writer.run(internalSql);
+  await writer.run(tieringSql);
   return {
     instance,
     writer,

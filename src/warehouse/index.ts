@@ -7,6 +7,9 @@ import { MirrorCatalog } from './tables.ts';
 
 export type { Position, SnapshotState } from './offsets.ts';
 export { Progress } from './offsets.ts';
+export { MirrorCatalog, type MirrorTable } from './tables.ts';
+export { mirrorKeySql } from './archived.ts';
+export { quoteIdent } from './pg-types.ts';
 
 /** Warehouse settings (from the [warehouse] config section). */
 export interface WarehouseOptions {
@@ -41,6 +44,8 @@ export interface Warehouse extends BatchSink {
   /** A new connection on the same database (e.g. for queries); caller closes it. */
   connect(): Promise<DuckDBConnection>;
   tables(): Promise<TableInfo[]>;
+  /** Runs `fn` on the writer connection between two applies (nothing else writes meanwhile). */
+  exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -83,13 +88,18 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     stats,
     apply,
     connect: () => connectReader(db.instance),
+    exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+      const run = chain.then(() => fn(db.writer));
+      chain = run.catch(() => {});
+      return run;
+    },
     async tables() {
       // Its own connection: the writer may be inside a transaction.
       const conn = await db.instance.connect();
       try {
         const out: TableInfo[] = [];
         for (const t of await new MirrorCatalog(conn).load()) {
-          const r = await conn.runAndReadAll(`SELECT count(*) FROM ${t.current}`);
+          const r = await conn.runAndReadAll(`SELECT count(*) FROM ${t.currentView}`);
           out.push({
             name: t.name,
             rowCount: Number(r.getRows()[0]?.[0] ?? 0),

@@ -1,5 +1,6 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
+import { supersedeArchived, truncateArchived } from './archived.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
 
@@ -88,13 +89,18 @@ export class Stage {
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
     const casts = m.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
     const stageF = `temp.main.${this.finalTable}`;
-    if (truncate) await this.conn.run(`DELETE FROM ${m.current}`);
+    const lastLsn = history.reduce((a, h) => (h.lsn > a ? h.lsn : a), 0n);
+    if (truncate) {
+      await this.conn.run(`DELETE FROM ${m.current}`);
+      await truncateArchived(this.conn, m, lastLsn);
+    }
     if (finalCount > 0) {
       if (!truncate && !insertOnly) {
         const on = m.keyIndexes
           .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${m.columns[i]!.fromText(`s.c${i}`)}`)
           .join(' AND ');
         await this.conn.run(`DELETE FROM ${m.current} USING ${stageF} s WHERE ${on}`);
+        await supersedeArchived(this.conn, m, stageF, lastLsn);
       }
       await this.conn.run(`INSERT INTO ${m.current} (${names}) SELECT ${casts} FROM ${stageF} s WHERE NOT s._del`);
     }

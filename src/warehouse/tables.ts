@@ -10,11 +10,18 @@ export interface MirrorTable {
   columns: ColumnMapping[];
   /** Indexes into `columns` of the key (replica identity) columns. */
   keyIndexes: number[];
-  /** Quoted current-state table, e.g. "public"."orders". */
+  /** Quoted hot current-state table the applier writes, e.g. "_hot"."public.orders". */
   current: string;
-  /** Quoted change-history table, e.g. "history"."orders". */
+  /** Quoted hot change-history table the applier writes, e.g. "_hot"."history.orders". */
   history: string;
+  /** Quoted public view of the current state over every tier, e.g. "public"."orders". */
+  currentView: string;
+  /** Quoted public view of the history over every tier, e.g. "history"."orders". */
+  historyView: string;
 }
+
+/** Schema of the hot tables: the public names are views that tiering extends with Parquet files. */
+export const HOT_SCHEMA = '_hot';
 
 /** History table name: `history.<table>` for public, `history.<schema>__<table>` otherwise. */
 export function historyName(schema: string, table: string): string {
@@ -37,8 +44,10 @@ export function describeMirror(schema: TableSchema): MirrorTable {
     schema,
     columns: schema.columns.map(mapColumn),
     keyIndexes,
-    current: `${quoteIdent(schema.schema)}.${quoteIdent(schema.table)}`,
-    history: `history.${quoteIdent(historyName(schema.schema, schema.table))}`,
+    current: `${HOT_SCHEMA}.${quoteIdent(name)}`,
+    history: `${HOT_SCHEMA}.${quoteIdent(`history.${historyName(schema.schema, schema.table)}`)}`,
+    currentView: `${quoteIdent(schema.schema)}.${quoteIdent(schema.table)}`,
+    historyView: `history.${quoteIdent(historyName(schema.schema, schema.table))}`,
   };
 }
 
@@ -65,6 +74,7 @@ export class MirrorCatalog {
       const [schema, table] = splitName(name);
       this.known.set(name, describeMirror({ schema, table, columns: JSON.parse(columns) }));
     }
+    await this.migrateToHot();
     return [...this.known.values()];
   }
 
@@ -95,11 +105,44 @@ export class MirrorCatalog {
   private async create(t: MirrorTable): Promise<void> {
     const cols = t.columns.map((c) => `${quoteIdent(c.name)} ${c.duckType}`).join(', ');
     await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.schema.schema)}`);
+    await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${HOT_SCHEMA}`);
     await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t.current} (${cols})`);
     await this.conn.run(
       `CREATE TABLE IF NOT EXISTS ${t.history} (${cols}, _op VARCHAR NOT NULL, _lsn UBIGINT NOT NULL, ` +
         `_seq INTEGER NOT NULL, _commit_ts TIMESTAMPTZ)`,
     );
+    await this.createViews(t);
+  }
+
+  /** Public views over the hot tables; never replaces a view tiering has extended with files. */
+  private async createViews(t: MirrorTable): Promise<void> {
+    await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.currentView} AS SELECT * FROM ${t.current}`);
+    await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.historyView} AS SELECT * FROM ${t.history}`);
+  }
+
+  /** Databases written before the hot schema existed kept the tables under the public names: move them. */
+  private async migrateToHot(): Promise<void> {
+    const r = await this.conn.runAndReadAll(
+      "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()",
+    );
+    const tables = new Set((r.getRows() as [string][]).map(([n]) => n));
+    for (const t of this.known.values()) {
+      const [schema, table] = splitName(t.name);
+      const pairs: [string, string, string][] = [
+        [`${schema}.${table}`, t.currentView, t.current],
+        [`history.${historyName(schema, table)}`, t.historyView, t.history],
+      ];
+      const moved = pairs.filter(([plain]) => tables.has(plain));
+      if (moved.length === 0) continue;
+      for (const [, old, hot] of moved) {
+        await this.conn.run('BEGIN TRANSACTION');
+        await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${HOT_SCHEMA}`);
+        await this.conn.run(`CREATE TABLE ${hot} AS SELECT * FROM ${old}`);
+        await this.conn.run(`DROP TABLE ${old}`);
+        await this.conn.run('COMMIT');
+      }
+      await this.createViews(t);
+    }
   }
 
   /** Adds new columns; a changed type or a dropped column is reported, not guessed. */

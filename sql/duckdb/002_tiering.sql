@@ -1,0 +1,56 @@
+-- Tiering bookkeeping (src/tiering), idempotent. Applied at every start.
+CREATE SEQUENCE IF NOT EXISTS _ducktail.tier_file_id;
+CREATE SEQUENCE IF NOT EXISTS _ducktail.tier_pass_id;
+
+-- One archive pass (a snapshot of the manifest): what it moved, and whether it finished.
+CREATE TABLE IF NOT EXISTS _ducktail.tier_passes (
+  id          BIGINT NOT NULL,
+  started_at  TIMESTAMPTZ NOT NULL,
+  finished_at TIMESTAMPTZ,
+  status      VARCHAR NOT NULL,   -- running | done | failed
+  report      JSON
+);
+
+-- Every Parquet file of every tier. A file is live while retired_pass IS NULL.
+CREATE TABLE IF NOT EXISTS _ducktail.tier_files (
+  id           BIGINT NOT NULL,
+  table_name   VARCHAR NOT NULL,  -- source table "schema.table"
+  kind         VARCHAR NOT NULL,  -- current | history
+  tier         VARCHAR NOT NULL,  -- warm | cold
+  location     VARCHAR NOT NULL,  -- warm: absolute path; cold: file:///... or s3://bucket/key
+  month        VARCHAR NOT NULL,  -- Hive partition value, YYYY-MM
+  row_count    BIGINT NOT NULL,
+  byte_size    BIGINT NOT NULL,
+  checksum     VARCHAR NOT NULL,  -- sum(hash(row)) over the file's rows
+  first_row_id BIGINT NOT NULL,   -- rows of a table are numbered across its files in archive order
+  min_time     TIMESTAMPTZ,
+  max_time     TIMESTAMPTZ,
+  min_key      VARCHAR,
+  max_key      VARCHAR,
+  min_lsn      UBIGINT,
+  max_lsn      UBIGINT,
+  added_pass   BIGINT NOT NULL,
+  retired_pass BIGINT,
+  retired_at   TIMESTAMPTZ
+);
+
+-- Archived current-state rows by key: key -> (file, row). Late updates/deletes find their row here.
+CREATE TABLE IF NOT EXISTS _ducktail.tier_locator (
+  table_name VARCHAR NOT NULL,
+  key        VARCHAR NOT NULL,    -- key columns as DuckDB text, joined by chr(31)
+  file_id    BIGINT NOT NULL,
+  row        BIGINT NOT NULL      -- file_row_number inside the file
+);
+
+-- Rows of archived files that are no longer current (updated or deleted later): positions, not keys.
+CREATE TABLE IF NOT EXISTS _ducktail.tier_deletes (
+  file_id BIGINT NOT NULL,
+  row     BIGINT NOT NULL,
+  lsn     UBIGINT NOT NULL        -- the change that superseded the row (0 = unknown)
+);
+
+-- Files to delete once the grace period is over (their manifest row is already retired or never existed).
+CREATE TABLE IF NOT EXISTS _ducktail.tier_trash (
+  location  VARCHAR NOT NULL,
+  queued_at TIMESTAMPTZ NOT NULL
+);

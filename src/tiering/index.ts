@@ -1,0 +1,153 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { CronJob } from 'cron';
+import { resolve } from 'node:path';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { MirrorCatalog, type MirrorTable } from '../warehouse/index.ts';
+import { type ColdCache, createColdCache, parseSize } from './cache.ts';
+import { type ColdStore, createColdStore, type S3Settings } from './cold.ts';
+import { liveFiles, type ManifestFile } from './manifest.ts';
+import { type PassReport, runPass } from './pass.ts';
+import { refreshViews } from './views.ts';
+
+export { TieringError } from './warm.ts';
+export type { PassReport } from './pass.ts';
+
+/** Per-table tiering settings. */
+export interface TableTiering {
+  timeColumn: string;
+  retentionDays?: number;
+}
+
+/** Settings of the tiering stage (from [tiering]). */
+export interface TieringOptions {
+  hotDays: number;
+  warmDays: number;
+  warmDir: string;
+  coldUrl: string;
+  s3: S3Settings;
+  schedule: string;
+  graceMinutes: number;
+  coldCacheDir: string;
+  coldCacheSize: string;
+  compactMinFiles: number;
+  compactDeletedRatio: number;
+  tables: Record<string, TableTiering>;
+}
+
+/** What the stage needs from the warehouse. */
+export interface TieringDeps {
+  /** Runs on the writer connection between two applies. */
+  exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
+  /** A new reader connection; caller closes it. */
+  connect(): Promise<DuckDBConnection>;
+  log: Logger;
+}
+
+/** Counters for /v1/status and /readyz. */
+export interface TieringStatus {
+  passes: number;
+  failures: number;
+  running: boolean;
+  lastPass: PassReport | null;
+  lastError: string | null;
+  coldCacheBytes: number;
+}
+
+/** The tiering stage: archive passes (on demand and by cron) and cold reads for queries. */
+export interface Tiering {
+  readonly status: TieringStatus;
+  /** Folders DuckDB must be allowed to read (warm dir, cold folder or cache). */
+  readonly readDirs: string[];
+  /** Rewrites every table's views from the manifest (at start-up). */
+  init(): Promise<void>;
+  /** Runs one pass now (one at a time: a second call waits for the first and runs again). */
+  archive(signal?: AbortSignal): Promise<PassReport>;
+  /** Makes the cold files a query may read present in the local cache. */
+  prepareQuery(sql: string): Promise<void>;
+  /** Starts the cron schedule; stops with the signal. */
+  schedule(signal: AbortSignal): void;
+}
+
+/** Builds the tiering stage from its settings and the warehouse's connections. */
+export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering {
+  const warmDir = resolve(opts.warmDir);
+  const store: ColdStore = createColdStore(opts.coldUrl, opts.s3);
+  const cache: ColdCache | null = store.localRoot ? null : createColdCache(store, resolve(opts.coldCacheDir), parseSize(opts.coldCacheSize));
+  const readPath = (f: ManifestFile) =>
+    f.tier === 'warm' ? f.location : store.localRoot ? f.location.slice('file://'.length) : cache!.pathOf(f.location);
+  const status: TieringStatus = { passes: 0, failures: 0, running: false, lastPass: null, lastError: null, coldCacheBytes: 0 };
+  const log = deps.log;
+
+  async function mirrors(conn: DuckDBConnection): Promise<MirrorTable[]> {
+    return new MirrorCatalog(conn).load();
+  }
+  async function refresh(conn: DuckDBConnection, table: string): Promise<void> {
+    const m = (await mirrors(conn)).find((t) => t.name === table);
+    if (m) await refreshViews(conn, m, readPath);
+  }
+
+  let chain: Promise<unknown> = Promise.resolve();
+  const archive = (signal?: AbortSignal): Promise<PassReport> => {
+    const run = chain.then(async () => {
+      status.running = true;
+      try {
+        const report = await runPass(
+          { opts, warmDir, store, cache, deps, refresh, mirrors, signal },
+        );
+        status.passes++;
+        status.lastPass = report;
+        status.lastError = report.errors.length > 0 ? report.errors.join('; ') : null;
+        if (report.errors.length > 0) status.failures++;
+        return report;
+      } catch (e) {
+        status.failures++;
+        status.lastError = errorMessage(e);
+        throw e;
+      } finally {
+        status.running = false;
+        status.coldCacheBytes = cache?.bytes() ?? 0;
+      }
+    });
+    chain = run.catch(() => {});
+    return run;
+  };
+
+  return {
+    status,
+    readDirs: [warmDir, store.localRoot ?? cache!.dir],
+    async init() {
+      await deps.exclusive(async (conn) => {
+        for (const m of await mirrors(conn)) await refreshViews(conn, m, readPath);
+      });
+    },
+    archive,
+    async prepareQuery(sql) {
+      if (!cache) return;
+      const conn = await deps.connect();
+      let files: ManifestFile[];
+      try {
+        files = await liveFiles(conn, "tier = 'cold'");
+      } finally {
+        conn.closeSync();
+      }
+      const text = sql.toLowerCase();
+      const needed = files.filter((f) => text.includes(f.tableName.slice(f.tableName.indexOf('.') + 1).toLowerCase()));
+      if (needed.length > 0) await cache.ensure(needed.map((f) => f.location));
+      status.coldCacheBytes = cache.bytes();
+    },
+    schedule(signal) {
+      const job = CronJob.from({
+        cronTime: opts.schedule,
+        start: true,
+        onTick: () => {
+          archive(signal).then(
+            (r) => log.info(`archive pass ${r.pass}: ${r.moved.length} files moved in ${r.elapsedMs} ms`),
+            (e: unknown) => log.error(`archive pass failed: ${errorMessage(e)}`),
+          );
+        },
+      });
+      signal.addEventListener('abort', () => job.stop(), { once: true });
+    },
+  };
+}

@@ -1,0 +1,101 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { lit } from './sql.ts';
+
+/** Whether a file holds current-state rows or history rows of its table. */
+export type FileKind = 'current' | 'history';
+/** Where a file lives. */
+export type Tier = 'warm' | 'cold';
+
+/** One row of `_ducktail.tier_files`. */
+export interface ManifestFile {
+  id: number;
+  tableName: string;
+  kind: FileKind;
+  tier: Tier;
+  location: string;
+  month: string;
+  rowCount: number;
+  byteSize: number;
+  checksum: string;
+  firstRowId: number;
+  minTime: string | null;
+  maxTime: string | null;
+  minKey: string | null;
+  maxKey: string | null;
+  minLsn: string | null;
+  maxLsn: string | null;
+  addedPass: number;
+}
+
+const COLUMNS =
+  'id, table_name, kind, tier, location, month, row_count, byte_size, checksum, first_row_id, ' +
+  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass';
+
+function toFile(r: unknown[]): ManifestFile {
+  return {
+    id: Number(r[0]),
+    tableName: r[1] as string,
+    kind: r[2] as FileKind,
+    tier: r[3] as Tier,
+    location: r[4] as string,
+    month: r[5] as string,
+    rowCount: Number(r[6]),
+    byteSize: Number(r[7]),
+    checksum: r[8] as string,
+    firstRowId: Number(r[9]),
+    minTime: r[10] as string | null,
+    maxTime: r[11] as string | null,
+    minKey: r[12] as string | null,
+    maxKey: r[13] as string | null,
+    minLsn: r[14] as string | null,
+    maxLsn: r[15] as string | null,
+    addedPass: Number(r[16]),
+  };
+}
+
+/** Live files (not retired) matching an optional SQL condition, in row-id order. */
+export async function liveFiles(conn: DuckDBConnection, where = 'true'): Promise<ManifestFile[]> {
+  const r = await conn.runAndReadAll(
+    `SELECT ${COLUMNS} FROM _ducktail.tier_files WHERE retired_pass IS NULL AND (${where}) ORDER BY table_name, kind, first_row_id`,
+  );
+  return r.getRows().map(toFile);
+}
+
+/** Every location the manifest knows (live or retired) and every queued for deletion. */
+export async function knownLocations(conn: DuckDBConnection): Promise<Set<string>> {
+  const r = await conn.runAndReadAll(
+    'SELECT location FROM _ducktail.tier_files UNION SELECT location FROM _ducktail.tier_trash',
+  );
+  return new Set(r.getRows().map((x) => x[0] as string));
+}
+
+/** The next value of a manifest sequence. */
+export async function nextId(conn: DuckDBConnection, seq: 'tier_file_id' | 'tier_pass_id'): Promise<number> {
+  const r = await conn.runAndReadAll(`SELECT nextval('_ducktail.${seq}')`);
+  return Number(r.getRows()[0]![0]);
+}
+
+/** The row id the next file of a table/kind starts at. */
+export async function nextRowId(conn: DuckDBConnection, table: string, kind: FileKind): Promise<number> {
+  const r = await conn.runAndReadAll(
+    `SELECT coalesce(max(first_row_id + row_count), 0) FROM _ducktail.tier_files WHERE table_name = ${lit(table)} AND kind = ${lit(kind)}`,
+  );
+  return Number(r.getRows()[0]![0]);
+}
+
+/** Adds a file to the manifest (inside the caller's transaction). */
+export async function insertFile(conn: DuckDBConnection, f: ManifestFile): Promise<void> {
+  const n = (v: string | null, cast: string) => (v === null ? 'NULL' : `${lit(v)}::${cast}`);
+  await conn.run(
+    `INSERT INTO _ducktail.tier_files VALUES (${f.id}, ${lit(f.tableName)}, ${lit(f.kind)}, ${lit(f.tier)}, ` +
+      `${lit(f.location)}, ${lit(f.month)}, ${f.rowCount}, ${f.byteSize}, ${lit(f.checksum)}, ${f.firstRowId}, ` +
+      `${n(f.minTime, 'TIMESTAMPTZ')}, ${n(f.maxTime, 'TIMESTAMPTZ')}, ${n(f.minKey, 'VARCHAR')}, ${n(f.maxKey, 'VARCHAR')}, ` +
+      `${n(f.minLsn, 'UBIGINT')}, ${n(f.maxLsn, 'UBIGINT')}, ${f.addedPass}, NULL, NULL)`,
+  );
+}
+
+/** Retires a file and queues its bytes for deletion after the grace period (caller's transaction). */
+export async function retireFile(conn: DuckDBConnection, f: ManifestFile, pass: number): Promise<void> {
+  await conn.run(`UPDATE _ducktail.tier_files SET retired_pass = ${pass}, retired_at = now() WHERE id = ${f.id}`);
+  await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(f.location)}, now())`);
+}

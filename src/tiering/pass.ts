@@ -1,0 +1,167 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { errorMessage } from '../errors.ts';
+import type { MirrorTable } from '../warehouse/index.ts';
+import type { ColdCache } from './cache.ts';
+import type { ColdStore } from './cold.ts';
+import type { TieringDeps, TieringOptions } from './index.ts';
+import { liveFiles, nextId, retireFile } from './manifest.ts';
+import { moveFileToCold } from './move-cold.ts';
+import { daysBefore, lit } from './sql.ts';
+import { parkRetired, sweep, type SweepResult } from './sweep.ts';
+import { monthsToArchive, moveMonthToWarm, TieringError, tierSpec } from './warm.ts';
+
+/** One file a pass wrote. */
+export interface MovedFile {
+  table: string;
+  kind: 'current' | 'history';
+  from: 'hot' | 'warm';
+  to: 'warm' | 'cold';
+  month: string;
+  location: string;
+  rows: number;
+  bytes: number;
+}
+
+/** What one archive pass did (POST /v1/admin/archive answers with it). */
+export interface PassReport {
+  pass: number;
+  startedAt: string;
+  elapsedMs: number;
+  moved: MovedFile[];
+  rowsToWarm: number;
+  rowsToCold: number;
+  /** Files removed by retention_days. */
+  expired: number;
+  sweep: SweepResult;
+  /** Problems that stopped part of the pass (retried by the next one). */
+  errors: string[];
+}
+
+/** Everything a pass uses. */
+export interface PassContext {
+  opts: TieringOptions;
+  warmDir: string;
+  store: ColdStore;
+  cache: ColdCache | null;
+  deps: TieringDeps;
+  refresh(conn: DuckDBConnection, table: string): Promise<void>;
+  mirrors(conn: DuckDBConnection): Promise<MirrorTable[]>;
+  signal?: AbortSignal;
+}
+
+/** One archive pass: sweep, hot -> warm per table and history, warm -> cold, retention. */
+export async function runPass(ctx: PassContext): Promise<PassReport> {
+  const { opts, deps } = ctx;
+  const started = performance.now();
+  const now = new Date();
+  const pass = await deps.exclusive(async (conn) => {
+    const id = await nextId(conn, 'tier_pass_id');
+    await conn.run(`INSERT INTO _ducktail.tier_passes VALUES (${id}, now(), NULL, 'running', NULL)`);
+    return id;
+  });
+  const report: PassReport = {
+    pass,
+    startedAt: now.toISOString(),
+    elapsedMs: 0,
+    moved: [],
+    rowsToWarm: 0,
+    rowsToCold: 0,
+    expired: 0,
+    sweep: { trashDeleted: 0, orphansDeleted: 0, errors: [] },
+    errors: [],
+  };
+  const finish = async (status: string) => {
+    report.elapsedMs = Math.round(performance.now() - started);
+    await deps.exclusive((conn) =>
+      conn.run(`UPDATE _ducktail.tier_passes SET finished_at = now(), status = ${lit(status)}, report = ${lit(JSON.stringify(report))} WHERE id = ${pass}`),
+    );
+  };
+  try {
+    report.sweep = await deps.exclusive((conn) => sweep(conn, ctx.store, ctx.warmDir, opts.graceMinutes * 60_000));
+    report.errors.push(...report.sweep.errors);
+    await hotToWarm(ctx, pass, daysBefore(now, opts.hotDays), report);
+    await warmToCold(ctx, pass, daysBefore(now, opts.warmDays), report);
+    await expire(ctx, pass, now, report);
+  } catch (e) {
+    report.errors.push(errorMessage(e));
+    await finish('failed').catch(() => {});
+    throw e;
+  }
+  await finish(report.errors.length > 0 ? 'partial' : 'done');
+  return report;
+}
+
+async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report: PassReport): Promise<void> {
+  const { deps } = ctx;
+  const mirrors = await deps.exclusive((conn) => ctx.mirrors(conn));
+  for (const [name, t] of Object.entries(ctx.opts.tables)) {
+    const m = mirrors.find((x) => x.name === name);
+    if (!m) continue; // not mirrored yet: nothing to move
+    if (!m.columns.some((c) => c.name === t.timeColumn)) {
+      report.errors.push(
+        `tiering.tables."${name}".time_column = "${t.timeColumn}": the table has no such column ` +
+          `(columns: ${m.columns.map((c) => c.name).join(', ')})`,
+      );
+      continue;
+    }
+    for (const kind of ['current', 'history'] as const) {
+      const spec = tierSpec(m, kind, t.timeColumn);
+      const months = await deps.exclusive((conn) => monthsToArchive(conn, spec, cutoff));
+      for (const month of months) {
+        ctx.signal?.throwIfAborted();
+        const f = await deps.exclusive((conn) =>
+          moveMonthToWarm(conn, spec, { month, cutoff, warmDir: ctx.warmDir, pass, refresh: () => ctx.refresh(conn, name) }),
+        );
+        report.rowsToWarm += f.rowCount;
+        report.moved.push({ table: name, kind, from: 'hot', to: 'warm', month, location: f.location, rows: f.rowCount, bytes: f.byteSize });
+      }
+    }
+  }
+}
+
+async function warmToCold(ctx: PassContext, pass: number, cutoff: string, report: PassReport): Promise<void> {
+  const files = await ctx.deps.exclusive((conn) => liveFiles(conn, `tier = 'warm' AND max_time < ${lit(cutoff)}::TIMESTAMPTZ`));
+  for (const f of files) {
+    ctx.signal?.throwIfAborted();
+    try {
+      const cold = await moveFileToCold(
+        { store: ctx.store, cache: ctx.cache, connect: ctx.deps.connect, exclusive: ctx.deps.exclusive, refresh: ctx.refresh, warmDir: ctx.warmDir },
+        f,
+        pass,
+      );
+      report.rowsToCold += cold.rowCount;
+      report.moved.push({ table: f.tableName, kind: f.kind, from: 'warm', to: 'cold', month: f.month, location: cold.location, rows: cold.rowCount, bytes: cold.byteSize });
+    } catch (e) {
+      report.errors.push(errorMessage(e));
+      // The store is unreachable or failing: leave the rest warm, the next pass retries.
+      if (e instanceof TieringError && e.code === 'COLD_UNREACHABLE') break;
+    }
+  }
+}
+
+/** retention_days: files whose newest row is older than the retention leave the manifest (deleted after the grace). */
+async function expire(ctx: PassContext, pass: number, now: Date, report: PassReport): Promise<void> {
+  for (const [name, t] of Object.entries(ctx.opts.tables)) {
+    if (!t.retentionDays) continue;
+    const cutoff = daysBefore(now, t.retentionDays);
+    await ctx.deps.exclusive(async (conn) => {
+      const files = await liveFiles(conn, `table_name = ${lit(name)} AND max_time < ${lit(cutoff)}::TIMESTAMPTZ`);
+      if (files.length === 0) return;
+      await conn.run('BEGIN TRANSACTION');
+      try {
+        for (const f of files) {
+          await retireFile(conn, f, pass);
+          await conn.run(`DELETE FROM _ducktail.tier_locator WHERE file_id = ${f.id}`);
+          await conn.run(`DELETE FROM _ducktail.tier_deletes WHERE file_id = ${f.id}`);
+        }
+        await ctx.refresh(conn, name);
+        await conn.run('COMMIT');
+        for (const f of files) await parkRetired(conn, ctx.warmDir, f.location, f.id).catch(() => {});
+        report.expired += files.length;
+      } catch (e) {
+        await conn.run('ROLLBACK').catch(() => {});
+        throw e;
+      }
+    });
+  }
+}

@@ -1,0 +1,163 @@
+import { afterEach, describe, expect, test } from 'bun:test';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
+import { createLogger } from '../log.ts';
+import { lockDownInstance } from '../warehouse/query.ts';
+import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
+import { createTiering, type Tiering, type TieringOptions } from './index.ts';
+
+const ORDERS: TableSchema = {
+  schema: 'public',
+  table: 'orders',
+  columns: [
+    { key: true, name: 'order_id', typeOid: 20, typeMod: -1 },
+    { key: false, name: 'price', typeOid: 1700, typeMod: ((10 << 16) | 2) + 4 },
+    { key: false, name: 'order_date', typeOid: 1184, typeMod: -1 },
+  ],
+};
+const DAY = 86_400_000;
+
+let dirs: string[] = [];
+let open: Warehouse[] = [];
+afterEach(async () => {
+  for (const w of open) await w.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
+  open = [];
+});
+
+function batch(changes: Change[]): ChangeBatch {
+  return { tables: new Map([['public.orders', ORDERS]]), changes };
+}
+const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00');
+const order = (op: Change['op'], id: number, price: string, ageDays: number, lsn: bigint, seq: number): Change => ({
+  op,
+  table: 'public.orders',
+  row: [String(id), price, iso(Date.now() - ageDays * DAY)],
+  lsn,
+  seq,
+  commitTimeUs: BigInt(Date.now() - ageDays * DAY) * 1000n,
+});
+
+/** A warehouse with `n` orders spread over two years (one per ~day), committed at their order dates. */
+async function setup(n = 730, extra: Partial<TieringOptions> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-tier-'));
+  dirs.push(dir);
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  open.push(w);
+  const changes = Array.from({ length: n }, (_, i) => order('I', i + 1, `${(i % 97) + 1}.25`, (i * 730) / n, 100n + BigInt(i), 0));
+  await w.apply(batch(changes));
+  const opts: TieringOptions = {
+    hotDays: 30,
+    warmDays: 180,
+    warmDir: join(dir, 'warm'),
+    coldUrl: `file://${join(dir, 'cold')}`,
+    s3: { endpoint: '', region: 'us-east-1', accessKeyId: '', secretAccessKey: '' },
+    schedule: '0 3 * * *',
+    graceMinutes: 0,
+    coldCacheDir: join(dir, 'cache'),
+    coldCacheSize: '100MB',
+    compactMinFiles: 8,
+    compactDeletedRatio: 0.3,
+    tables: { 'public.orders': { timeColumn: 'order_date' } },
+    ...extra,
+  };
+  const tiering = createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
+  await lockDownInstance(w.instance, { allowedDirectories: [...tiering.readDirs, dir] });
+  await tiering.init();
+  return { w, tiering, dir };
+}
+
+async function one(w: Warehouse, sql: string): Promise<string[]> {
+  const c = await w.connect();
+  try {
+    return (await c.runAndReadAll(sql)).getRows()[0]!.map((v) => String(v));
+  } finally {
+    c.closeSync();
+  }
+}
+
+const TOTALS = 'SELECT count(*), sum(price), count(DISTINCT order_id) FROM orders';
+
+describe('tiering', () => {
+  test('one pass fills warm and cold, queries answer the same, history too', async () => {
+    const { w, tiering, dir } = await setup();
+    const before = await one(w, TOTALS);
+    const historyBefore = await one(w, 'SELECT count(*), sum(price) FROM history.orders');
+    const report = await tiering.archive();
+    expect(report.errors).toEqual([]);
+    expect(report.moved.some((m) => m.to === 'warm' && m.from === 'hot')).toBe(true);
+    expect(report.moved.some((m) => m.to === 'cold')).toBe(true);
+    expect(await one(w, TOTALS)).toEqual(before);
+    expect(await one(w, 'SELECT count(*), sum(price) FROM history.orders')).toEqual(historyBefore);
+    // Hot keeps only the last 30 days; the views still see everything once.
+    const hot = Number((await one(w, 'SELECT count(*) FROM _hot."public.orders"'))[0]);
+    expect(hot).toBeGreaterThan(20);
+    expect(hot).toBeLessThan(40);
+    const tiers = await one(w, "SELECT count(*) FILTER (tier = 'warm'), count(*) FILTER (tier = 'cold') FROM _ducktail.tier_files WHERE retired_pass IS NULL");
+    expect(Number(tiers[0])).toBeGreaterThan(0);
+    expect(Number(tiers[1])).toBeGreaterThan(0);
+    expect(readdirSync(join(dir, 'warm', 'current', 'public.orders')).every((m) => m.startsWith('month='))).toBe(true);
+    // A second pass moves nothing more and changes no answer.
+    const again = await tiering.archive();
+    expect(again.moved).toEqual([]);
+    expect(await one(w, TOTALS)).toEqual(before);
+  });
+
+  test('updates and deletes of archived rows show at once, replays change nothing', async () => {
+    const { w, tiering } = await setup();
+    await tiering.archive();
+    // order 700 is ~700 days old (cold), 300 ~300 days (cold), 100 ~100 days (warm).
+    const late = batch([
+      order('U', 700, '1000.00', 700, 5000n, 0),
+      order('D', 300, '0', 300, 5000n, 1),
+      order('U', 100, '2000.00', 100, 5001n, 0),
+    ]);
+    const expected = await one(
+      w,
+      'SELECT count(*) - 1, sum(CASE order_id WHEN 700 THEN 1000 WHEN 100 THEN 2000 WHEN 300 THEN 0 ELSE price END), count(*) - 1 FROM orders',
+    );
+    await w.apply(late);
+    expect(await one(w, TOTALS)).toEqual(expected);
+    await w.apply(late); // replay: skipped by the stored position
+    expect(await one(w, TOTALS)).toEqual(expected);
+    expect(await one(w, 'SELECT price FROM orders WHERE order_id = 700')).toEqual(['1000.00']);
+    expect(await one(w, 'SELECT count(*) FROM orders WHERE order_id = 300')).toEqual(['0']);
+    // And after another pass (the updated rows are hot again, old positions stay deleted).
+    await tiering.archive();
+    expect(await one(w, TOTALS)).toEqual(expected);
+  });
+
+  test('DuckDB alone reads every archived row from the two folders', async () => {
+    const { w, tiering, dir } = await setup();
+    await tiering.archive();
+    const archived = await one(w, "SELECT sum(row_count) FROM _ducktail.tier_files WHERE retired_pass IS NULL AND kind = 'current'");
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const db = await DuckDBInstance.create(':memory:');
+    const c = await db.connect();
+    const glob = `['${dir}/warm/current/public.orders/*/*.parquet', '${dir}/cold/current/public.orders/*/*.parquet']`;
+    const r = await c.runAndReadAll(`SELECT count(*), count(DISTINCT month) FROM read_parquet(${glob}, hive_partitioning = true)`);
+    expect(String(r.getRows()[0]![0])).toBe(archived[0]!);
+    expect(Number(r.getRows()[0]![1])).toBeGreaterThan(20);
+    c.closeSync();
+    db.closeSync();
+  });
+
+  test('retired warm files are deleted after the grace period, orphans swept', async () => {
+    const { w, tiering, dir } = await setup();
+    await tiering.archive();
+    const retired = await one(w, 'SELECT count(*) FROM _ducktail.tier_files WHERE retired_pass IS NOT NULL');
+    expect(Number(retired[0])).toBeGreaterThan(0);
+    const orphan = join(dir, 'warm', 'current', 'public.orders', 'month=2000-01', 'part-leftover.parquet');
+    await Bun.write(orphan, 'not parquet');
+    const r = await tiering.archive();
+    expect(r.sweep.trashDeleted).toBe(Number(retired[0]));
+    expect(r.sweep.orphansDeleted).toBe(1);
+    expect(existsSync(orphan)).toBe(false);
+    expect(await one(w, 'SELECT count(*) FROM orders')).toEqual(['730']);
+  });
+});
+
+export type { Tiering };

@@ -1,0 +1,141 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { mkdirSync, statSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppError } from '../errors.ts';
+import { type MirrorTable, mirrorKeySql, quoteIdent } from '../warehouse/index.ts';
+import { type FileKind, insertFile, type ManifestFile, nextId, nextRowId } from './manifest.ts';
+import { lit, nextMonth, PARQUET_READ } from './sql.ts';
+
+/** A tiering failure with a stable code (TIER_WRITE_FAILED, TIER_VERIFY_FAILED, COLD_UNREACHABLE, ...). */
+export class TieringError extends AppError {}
+
+/** How one table kind is tiered: its hot table, time column and sort order. */
+export interface TierSpec {
+  mirror: MirrorTable;
+  kind: FileKind;
+  hot: string;
+  /** Quoted time column. */
+  time: string;
+  orderBy: string;
+}
+
+/** The tiering spec of a table's current state (by its time column) or of its history (by _commit_ts). */
+export function tierSpec(m: MirrorTable, kind: FileKind, timeColumn: string): TierSpec {
+  if (kind === 'history') return { mirror: m, kind, hot: m.history, time: '_commit_ts', orderBy: '_lsn, _seq' };
+  const keys = m.keyIndexes.map((i) => quoteIdent(m.columns[i]!.name)).join(', ');
+  return { mirror: m, kind, hot: m.current, time: quoteIdent(timeColumn), orderBy: keys };
+}
+
+/** Folder of a table kind's files under a tier root: `<root>/<kind>/<schema.table>`. */
+export function tableDir(root: string, spec: { kind: FileKind; mirror: MirrorTable }): string {
+  return join(root, spec.kind, spec.mirror.name);
+}
+
+/** Months (YYYY-MM) that hold hot rows older than `cutoff`. */
+export async function monthsToArchive(conn: DuckDBConnection, s: TierSpec, cutoff: string): Promise<string[]> {
+  const r = await conn.runAndReadAll(
+    `SELECT DISTINCT strftime(${s.time}::TIMESTAMPTZ, '%Y-%m') m FROM ${s.hot} WHERE ${s.time}::TIMESTAMPTZ < ${lit(cutoff)}::TIMESTAMPTZ ORDER BY m`,
+  );
+  return r.getRows().map((x) => x[0] as string);
+}
+
+/** Count and checksum (sum of row hashes) of a relation. */
+export async function fingerprint(conn: DuckDBConnection, relation: string): Promise<{ rows: number; checksum: string }> {
+  const r = await conn.runAndReadAll(`SELECT count(*), coalesce(sum(hash(t)), 0)::VARCHAR FROM (${relation}) t`);
+  const row = r.getRows()[0]!;
+  return { rows: Number(row[0]), checksum: row[1] as string };
+}
+
+/** Statistics of a written file, for the manifest and file skipping. */
+async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
+  const key = s.kind === 'current' ? mirrorKeySql(s.mirror, 'p') : "(_lsn::VARCHAR || '/' || _seq::VARCHAR)";
+  const lsn = s.kind === 'history' ? 'min(_lsn)::VARCHAR, max(_lsn)::VARCHAR' : 'NULL, NULL';
+  const r = await conn.runAndReadAll(
+    `SELECT min(${s.time})::TIMESTAMPTZ::VARCHAR, max(${s.time})::TIMESTAMPTZ::VARCHAR, min(${key}), max(${key}), ${lsn} ` +
+      `FROM read_parquet(${lit(path)}, ${PARQUET_READ}) p`,
+  );
+  const [minTime, maxTime, minKey, maxKey, minLsn, maxLsn] = r.getRows()[0] as (string | null)[];
+  return { minTime, maxTime, minKey, maxKey, minLsn, maxLsn } as Record<string, string | null>;
+}
+
+/**
+ * Moves the hot rows of one month older than `cutoff` into one warm Parquet file, in one transaction:
+ * write (zstd, sorted by key), verify count and checksum against the hot rows, add the file (and its
+ * key locator) to the manifest, delete the hot rows, rewrite the view. A crash before COMMIT leaves
+ * the hot rows and an orphan file the sweep removes; after COMMIT, the file is the only copy.
+ * Runs on the writer between applies; `refresh` rewrites the table's views.
+ */
+export async function moveMonthToWarm(
+  conn: DuckDBConnection,
+  s: TierSpec,
+  opts: { month: string; cutoff: string; warmDir: string; pass: number; refresh: () => Promise<void> },
+): Promise<ManifestFile> {
+  const dir = join(tableDir(opts.warmDir, s), `month=${opts.month}`);
+  const where =
+    `${s.time}::TIMESTAMPTZ >= ${lit(`${opts.month}-01`)}::TIMESTAMPTZ AND ${s.time}::TIMESTAMPTZ < ${lit(nextMonth(opts.month))}::TIMESTAMPTZ ` +
+    `AND ${s.time}::TIMESTAMPTZ < ${lit(opts.cutoff)}::TIMESTAMPTZ`;
+  const rows = `SELECT * FROM ${s.hot} WHERE ${where}`;
+  await conn.run('BEGIN TRANSACTION');
+  let path = '';
+  try {
+    const id = await nextId(conn, 'tier_file_id');
+    path = join(dir, `part-${String(opts.pass).padStart(6, '0')}-${id}.parquet`);
+    try {
+      mkdirSync(dir, { recursive: true });
+      await conn.run(
+        `COPY (${rows} ORDER BY ${s.orderBy}) TO ${lit(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)`,
+      );
+    } catch (e) {
+      throw new TieringError(
+        'TIER_WRITE_FAILED',
+        `writing ${path} failed: ${(e as Error).message}. Nothing was moved; free space in warm_dir ` +
+          `(or point tiering.warm_dir at a larger disk) and run the archive again.`,
+        { cause: e },
+      );
+    }
+    const expected = await fingerprint(conn, rows);
+    const written = await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`);
+    if (expected.rows !== written.rows || expected.checksum !== written.checksum) {
+      throw new TieringError(
+        'TIER_VERIFY_FAILED',
+        `${path} holds ${written.rows} rows (checksum ${written.checksum}) but ${s.hot} has ${expected.rows} ` +
+          `(checksum ${expected.checksum}) for ${opts.month}: nothing was moved`,
+      );
+    }
+    const st = await fileStats(conn, s, path);
+    const file: ManifestFile = {
+      id,
+      tableName: s.mirror.name,
+      kind: s.kind,
+      tier: 'warm',
+      location: path,
+      month: opts.month,
+      rowCount: written.rows,
+      byteSize: statSync(path).size,
+      checksum: written.checksum,
+      firstRowId: await nextRowId(conn, s.mirror.name, s.kind),
+      minTime: st.minTime!,
+      maxTime: st.maxTime!,
+      minKey: st.minKey!,
+      maxKey: st.maxKey!,
+      minLsn: st.minLsn!,
+      maxLsn: st.maxLsn!,
+      addedPass: opts.pass,
+    };
+    await insertFile(conn, file);
+    if (s.kind === 'current') {
+      await conn.run(
+        `INSERT INTO _ducktail.tier_locator SELECT ${lit(s.mirror.name)}, ${mirrorKeySql(s.mirror, 'p')}, ${id}, file_row_number ` +
+          `FROM read_parquet(${lit(path)}, ${PARQUET_READ}, file_row_number = true) p`,
+      );
+    }
+    await conn.run(`DELETE FROM ${s.hot} WHERE ${where}`);
+    await opts.refresh();
+    await conn.run('COMMIT');
+    return file;
+  } catch (e) {
+    await conn.run('ROLLBACK').catch(() => {});
+    if (path) rmSync(path, { force: true });
+    throw e;
+  }
+}
