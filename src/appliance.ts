@@ -5,6 +5,7 @@ import type { Config } from './config/index.ts';
 import { ConfigError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { startPipeline } from './pipeline.ts';
+import { createTieringFromConfig } from './tiering/index.ts';
 import type { Source } from './source/index.ts';
 import { formatLsn } from './source/lsn.ts';
 import { createQueryEngine, lockDownInstance } from './warehouse/query.ts';
@@ -31,8 +32,12 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     threads: config.warehouse.threads,
     stream: config.source.slot,
   });
-  const allowed = [resolve(config.tiering.warm_dir)];
+  const tiering = createTieringFromConfig(config, warehouse, log.child('tiering'));
+  const allowed = [resolve(config.tiering.warm_dir), ...tiering.readDirs];
   await lockDownInstance(warehouse.instance, { allowedDirectories: allowed });
+  await tiering.init();
+  const tieringStop = new AbortController();
+  tiering.schedule(tieringStop.signal);
   const { source, stop: stopPipeline } = startPipeline({
     warehouse,
     bus: createInlineBus(),
@@ -51,21 +56,24 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     log: (m) => log.child('source').info(m),
   });
 
-  const query = createQueryEngine({ instance: warehouse.instance });
+  const query = createQueryEngine({ instance: warehouse.instance, prepare: (sql) => tiering.prepareQuery(sql) });
   const app = createApi({
     query,
     tables: () => warehouse.tables(),
     version: opts.version,
     tokens: config.api.tokens,
-    status: () => pipelineStatus(source, warehouse),
+    status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status }),
+    archive: () => tiering.archive(tieringStop.signal),
     readiness: () => ({
       source: source
         ? { ready: source.status.phase === 'streaming', detail: source.status.error ?? source.status.phase }
         : { ready: true, detail: 'disabled on this instance' },
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
+      tiering: { ready: tiering.status.lastError === null, detail: tiering.status.lastError ?? `${tiering.status.passes} passes` },
     }),
   });
   const server = await serveApi(app, { listen: config.api.listen }).catch(async (e: unknown) => {
+    tieringStop.abort();
     await stopPipeline(); // e.g. the port is taken: leave nothing running behind the error
     await warehouse.close();
     throw e;
@@ -79,6 +87,8 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     source,
     stop() {
       stopping ??= (async () => {
+        tieringStop.abort();
+        await tiering.idle(); // a running pass stops at its next step (the signal) and commits nothing half-done
         await stopPipeline();
         await server.stop();
         await warehouse.close();

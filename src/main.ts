@@ -18,6 +18,10 @@ async function main(argv: string[]): Promise<number> {
       const { checkCommand } = await import('./cli/run.ts');
       return checkCommand(args);
     }
+    case 'archive': {
+      const { archiveCommand } = await import('./cli/archive.ts');
+      return archiveCommand(args);
+    }
     case 'demo': {
       const { demoCommand } = await import('./cli/demo.ts');
       return demoCommand(args);

@@ -39,6 +39,10 @@ export function createApi(deps: ApiDeps): Hono {
   app.route('/', healthRoutes(deps));
   app.route('/', queryRoutes(deps));
   app.route('/', tableRoutes(deps));
+  app.post('/v1/admin/archive', async (c) => {
+    if (!deps.archive) return c.json(errorBody('NOT_AVAILABLE', 'tiering is not running in this process'), 503);
+    return c.json(await deps.archive());
+  });
   app.get('/', (c) => c.html(dashboardHtml));
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), 404));

@@ -21,6 +21,8 @@ export interface ApiDeps {
   /** Pipeline state for GET /v1/status (JSON-safe). */
   status?: () => Record<string, unknown>;
   version: string;
+  /** POST /v1/admin/archive: runs one tiering pass and answers with what moved. */
+  archive?: () => Promise<unknown>;
   /** Bearer tokens; empty = no authentication. */
   tokens?: { token: string; scope: 'read' | 'admin' }[];
 }

@@ -33,6 +33,7 @@ export const USAGE = `usage: ducktail <command> [--config PATH]
 commands:
   run       run the appliance (default config: config/ducktail.toml)
   demo      embedded PostgreSQL + synthetic orders + the pipeline + API on 127.0.0.1:8080
+  archive   run one tiering pass now (asks the running instance, or runs alone)
   check     validate the config and PostgreSQL's prerequisites, print what to fix
   version   print the version
 

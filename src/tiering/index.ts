@@ -11,6 +11,7 @@ import { type PassReport, runPass } from './pass.ts';
 import { refreshViews } from './views.ts';
 
 export { TieringError } from './warm.ts';
+export { createTieringFromConfig, tieringOptions } from './config.ts';
 export type { PassReport } from './pass.ts';
 
 /** Per-table tiering settings. */
@@ -65,6 +66,8 @@ export interface Tiering {
   archive(signal?: AbortSignal): Promise<PassReport>;
   /** Makes the cold files a query may read present in the local cache. */
   prepareQuery(sql: string): Promise<void>;
+  /** Resolves when no pass is running. */
+  idle(): Promise<void>;
   /** Starts the cron schedule; stops with the signal. */
   schedule(signal: AbortSignal): void;
 }
@@ -122,6 +125,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       });
     },
     archive,
+    idle: () => chain.then(() => {}),
     async prepareQuery(sql) {
       if (!cache) return;
       const conn = await deps.connect();

@@ -132,7 +132,7 @@ async function warmToCold(ctx: PassContext, pass: number, cutoff: string, report
       report.rowsToCold += cold.rowCount;
       report.moved.push({ table: f.tableName, kind: f.kind, from: 'warm', to: 'cold', month: f.month, location: cold.location, rows: cold.rowCount, bytes: cold.byteSize });
     } catch (e) {
-      report.errors.push(errorMessage(e));
+      report.errors.push(e instanceof TieringError ? `${e.code}: ${e.message}` : errorMessage(e));
       // The store is unreachable or failing: leave the rest warm, the next pass retries.
       if (e instanceof TieringError && e.code === 'COLD_UNREACHABLE') break;
     }

@@ -26,6 +26,8 @@ export interface QueryEngineOptions {
   instance: DuckDBInstance;
   timeoutMs?: number;
   maxRows?: number;
+  /** Runs before each query, e.g. to bring the cold files it may read into the local cache. */
+  prepare?: (sql: string) => Promise<void>;
 }
 
 /** Read-only SQL over the warehouse for untrusted callers (the HTTP API). */
@@ -80,6 +82,7 @@ export function createQueryEngine(opts: QueryEngineOptions): QueryEngine {
       conn.closeSync();
     };
     try {
+      await opts.prepare?.(sql);
       await conn.run("SET search_path = 'public,main'");
       const extracted = await conn.extractStatements(sql).catch((e) => {
         throw new QueryError('QUERY_INVALID', (e as Error).message);

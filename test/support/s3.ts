@@ -18,6 +18,8 @@ export interface S3Options {
   bucket?: string;
   /** Log every request to stdout (default: when S3_LOG=1). */
   log?: boolean;
+  /** Port to listen on (default: a free one); to restart a stopped server at the same endpoint. */
+  port?: number;
 }
 
 /** A running S3 server with one bucket, and a Bun.S3Client bound to that bucket. */
@@ -43,7 +45,7 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
   const directory = await mkdtemp(join(tmpdir(), 'ducktail-s3-'));
   const server = new S3rver({
     address: '127.0.0.1',
-    port: 0, // the OS picks a free port; run() reports it
+    port: options.port ?? 0, // 0: the OS picks a free port; run() reports it
     directory,
     silent: !(options.log ?? process.env.S3_LOG === '1'),
     vhostBuckets: false,
