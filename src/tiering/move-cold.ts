@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { basename, join } from 'node:path';
 import type { ColdCache } from './cache.ts';
 import type { ColdStore } from './cold.ts';
+import { crashPoint } from './fault.ts';
 import { insertFile, type ManifestFile, nextId, retireFile } from './manifest.ts';
 import { lit, PARQUET_READ } from './sql.ts';
 import { parkRetired } from './sweep.ts';
@@ -34,6 +35,7 @@ export function coldReadPath(ctx: Pick<ColdMoveContext, 'store' | 'cache'>, loca
 export async function moveFileToCold(ctx: ColdMoveContext, f: ManifestFile, pass: number): Promise<ManifestFile> {
   const location = ctx.store.locationOf(join(f.kind, f.tableName, `month=${f.month}`, basename(f.location)));
   await ctx.store.put(f.location, location);
+  crashPoint('cold-uploaded');
   const size = await ctx.store.size(location);
   if (size !== f.byteSize) {
     throw new TieringError('TIER_VERIFY_FAILED', `${location} has ${size} bytes, ${f.location} has ${f.byteSize}: not moved, retried next pass`);
@@ -61,6 +63,7 @@ export async function moveFileToCold(ctx: ColdMoveContext, f: ManifestFile, pass
       await w.run(`UPDATE _ducktail.tier_locator SET file_id = ${cold.id} WHERE file_id = ${f.id}`);
       await ctx.refresh(w, f.tableName);
       await w.run('COMMIT');
+      crashPoint('cold-committed');
       await parkRetired(w, ctx.warmDir, f.location, f.id).catch(() => {});
       return cold;
     } catch (e) {

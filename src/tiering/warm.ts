@@ -3,6 +3,7 @@ import { mkdirSync, statSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../errors.ts';
 import { type MirrorTable, mirrorKeySql, quoteIdent } from '../warehouse/index.ts';
+import { crashPoint } from './fault.ts';
 import { type FileKind, insertFile, type ManifestFile, nextId, nextRowId } from './manifest.ts';
 import { lit, nextMonth, PARQUET_READ } from './sql.ts';
 
@@ -93,6 +94,7 @@ export async function moveMonthToWarm(
         { cause: e },
       );
     }
+    crashPoint('warm-written');
     const expected = await fingerprint(conn, rows);
     const written = await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`);
     if (expected.rows !== written.rows || expected.checksum !== written.checksum) {
@@ -131,6 +133,7 @@ export async function moveMonthToWarm(
     }
     await conn.run(`DELETE FROM ${s.hot} WHERE ${where}`);
     await opts.refresh();
+    crashPoint('warm-before-commit');
     await conn.run('COMMIT');
     return file;
   } catch (e) {

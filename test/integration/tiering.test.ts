@@ -68,7 +68,7 @@ async function sourceTotals(): Promise<string[]> {
   return [r!.c, r!.s];
 }
 async function archiveCli(): Promise<Record<string, unknown>> {
-  const p = Bun.spawn(['bun', join(import.meta.dir, '../../src/main.ts'), 'archive', '--config', configPath], {
+  const p = Bun.spawn([process.execPath, join(import.meta.dir, '../../src/main.ts'), 'archive', '--config', configPath], {
     cwd: dir,
     stdout: 'pipe',
     stderr: 'inherit',
