@@ -59,7 +59,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   const query = createQueryEngine({ instance: warehouse.instance, prepare: (sql) => tiering.prepareQuery(sql) });
   const app = createApi({
     query,
-    tables: () => warehouse.tables(),
+    tables: () => tiering.prepareQuery().then(() => warehouse.tables()),
     version: opts.version,
     tokens: config.api.tokens,
     status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status }),

@@ -8,6 +8,7 @@ import { type ColdCache, createColdCache, parseSize } from './cache.ts';
 import { type ColdStore, createColdStore, type S3Settings } from './cold.ts';
 import { liveFiles, type ManifestFile } from './manifest.ts';
 import { type PassReport, runPass } from './pass.ts';
+import { lit } from './sql.ts';
 import { refreshViews } from './views.ts';
 
 export { TieringError } from './warm.ts';
@@ -64,8 +65,8 @@ export interface Tiering {
   init(): Promise<void>;
   /** Runs one pass now (one at a time: a second call waits for the first and runs again). */
   archive(signal?: AbortSignal): Promise<PassReport>;
-  /** Makes the cold files a query may read present in the local cache. */
-  prepareQuery(sql: string): Promise<void>;
+  /** Makes the cold files a query may read present in the local cache (every cold file without `sql`). */
+  prepareQuery(sql?: string): Promise<void>;
   /** Resolves when no pass is running. */
   idle(): Promise<void>;
   /** Starts the cron schedule; stops with the signal. */
@@ -85,9 +86,15 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
   async function mirrors(conn: DuckDBConnection): Promise<MirrorTable[]> {
     return new MirrorCatalog(conn).load();
   }
+  /** Rewrites a table's views; DuckDB binds a view when it is created, so its cold files must be cached. */
   async function refresh(conn: DuckDBConnection, table: string): Promise<void> {
     const m = (await mirrors(conn)).find((t) => t.name === table);
-    if (m) await refreshViews(conn, m, readPath);
+    if (!m) return;
+    if (cache) {
+      const cold = await liveFiles(conn, `tier = 'cold' AND table_name = ${lit(table)}`);
+      await cache.ensure(cold.map((f) => f.location));
+    }
+    await refreshViews(conn, m, readPath);
   }
 
   let chain: Promise<unknown> = Promise.resolve();
@@ -121,7 +128,10 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
     readDirs: [warmDir, store.localRoot ?? cache!.dir],
     async init() {
       await deps.exclusive(async (conn) => {
-        for (const m of await mirrors(conn)) await refreshViews(conn, m, readPath);
+        for (const m of await mirrors(conn)) {
+          // The views persist with the manifest; this only repairs them (e.g. after a cache_dir change).
+          await refresh(conn, m.name).catch((e: unknown) => log.warn(`views of ${m.name} kept as they were: ${errorMessage(e)}`));
+        }
       });
     },
     archive,
@@ -135,8 +145,8 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       } finally {
         conn.closeSync();
       }
-      const text = sql.toLowerCase();
-      const needed = files.filter((f) => text.includes(f.tableName.slice(f.tableName.indexOf('.') + 1).toLowerCase()));
+      const text = sql?.toLowerCase();
+      const needed = files.filter((f) => !text || text.includes(f.tableName.slice(f.tableName.indexOf('.') + 1).toLowerCase()));
       if (needed.length > 0) await cache.ensure(needed.map((f) => f.location));
       status.coldCacheBytes = cache.bytes();
     },
