@@ -6,7 +6,7 @@ import { ConfigError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { startPipeline } from './pipeline.ts';
 import { createTieringFromConfig } from './tiering/index.ts';
-import type { Source } from './source/index.ts';
+import type { Source, SourceStatus } from './source/index.ts';
 import { formatLsn } from './source/lsn.ts';
 import { createQueryEngine, lockDownInstance } from './warehouse/query.ts';
 import { createWarehouse, type Warehouse } from './warehouse/index.ts';
@@ -50,6 +50,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
           batchRows: config.warehouse.batch_rows,
           batchMs: config.warehouse.batch_ms,
           statusIntervalMs: config.source.status_interval_ms,
+          heartbeatIntervalS: config.source.heartbeat_interval_s,
           connectTimeoutS: config.source.connect_timeout_s,
         }
       : null,
@@ -114,6 +115,7 @@ function pipelineStatus(source: Source | null, warehouse: Warehouse): Record<str
           inflightBatches: s.inflightBatches,
           lastMessageAt: iso(s.lastMessageAt),
           lastCommitAt: iso(Number(s.lastCommitTimeUs / 1000n)),
+          ...slotLag(s),
         }
       : { phase: 'disabled' },
     warehouse: {
@@ -121,5 +123,16 @@ function pipelineStatus(source: Source | null, warehouse: Warehouse): Record<str
       lastCommitAt: iso(warehouse.stats.lastCommitAt),
       appliedLsn: formatLsn(warehouse.progress.current.ackLsn),
     },
+  };
+}
+
+/** Slot lag: bytes from PostgreSQL, seconds since the oldest commit received and not yet durable. */
+function slotLag(s: SourceStatus): Record<string, unknown> {
+  const since = s.unconfirmedSinceUs > 0n ? Number(s.unconfirmedSinceUs / 1000n) : s.phase === 'streaming' ? 0 : s.lastMessageAt;
+  return {
+    lagBytes: s.slot.lagBytes,
+    lagSeconds: since > 0 ? Math.max(0, (Date.now() - since) / 1000) : null,
+    slot: s.slot,
+    heartbeat: s.heartbeat,
   };
 }

@@ -1,12 +1,14 @@
 import type { ChangeBatch } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { assertNoProblems, checkPrerequisites, describeTable, ensurePublication } from './catalog.ts';
+import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, sleep } from './monitor.ts';
 import { copySnapshot } from './snapshot.ts';
 import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot } from './slot.ts';
 import { type StreamState, streamChanges } from './stream.ts';
 
 export { checkPrerequisites, type Problem } from './catalog.ts';
 export { connectSql, readSlot } from './slot.ts';
+export { HEARTBEAT_PREFIX, type HeartbeatState, type SlotHealth } from './monitor.ts';
 
 /** Source settings (from the [source] and [warehouse] config sections). */
 export interface SourceOptions {
@@ -19,6 +21,8 @@ export interface SourceOptions {
   batchMs: number;
   statusIntervalMs: number;
   connectTimeoutS: number;
+  /** Seconds between heartbeats (pg_logical_emit_message); 0 = none. */
+  heartbeatIntervalS?: number;
 }
 
 /** What the source needs from the rest of the appliance. */
@@ -35,6 +39,9 @@ export interface SourceStatus extends StreamState {
   phase: 'starting' | 'snapshot' | 'streaming' | 'retrying' | 'stopped';
   error: string | null;
   restarts: number;
+  /** The slot as PostgreSQL reports it: lag, WAL reservation, invalidation with recovery steps. */
+  slot: SlotHealth;
+  heartbeat: HeartbeatState;
 }
 
 /** The PostgreSQL source: slot, initial copy, then the replication stream, restarted on failure. */
@@ -56,6 +63,9 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     lastCommitTimeUs: 0n,
     pendingChanges: 0,
     inflightBatches: 0,
+    unconfirmedSinceUs: 0n,
+    slot: emptySlotHealth(),
+    heartbeat: { intervalS: opts.heartbeatIntervalS ?? 0, lastLsn: null, lastAt: null, error: null },
   };
 
   async function runOnce(signal: AbortSignal): Promise<void> {
@@ -67,7 +77,8 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
       const schemas = await Promise.all(
         names.map((n) => describeTable(sql, n.slice(0, n.indexOf('.')), n.slice(n.indexOf('.') + 1))),
       );
-      const [{ db }] = (await sql`SELECT current_database() AS db`) as unknown as [{ db: string }];
+      const [{ db, version }] = (await sql`
+        SELECT current_database() AS db, current_setting('server_version_num')::int AS version`) as unknown as [{ db: string; version: number }];
       let slot = await readSlot(sql, opts.slot);
       if (slot) assertUsableSlot(opts.slot, slot, db);
       if (slot && !(await deps.snapshotDone(opts.slot))) {
@@ -110,6 +121,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           statusIntervalMs: opts.statusIntervalMs,
           confirmedLsn,
           startLsn,
+          messages: version >= 140000,
         },
         deps.publish,
         status,
@@ -124,6 +136,15 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
   return {
     status,
     async run(signal: AbortSignal): Promise<void> {
+      const monitorSql = connectSql(opts.url, { max: 1, connectTimeoutS: opts.connectTimeoutS });
+      const monitorStop = new AbortController();
+      const monitor = runMonitor(
+        monitorSql,
+        { slot: opts.slot, heartbeatS: opts.heartbeatIntervalS ?? 0, statusIntervalMs: opts.statusIntervalMs, log: deps.log },
+        status.slot,
+        status.heartbeat,
+        monitorStop.signal,
+      );
       let backoffMs = 500;
       while (!signal.aborted) {
         try {
@@ -141,13 +162,9 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         }
       }
       status.phase = 'stopped';
+      monitorStop.abort();
+      await monitor;
+      await monitorSql.end({ timeout: 2 }).catch(() => {});
     },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
 }

@@ -1,6 +1,7 @@
 import postgres, { type Sql } from 'postgres';
 import { PrerequisiteError } from '../errors.ts';
 import { parseLsn } from './lsn.ts';
+import { recoverySteps } from './monitor.ts';
 
 /** Session settings that make PostgreSQL's text output exact and unambiguous for DuckDB. */
 export const TEXT_SETTINGS = {
@@ -78,8 +79,7 @@ export function assertUsableSlot(slot: string, info: SlotInfo, database: string)
   if (info.walStatus === 'lost') {
     throw new PrerequisiteError(
       'SLOT_LOST',
-      `slot ${slot} was invalidated (its WAL was removed, see max_slot_wal_keep_size): changes were lost; ` +
-        `${fix}, then ducktail re-copies every table`,
+      `slot ${slot} was invalidated (its WAL was removed, see max_slot_wal_keep_size): ${recoverySteps(slot).join(' ')}`,
     );
   }
   if (info.active) {

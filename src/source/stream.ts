@@ -18,6 +18,8 @@ export interface StreamOptions {
   confirmedLsn: bigint;
   /** Where START_REPLICATION starts (0 = the slot's confirmed position). */
   startLsn: bigint;
+  /** Ask for logical messages (PostgreSQL 14+): the heartbeat's transactions then reach the stream. */
+  messages: boolean;
 }
 
 /** Observable state of the stream, for /readyz and /metrics. */
@@ -30,6 +32,8 @@ export interface StreamState {
   pendingChanges: number;
   /** Batches handed to the bus and not yet durable (at most MAX_INFLIGHT while the socket is read). */
   inflightBatches: number;
+  /** Commit time (µs since the Unix epoch) of the oldest transaction received and not yet confirmed; 0n when none. */
+  unconfirmedSinceUs: bigint;
 }
 
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
@@ -56,7 +60,7 @@ export async function streamChanges(
   const stream = await repl
     .unsafe(
       `START_REPLICATION SLOT ${opts.slot} LOGICAL ${formatLsn(opts.startLsn)} ` +
-        `(proto_version '1', publication_names '${opts.publication}')`,
+        `(proto_version '1', publication_names '${opts.publication}'${opts.messages ? ", messages 'true'" : ''})`,
     )
     .writable();
   state.flushedLsn = opts.confirmedLsn;
@@ -70,6 +74,14 @@ export async function streamChanges(
   let inflightCount = 0;
   let failure: unknown = null;
   let lastStatusAt = 0;
+  /** Commits received and not yet confirmed, oldest first: (endLsn, commit time) for the lag in seconds. */
+  const unconfirmed: { endLsn: bigint; commitTimeUs: bigint }[] = [];
+  state.unconfirmedSinceUs = 0n;
+  const confirmed = (lsn: bigint) => {
+    if (lsn > state.flushedLsn) state.flushedLsn = lsn;
+    while (unconfirmed.length > 0 && unconfirmed[0]!.endLsn <= state.flushedLsn) unconfirmed.shift();
+    state.unconfirmedSinceUs = unconfirmed[0]?.commitTimeUs ?? 0n;
+  };
 
   const sendStatus = (replyRequested = false) => {
     lastStatusAt = Date.now();
@@ -98,7 +110,7 @@ export async function streamChanges(
       if (failure) return;
       try {
         await publish(batch);
-        if (batch.ackLsn !== undefined && batch.ackLsn > state.flushedLsn) state.flushedLsn = batch.ackLsn;
+        if (batch.ackLsn !== undefined) confirmed(batch.ackLsn);
       } catch (e) {
         failure = e;
         stream.destroy();
@@ -143,6 +155,8 @@ export async function streamChanges(
         note();
         pendingAck = m.endLsn;
         state.lastCommitTimeUs = pgEpochUsToUnixUs(m.commitTime);
+        unconfirmed.push({ endLsn: m.endLsn, commitTimeUs: state.lastCommitTimeUs });
+        if (unconfirmed.length === 1) state.unconfirmedSinceUs = state.lastCommitTimeUs;
         tx = null;
         return;
       case 'Relation':
@@ -205,7 +219,7 @@ export async function streamChanges(
         if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
         // Everything the server sent before this keepalive has been made durable: its position is safe to confirm.
         if (!tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0 && msg.walEnd > state.flushedLsn) {
-          state.flushedLsn = msg.walEnd;
+          confirmed(msg.walEnd);
         }
         if (msg.replyRequested) sendStatus();
         continue;

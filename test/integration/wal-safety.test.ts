@@ -1,0 +1,137 @@
+// WAL safety: the heartbeat keeps a quiet database's slot advancing while other databases write WAL,
+// /v1/status's slot figures are filled, and PostgreSQL restarted under load loses nothing.
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Sql } from 'postgres';
+import { createInlineBus } from '../../src/bus/index.ts';
+import { applyDemoSchema } from '../../src/demo/schema.ts';
+import { createWorkload } from '../../src/demo/workload.ts';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
+import { startPipeline } from '../../src/pipeline.ts';
+import { connectSql, readSlot, type SourceStatus } from '../../src/source/index.ts';
+import { parseLsn } from '../../src/source/lsn.ts';
+import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
+import { startPostgres } from '../support/postgres.ts';
+import { snapshotBoth, waitFor } from './compare.ts';
+
+let dir: string;
+const quiet = (m: string) => {
+  if (process.env.IT_DEBUG) console.error('[source]', m);
+};
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ducktail-wal-'));
+  chmodSync(dir, 0o755); // the postgres OS user must reach the dedicated cluster's data directory
+});
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(url: string, slot: string, heartbeatIntervalS: number): Promise<{ warehouse: Warehouse; status: SourceStatus; stop(): Promise<void> }> {
+  const warehouse = await createWarehouse({ path: join(dir, `${slot}.duckdb`), memoryLimit: '256MB', threads: 1, stream: slot });
+  const pipeline = startPipeline({
+    warehouse,
+    bus: createInlineBus(),
+    source: {
+      url, slot, publication: `${slot}_pub`, tables: [], batchRows: 500, batchMs: 50, statusIntervalMs: 200,
+      connectTimeoutS: 5, heartbeatIntervalS,
+    },
+    log: quiet,
+  });
+  return {
+    warehouse,
+    status: pipeline.source!.status,
+    async stop() {
+      await pipeline.stop();
+      await warehouse.close();
+    },
+  };
+}
+
+test('a quiet database: heartbeats carry the slot (and the warehouse position) past WAL other databases write', async () => {
+  const pg = await startPostgres();
+  const quietUrl = await pg.createDatabase(`it_quiet_${process.pid}`);
+  const busyUrl = await pg.createDatabase(`it_busy_${process.pid}`);
+  const q = connectSql(quietUrl, { max: 1 });
+  const busy = connectSql(busyUrl, { max: 1 });
+  await q`CREATE TABLE calm (id int PRIMARY KEY, v text)`;
+  await q`INSERT INTO calm VALUES (1, 'only row')`;
+  const p = await start(quietUrl, 'wal_quiet', 1);
+  try {
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    await busy`CREATE TABLE noise (id int, pad text)`;
+    await busy`INSERT INTO noise SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g`;
+    const [{ lsn }] = (await busy`SELECT pg_current_wal_lsn()::text AS lsn`) as unknown as [{ lsn: string }];
+    const target = parseLsn(lsn);
+    // The heartbeat's transaction goes through the pipeline: the warehouse records a position past the noise.
+    await waitFor(async () => p.warehouse.progress.current.ackLsn > target, 20_000, 'warehouse position past the other database');
+    await waitFor(async () => ((await readSlot(q, 'wal_quiet'))?.confirmedFlushLsn ?? 0n) > target, 20_000, 'slot past the other database');
+    expect(p.status.heartbeat.lastLsn).not.toBeNull();
+    expect(p.status.heartbeat.error).toBeNull();
+    await waitFor(async () => p.status.slot.checkedAt !== null && p.status.slot.lagBytes !== null, 10_000, 'slot health read');
+    expect(p.status.slot.walStatus).toMatch(/^(reserved|extended)$/);
+    expect(p.status.slot.invalidated).toBeNull();
+    expect(p.status.slot.lagBytes!).toBeLessThan(16 * 1024 * 1024);
+  } finally {
+    await p.stop();
+    await q.end();
+    await busy.end();
+  }
+});
+
+test('PostgreSQL restarted twice under load: the stream reconnects and the mirror equals the source row for row', async () => {
+  const dataDir = join(dir, 'pg');
+  let server: EmbeddedPostgres = await startEmbeddedPostgres({ dir: dataDir, extraFlags: ['-c', 'fsync=off'] });
+  const port = server.port;
+  const url = server.url;
+  let sql: Sql | null = null;
+  let p: Awaited<ReturnType<typeof start>> | null = null;
+  try {
+    sql = connectSql(url, { max: 2 });
+    await applyDemoSchema(sql);
+    const stopLoad = new AbortController();
+    let failedTicks = 0;
+    const load = createWorkload(sql, { rate: 300, signal: stopLoad.signal, onError: () => failedTicks++ });
+    await Bun.sleep(300);
+    p = await start(url, 'wal_restart', 1);
+    await waitFor(async () => p!.status.phase === 'streaming', 30_000, 'streaming');
+    for (let round = 0; round < 2; round++) {
+      await Bun.sleep(800);
+      const restartsBefore = p.status.restarts;
+      await server.stop();
+      await Bun.sleep(300);
+      server = await startEmbeddedPostgres({ dir: dataDir, port, extraFlags: ['-c', 'fsync=off'] });
+      await waitFor(async () => p!.status.restarts > restartsBefore && p!.status.phase === 'streaming', 60_000, 'stream resumed');
+    }
+    await Bun.sleep(800);
+    stopLoad.abort();
+    await load.done;
+    expect(load.stats().orders).toBeGreaterThan(200);
+    const inSync = async () => {
+      const duck = await p!.warehouse.connect();
+      try {
+        const { source, mirror } = await snapshotBoth(sql!, duck, 'public', 'orders');
+        return JSON.stringify(source) === JSON.stringify(mirror);
+      } finally {
+        duck.closeSync();
+      }
+    };
+    await waitFor(inSync, 30_000, 'orders in sync').catch(() => {});
+    const duck = await p.warehouse.connect();
+    const { source, mirror } = await snapshotBoth(sql, duck, 'public', 'orders');
+    const dupes = await duck.runAndReadAll(
+      "SELECT count(*) FROM (SELECT _lsn, _seq FROM history.orders WHERE _op <> 'R' GROUP BY ALL HAVING count(*) > 1)",
+    );
+    duck.closeSync();
+    expect(mirror.length).toBe(source.length);
+    expect(mirror).toEqual(source);
+    expect(Number(dupes.getRows()[0]![0])).toBe(0);
+    if (process.env.IT_DEBUG) console.error(`restart test: ${source.length} orders, ${failedTicks} load ticks failed while down`);
+  } finally {
+    await p?.stop();
+    await sql?.end({ timeout: 2 });
+    await server.stop();
+  }
+});
