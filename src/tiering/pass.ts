@@ -1,5 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage } from '../errors.ts';
+import { compactFiles, filesToCompact } from './compact.ts';
+import { writeLakeManifests } from './lake.ts';
 import type { MirrorTable } from '../warehouse/index.ts';
 import type { ColdCache } from './cache.ts';
 import type { ColdStore } from './cold.ts';
@@ -32,6 +34,8 @@ export interface PassReport {
   rowsToCold: number;
   /** Files removed by retention_days. */
   expired: number;
+  /** Files rewritten by compaction (merged or without their superseded rows), and the files they became. */
+  compacted: { from: number; into: number };
   sweep: SweepResult;
   /** Problems that stopped part of the pass (retried by the next one). */
   errors: string[];
@@ -67,6 +71,7 @@ export async function runPass(ctx: PassContext): Promise<PassReport> {
     rowsToWarm: 0,
     rowsToCold: 0,
     expired: 0,
+    compacted: { from: 0, into: 0 },
     sweep: { trashDeleted: 0, orphansDeleted: 0, errors: [] },
     errors: [],
   };
@@ -80,8 +85,10 @@ export async function runPass(ctx: PassContext): Promise<PassReport> {
     report.sweep = await deps.exclusive((conn) => sweep(conn, ctx.store, ctx.warmDir, opts.graceMinutes * 60_000));
     report.errors.push(...report.sweep.errors);
     await hotToWarm(ctx, pass, daysBefore(now, opts.hotDays), report);
+    await compact(ctx, pass, report);
     await warmToCold(ctx, pass, daysBefore(now, opts.warmDays), report);
     await expire(ctx, pass, now, report);
+    await manifests(ctx, report);
   } catch (e) {
     report.errors.push(errorMessage(e));
     await finish('failed').catch(() => {});
@@ -117,6 +124,40 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
       }
     }
   }
+}
+
+async function compact(ctx: PassContext, pass: number, report: PassReport): Promise<void> {
+  const mirrors = await ctx.deps.exclusive((conn) => ctx.mirrors(conn));
+  const rules = { minFiles: ctx.opts.compactMinFiles, deletedRatio: ctx.opts.compactDeletedRatio };
+  for (const [name, t] of Object.entries(ctx.opts.tables)) {
+    const m = mirrors.find((x) => x.name === name);
+    if (!m) continue;
+    for (const kind of ['current', 'history'] as const) {
+      const spec = tierSpec(m, kind, t.timeColumn);
+      const groups = await ctx.deps.exclusive((conn) => filesToCompact(conn, spec, rules));
+      for (const files of groups) {
+        ctx.signal?.throwIfAborted();
+        await ctx.deps.exclusive((conn) =>
+          compactFiles(conn, spec, files, { pass, warmDir: ctx.warmDir, refresh: () => ctx.refresh(conn, name) }),
+        );
+        report.compacted.from += files.length;
+        report.compacted.into++;
+      }
+    }
+  }
+}
+
+async function manifests(ctx: PassContext, report: PassReport): Promise<void> {
+  await ctx.deps.exclusive(async (conn) => {
+    const mirrors = await ctx.mirrors(conn);
+    for (const [name, t] of Object.entries(ctx.opts.tables)) {
+      const m = mirrors.find((x) => x.name === name);
+      if (!m) continue;
+      await writeLakeManifests(conn, m, t.timeColumn, ctx.warmDir, ctx.store).catch((e: unknown) => {
+        report.errors.push(`_manifest.json of ${name}: ${e instanceof TieringError ? `${e.code}: ` : ''}${errorMessage(e)}`);
+      });
+    }
+  });
 }
 
 async function warmToCold(ctx: PassContext, pass: number, cutoff: string, report: PassReport): Promise<void> {

@@ -28,7 +28,7 @@ function warmFiles(warmDir: string): { location: string; ageMs: number }[] {
     for (const rel of readdirSync(root, { recursive: true }) as string[]) {
       const p = join(root, rel);
       const st = statSync(p, { throwIfNoEntry: false });
-      if (st?.isFile() && !rel.endsWith('_manifest.json')) out.push({ location: p, ageMs: now - st.mtimeMs });
+      if (st?.isFile() && !rel.endsWith('_manifest.json') && !rel.endsWith('_manifest.json.tmp')) out.push({ location: p, ageMs: now - st.mtimeMs });
     }
   }
   return out;

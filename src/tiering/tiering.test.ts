@@ -67,7 +67,7 @@ async function setup(n = 730, extra: Partial<TieringOptions> = {}) {
   const tiering = createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
   await lockDownInstance(w.instance, { allowedDirectories: [...tiering.readDirs, dir] });
   await tiering.init();
-  return { w, tiering, dir };
+  return { w, tiering, dir, opts };
 }
 
 async function one(w: Warehouse, sql: string): Promise<string[]> {
@@ -99,12 +99,12 @@ describe('tiering', () => {
     const tiers = await one(w, "SELECT count(*) FILTER (tier = 'warm'), count(*) FILTER (tier = 'cold') FROM _ducktail.tier_files WHERE retired_pass IS NULL");
     expect(Number(tiers[0])).toBeGreaterThan(0);
     expect(Number(tiers[1])).toBeGreaterThan(0);
-    expect(readdirSync(join(dir, 'warm', 'current', 'public.orders')).every((m) => m.startsWith('month='))).toBe(true);
+    expect(readdirSync(join(dir, 'warm', 'current', 'public.orders')).every((m) => m.startsWith('month=') || m === '_manifest.json')).toBe(true);
     // A second pass moves nothing more and changes no answer.
     const again = await tiering.archive();
     expect(again.moved).toEqual([]);
     expect(await one(w, TOTALS)).toEqual(before);
-  });
+  }, 30_000);
 
   test('updates and deletes of archived rows show at once, replays change nothing', async () => {
     const { w, tiering } = await setup();
@@ -128,7 +128,47 @@ describe('tiering', () => {
     // And after another pass (the updated rows are hot again, old positions stay deleted).
     await tiering.archive();
     expect(await one(w, TOTALS)).toEqual(expected);
-  });
+  }, 30_000);
+
+  test('time travel and change feed across tiers', async () => {
+    const { w, tiering } = await setup();
+    await tiering.archive();
+    const before = await one(w, TOTALS);
+    const t1 = new Date().toISOString();
+    await Bun.sleep(5);
+    const now = BigInt(Date.now()) * 1000n;
+    const late = [order('U', 700, '1000.00', 700, 5000n, 0), order('D', 300, '0', 300, 5000n, 1)].map((c) => ({ ...c, commitTimeUs: now }));
+    await w.apply(batch(late));
+    const at = `SELECT count(*), sum(price), count(DISTINCT order_id) FROM history.orders_at('${t1}')`;
+    expect(await one(w, at)).toEqual(before);
+    expect(await one(w, 'SELECT count(*) FROM history.orders_at_lsn(4999)')).toEqual([before[0]!]);
+    expect(await one(w, `SELECT count(*), sum(price) FROM history.orders_at(now())`)).toEqual((await one(w, TOTALS)).slice(0, 2));
+    expect(await one(w, `SELECT string_agg(_op || order_id, ',') FROM history.orders_changes('${t1}', now())`)).toEqual(['U700,D300']);
+    // Before the first change the table did not exist yet.
+    expect(await one(w, "SELECT count(*) FROM history.orders_at('2000-01-01')")).toEqual(['0']);
+  }, 30_000);
+
+  test('compaction merges the files of a month and rewrites files with many superseded rows', async () => {
+    const { w, tiering, opts } = await setup(730, { warmDays: 5000, compactMinFiles: 2 });
+    const first = await tiering.archive();
+    expect(first.compacted.from).toBe(0);
+    const before = await one(w, TOTALS);
+    // A later pass with a shorter hot window adds a second file to the boundary month: merged.
+    const later = createTiering({ ...opts, hotDays: 10 }, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
+    const second = await later.archive();
+    expect(second.compacted.from).toBeGreaterThanOrEqual(2);
+    expect(await one(w, TOTALS)).toEqual(before);
+    expect(await one(w, "SELECT max(n) FROM (SELECT count(*) n FROM _ducktail.tier_files WHERE retired_pass IS NULL GROUP BY kind, month)")).toEqual(['1']);
+    // Update most orders of one archived month (ids 300..329, ~300 days old): that file is rewritten.
+    const late = Array.from({ length: 30 }, (_, i) => order('U', 300 + i, '5.00', 300 + i, 9000n, i));
+    await w.apply(batch(late));
+    const expected = await one(w, TOTALS);
+    const third = await later.archive();
+    expect(third.compacted.from).toBeGreaterThanOrEqual(1);
+    expect(await one(w, TOTALS)).toEqual(expected);
+    expect(await one(w, 'SELECT count(*) FROM _ducktail.tier_deletes')).toEqual(['0']);
+    expect(await one(w, "SELECT count(*) = count(DISTINCT key) FROM _ducktail.tier_locator")).toEqual(['true']);
+  }, 60_000);
 
   test('DuckDB alone reads every archived row from the two folders', async () => {
     const { w, tiering, dir } = await setup();
@@ -141,9 +181,15 @@ describe('tiering', () => {
     const r = await c.runAndReadAll(`SELECT count(*), count(DISTINCT month) FROM read_parquet(${glob}, hive_partitioning = true)`);
     expect(String(r.getRows()[0]![0])).toBe(archived[0]!);
     expect(Number(r.getRows()[0]![1])).toBeGreaterThan(20);
+    // The _manifest.json files list the same rows, per tier.
+    const rowsIn = async (p: string) => ((await Bun.file(p).json()) as { files: { row_count: number; tier: string }[] }).files;
+    const warmManifest = await rowsIn(`${dir}/warm/current/public.orders/_manifest.json`);
+    expect(warmManifest.reduce((a, f) => a + f.row_count, 0)).toBe(Number(archived[0]));
+    expect(new Set(warmManifest.map((f) => f.tier))).toEqual(new Set(['warm', 'cold']));
+    expect(await rowsIn(`${dir}/cold/current/public.orders/_manifest.json`)).toEqual(warmManifest.map((f) => expect.objectContaining(f)));
     c.closeSync();
     db.closeSync();
-  });
+  }, 30_000);
 
   test('retired warm files are deleted after the grace period, orphans swept', async () => {
     const { w, tiering, dir } = await setup();
@@ -157,7 +203,7 @@ describe('tiering', () => {
     expect(r.sweep.orphansDeleted).toBe(1);
     expect(existsSync(orphan)).toBe(false);
     expect(await one(w, 'SELECT count(*) FROM orders')).toEqual(['730']);
-  });
+  }, 30_000);
 });
 
 export type { Tiering };

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { MirrorTable } from '../warehouse/index.ts';
+import { type MirrorTable, timeTravelSql } from '../warehouse/index.ts';
 import { type FileKind, liveFiles, type ManifestFile } from './manifest.ts';
 import { lit, listLit, PARQUET_READ } from './sql.ts';
 
@@ -32,4 +32,5 @@ export async function refreshViews(conn: DuckDBConnection, m: MirrorTable, readP
   for (const kind of ['current', 'history'] as const) {
     await conn.run(viewSql(m, kind, files.filter((f) => f.kind === kind), readPath));
   }
+  for (const macro of timeTravelSql(m)) await conn.run(macro);
 }

@@ -48,7 +48,7 @@ export async function fingerprint(conn: DuckDBConnection, relation: string): Pro
 }
 
 /** Statistics of a written file, for the manifest and file skipping. */
-async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
+export async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
   const key = s.kind === 'current' ? mirrorKeySql(s.mirror, 'p') : "(_lsn::VARCHAR || '/' || _seq::VARCHAR)";
   const lsn = s.kind === 'history' ? 'min(_lsn)::VARCHAR, max(_lsn)::VARCHAR' : 'NULL, NULL';
   const r = await conn.runAndReadAll(

@@ -9,6 +9,7 @@ export type { Position, SnapshotState } from './offsets.ts';
 export { Progress } from './offsets.ts';
 export { MirrorCatalog, type MirrorTable } from './tables.ts';
 export { mirrorKeySql } from './archived.ts';
+export { timeTravelSql } from './time-travel.ts';
 export { quoteIdent } from './pg-types.ts';
 
 /** Warehouse settings (from the [warehouse] config section). */

@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { type ColumnMapping, mapColumn, quoteIdent } from './pg-types.ts';
+import { timeTravelSql } from './time-travel.ts';
 
 /** Where one source table lives in DuckDB and how its columns map. */
 export interface MirrorTable {
@@ -118,6 +119,7 @@ export class MirrorCatalog {
   private async createViews(t: MirrorTable): Promise<void> {
     await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.currentView} AS SELECT * FROM ${t.current}`);
     await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.historyView} AS SELECT * FROM ${t.history}`);
+    for (const macro of timeTravelSql(t)) await this.conn.run(macro);
   }
 
   /** Databases written before the hot schema existed kept the tables under the public names: move them. */

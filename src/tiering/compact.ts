@@ -1,0 +1,103 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { mkdirSync, statSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { mirrorKeySql } from '../warehouse/index.ts';
+import { insertFile, liveFiles, type ManifestFile, nextId, nextRowId, retireFile } from './manifest.ts';
+import { parkRetired } from './sweep.ts';
+import { lit, listLit, PARQUET_READ } from './sql.ts';
+import { fileStats, fingerprint, TieringError, type TierSpec } from './warm.ts';
+
+/** Thresholds that trigger compaction. */
+export interface CompactRules {
+  /** A month with this many live warm files of one table kind is merged into one. */
+  minFiles: number;
+  /** A file with this share of its rows superseded is rewritten without them. */
+  deletedRatio: number;
+}
+
+/** Groups of warm files of a table kind that the rules say to rewrite. */
+export async function filesToCompact(conn: DuckDBConnection, s: TierSpec, rules: CompactRules): Promise<ManifestFile[][]> {
+  const files = await liveFiles(conn, `tier = 'warm' AND table_name = ${lit(s.mirror.name)} AND kind = ${lit(s.kind)}`);
+  const deleted = new Map<number, number>();
+  const r = await conn.runAndReadAll('SELECT file_id, count(*) FROM _ducktail.tier_deletes GROUP BY file_id');
+  for (const [id, n] of r.getRows()) deleted.set(Number(id), Number(n));
+  const byMonth = new Map<string, ManifestFile[]>();
+  for (const f of files) byMonth.set(f.month, [...(byMonth.get(f.month) ?? []), f]);
+  const groups: ManifestFile[][] = [];
+  for (const month of byMonth.values()) {
+    if (month.length >= rules.minFiles) groups.push(month);
+    else for (const f of month) if ((deleted.get(f.id) ?? 0) >= rules.deletedRatio * f.rowCount) groups.push([f]);
+  }
+  return groups;
+}
+
+/**
+ * Rewrites files of one month into one, without their superseded rows, sorted by key, in one
+ * transaction: write, verify count and checksum against the live rows of the old files, add the new
+ * file, retire the old ones (deleted after the grace), drop their deletes and remap the locator.
+ */
+export async function compactFiles(
+  conn: DuckDBConnection,
+  s: TierSpec,
+  files: ManifestFile[],
+  opts: { pass: number; warmDir: string; refresh: () => Promise<void> },
+): Promise<ManifestFile> {
+  const ids = files.map((f) => f.id).join(', ');
+  const paths = files.map((f) => f.location);
+  const pairs = files.map((f) => `(${f.id}, ${lit(f.location)})`).join(', ');
+  const live =
+    `SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(${listLit(paths)}, ${PARQUET_READ}, filename = true, file_row_number = true) p ` +
+    `ANTI JOIN (SELECT f.path, d.row FROM _ducktail.tier_deletes d JOIN (VALUES ${pairs}) f(id, path) ON d.file_id = f.id) x ` +
+    'ON p.filename = x.path AND p.file_row_number = x.row';
+  await conn.run('BEGIN TRANSACTION');
+  let path = '';
+  let file: ManifestFile;
+  try {
+    const id = await nextId(conn, 'tier_file_id');
+    path = join(dirname(files[0]!.location), `part-${String(opts.pass).padStart(6, '0')}-${id}.parquet`);
+    mkdirSync(dirname(path), { recursive: true });
+    await conn.run(`COPY (${live} ORDER BY ${s.orderBy}) TO ${lit(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)`).catch((e: unknown) => {
+      throw new TieringError('TIER_WRITE_FAILED', `compacting into ${path} failed: ${(e as Error).message}; free space in warm_dir`, { cause: e });
+    });
+    const expected = await fingerprint(conn, live);
+    const written = await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`);
+    if (expected.rows !== written.rows || expected.checksum !== written.checksum) {
+      throw new TieringError('TIER_VERIFY_FAILED', `compacted ${path} does not match its ${files.length} source files: nothing changed`);
+    }
+    const st = await fileStats(conn, s, path);
+    file = {
+      ...files[0]!,
+      id,
+      location: path,
+      rowCount: written.rows,
+      byteSize: statSync(path).size,
+      checksum: written.checksum,
+      firstRowId: await nextRowId(conn, s.mirror.name, s.kind),
+      minTime: st.minTime!,
+      maxTime: st.maxTime!,
+      minKey: st.minKey!,
+      maxKey: st.maxKey!,
+      minLsn: st.minLsn!,
+      maxLsn: st.maxLsn!,
+      addedPass: opts.pass,
+    };
+    await insertFile(conn, file);
+    for (const f of files) await retireFile(conn, f, opts.pass);
+    await conn.run(`DELETE FROM _ducktail.tier_deletes WHERE file_id IN (${ids})`);
+    if (s.kind === 'current') {
+      await conn.run(`DELETE FROM _ducktail.tier_locator WHERE file_id IN (${ids})`);
+      await conn.run(
+        `INSERT INTO _ducktail.tier_locator SELECT ${lit(s.mirror.name)}, ${mirrorKeySql(s.mirror, 'p')}, ${id}, file_row_number ` +
+          `FROM read_parquet(${lit(path)}, ${PARQUET_READ}, file_row_number = true) p`,
+      );
+    }
+    await opts.refresh();
+    await conn.run('COMMIT');
+  } catch (e) {
+    await conn.run('ROLLBACK').catch(() => {});
+    if (path) rmSync(path, { force: true });
+    throw e;
+  }
+  for (const f of files) await parkRetired(conn, opts.warmDir, f.location, f.id).catch(() => {});
+  return file;
+}
