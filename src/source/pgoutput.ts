@@ -8,7 +8,7 @@ import { AppError } from '../errors.ts';
 import { type ColumnSchema, type TupleData, UNCHANGED } from '../change/index.ts';
 import type { PgoutputMessage, ReplicationMessage } from './types.ts';
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
 export const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;
@@ -18,72 +18,104 @@ export function pgEpochUsToUnixUs(pgUs: bigint): bigint {
   return pgUs + PG_EPOCH_OFFSET_US;
 }
 
-/** One position counter walking a message, as postgres.js does. */
+/**
+ * One position counter walking a message. Every read is bounds-checked: a truncated or corrupted
+ * message fails with PGOUTPUT_MALFORMED naming the message type and the byte offset, never a guess.
+ */
 class Reader {
-  private pos = 0;
+  pos = 0;
   private readonly view: DataView;
-  constructor(private readonly buf: Uint8Array) {
+  constructor(
+    private readonly buf: Uint8Array,
+    /** Message type for errors, e.g. "Insert ('I')". */
+    public type: string,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
-  u8(): number {
-    return this.view.getUint8(this.pos++);
+  get length(): number {
+    return this.buf.length;
   }
-  i16(): number {
-    const v = this.view.getInt16(this.pos);
-    this.pos += 2;
-    return v;
+  /** An error about the message at `at` (default: the current offset). */
+  fail(what: string, at = this.pos): AppError {
+    return new AppError(
+      'PGOUTPUT_MALFORMED',
+      `malformed ${this.type} message (${this.buf.length} bytes): ${what} at byte offset ${at}`,
+    );
   }
-  i32(): number {
-    const v = this.view.getInt32(this.pos);
-    this.pos += 4;
-    return v;
+  private need(n: number, what: string): number {
+    if (this.pos + n > this.buf.length) {
+      throw this.fail(`truncated: ${what} needs ${n} bytes, ${this.buf.length - this.pos} left`);
+    }
+    const at = this.pos;
+    this.pos += n;
+    return at;
   }
-  u32(): number {
-    const v = this.view.getUint32(this.pos);
-    this.pos += 4;
-    return v;
+  u8(what = 'byte'): number {
+    return this.view.getUint8(this.need(1, what));
   }
-  u64(): bigint {
-    const v = this.view.getBigUint64(this.pos);
-    this.pos += 8;
-    return v;
+  i16(what = 'int16'): number {
+    return this.view.getInt16(this.need(2, what));
   }
-  i64(): bigint {
-    const v = this.view.getBigInt64(this.pos);
-    this.pos += 8;
-    return v;
+  i32(what = 'int32'): number {
+    return this.view.getInt32(this.need(4, what));
   }
-  /** A null-terminated string. */
-  cstring(): string {
+  u32(what = 'int32'): number {
+    return this.view.getUint32(this.need(4, what));
+  }
+  u64(what = 'int64'): bigint {
+    return this.view.getBigUint64(this.need(8, what));
+  }
+  i64(what = 'int64'): bigint {
+    return this.view.getBigInt64(this.need(8, what));
+  }
+  /** A null-terminated UTF-8 string. */
+  cstring(what = 'string'): string {
     const end = this.buf.indexOf(0, this.pos);
-    if (end < 0) throw malformed('string without terminator');
-    const s = utf8.decode(this.buf.subarray(this.pos, end));
+    if (end < 0) throw this.fail(`${what} without its terminating zero byte`);
+    const s = this.text(this.buf.subarray(this.pos, end), what);
     this.pos = end + 1;
     return s;
   }
-  bytes(n: number): Uint8Array {
-    if (this.pos + n > this.buf.length) throw malformed(`length ${n} past the end of the message`);
-    const b = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return b;
+  /** UTF-8 text, refused (not replaced) when invalid. */
+  text(bytes: Uint8Array, what: string): string {
+    try {
+      return utf8.decode(bytes);
+    } catch {
+      throw this.fail(`${what} is not valid UTF-8`);
+    }
+  }
+  bytes(n: number, what = 'value'): Uint8Array {
+    if (n < 0) throw this.fail(`negative length ${n} of ${what}`, this.pos - 4);
+    const at = this.need(n, what);
+    return this.buf.subarray(at, at + n);
+  }
+  /** A flag byte that must be 0 or 1. */
+  bool(what: string): boolean {
+    const at = this.pos;
+    const b = this.u8(what);
+    if (b > 1) throw this.fail(`${what} is ${b}, expected 0 or 1`, at);
+    return b === 1;
   }
   rest(): Uint8Array {
     const b = this.buf.subarray(this.pos);
     this.pos = this.buf.length;
     return b;
   }
-}
-
-function malformed(what: string): AppError {
-  return new AppError('PGOUTPUT_MALFORMED', `malformed pgoutput message: ${what}`);
+  /** Refuses bytes left over after the last field: the message was not what its type says. */
+  end(): void {
+    if (this.pos !== this.buf.length) throw this.fail(`${this.buf.length - this.pos} unexpected bytes after the last field`);
+  }
 }
 
 /** TupleData: Int16 column count, then per column 'n' null, 'u' unchanged TOAST, 't' text, 'b' binary. */
 function tupleData(r: Reader): TupleData {
-  const n = r.i16();
+  const at = r.pos;
+  const n = r.i16('column count');
+  if (n < 0) throw r.fail(`negative column count ${n}`, at);
   const out: TupleData = new Array(n);
   for (let i = 0; i < n; i++) {
-    const kind = r.u8();
+    const kindAt = r.pos;
+    const kind = r.u8(`kind of column ${i + 1}`);
     switch (kind) {
       case 0x6e: // 'n'
         out[i] = null;
@@ -92,115 +124,151 @@ function tupleData(r: Reader): TupleData {
         out[i] = UNCHANGED;
         break;
       case 0x74: // 't'
-        out[i] = utf8.decode(r.bytes(r.i32()));
+        out[i] = r.text(r.bytes(r.i32(`length of column ${i + 1}`), `text of column ${i + 1}`), `text of column ${i + 1}`);
         break;
       case 0x62: // 'b'
-        out[i] = r.bytes(r.i32()).slice();
+        out[i] = r.bytes(r.i32(`length of column ${i + 1}`), `value of column ${i + 1}`).slice();
         break;
       default:
-        throw malformed(`unknown tuple value kind 0x${kind.toString(16)}`);
+        throw r.fail(`unknown kind 0x${kind.toString(16)} of column ${i + 1} (expected 'n', 'u', 't' or 'b')`, kindAt);
     }
   }
   return out;
 }
 
+const NAMES: Record<number, string> = {
+  0x42: 'Begin', 0x43: 'Commit', 0x4f: 'Origin', 0x52: 'Relation', 0x59: 'Type', 0x49: 'Insert', 0x55: 'Update',
+  0x44: 'Delete', 0x54: 'Truncate', 0x4d: 'Message', 0x53: 'Stream Start', 0x45: 'Stream Stop', 0x63: 'Stream Commit',
+  0x41: 'Stream Abort', 0x77: 'XLogData', 0x6b: 'Primary keepalive',
+};
+
+function typeName(tag: number): string {
+  return `${NAMES[tag] ?? 'unknown'} ('${String.fromCharCode(tag)}')`;
+}
+
+/** A tuple marker byte ('N', 'K', 'O') that must be one of `allowed`. */
+function marker(r: Reader, allowed: string, what: string): string {
+  const at = r.pos;
+  const b = r.u8(what);
+  const c = String.fromCharCode(b);
+  if (!allowed.includes(c)) throw r.fail(`${what} is 0x${b.toString(16)}, expected ${[...allowed].map((x) => `'${x}'`).join(' or ')}`, at);
+  return c;
+}
+
 /**
  * Decodes one pgoutput message. `inStream` must be true between Stream Start and Stream Stop
- * (protocol v2): there, data messages carry the transaction's xid first.
+ * (protocol v2): there, data messages carry the transaction's xid first. The whole message must be
+ * consumed: a truncated, extended or corrupted message is refused with its type and byte offset.
  */
 export function decodePgoutput(data: Uint8Array, opts: { inStream?: boolean } = {}): PgoutputMessage {
-  const r = new Reader(data);
-  const tag = r.u8();
-  const xid = () => (opts.inStream ? { xid: r.u32() } : {});
+  if (data.length === 0) throw new AppError('PGOUTPUT_MALFORMED', 'malformed pgoutput message: empty (0 bytes)');
+  const tag = data[0]!;
+  const r = new Reader(data, typeName(tag));
+  r.pos = 1;
+  const msg = decodeBody(r, tag, opts.inStream === true);
+  r.end();
+  return msg;
+}
+
+function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage {
+  const xid = () => (inStream ? { xid: r.u32('xid') } : {});
   switch (tag) {
     case 0x42: // 'B' Begin
-      return { tag: 'Begin', finalLsn: r.u64(), commitTime: r.i64(), xid: r.u32() };
+      return { tag: 'Begin', finalLsn: r.u64('final LSN'), commitTime: r.i64('commit time'), xid: r.u32('xid') };
     case 0x43: // 'C' Commit
-      return { tag: 'Commit', flags: r.u8(), commitLsn: r.u64(), endLsn: r.u64(), commitTime: r.i64() };
+      return { tag: 'Commit', flags: r.u8('flags'), commitLsn: r.u64('commit LSN'), endLsn: r.u64('end LSN'), commitTime: r.i64('commit time') };
     case 0x4f: // 'O' Origin
-      return { tag: 'Origin', commitLsn: r.u64(), name: r.cstring() };
+      return { tag: 'Origin', commitLsn: r.u64('commit LSN'), name: r.cstring('origin name') };
     case 0x52: { // 'R' Relation
       const x = xid();
-      const relationId = r.u32();
-      const schema = r.cstring();
-      const table = r.cstring();
-      const replicaIdentity = String.fromCharCode(r.u8());
-      const n = r.i16();
+      const relationId = r.u32('relation id');
+      const schema = r.cstring('schema name');
+      const table = r.cstring('table name');
+      const identAt = r.pos;
+      const replicaIdentity = String.fromCharCode(r.u8('replica identity'));
+      if (!'dnfi'.includes(replicaIdentity)) throw r.fail(`replica identity '${replicaIdentity}' is not d, n, f or i`, identAt);
+      const nAt = r.pos;
+      const n = r.i16('column count');
+      if (n < 0) throw r.fail(`negative column count ${n}`, nAt);
       const columns: ColumnSchema[] = [];
       for (let i = 0; i < n; i++) {
-        const flags = r.u8();
-        columns.push({ key: (flags & 1) === 1, name: r.cstring(), typeOid: r.u32(), typeMod: r.i32() });
+        const flagsAt = r.pos;
+        const flags = r.u8(`flags of column ${i + 1}`);
+        if (flags > 1) throw r.fail(`flags 0x${flags.toString(16)} of column ${i + 1} (only 1 = key is defined)`, flagsAt);
+        columns.push({
+          key: flags === 1,
+          name: r.cstring(`name of column ${i + 1}`),
+          typeOid: r.u32(`type of column ${i + 1}`),
+          typeMod: r.i32(`type modifier of column ${i + 1}`),
+        });
       }
       return { tag: 'Relation', ...x, relationId, schema, table, replicaIdentity, columns };
     }
     case 0x59: { // 'Y' Type
       const x = xid();
-      return { tag: 'Type', ...x, typeOid: r.u32(), schema: r.cstring(), name: r.cstring() };
+      return { tag: 'Type', ...x, typeOid: r.u32('type oid'), schema: r.cstring('schema name'), name: r.cstring('type name') };
     }
     case 0x49: { // 'I' Insert
       const x = xid();
-      const relationId = r.u32();
-      const n = r.u8();
-      if (n !== 0x4e) throw malformed(`Insert without 'N' tuple (0x${n.toString(16)})`); // 'N'
+      const relationId = r.u32('relation id');
+      marker(r, 'N', 'new tuple marker');
       return { tag: 'Insert', ...x, relationId, newTuple: tupleData(r) };
     }
     case 0x55: { // 'U' Update
       const x = xid();
-      const relationId = r.u32();
-      let kind = r.u8();
-      let oldKind: 'K' | 'O' | undefined;
-      let oldTuple: TupleData | undefined;
-      if (kind === 0x4b || kind === 0x4f) { // 'K' old key, 'O' old row
-        oldKind = kind === 0x4b ? 'K' : 'O';
-        oldTuple = tupleData(r);
-        kind = r.u8();
+      const relationId = r.u32('relation id');
+      const kind = marker(r, 'KON', 'tuple marker');
+      if (kind === 'K' || kind === 'O') {
+        const oldTuple = tupleData(r);
+        marker(r, 'N', 'new tuple marker');
+        return { tag: 'Update', ...x, relationId, oldKind: kind, oldTuple, newTuple: tupleData(r) };
       }
-      if (kind !== 0x4e) throw malformed(`Update without 'N' tuple (0x${kind.toString(16)})`);
-      const newTuple = tupleData(r);
-      return oldKind
-        ? { tag: 'Update', ...x, relationId, oldKind, oldTuple, newTuple }
-        : { tag: 'Update', ...x, relationId, newTuple };
+      return { tag: 'Update', ...x, relationId, newTuple: tupleData(r) };
     }
     case 0x44: { // 'D' Delete
       const x = xid();
-      const relationId = r.u32();
-      const kind = r.u8();
-      if (kind !== 0x4b && kind !== 0x4f) throw malformed(`Delete without 'K' or 'O' tuple (0x${kind.toString(16)})`);
-      return { tag: 'Delete', ...x, relationId, oldKind: kind === 0x4b ? 'K' : 'O', oldTuple: tupleData(r) };
+      const relationId = r.u32('relation id');
+      const kind = marker(r, 'KO', 'old tuple marker') as 'K' | 'O';
+      return { tag: 'Delete', ...x, relationId, oldKind: kind, oldTuple: tupleData(r) };
     }
     case 0x54: { // 'T' Truncate
       const x = xid();
-      const n = r.u32();
-      const options = r.u8();
+      const nAt = r.pos;
+      const n = r.u32('relation count');
+      const options = r.u8('options');
+      if (n * 4 > r.length - r.pos) throw r.fail(`relation count ${n} does not fit in the message`, nAt);
       const relationIds: number[] = [];
-      for (let i = 0; i < n; i++) relationIds.push(r.u32());
+      for (let i = 0; i < n; i++) relationIds.push(r.u32(`relation ${i + 1}`));
       return { tag: 'Truncate', ...x, options, relationIds };
     }
     case 0x4d: { // 'M' Message
       const x = xid();
-      const flags = r.u8();
-      const lsn = r.u64();
-      const prefix = r.cstring();
-      const content = r.bytes(r.u32()).slice();
+      const flags = r.u8('flags');
+      const lsn = r.u64('LSN');
+      const prefix = r.cstring('prefix');
+      const content = r.bytes(r.i32('content length'), 'content').slice();
       return { tag: 'Message', ...x, flags, lsn, prefix, content };
     }
     case 0x53: // 'S' Stream Start
-      return { tag: 'StreamStart', xid: r.u32(), firstSegment: r.u8() === 1 };
+      return { tag: 'StreamStart', xid: r.u32('xid'), firstSegment: r.bool('first segment') };
     case 0x45: // 'E' Stream Stop
       return { tag: 'StreamStop' };
     case 0x63: // 'c' Stream Commit
-      return { tag: 'StreamCommit', xid: r.u32(), flags: r.u8(), commitLsn: r.u64(), endLsn: r.u64(), commitTime: r.i64() };
+      return {
+        tag: 'StreamCommit', xid: r.u32('xid'), flags: r.u8('flags'), commitLsn: r.u64('commit LSN'),
+        endLsn: r.u64('end LSN'), commitTime: r.i64('commit time'),
+      };
     case 0x41: { // 'A' Stream Abort
-      const xidTop = r.u32();
-      const subXid = r.u32();
+      const xidTop = r.u32('xid');
+      const subXid = r.u32('subtransaction xid');
       // Protocol v4 (parallel streaming) adds the abort LSN and time.
-      if (data.length >= 1 + 8 + 16) return { tag: 'StreamAbort', xid: xidTop, subXid, abortLsn: r.u64(), abortTime: r.i64() };
+      if (r.pos < r.length) return { tag: 'StreamAbort', xid: xidTop, subXid, abortLsn: r.u64('abort LSN'), abortTime: r.i64('abort time') };
       return { tag: 'StreamAbort', xid: xidTop, subXid };
     }
     default:
       throw new AppError(
         'PGOUTPUT_UNKNOWN_MESSAGE',
-        `unknown pgoutput message byte 0x${tag.toString(16)} ('${String.fromCharCode(tag)}'): ` +
+        `unknown pgoutput message byte 0x${tag.toString(16)} ('${String.fromCharCode(tag)}') at byte offset 0: ` +
           'is the server newer than this ducktail? Upgrade ducktail or request an older proto_version',
       );
   }
@@ -208,15 +276,22 @@ export function decodePgoutput(data: Uint8Array, opts: { inStream?: boolean } = 
 
 /** Decodes one CopyData payload of START_REPLICATION: 'w' XLogData or 'k' Primary keepalive. */
 export function decodeReplication(data: Uint8Array): ReplicationMessage {
-  const r = new Reader(data);
-  const tag = r.u8();
+  if (data.length === 0) throw new AppError('REPLICATION_MALFORMED', 'malformed replication message: empty (0 bytes)');
+  const tag = data[0]!;
+  const r = new Reader(data, typeName(tag));
+  r.pos = 1;
   switch (tag) {
     case 0x77: // 'w' XLogData
-      return { tag: 'XLogData', walStart: r.u64(), walEnd: r.u64(), sendTime: r.i64(), data: r.rest() };
-    case 0x6b: // 'k' Primary keepalive
-      return { tag: 'PrimaryKeepalive', walEnd: r.u64(), sendTime: r.i64(), replyRequested: r.u8() === 1 };
+      return { tag: 'XLogData', walStart: r.u64('WAL start'), walEnd: r.u64('WAL end'), sendTime: r.i64('send time'), data: r.rest() };
+    case 0x6b: { // 'k' Primary keepalive
+      const m: ReplicationMessage = {
+        tag: 'PrimaryKeepalive', walEnd: r.u64('WAL end'), sendTime: r.i64('send time'), replyRequested: r.bool('reply flag'),
+      };
+      r.end();
+      return m;
+    }
     default:
-      throw new AppError('REPLICATION_UNKNOWN_MESSAGE', `unknown replication message byte 0x${tag.toString(16)}`);
+      throw new AppError('REPLICATION_UNKNOWN_MESSAGE', `unknown replication message byte 0x${tag.toString(16)} at byte offset 0`);
   }
 }
 

@@ -200,6 +200,14 @@ export async function streamChanges(
     const rel = relations.get(relationId);
     if (!rel) throw new AppError('PGOUTPUT_UNKNOWN_RELATION', `change for relation ${relationId} before its Relation message`);
     if (!tx) throw new AppError('PGOUTPUT_NO_TRANSACTION', `change for ${rel.name} outside a transaction`);
+    for (const t of oldKey ? [row, oldKey] : [row]) {
+      if (op !== 'T' && t.length !== rel.columns.length) {
+        throw new AppError(
+          'PGOUTPUT_MALFORMED',
+          `malformed change of ${rel.name} at lsn ${tx.finalLsn}: ${t.length} columns, its Relation message has ${rel.columns.length}`,
+        );
+      }
+    }
     const seq = tx.seq++;
     if (!opts.tables.has(rel.name)) return;
     note();
