@@ -1,8 +1,7 @@
 import { resolve } from 'node:path';
 import { createApi, serveApi } from './api/index.ts';
-import { createInlineBus } from './bus/index.ts';
+import { type Bus, createInlineBus, createKafkaBus } from './bus/index.ts';
 import type { Config } from './config/index.ts';
-import { ConfigError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { startPipeline } from './pipeline.ts';
 import { createTieringFromConfig } from './tiering/index.ts';
@@ -23,9 +22,6 @@ export interface Appliance {
 /** The composition root: builds and starts source -> bus -> warehouse and the API from one config. */
 export async function startAppliance(config: Config, opts: { log: Logger; version: string }): Promise<Appliance> {
   const log = opts.log;
-  if (config.bus.kind !== 'inline') {
-    throw new ConfigError([`bus.kind: "${config.bus.kind}" is not available in this build yet; use "inline"`]);
-  }
   const warehouse = await createWarehouse({
     path: config.warehouse.path,
     memoryLimit: config.warehouse.memory_limit,
@@ -38,9 +34,10 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   await tiering.init();
   const tieringStop = new AbortController();
   tiering.schedule(tieringStop.signal);
+  const bus = createBus(config, warehouse, log, opts.version);
   const { source, stop: stopPipeline } = startPipeline({
     warehouse,
-    bus: createInlineBus(),
+    bus,
     source: config.source.enabled
       ? {
           url: config.source.url,
@@ -63,7 +60,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     tables: () => tiering.prepareQuery().then(() => warehouse.tables()),
     version: opts.version,
     tokens: config.api.tokens,
-    status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status }),
+    status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status, bus: bus.status?.() ?? { kind: config.bus.kind } }),
     archive: () => tiering.archive(tieringStop.signal),
     readiness: () => ({
       source: source
@@ -71,6 +68,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
         : { ready: true, detail: 'disabled on this instance' },
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
       tiering: { ready: tiering.status.lastError === null, detail: tiering.status.lastError ?? `${tiering.status.passes} passes` },
+      bus: bus.readiness?.() ?? { ready: true, detail: config.bus.kind },
     }),
   });
   const server = await serveApi(app, { listen: config.api.listen }).catch(async (e: unknown) => {
@@ -97,6 +95,29 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
       return stopping;
     },
   };
+}
+
+/** The bus of `bus.kind`: inline, or Kafka with its partition positions kept in the warehouse. */
+function createBus(config: Config, warehouse: Warehouse, log: Logger, version: string): Bus {
+  const b = config.bus;
+  if (b.kind === 'inline') return createInlineBus();
+  return createKafkaBus(
+    {
+      brokers: b.brokers,
+      topicPrefix: b.topic_prefix,
+      partitions: b.partitions,
+      replicationFactor: b.replication_factor,
+      instance: b.instance,
+      instances: b.instances,
+      idempotent: b.idempotent,
+      compression: b.compression,
+      lingerMs: b.linger_ms,
+      batchRows: config.warehouse.batch_rows,
+      deadLetterTopic: b.dead_letter_topic || `${b.topic_prefix}-dead-letter`,
+      version: `ducktail-${version}`,
+    },
+    { loadOffsets: () => warehouse.progress.kafkaOffsets(), log: (m) => log.child('bus').info(m) },
+  );
 }
 
 /** GET /v1/status: where the source and the warehouse are (LSNs as PostgreSQL text, times as ISO). */

@@ -29,3 +29,14 @@ CREATE TABLE IF NOT EXISTS _ducktail.snapshot (
   started_at       TIMESTAMPTZ NOT NULL,
   finished_at      TIMESTAMPTZ
 );
+
+-- Kafka bus: per owned partition, the next offset to read and the last change applied from it
+-- ((lsn, ord): a message the producer wrote twice is skipped). Written in the apply transaction.
+CREATE TABLE IF NOT EXISTS _ducktail.kafka_offsets (
+  topic       VARCHAR NOT NULL,
+  "partition" INTEGER NOT NULL,
+  next_offset BIGINT NOT NULL,
+  lsn         UBIGINT NOT NULL,
+  ord         BIGINT NOT NULL,
+  updated_at  TIMESTAMPTZ NOT NULL
+);

@@ -1,5 +1,11 @@
 import type { BatchSink, ChangeBatch } from '../change/index.ts';
 
+/** Whether the bus moves data now, and why not (for /readyz). */
+export interface BusReadiness {
+  ready: boolean;
+  detail: string;
+}
+
 /** The bus between source and warehouse: inline (in-process) or Kafka. */
 export interface Bus {
   /** Resolves when the batch is durable downstream: inline = committed in DuckDB, kafka = acked by all replicas. */
@@ -7,4 +13,7 @@ export interface Bus {
   /** Delivers batches to the sink until the signal aborts; resolves when drained. */
   run(sink: BatchSink, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
+  /** What the bus reports in /v1/status (Kafka: partitions owned, offsets and lag). */
+  status?(): Record<string, unknown>;
+  readiness?(): BusReadiness;
 }

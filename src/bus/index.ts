@@ -1,2 +1,3 @@
-export type { Bus } from './bus.ts';
+export type { Bus, BusReadiness } from './bus.ts';
 export { createInlineBus } from './inline.ts';
+export { createKafkaBus, type KafkaBusDeps, type KafkaBusOptions } from './kafka.ts';

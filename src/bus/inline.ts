@@ -14,6 +14,7 @@ export function createInlineBus(): Bus {
 
   return {
     async publish(batch: ChangeBatch, signal?: AbortSignal): Promise<void> {
+      if (closed) throw new AppError('BUS_CLOSED', 'the inline bus is closed');
       if (!sink) await abortable(ready, signal);
       if (closed || !sink) throw new AppError('BUS_CLOSED', 'the inline bus is closed');
       await sink.apply(batch);

@@ -51,6 +51,8 @@ export interface Change {
   seq: number;
   /** Commit time, microseconds since the Unix epoch. */
   commitTimeUs: bigint;
+  /** Source transaction id (pgoutput Begin.xid), when known; carried to Kafka as `source.txId`. */
+  xid?: number;
 }
 
 /** A run of changes in commit order, as published to the bus and applied by the warehouse in one transaction. */
@@ -65,6 +67,22 @@ export interface ChangeBatch {
   ackLsn?: bigint;
   /** Initial-copy bookkeeping recorded in the same warehouse transaction as the batch's rows. */
   snapshot?: SnapshotMarker;
+  /**
+   * Set by the Kafka consumer: the next offset (and last applied change) of each partition the batch
+   * consumed, stored in the same warehouse transaction as its rows. Such batches are not filtered by the
+   * stream's (lsn, seq) position: partitions interleave, and the consumer dedups per partition itself.
+   */
+  offsets?: PartitionOffset[];
+}
+
+/** Where the warehouse stands in one Kafka partition: the next offset to read and the last change applied. */
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  next: bigint;
+  /** (lsn, ord) of the last change applied from this partition: a replayed change at or before it is skipped. */
+  lsn: bigint;
+  ord: number;
 }
 
 /** Marks the start ('copying') or end ('done') of the initial copy of a slot. */

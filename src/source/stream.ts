@@ -43,6 +43,7 @@ interface OpenTransaction {
   finalLsn: bigint;
   commitTimeUs: bigint;
   seq: number;
+  xid: number;
 }
 
 /**
@@ -149,7 +150,7 @@ export async function streamChanges(
   const handle = async (m: PgoutputMessage): Promise<void> => {
     switch (m.tag) {
       case 'Begin':
-        tx = { finalLsn: m.finalLsn, commitTimeUs: pgEpochUsToUnixUs(m.commitTime), seq: 0 };
+        tx = { finalLsn: m.finalLsn, commitTimeUs: pgEpochUsToUnixUs(m.commitTime), seq: 0, xid: m.xid };
         return;
       case 'Commit':
         note();
@@ -212,7 +213,7 @@ export async function streamChanges(
     if (!opts.tables.has(rel.name)) return;
     note();
     pendingTables.set(rel.name, rel);
-    const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs };
+    const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs, xid: tx.xid };
     if (oldKey) change.oldKey = oldKey;
     state.pendingChanges = pending.push(change);
     if (pending.length >= opts.batchRows) await flush(); // backpressure: stop reading until durable

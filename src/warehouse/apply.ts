@@ -37,10 +37,11 @@ export class BatchApplier {
   async apply(batch: ChangeBatch): Promise<ApplyResult> {
     const started = performance.now();
     const pos = this.progress.current;
-    const todo = batch.changes.filter((c) => !alreadyApplied(c, pos));
+    // Kafka batches interleave partitions (not in (lsn, seq) order); the consumer dedups them per partition.
+    const todo = batch.offsets ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
     const skipped = batch.changes.length - todo.length;
     const nextAck = batch.ackLsn !== undefined && batch.ackLsn > pos.ackLsn ? batch.ackLsn : pos.ackLsn;
-    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot) {
+    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length) {
       return { applied: 0, skipped, durationMs: performance.now() - started };
     }
     await this.conn.run('BEGIN TRANSACTION');
@@ -51,10 +52,11 @@ export class BatchApplier {
         const mirror = await this.catalog.ensure(schema);
         await this.applyTable(mirror, changes);
       }
-      const last = todo.findLast((c) => c.lsn !== 0n);
+      const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
       const next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
       await this.progress.write(next);
       if (batch.snapshot) await this.progress.writeSnapshot(batch.snapshot);
+      if (batch.offsets) await this.progress.writeOffsets(batch.offsets);
       await this.conn.run('COMMIT');
       this.progress.committed(next);
     } catch (e) {

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { SnapshotMarker } from '../change/index.ts';
+import type { PartitionOffset, SnapshotMarker } from '../change/index.ts';
 
 /** Position of a stream: the last applied change (lsn, seq) and the source position safe to acknowledge. */
 export interface Position {
@@ -84,5 +84,31 @@ export class Progress {
     const row = reader.getRows()[0] as [string, bigint, bigint] | undefined;
     if (!row) return { status: 'none', consistentPoint: 0n, rows: 0 };
     return { status: row[0] as 'copying' | 'done', consistentPoint: row[1], rows: Number(row[2]) };
+  }
+
+  /** Records where the Kafka consumer stands in each partition; call inside the transaction that applied the rows. */
+  async writeOffsets(offsets: readonly PartitionOffset[]): Promise<void> {
+    for (const o of offsets) {
+      await this.conn.run('DELETE FROM _ducktail.kafka_offsets WHERE topic = $1 AND "partition" = $2', [o.topic, o.partition]);
+      await this.conn.run('INSERT INTO _ducktail.kafka_offsets VALUES ($1, $2, $3, $4, $5, now())', [
+        o.topic,
+        o.partition,
+        o.next,
+        o.lsn,
+        o.ord,
+      ]);
+    }
+  }
+
+  /** Every stored Kafka partition position (committed ones only: call between applies). */
+  async kafkaOffsets(): Promise<PartitionOffset[]> {
+    const reader = await this.conn.runAndReadAll('SELECT topic, "partition", next_offset, lsn, ord FROM _ducktail.kafka_offsets');
+    return (reader.getRows() as [string, number, bigint, bigint, bigint][]).map(([topic, partition, next, lsn, ord]) => ({
+      topic,
+      partition,
+      next,
+      lsn,
+      ord: Number(ord),
+    }));
   }
 }

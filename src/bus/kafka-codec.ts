@@ -1,0 +1,288 @@
+import * as v from 'valibot';
+import { type Change, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
+
+/**
+ * Debezium's JSON envelope with schemas enabled (JsonConverter `schemas.enable=true`): every value is
+ * `{"schema": ..., "payload": {before, after, source, op, ts_ms}}`. The schema block is how a consumer
+ * (ours included) rebuilds the table's layout from Kafka alone: each column is a field in attribute
+ * order, with its PostgreSQL type OID, type modifier and key flag as field parameters. Values are
+ * PostgreSQL's exact text form (a Kafka Connect "string"), never converted through a float.
+ */
+
+/** Debezium's placeholder for an unchanged TOASTed value; `source.unchanged` names those columns exactly. */
+export const UNAVAILABLE = '__debezium_unavailable_value';
+const OPS = { R: 'r', I: 'c', U: 'u', D: 'd', T: 't' } as const;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** One message ready for the producer: explicit partition, key and value as JSON text. */
+export interface Encoded {
+  topic: string;
+  partition: number;
+  key: string | undefined;
+  value: string;
+}
+
+/** `<prefix>.<schema>.<table>`. */
+export function topicName(prefix: string, table: TableSchema): string {
+  return `${prefix}.${table.schema}.${table.table}`;
+}
+
+function text(value: TupleValue | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (value === UNCHANGED) return UNAVAILABLE;
+  let s = '\\x';
+  for (const b of value) s += HEX[b];
+  return s;
+}
+
+/** Caches the per-table schema JSON: it is the same for every message of a table. */
+export class EventEncoder {
+  private readonly schemas = new Map<TableSchema, string>();
+  private point = 0n;
+
+  constructor(
+    private readonly prefix: string,
+    private readonly version: string,
+  ) {}
+
+  private schemaJson(t: TableSchema): string {
+    let s = this.schemas.get(t);
+    if (s) return s;
+    const name = topicName(this.prefix, t);
+    const row = {
+      type: 'struct',
+      optional: true,
+      name: `${name}.Value`,
+      fields: t.columns.map((c) => ({
+        field: c.name,
+        type: 'string',
+        optional: !c.key,
+        parameters: { 'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key) },
+      })),
+    };
+    s = JSON.stringify({
+      type: 'struct',
+      optional: false,
+      name: `${name}.Envelope`,
+      fields: [
+        { ...row, field: 'before' },
+        { ...row, field: 'after' },
+        { type: 'struct', optional: false, name: 'io.debezium.connector.postgresql.Source', field: 'source', fields: SOURCE_FIELDS },
+        { type: 'string', optional: false, field: 'op' },
+        { type: 'int64', optional: true, field: 'ts_ms' },
+      ],
+    });
+    this.schemas.set(t, s);
+    return s;
+  }
+
+  private record(t: TableSchema, row: readonly TupleValue[] | null): Record<string, string | null> | null {
+    if (!row) return null;
+    const out: Record<string, string | null> = {};
+    t.columns.forEach((c, i) => (out[c.name] = text(row[i])));
+    return out;
+  }
+
+  private keyOf(t: TableSchema, row: readonly TupleValue[]): string {
+    const out: Record<string, string | null> = {};
+    t.columns.forEach((c, i) => {
+      if (c.key) out[c.name] = text(row[i]);
+    });
+    return JSON.stringify(out);
+  }
+
+  /** One change as Debezium events: an update that moved the primary key becomes a delete and a create, as Debezium does. */
+  encode(c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): Encoded[] {
+    const topic = topicName(this.prefix, t);
+    this.point = snapshotPoint;
+    if (c.op === 'T') {
+      // A truncate covers every key: one event per partition, applied once all owned partitions reach it.
+      const value = this.value(t, c, 't', null, null, 0);
+      return Array.from({ length: partitions }, (_, partition) => ({ topic, partition, key: undefined, value }));
+    }
+    if (c.op === 'U' && c.oldKey) {
+      const oldKey = this.keyOf(t, c.oldKey);
+      const newKey = this.keyOf(t, c.row);
+      if (oldKey !== newKey) {
+        return [
+          { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', c.oldKey, null, 0) },
+          { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, c.row, 1) },
+        ];
+      }
+    }
+    const key = this.keyOf(t, c.row);
+    const op = OPS[c.op];
+    const value = c.op === 'D' ? this.value(t, c, op, c.row, null, 0) : this.value(t, c, op, null, c.row, 0);
+    return [{ topic, partition: partitionOf(key), key, value }];
+  }
+
+  private value(
+    t: TableSchema,
+    c: Change,
+    op: string,
+    before: readonly TupleValue[] | null,
+    after: readonly TupleValue[] | null,
+    sub: number,
+  ): string {
+    const tsMs = Number(c.commitTimeUs / 1000n);
+    const unchanged = after ? t.columns.filter((_, i) => after[i] === UNCHANGED).map((col) => col.name) : [];
+    const source = {
+      version: this.version,
+      connector: 'postgresql',
+      name: this.prefix,
+      ts_ms: tsMs,
+      ts_us: Number(c.commitTimeUs),
+      snapshot: c.op === 'R' ? 'true' : 'false',
+      db: '',
+      schema: t.schema,
+      table: t.table,
+      txId: c.xid ?? null,
+      lsn: Number(c.lsn),
+      seq: c.seq,
+      // ducktail's order key inside a partition (dedup of a producer's retries): snapshot events sort at
+      // their slot's consistent point (a reset first), streamed ones at their commit LSN.
+      pos_lsn: Number(c.lsn === 0n ? this.point : c.lsn),
+      pos_ord: c.lsn === 0n ? (c.op === 'T' ? 0 : c.seq * 2 + 2) : c.seq * 2 + sub,
+      unchanged,
+    };
+    const payload = { before: this.record(t, before), after: this.record(t, after), source, op, ts_ms: Date.now() };
+    return `{"schema":${this.schemaJson(t)},"payload":${JSON.stringify(payload)}}`;
+  }
+}
+
+const SOURCE_FIELDS = [
+  { type: 'string', optional: false, field: 'version' },
+  { type: 'string', optional: false, field: 'connector' },
+  { type: 'string', optional: false, field: 'name' },
+  { type: 'int64', optional: false, field: 'ts_ms' },
+  { type: 'int64', optional: true, field: 'ts_us' },
+  { type: 'string', optional: true, field: 'snapshot' },
+  { type: 'string', optional: false, field: 'db' },
+  { type: 'string', optional: false, field: 'schema' },
+  { type: 'string', optional: false, field: 'table' },
+  { type: 'int64', optional: true, field: 'txId' },
+  { type: 'int64', optional: true, field: 'lsn' },
+  { type: 'int64', optional: false, field: 'seq' },
+  { type: 'int64', optional: false, field: 'pos_lsn' },
+  { type: 'int64', optional: false, field: 'pos_ord' },
+  { type: 'array', optional: true, field: 'unchanged', items: { type: 'string', optional: false } },
+];
+
+const Int = v.pipe(v.number(), v.integer(), v.minValue(0));
+const Row = v.nullable(v.record(v.string(), v.nullable(v.string())));
+const Field = v.object({
+  field: v.string(),
+  parameters: v.object({ 'pg.type_oid': v.pipe(v.string(), v.digits()), 'pg.type_mod': v.string(), 'pg.key': v.picklist(['true', 'false']) }),
+});
+/** The envelope as ducktail reads it back (valibot): anything else is a poison message. */
+export const EventSchema = v.object({
+  schema: v.object({ fields: v.pipe(v.array(v.object({ field: v.string(), fields: v.optional(v.array(v.unknown())) })), v.minLength(2)) }),
+  payload: v.object({
+    before: Row,
+    after: Row,
+    op: v.picklist(['r', 'c', 'u', 'd', 't']),
+    source: v.object({
+      schema: v.string(),
+      table: v.string(),
+      lsn: Int,
+      seq: Int,
+      pos_lsn: Int,
+      pos_ord: Int,
+      ts_us: v.optional(Int),
+      ts_ms: Int,
+      txId: v.optional(v.nullable(Int)),
+      unchanged: v.optional(v.array(v.string()), []),
+    }),
+  }),
+});
+
+/** A decoded event: the change, its table's layout, and its order key (pos, ord) inside the partition. */
+export interface Decoded {
+  change: Change;
+  table: TableSchema;
+  pos: bigint;
+  ord: number;
+}
+
+/** Parses and validates one value; throws a message for the dead-letter headers when it is not a ducktail event. */
+export function decodeEvent(value: string): Decoded {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch (e) {
+    throw new PoisonError('NOT_JSON', `value is not JSON: ${(e as Error).message}`);
+  }
+  const parsed = v.safeParse(EventSchema, json);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    throw new PoisonError('NOT_ENVELOPE', `not a Debezium envelope: ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}`);
+  }
+  const { schema, payload } = parsed.output;
+  const fieldsOf = schema.fields.find((f) => f.field === 'after')?.fields ?? [];
+  const fields = v.safeParse(v.pipe(v.array(Field), v.minLength(1)), fieldsOf);
+  if (!fields.success) throw new PoisonError('NOT_ENVELOPE', `schema.after has no usable column fields: ${fields.issues[0].message}`);
+  const s = payload.source;
+  const table: TableSchema = {
+    schema: s.schema,
+    table: s.table,
+    columns: fields.output.map((f) => ({
+      name: f.field,
+      key: f.parameters['pg.key'] === 'true',
+      typeOid: Number(f.parameters['pg.type_oid']),
+      typeMod: Number(f.parameters['pg.type_mod']),
+    })),
+  };
+  const unchanged = new Set(s.unchanged);
+  const image = payload.op === 'd' ? payload.before : payload.after;
+  if (!image && payload.op !== 't') throw new PoisonError('NOT_ENVELOPE', `op "${payload.op}" without its row image`);
+  const row: TupleValue[] = payload.op === 't' ? [] : table.columns.map((c) => (unchanged.has(c.name) ? UNCHANGED : (image![c.name] ?? null)));
+  table.columns.forEach((c, i) => {
+    const value = row[i];
+    if (typeof value === 'string' && !fits(c.typeOid, value)) {
+      throw new PoisonError('BAD_VALUE', `${change0(s)}: column ${c.name} (type oid ${c.typeOid}) cannot hold ${JSON.stringify(value.slice(0, 80))}`);
+    }
+  });
+  const op = ({ r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const)[payload.op];
+  const commitTimeUs = s.ts_us !== undefined ? BigInt(s.ts_us) : BigInt(s.ts_ms) * 1000n;
+  const change: Change = { op, table: `${s.schema}.${s.table}`, row, lsn: BigInt(s.lsn), seq: s.seq, commitTimeUs };
+  if (s.txId !== undefined && s.txId !== null) change.xid = s.txId;
+  return { change, table, pos: BigInt(s.pos_lsn), ord: s.pos_ord };
+}
+
+function change0(s: { schema: string; table: string; lsn: number }): string {
+  return `${s.schema}.${s.table} at lsn ${s.lsn}`;
+}
+
+const INT_RANGE: Record<number, bigint> = { 21: 1n << 15n, 23: 1n << 31n, 20: 1n << 63n };
+const FORMATS: Record<number, RegExp> = {
+  16: /^[tf]$/,
+  700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
+  701: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
+  1700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
+  1082: /^(\d{4,}-\d{2}-\d{2}( BC)?|-?infinity)$/,
+  1114: /^(\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?( BC)?|-?infinity)$/,
+  1184: /^(\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}(:\d{2}){0,2}( BC)?|-?infinity)$/,
+  2950: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+};
+
+/** Whether PostgreSQL text `value` fits a column of type `oid` (checked for the common scalar types; others pass to DuckDB). */
+export function fits(oid: number, value: string): boolean {
+  const range = INT_RANGE[oid];
+  if (range !== undefined) {
+    if (!/^-?\d{1,19}$/.test(value)) return false;
+    const n = BigInt(value);
+    return n >= -range && n < range;
+  }
+  return FORMATS[oid]?.test(value) ?? true;
+}
+
+/** A message ducktail cannot apply: goes to the dead-letter topic with `code` and `message` in its headers. */
+export class PoisonError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,177 @@
+import { Admin, compatibilityPartitioner, ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka';
+import type { ChangeBatch, TableSchema } from '../change/index.ts';
+import { AppError, errorMessage } from '../errors.ts';
+import { type Encoded, EventEncoder, topicName } from './kafka-codec.ts';
+import type { KafkaBusOptions } from './kafka.ts';
+
+/** What the producer side shows in /v1/status and /readyz. */
+export interface ProducerStatus {
+  published: number;
+  messages: number;
+  /** Last send error while retrying; null once a send succeeds. */
+  error: string | null;
+  retries: number;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
+
+/** Java client's default partitioner: murmur2 of the key bytes, positive, modulo the partition count. */
+export function partitionOf(key: string, partitions: number): number {
+  return compatibilityPartitioner({ topic: '' }, Buffer.from(key)) % partitions;
+}
+
+/**
+ * Writes batches to Kafka: one topic per table, key = primary key, explicit Java-compatible partition,
+ * acks=all. A send that fails is retried until it succeeds or the bus stops, so `publish` does not
+ * resolve and the source stops reading the replication socket: backpressure, not loss.
+ */
+export class KafkaWriter {
+  readonly status: ProducerStatus = { published: 0, messages: 0, error: null, retries: 0 };
+  private readonly producer: Producer<string, string, string, string>;
+  private readonly admin: Admin;
+  private readonly encoder: EventEncoder;
+  private readonly partitions = new Map<string, number>();
+  /** Consistent point of the initial copy being published: the order key of its lsn-0 events. */
+  private snapshotPoint = 0n;
+
+  constructor(
+    private readonly opts: KafkaBusOptions,
+    private readonly log: (m: string) => void,
+  ) {
+    const base = { bootstrapBrokers: opts.brokers, retries: 1, retryDelay: 100, timeout: 5_000, connectTimeout: 2_000 };
+    this.producer = new Producer({
+      ...base,
+      clientId: `ducktail-${opts.instance}-producer`,
+      serializers: stringSerializers,
+      acks: ProduceAcks.ALL,
+      idempotent: opts.idempotent,
+      compression: opts.compression,
+      autocreateTopics: false,
+    });
+    this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-admin` });
+    this.encoder = new EventEncoder(opts.topicPrefix, opts.version);
+  }
+
+  /** Sends every change of the batch; resolves when all brokers acknowledged all of them. */
+  async write(batch: ChangeBatch, signal: AbortSignal): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    for (;;) {
+      if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
+      try {
+        const messages = await this.encode(batch);
+        if (messages.length > 0) await this.producer.send({ messages });
+        this.status.published++;
+        this.status.messages += messages.length;
+        this.status.error = null;
+        return;
+      } catch (e) {
+        if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping', { cause: e });
+        if (this.status.error === null) this.log(`kafka: send failed, retrying until the brokers answer: ${describe(e)}`);
+        this.status.error = describe(e);
+        this.status.retries++;
+        this.partitions.clear(); // metadata may be stale (leader moved, topic recreated)
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+
+  /** Sends one raw message (the dead-letter topic), acks=all, retrying like `write`. */
+  async sendRaw(topic: string, key: string | undefined, value: string, headers: Map<string, string>, signal: AbortSignal): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    for (;;) {
+      if (signal.aborted) throw new AppError('ABORTED', 'dead-letter send aborted: the bus is stopping');
+      try {
+        await this.ensureTopic(topic);
+        await this.producer.send({ messages: [{ topic, key, value, headers, partition: 0 }] });
+        return;
+      } catch (e) {
+        this.status.error = `dead-letter topic ${topic}: ${describe(e)}`;
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+
+  private async encode(batch: ChangeBatch): Promise<{ topic: string; partition: number; key?: string; value: string }[]> {
+    const out: Encoded[] = [];
+    if (batch.snapshot?.status === 'copying') this.snapshotPoint = batch.snapshot.consistentPoint;
+    const counts = new Map<string, number>();
+    for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
+    for (const c of batch.changes) {
+      const table = batch.tables.get(c.table) as TableSchema | undefined;
+      if (!table) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${c.table} but not its schema`);
+      const n = counts.get(c.table)!;
+      for (const m of this.encoder.encode(c, table, n, (key) => partitionOf(key, n), this.snapshotPoint)) out.push(m);
+    }
+    return out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m));
+  }
+
+  /** Partition count of `topic`, creating it (configured partitions and replication) when missing. */
+  private async ensureTopic(topic: string): Promise<number> {
+    const known = this.partitions.get(topic);
+    if (known !== undefined) return known;
+    let count = await this.partitionCount(topic);
+    if (count === undefined) {
+      try {
+        await this.admin.createTopics({ topics: [topic], partitions: this.opts.partitions, replicas: this.opts.replicationFactor });
+        this.log(`kafka: created topic ${topic} (${this.opts.partitions} partitions)`);
+      } catch (e) {
+        // Some brokers (and librdkafka's mock) refuse CreateTopics: fall back to their auto-creation.
+        this.log(`kafka: CreateTopics for ${topic} refused (${describe(e)}); asking the broker to auto-create it`);
+        await this.producer.metadata({ topics: [topic], autocreateTopics: true, forceUpdate: true }).catch(() => undefined);
+      }
+      count = await this.partitionCount(topic);
+      if (count === undefined) {
+        throw new AppError(
+          'KAFKA_TOPIC_MISSING',
+          `topic ${topic} does not exist and the brokers neither created it nor auto-create topics: ` +
+            `create it with ${this.opts.partitions} partitions (kafka-topics.sh --create --topic ${topic} --partitions ${this.opts.partitions})`,
+        );
+      }
+    }
+    this.partitions.set(topic, count);
+    return count;
+  }
+
+  private async partitionCount(topic: string): Promise<number | undefined> {
+    try {
+      const md = await this.producer.metadata({ topics: [topic], forceUpdate: true });
+      return md.topics.get(topic)?.partitionsCount || undefined;
+    } catch (e) {
+      if (/unknown topic|UNKNOWN_TOPIC/i.test(describe(e))) return undefined;
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.producer.close(true).catch(() => {});
+    await this.admin.close().catch(() => {});
+  }
+}
+
+/** The client's errors wrap the broker's in `errors`/`cause`: show the innermost words. */
+export function describe(e: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let i = 0; cur && i < 4; i++) {
+    parts.push(errorMessage(cur));
+    const next = (cur as { errors?: unknown[]; cause?: unknown }).errors?.[0] ?? (cur as { cause?: unknown }).cause;
+    cur = next;
+  }
+  return [...new Set(parts)].join(': ');
+}
+
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,131 @@
+import type { BatchSink, ChangeBatch, PartitionOffset } from '../change/index.ts';
+import { AppError } from '../errors.ts';
+import type { Bus, BusReadiness } from './bus.ts';
+import { KafkaReader } from './kafka-consumer.ts';
+import { KafkaWriter } from './kafka-producer.ts';
+
+/** Kafka bus settings (from the [bus] and [warehouse] config sections). */
+export interface KafkaBusOptions {
+  brokers: string[];
+  topicPrefix: string;
+  /** Partitions (and replication factor; -1 = the broker's default) of topics ducktail creates. */
+  partitions: number;
+  replicationFactor: number;
+  /** This instance owns partitions p with p % instances == instance. */
+  instance: number;
+  instances: number;
+  idempotent: boolean;
+  compression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+  /** How long a publish waits for more batches to send with it. */
+  lingerMs: number;
+  /** Most changes per warehouse transaction on the consuming side. */
+  batchRows: number;
+  deadLetterTopic: string;
+  /** Written as `source.version` in every event. */
+  version: string;
+}
+
+/** What the Kafka bus needs from the rest of the appliance. */
+export interface KafkaBusDeps {
+  /** Stored partition positions (the warehouse's `_ducktail.kafka_offsets`). */
+  loadOffsets(): Promise<PartitionOffset[]>;
+  log(message: string): void;
+}
+
+interface Queued {
+  batch: ChangeBatch;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * The Kafka bus: `publish` resolves when every broker replica acknowledged every message of the batch
+ * (and of the batches before it: publishes are sent one after another, so per-partition order is the
+ * source's order); `run` consumes the owned partitions into the sink. A snapshot marker is recorded in
+ * the local warehouse once its batch is on Kafka, so the source knows the copy is done.
+ */
+export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
+  const writer = new KafkaWriter(opts, deps.log);
+  const reader = new KafkaReader(opts, {
+    loadOffsets: deps.loadOffsets,
+    deadLetter: (topic, key, value, headers, signal) => writer.sendRaw(topic, key, value, headers, signal),
+    log: deps.log,
+  });
+  const stop = new AbortController();
+  let sink: BatchSink | undefined;
+  let attached: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (attached = resolve));
+  const queue: Queued[] = [];
+  let pumping = false;
+  let closed = false;
+  const watched = new WeakSet<AbortSignal>();
+
+  async function pump(): Promise<void> {
+    pumping = true;
+    try {
+      while (queue.length > 0) {
+        if (opts.lingerMs > 0 && queue.length === 1 && !queue[0]!.batch.snapshot) await Bun.sleep(opts.lingerMs);
+        const taken = takeMergeable(queue);
+        const batch = merge(taken.map((q) => q.batch));
+        try {
+          await writer.write(batch, stop.signal);
+          if (batch.snapshot) {
+            await ready;
+            await sink!.apply({ tables: new Map(), changes: [], snapshot: batch.snapshot });
+          }
+          for (const q of taken) q.resolve();
+        } catch (e) {
+          for (const q of taken) q.reject(e);
+          for (const q of queue.splice(0)) q.reject(e); // later batches must not overtake a failed one
+        }
+      }
+    } finally {
+      pumping = false;
+    }
+  }
+
+  return {
+    publish(batch: ChangeBatch, signal?: AbortSignal): Promise<void> {
+      if (closed) return Promise.reject(new AppError('BUS_CLOSED', 'the kafka bus is closed'));
+      const done = new Promise<void>((resolve, reject) => queue.push({ batch, resolve, reject }));
+      if (signal && !watched.has(signal)) {
+        watched.add(signal);
+        signal.addEventListener('abort', () => stop.abort(), { once: true });
+      }
+      if (!pumping) void pump();
+      return done;
+    },
+    async run(target: BatchSink, signal: AbortSignal): Promise<void> {
+      sink = target;
+      attached();
+      await reader.run(target, signal);
+    },
+    async close(): Promise<void> {
+      closed = true;
+      stop.abort();
+      await writer.close();
+      await reader.close();
+    },
+    status: () => ({ kind: 'kafka', producer: writer.status, consumer: reader.status }),
+    readiness(): BusReadiness {
+      if (writer.status.error) return { ready: false, detail: `publishing stalled (source held back): ${writer.status.error}` };
+      if (reader.status.error) return { ready: false, detail: `consuming stalled: ${reader.status.error}` };
+      return { ready: true, detail: `${reader.status.partitions.length} partitions owned` };
+    },
+  };
+}
+
+/** The queued batches one send may carry: consecutive ones, a snapshot marker always alone. */
+function takeMergeable(queue: Queued[]): Queued[] {
+  if (queue[0]!.batch.snapshot) return queue.splice(0, 1);
+  let n = 1;
+  while (n < queue.length && !queue[n]!.batch.snapshot) n++;
+  return queue.splice(0, n);
+}
+
+function merge(batches: ChangeBatch[]): ChangeBatch {
+  if (batches.length === 1) return batches[0]!;
+  const tables = new Map(batches.flatMap((b) => [...b.tables]));
+  const ackLsn = batches.findLast((b) => b.ackLsn !== undefined)?.ackLsn;
+  return { tables, changes: batches.flatMap((b) => b.changes), ackLsn };
+}

@@ -1,0 +1,20 @@
+import type { KafkaBusOptions } from '../../src/bus/index.ts';
+
+/** Kafka bus options for tests against the mock cluster. */
+export function kafkaOptions(bootstrap: string[], prefix: string, extra: Partial<KafkaBusOptions> = {}): KafkaBusOptions {
+  return {
+    brokers: bootstrap,
+    topicPrefix: prefix,
+    partitions: 3,
+    replicationFactor: 3,
+    instance: 0,
+    instances: 1,
+    idempotent: false, // the mock answers UNKNOWN_PRODUCER_ID
+    compression: 'none',
+    lingerMs: 2,
+    batchRows: 1000,
+    deadLetterTopic: `${prefix}-dead-letter`,
+    version: 'test',
+    ...extra,
+  };
+}
