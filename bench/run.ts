@@ -57,6 +57,14 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, rows: n
   else while (warehouse.stats.rowsApplied - before < rows) await waitStep(status);
   const ms = performance.now() - started;
   await pipeline.stop();
+  if (process.env.BENCH_PROFILE) {
+    const st = warehouse.stats;
+    const parts = Object.entries(st.stageMs).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
+    console.error(`profile: wall ${Math.round(ms)} ms, apply ${Math.round(st.totalApplyMs)} ms in ${st.batches} batches (${parts})`);
+    st.totalApplyMs = 0;
+    st.batches = 0;
+    for (const k of Object.keys(st.stageMs) as (keyof typeof st.stageMs)[]) st.stageMs[k] = 0;
+  }
   return ms;
 }
 

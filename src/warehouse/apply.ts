@@ -3,7 +3,7 @@ import type { Change, ChangeBatch } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { Progress, type Position } from './offsets.ts';
-import { type FinalRow, type HistoryRow, Stage } from './stage.ts';
+import { type FinalRow, type HistoryRow, Stage, type StageTimings } from './stage.ts';
 import type { MirrorCatalog, MirrorTable } from './tables.ts';
 
 /** What one apply did. */
@@ -26,6 +26,15 @@ export function alreadyApplied(c: Change, pos: Position): boolean {
 export class BatchApplier {
   private readonly stages = new Map<string, Stage>();
   private stageSeq = 0;
+  readonly timings: StageTimings = {
+    collapseMs: 0,
+    lookupMs: 0,
+    appendMs: 0,
+    currentMs: 0,
+    historyMs: 0,
+    clearMs: 0,
+    commitMs: 0,
+  };
 
   constructor(
     private readonly conn: DuckDBConnection,
@@ -52,6 +61,7 @@ export class BatchApplier {
         const mirror = await this.catalog.ensure(schema);
         await this.applyTable(mirror, changes);
       }
+      const tc = performance.now();
       const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
       const next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
       await this.progress.write(next);
@@ -59,6 +69,7 @@ export class BatchApplier {
       if (batch.offsets) await this.progress.writeOffsets(batch.offsets);
       await this.conn.run('COMMIT');
       this.progress.committed(next);
+      this.timings.commitMs += performance.now() - tc;
     } catch (e) {
       await this.conn.run('ROLLBACK').catch(() => {});
       this.catalog.reset();
@@ -82,7 +93,10 @@ export class BatchApplier {
   private async applyTable(mirror: MirrorTable, changes: Change[]): Promise<void> {
     const keyOf = (row: readonly TupleValue[]) => JSON.stringify(mirror.keyIndexes.map((i) => row[i] ?? null));
     const stage = await this.stageFor(mirror);
+    let t0 = performance.now();
     const base = await stage.lookup(keysToLookUp(changes, keyOf), keyOf);
+    this.timings.lookupMs += performance.now() - t0;
+    t0 = performance.now();
     const finals = new Map<string, FinalRow>();
     const history: HistoryRow[] = [];
     let truncate = false;
@@ -122,7 +136,8 @@ export class BatchApplier {
         }
       }
     }
-    await stage.apply(finals.values(), history, truncate, insertOnly);
+    this.timings.collapseMs += performance.now() - t0;
+    await stage.apply(finals.values(), history, truncate, insertOnly, this.timings);
   }
 }
 

@@ -3,6 +3,7 @@ import type { BatchSink, ChangeBatch } from '../change/index.ts';
 import { type ApplyResult, BatchApplier } from './apply.ts';
 import { openWarehouseDb } from './duckdb.ts';
 import { Progress } from './offsets.ts';
+import type { StageTimings } from './stage.ts';
 import { MirrorCatalog } from './tables.ts';
 
 export type { Position, SnapshotState } from './offsets.ts';
@@ -34,7 +35,11 @@ export interface WarehouseStats {
   rowsApplied: number;
   rowsSkipped: number;
   lastApplyMs: number;
+  /** Sum of all applies' durations (ms). */
+  totalApplyMs: number;
   lastCommitAt: number | null;
+  /** Time per apply stage, summed (ms). */
+  stageMs: StageTimings;
 }
 
 /** The embedded DuckDB warehouse: applies batches (the bus's sink) and lists its tables. */
@@ -67,7 +72,15 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   await catalog.load();
   const progress = await Progress.open(db.writer, opts.stream);
   const applier = new BatchApplier(db.writer, catalog, progress);
-  const stats: WarehouseStats = { batches: 0, rowsApplied: 0, rowsSkipped: 0, lastApplyMs: 0, lastCommitAt: null };
+  const stats: WarehouseStats = {
+    batches: 0,
+    rowsApplied: 0,
+    rowsSkipped: 0,
+    lastApplyMs: 0,
+    totalApplyMs: 0,
+    lastCommitAt: null,
+    stageMs: applier.timings,
+  };
   let chain: Promise<unknown> = Promise.resolve();
 
   const apply = (batch: ChangeBatch): Promise<void> => {
@@ -77,6 +90,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       stats.rowsApplied += r.applied;
       stats.rowsSkipped += r.skipped;
       stats.lastApplyMs = r.durationMs;
+      stats.totalApplyMs += r.durationMs;
       stats.lastCommitAt = Date.now();
     });
     chain = run.catch(() => {});

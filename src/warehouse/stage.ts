@@ -19,6 +19,17 @@ export interface FinalRow {
   deleted: boolean;
 }
 
+/** Milliseconds spent per apply stage, summed over batches (for profiling and /metrics). */
+export interface StageTimings {
+  collapseMs: number;
+  lookupMs: number;
+  appendMs: number;
+  currentMs: number;
+  historyMs: number;
+  clearMs: number;
+  commitMs: number;
+}
+
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 function appendText(ap: DuckDBAppender, v: TupleValue | undefined): void {
@@ -61,8 +72,15 @@ export class Stage {
   }
 
   /** Moves staged rows into the mirror and history tables; `truncate` empties the mirror first. */
-  async apply(finals: Iterable<FinalRow>, history: HistoryRow[], truncate: boolean, insertOnly: boolean): Promise<void> {
+  async apply(
+    finals: Iterable<FinalRow>,
+    history: HistoryRow[],
+    truncate: boolean,
+    insertOnly: boolean,
+    timings: StageTimings,
+  ): Promise<void> {
     const n = this.mirror.columns.length;
+    let t0 = performance.now();
     const f = await this.conn.createAppender(this.finalTable, 'main', 'temp');
     let finalCount = 0;
     for (const fr of finals) {
@@ -84,6 +102,9 @@ export class Stage {
     }
     h.flushSync();
     h.closeSync();
+    let t1 = performance.now();
+    timings.appendMs += t1 - t0;
+    t0 = t1;
 
     const m = this.mirror;
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
@@ -104,14 +125,21 @@ export class Stage {
       }
       await this.conn.run(`INSERT INTO ${m.current} (${names}) SELECT ${casts} FROM ${stageF} s WHERE NOT s._del`);
     }
+    t1 = performance.now();
+    timings.currentMs += t1 - t0;
+    t0 = t1;
     if (history.length > 0) {
       await this.conn.run(
         `INSERT INTO ${m.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
           `SELECT ${casts}, s._op, s._lsn, s._seq, make_timestamptz(s._commit_us) FROM temp.main.${this.historyTable} s`,
       );
     }
+    t1 = performance.now();
+    timings.historyMs += t1 - t0;
+    t0 = t1;
     await this.conn.run(`DELETE FROM ${stageF}`);
     await this.conn.run(`DELETE FROM temp.main.${this.historyTable}`);
+    timings.clearMs += performance.now() - t0;
   }
 
   /** Current rows of the given keys as PostgreSQL text, keyed like the applier keys them. */
