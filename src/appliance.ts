@@ -29,7 +29,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     stream: config.source.slot,
   });
   const tiering = createTieringFromConfig(config, warehouse, log.child('tiering'));
-  const allowed = [resolve(config.tiering.warm_dir), ...tiering.readDirs];
+  const allowed = [resolve(config.tiering.warm_dir), ...tiering.readDirs, warehouse.stageDir];
   await lockDownInstance(warehouse.instance, { allowedDirectories: allowed });
   await tiering.init();
   const tieringStop = new AbortController();

@@ -147,4 +147,30 @@ describe('BatchApplier', () => {
     expect(await rows(w, 'SELECT order_id FROM orders')).toEqual([['7']]);
     expect((await w.tables()).map((t) => [t.name, t.rowCount])).toEqual([['public.orders', 1]]);
   });
+
+  test('text with tabs, quotes, newlines, \\N and empty strings survives staging; key changes and re-inserts in one batch', async () => {
+    const { w } = await warehouse();
+    const tricky = ['', '\\N', 'tab\there', 'quote " and ""', 'line\nbreak\r\n', 'back\\slash', '"', 'üñí €'];
+    await w.apply(batch(tricky.map((t, i) => change('I', 100n, i, [String(i + 1), '1.00', t, null, null])), 110n));
+    await w.apply(
+      batch([
+        change('U', 200n, 0, ['100', '2.00', 'moved', null, null], ['1', null, null, null, null]), // key 1 -> 100
+        change('D', 200n, 1, ['2', null, null, null, null]),
+        change('I', 200n, 2, ['2', '3.00', 'again', null, null]), // re-insert of a deleted key
+        change('I', 200n, 3, ['50', '4.00', 'new', null, null]),
+        change('D', 200n, 4, ['50', null, null, null, null]), // inserted and deleted in the same batch
+        change('U', 200n, 5, ['3', '5.00', null, null, null]), // NULL, not the text \N
+      ], 210n),
+    );
+    const got = await rows(w, 'SELECT order_id, price, note FROM public.orders ORDER BY order_id');
+    expect(got).toEqual([
+      ['2', '3.00', 'again'],
+      ['3', '5.00', null],
+      ...tricky.slice(3).map((t, i) => [String(i + 4), '1.00', t]),
+      ['100', '2.00', 'moved'],
+    ]);
+    const notes = await rows(w, "SELECT note FROM history.orders WHERE _lsn = 100 ORDER BY _seq");
+    expect(notes).toEqual(tricky.map((t) => [t]));
+    expect(await rows(w, 'SELECT count(*) FROM history.orders')).toEqual([[String(tricky.length + 6)]]);
+  });
 });

@@ -1,9 +1,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Change, ChangeBatch } from '../change/index.ts';
 import { AppError } from '../errors.ts';
-import { type TupleValue, UNCHANGED } from '../change/index.ts';
+import { collapseChanges, keyFunction, keysToLookUp } from './collapse.ts';
 import { Progress, type Position } from './offsets.ts';
-import { type FinalRow, type HistoryRow, Stage, type StageTimings } from './stage.ts';
+import { Stage, type StageTimings } from './stage.ts';
 import type { MirrorCatalog, MirrorTable } from './tables.ts';
 
 /** What one apply did. */
@@ -29,7 +29,7 @@ export class BatchApplier {
   readonly timings: StageTimings = {
     collapseMs: 0,
     lookupMs: 0,
-    appendMs: 0,
+    stageMs: 0,
     currentMs: 0,
     historyMs: 0,
     clearMs: 0,
@@ -40,6 +40,8 @@ export class BatchApplier {
     private readonly conn: DuckDBConnection,
     private readonly catalog: MirrorCatalog,
     readonly progress: Progress,
+    /** Folder for the staging files (inside the DuckDB lock-down's allowed directories). */
+    private readonly stageDir: string,
   ) {}
 
   /** Applies one batch; resolves after COMMIT. */
@@ -83,61 +85,23 @@ export class BatchApplier {
     const layout = `${mirror.name}:${mirror.columns.length}`;
     let stage = this.stages.get(layout);
     if (!stage) {
-      stage = await Stage.create(this.conn, mirror, String(this.stageSeq++));
+      stage = await Stage.create(this.conn, mirror, String(this.stageSeq++), this.stageDir);
       this.stages.set(layout, stage);
     }
     return stage;
   }
 
-  /** Collapses the table's changes to a final state per key, fills unchanged TOAST, stages and moves them. */
+  /** Collapses the table's changes (final state per key, TOAST filled), stages them once and moves them. */
   private async applyTable(mirror: MirrorTable, changes: Change[]): Promise<void> {
-    const keyOf = (row: readonly TupleValue[]) => JSON.stringify(mirror.keyIndexes.map((i) => row[i] ?? null));
+    const keyOf = keyFunction(mirror.keyIndexes);
     const stage = await this.stageFor(mirror);
     let t0 = performance.now();
     const base = await stage.lookup(keysToLookUp(changes, keyOf), keyOf);
     this.timings.lookupMs += performance.now() - t0;
     t0 = performance.now();
-    const finals = new Map<string, FinalRow>();
-    const history: HistoryRow[] = [];
-    let truncate = false;
-    let insertOnly = true;
-    for (const c of changes) {
-      if (c.op !== 'R') insertOnly = false;
-      switch (c.op) {
-        case 'R':
-        case 'I':
-          finals.set(keyOf(c.row), { row: c.row, deleted: false });
-          history.push({ op: c.op, lsn: c.lsn, seq: c.seq, commitTimeUs: c.commitTimeUs, row: c.row });
-          break;
-        case 'U': {
-          const key = keyOf(c.row);
-          const fromKey = c.oldKey ? keyOf(c.oldKey) : key;
-          const row = c.row.includes(UNCHANGED)
-            ? fillUnchanged(mirror, c, finals.get(fromKey)?.row ?? base.get(fromKey))
-            : c.row;
-          if (fromKey !== key) finals.set(fromKey, { row: c.oldKey!, deleted: true });
-          finals.set(key, { row, deleted: false });
-          history.push({ op: 'U', lsn: c.lsn, seq: c.seq, commitTimeUs: c.commitTimeUs, row });
-          break;
-        }
-        case 'D':
-          finals.set(keyOf(c.row), { row: c.row, deleted: true });
-          history.push({ op: 'D', lsn: c.lsn, seq: c.seq, commitTimeUs: c.commitTimeUs, row: c.row });
-          break;
-        case 'T':
-          finals.clear();
-          truncate = true;
-          // A snapshot's reset (lsn 0) is bookkeeping, not a change of the source: no history row.
-          if (c.lsn !== 0n) history.push({ op: 'T', lsn: c.lsn, seq: c.seq, commitTimeUs: c.commitTimeUs, row: [] });
-          break;
-        default: {
-          const never: never = c.op;
-          throw new AppError('BATCH_BAD_OP', `unknown change op ${String(never)}`);
-        }
-      }
-    }
+    const { rows, truncate, lastLsn } = collapseChanges(mirror, changes, base, keyOf);
     this.timings.collapseMs += performance.now() - t0;
-    await stage.apply(finals.values(), history, truncate, insertOnly, this.timings);
+    await stage.apply(rows, truncate, lastLsn, this.timings);
   }
 }
 
@@ -149,36 +113,4 @@ function groupByTable(changes: Change[]): Map<string, Change[]> {
     else groups.set(c.table, [c]);
   }
   return groups;
-}
-
-/** Keys whose current row must be read from DuckDB: updates with unchanged TOAST of rows not seen earlier in the batch. */
-function keysToLookUp(changes: Change[], keyOf: (row: readonly TupleValue[]) => string): TupleValue[][] {
-  const seen = new Set<string>();
-  const wanted = new Map<string, TupleValue[]>();
-  for (const c of changes) {
-    if (c.op === 'T') {
-      seen.clear();
-      continue;
-    }
-    const key = keyOf(c.row);
-    if (c.op === 'U' && c.row.includes(UNCHANGED)) {
-      const from = c.oldKey ?? c.row;
-      const fromKey = keyOf(from);
-      if (!seen.has(fromKey)) wanted.set(fromKey, from.map((v) => (v === UNCHANGED ? null : v)));
-    }
-    seen.add(key);
-  }
-  return [...wanted.values()];
-}
-
-/** Replaces UNCHANGED values with the previous row's values; a missing previous row is an error, never a NULL. */
-function fillUnchanged(mirror: MirrorTable, c: Change, previous: readonly TupleValue[] | undefined): TupleValue[] {
-  if (!previous) {
-    throw new AppError(
-      'TOAST_BASE_MISSING',
-      `update of ${mirror.name} at lsn ${c.lsn} has unchanged TOAST values but the warehouse has no current row ` +
-        `for its key: the mirror has diverged; re-snapshot the table (or set REPLICA IDENTITY FULL on it)`,
-    );
-  }
-  return c.row.map((v, i) => (v === UNCHANGED ? (previous[i] ?? null) : v));
 }

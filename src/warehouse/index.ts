@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { BatchSink, ChangeBatch } from '../change/index.ts';
 import { type ApplyResult, BatchApplier } from './apply.ts';
@@ -46,6 +49,8 @@ export interface WarehouseStats {
 export interface Warehouse extends BatchSink {
   instance: DuckDBInstance;
   progress: Progress;
+  /** Folder of the apply path's staging files: must stay readable under the DuckDB lock-down. */
+  stageDir: string;
   stats: WarehouseStats;
   /** A new connection on the same database (e.g. for queries); caller closes it. */
   connect(): Promise<DuckDBConnection>;
@@ -65,13 +70,23 @@ export async function connectReader(instance: DuckDBInstance): Promise<DuckDBCon
   return conn;
 }
 
+/** The staging folder beside the DuckDB file (`<path>.stage`), emptied; a temporary one for `:memory:`. */
+function openStageDir(path: string): string {
+  if (path === ':memory:') return mkdtempSync(join(tmpdir(), 'ducktail-stage-'));
+  const dir = `${resolve(path)}.stage`;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 /** Opens the DuckDB file and returns the warehouse. Applies are serialized. */
 export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse> {
   const db = await openWarehouseDb(opts);
   const catalog = new MirrorCatalog(db.writer);
   await catalog.load();
   const progress = await Progress.open(db.writer, opts.stream);
-  const applier = new BatchApplier(db.writer, catalog, progress);
+  const stageDir = openStageDir(opts.path);
+  const applier = new BatchApplier(db.writer, catalog, progress, stageDir);
   const stats: WarehouseStats = {
     batches: 0,
     rowsApplied: 0,
@@ -100,6 +115,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   return {
     instance: db.instance,
     progress,
+    stageDir,
     stats,
     apply,
     connect: () => connectReader(db.instance),
@@ -129,6 +145,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     async close() {
       await chain;
       db.close();
+      rmSync(stageDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,145 +1,181 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { supersedeArchived, truncateArchived } from './archived.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
 
-/** One history row to stage: the change and its full row image (TOAST already filled). */
-export interface HistoryRow {
-  op: string;
-  lsn: bigint;
-  seq: number;
-  commitTimeUs: bigint;
-  row: readonly TupleValue[];
-}
-
-/** One final state to stage: the row image, or null for "this key is deleted". */
-export interface FinalRow {
-  row: readonly TupleValue[];
-  deleted: boolean;
-}
-
 /** Milliseconds spent per apply stage, summed over batches (for profiling and /metrics). */
 export interface StageTimings {
   collapseMs: number;
   lookupMs: number;
-  appendMs: number;
+  /** Writing the batch as CSV text and loading it into the staging table (DuckDB's CSV reader). */
+  stageMs: number;
   currentMs: number;
   historyMs: number;
   clearMs: number;
   commitMs: number;
 }
 
+/**
+ * One staged row: a change's full row image (TOAST already filled) and what it does. Every change
+ * is staged once; the mirror and the history are both filled from the same staging table.
+ */
+export interface StagedRow {
+  op: string;
+  lsn: bigint;
+  seq: number;
+  commitTimeUs: bigint;
+  row: readonly TupleValue[];
+  /** Goes to the history table (false for the old key of a key-changing update). */
+  history: boolean;
+  /** The key's final state in this batch. */
+  final: boolean;
+  /** The final state is "no row" (deleted, or the old key of a key change). */
+  deleted: boolean;
+  /** The key may already be in the mirror: delete its current row first (false for keys first inserted here). */
+  replaces: boolean;
+}
+
+const HISTORY = 1;
+const FINAL = 2;
+const DELETED = 4;
+const REPLACES = 8;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const NEEDS_QUOTES = /[\t\n\r"]/;
+
+/** One value as a field of the staging CSV: \N is NULL, quoted fields are text as is. */
+function csvField(v: TupleValue | undefined): string {
+  if (v === null || v === undefined) return '\\N';
+  if (typeof v === 'string') {
+    return v === '' || v === '\\N' || NEEDS_QUOTES.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+  }
+  if (v === UNCHANGED) throw new Error('internal: unchanged TOAST value reached staging unfilled');
+  // A binary-format value (not requested by ducktail, but valid protocol): stage as bytea hex text.
+  let s = '\\x';
+  for (const b of v) s += HEX[b];
+  return s;
+}
 
 function appendText(ap: DuckDBAppender, v: TupleValue | undefined): void {
-  if (v === null || v === undefined) ap.appendNull();
-  else if (typeof v === 'string') ap.appendVarchar(v);
-  else if (v === UNCHANGED) throw new Error('internal: unchanged TOAST value reached staging unfilled');
-  else {
-    // A binary-format value (not requested by ducktail, but valid protocol): stage as bytea hex text.
-    let s = '\\x';
-    for (const b of v) s += HEX[b];
-    ap.appendVarchar(s);
-  }
+  const s = csvField(v);
+  if (s === '\\N') ap.appendNull();
+  else ap.appendVarchar(typeof v === 'string' ? v : s);
 }
 
 /**
- * Per-connection VARCHAR staging tables for one mirror layout: rows are appended with DuckDB's
- * appender (fast, inside the caller's transaction), then moved with one set-based statement each.
+ * Per-connection staging of one mirror layout. A batch is written once as CSV text and loaded by
+ * DuckDB's CSV reader into a VARCHAR staging table (one native call instead of one per value);
+ * set-based statements then move it into the mirror and the history, converting each column with
+ * its mapping's `fromText` (src/warehouse/pg-types.ts).
  */
 export class Stage {
-  readonly finalTable: string;
-  readonly historyTable: string;
+  private readonly table: string;
+  private readonly keyTable: string;
+  private readonly file: string;
 
   private constructor(
     private readonly conn: DuckDBConnection,
     private readonly mirror: MirrorTable,
-    private readonly id: string,
+    id: string,
+    dir: string,
   ) {
-    this.finalTable = `_stage_f_${id}`;
-    this.historyTable = `_stage_h_${id}`;
+    this.table = `temp.main._stage_${id}`;
+    this.keyTable = `_stage_k_${id}`;
+    this.file = join(dir, `stage-${id}.csv`);
   }
 
-  /** Creates (or replaces) the staging tables of a layout. */
-  static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string): Promise<Stage> {
+  /** Creates (or replaces) the staging tables of a layout; `dir` holds the batch files. */
+  static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string, dir: string): Promise<Stage> {
     const cols = mirror.columns.map((_, i) => `c${i} VARCHAR`).join(', ');
-    await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_f_${id} (_del BOOLEAN, ${cols})`);
     await conn.run(
-      `CREATE OR REPLACE TEMP TABLE _stage_h_${id} (_op VARCHAR, _lsn UBIGINT, _seq INTEGER, _commit_us BIGINT, ${cols})`,
+      `CREATE OR REPLACE TEMP TABLE _stage_${id} (_flags UTINYINT, _op VARCHAR, _lsn UBIGINT, _seq INTEGER, ` +
+        `_commit_us BIGINT, ${cols})`,
     );
-    return new Stage(conn, mirror, id);
+    await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_k_${id} (${cols})`);
+    return new Stage(conn, mirror, id, dir);
   }
 
   /** Moves staged rows into the mirror and history tables; `truncate` empties the mirror first. */
-  async apply(
-    finals: Iterable<FinalRow>,
-    history: HistoryRow[],
-    truncate: boolean,
-    insertOnly: boolean,
-    timings: StageTimings,
-  ): Promise<void> {
-    const n = this.mirror.columns.length;
+  async apply(rows: StagedRow[], truncate: boolean, lastLsn: bigint, timings: StageTimings): Promise<void> {
+    const m = this.mirror;
     let t0 = performance.now();
-    const f = await this.conn.createAppender(this.finalTable, 'main', 'temp');
-    let finalCount = 0;
-    for (const fr of finals) {
-      f.appendBoolean(fr.deleted);
-      for (let i = 0; i < n; i++) appendText(f, fr.row[i]);
-      f.endRow();
-      finalCount++;
-    }
-    f.flushSync();
-    f.closeSync();
-    const h = await this.conn.createAppender(this.historyTable, 'main', 'temp');
-    for (const hr of history) {
-      h.appendVarchar(hr.op);
-      h.appendUBigInt(hr.lsn);
-      h.appendInteger(hr.seq);
-      h.appendBigInt(hr.commitTimeUs);
-      for (let i = 0; i < n; i++) appendText(h, hr.row[i]);
-      h.endRow();
-    }
-    h.flushSync();
-    h.closeSync();
+    let replaces = false;
+    if (rows.length > 0) replaces = await this.load(rows);
     let t1 = performance.now();
-    timings.appendMs += t1 - t0;
+    timings.stageMs += t1 - t0;
     t0 = t1;
 
-    const m = this.mirror;
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
     const casts = m.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
-    const stageF = `temp.main.${this.finalTable}`;
-    const lastLsn = history.reduce((a, h) => (h.lsn > a ? h.lsn : a), 0n);
     if (truncate) {
       await this.conn.run(`DELETE FROM ${m.current}`);
       await truncateArchived(this.conn, m, lastLsn);
     }
-    if (finalCount > 0) {
-      if (!truncate && !insertOnly) {
-        const on = m.keyIndexes
-          .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${m.columns[i]!.fromText(`s.c${i}`)}`)
-          .join(' AND ');
-        await this.conn.run(`DELETE FROM ${m.current} USING ${stageF} s WHERE ${on}`);
-        await supersedeArchived(this.conn, m, stageF, lastLsn);
-      }
-      await this.conn.run(`INSERT INTO ${m.current} (${names}) SELECT ${casts} FROM ${stageF} s WHERE NOT s._del`);
+    if (rows.length === 0) return;
+    if (replaces && !truncate) {
+      const on = m.keyIndexes
+        .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${m.columns[i]!.fromText(`s.c${i}`)}`)
+        .join(' AND ');
+      const replaced = `(SELECT * FROM ${this.table} WHERE _flags & ${FINAL | REPLACES} = ${FINAL | REPLACES})`;
+      await this.conn.run(`DELETE FROM ${m.current} USING ${replaced} s WHERE ${on}`);
+      await supersedeArchived(this.conn, m, replaced, lastLsn);
     }
+    await this.conn.run(
+      `INSERT INTO ${m.current} (${names}) SELECT ${casts} FROM ${this.table} s WHERE s._flags & ${FINAL | DELETED} = ${FINAL}`,
+    );
     t1 = performance.now();
     timings.currentMs += t1 - t0;
     t0 = t1;
-    if (history.length > 0) {
-      await this.conn.run(
-        `INSERT INTO ${m.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
-          `SELECT ${casts}, s._op, s._lsn, s._seq, make_timestamptz(s._commit_us) FROM temp.main.${this.historyTable} s`,
-      );
-    }
+    await this.conn.run(
+      `INSERT INTO ${m.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
+        `SELECT ${casts}, s._op, s._lsn, s._seq, make_timestamptz(s._commit_us) FROM ${this.table} s ` +
+        `WHERE s._flags & ${HISTORY} <> 0`,
+    );
     t1 = performance.now();
     timings.historyMs += t1 - t0;
     t0 = t1;
-    await this.conn.run(`DELETE FROM ${stageF}`);
-    await this.conn.run(`DELETE FROM temp.main.${this.historyTable}`);
+    await this.conn.run(`DELETE FROM ${this.table}`);
+    rmSync(this.file, { force: true });
     timings.clearMs += performance.now() - t0;
+  }
+
+  /** Writes the rows as CSV and loads them into the staging table; true when some final row replaces a key. */
+  private async load(rows: StagedRow[]): Promise<boolean> {
+    const n = this.mirror.columns.length;
+    const lines: string[] = new Array(rows.length);
+    let replaces = false;
+    for (let r = 0; r < rows.length; r++) {
+      const s = rows[r]!;
+      let flags = 0;
+      if (s.history) flags |= HISTORY;
+      if (s.final) flags |= FINAL;
+      if (s.deleted) flags |= DELETED;
+      if (s.final && s.replaces) {
+        flags |= REPLACES;
+        replaces = true;
+      }
+      let line = `${flags}\t${s.op}\t${s.lsn}\t${s.seq}\t${s.commitTimeUs}`;
+      for (let i = 0; i < n; i++) line += `\t${csvField(s.row[i])}`;
+      lines[r] = line;
+    }
+    writeFileSync(this.file, `${lines.join('\n')}\n`);
+    const columns = [
+      `'_flags': 'UTINYINT'`,
+      `'_op': 'VARCHAR'`,
+      `'_lsn': 'UBIGINT'`,
+      `'_seq': 'INTEGER'`,
+      `'_commit_us': 'BIGINT'`,
+      ...this.mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`),
+    ].join(', ');
+    const path = this.file.replaceAll("'", "''");
+    await this.conn.run(
+      `INSERT INTO ${this.table} SELECT * FROM read_csv('${path}', delim = '\t', quote = '"', escape = '"', ` +
+        `header = false, auto_detect = false, nullstr = '\\N', allow_quoted_nulls = false, strict_mode = true, ` +
+        `columns = {${columns}})`,
+    );
+    return replaces;
   }
 
   /** Current rows of the given keys as PostgreSQL text, keyed like the applier keys them. */
@@ -147,9 +183,8 @@ export class Stage {
     const m = this.mirror;
     const out = new Map<string, string[]>();
     if (keys.length === 0) return out;
-    const f = await this.conn.createAppender(this.finalTable, 'main', 'temp');
+    const f = await this.conn.createAppender(this.keyTable, 'main', 'temp');
     for (const k of keys) {
-      f.appendBoolean(false);
       for (let i = 0; i < m.columns.length; i++) appendText(f, k[i] ?? null);
       f.endRow();
     }
@@ -162,13 +197,13 @@ export class Stage {
     const select = m.columns.map((c) => c.toText(`t.${quoteIdent(c.name)}`)).join(', ');
     const stagedKey = m.columns.map((_, i) => `s.c${i}`).join(', ');
     const reader = await this.conn.runAndReadAll(
-      `SELECT ${select}, ${stagedKey} FROM ${m.current} t JOIN temp.main.${this.finalTable} s ON ${on}`,
+      `SELECT ${select}, ${stagedKey} FROM ${m.current} t JOIN temp.main.${this.keyTable} s ON ${on}`,
     );
     const n = m.columns.length;
     for (const row of reader.getRows() as (string | null)[][]) {
       out.set(keyOf(row.slice(n)), row.slice(0, n) as string[]);
     }
-    await this.conn.run(`DELETE FROM temp.main.${this.finalTable}`);
+    await this.conn.run(`DELETE FROM temp.main.${this.keyTable}`);
     return out;
   }
 }

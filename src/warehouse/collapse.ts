@@ -1,0 +1,149 @@
+import type { Change, TupleValue } from '../change/index.ts';
+import { UNCHANGED } from '../change/index.ts';
+import { AppError } from '../errors.ts';
+import type { StagedRow } from './stage.ts';
+import type { MirrorTable } from './tables.ts';
+
+/** A batch of one table reduced to what the warehouse writes. */
+export interface Collapsed {
+  rows: StagedRow[];
+  truncate: boolean;
+  /** Highest commit LSN among the changes (0 for snapshot rows). */
+  lastLsn: bigint;
+}
+
+/** Map key of a row's key columns. PostgreSQL text never holds NUL, so NUL-marked parts cannot collide. */
+export function keyFunction(keyIndexes: readonly number[]): (row: readonly TupleValue[]) => string {
+  if (keyIndexes.length === 1) {
+    const k = keyIndexes[0]!;
+    return (row) => keyPart(row[k]);
+  }
+  return (row) => {
+    let s = '';
+    for (const i of keyIndexes) s += `${keyPart(row[i])}\u0000,`;
+    return s;
+  };
+}
+
+function keyPart(v: TupleValue | undefined): string {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '\u0000N';
+  if (v === UNCHANGED) return '\u0000U';
+  return `\u0000B${Buffer.from(v).toString('hex')}`;
+}
+
+/**
+ * Turns one table's changes (in commit order) into staged rows: every change once (its history
+ * row), the last row per key marked final, unchanged TOAST filled from earlier rows of the batch or
+ * from `base` (the warehouse's current rows). Keys whose first change here is an insert need no
+ * delete of an older mirror row (PostgreSQL's key was free), which keeps inserts a pure append.
+ */
+export function collapseChanges(
+  mirror: MirrorTable,
+  changes: readonly Change[],
+  base: Map<string, readonly TupleValue[]>,
+  keyOf: (row: readonly TupleValue[]) => string,
+): Collapsed {
+  const rows: StagedRow[] = [];
+  const finals = new Map<string, StagedRow>();
+  const fresh = new Set<string>();
+  const seen = new Set<string>();
+  let truncate = false;
+  let lastLsn = 0n;
+  const stage = (c: Change, row: readonly TupleValue[], history: boolean, deleted: boolean): StagedRow => {
+    const s: StagedRow = {
+      op: c.op,
+      lsn: c.lsn,
+      seq: c.seq,
+      commitTimeUs: c.commitTimeUs,
+      row,
+      history,
+      final: false,
+      deleted,
+      replaces: false,
+    };
+    rows.push(s);
+    return s;
+  };
+  for (const c of changes) {
+    if (c.lsn > lastLsn) lastLsn = c.lsn;
+    switch (c.op) {
+      case 'R':
+      case 'I': {
+        const key = keyOf(c.row);
+        if (!seen.has(key)) {
+          seen.add(key);
+          fresh.add(key);
+        }
+        finals.set(key, stage(c, c.row, true, false));
+        break;
+      }
+      case 'U': {
+        const key = keyOf(c.row);
+        const fromKey = c.oldKey ? keyOf(c.oldKey) : key;
+        const row = c.row.includes(UNCHANGED)
+          ? fillUnchanged(mirror, c, finals.get(fromKey)?.row ?? base.get(fromKey))
+          : c.row;
+        seen.add(fromKey);
+        if (fromKey !== key) finals.set(fromKey, stage(c, c.oldKey!, false, true));
+        seen.add(key);
+        finals.set(key, stage(c, row, true, false));
+        break;
+      }
+      case 'D': {
+        const key = keyOf(c.row);
+        seen.add(key);
+        finals.set(key, stage(c, c.row, true, true));
+        break;
+      }
+      case 'T':
+        // Everything before is gone: no final row of earlier changes, and no key is left in the mirror.
+        finals.clear();
+        truncate = true;
+        // A snapshot's reset (lsn 0) is bookkeeping, not a change of the source: no history row.
+        if (c.lsn !== 0n) stage(c, [], true, false);
+        break;
+      default: {
+        const never: never = c.op;
+        throw new AppError('BATCH_BAD_OP', `unknown change op ${String(never)}`);
+      }
+    }
+  }
+  for (const [key, s] of finals) {
+    s.final = true;
+    s.replaces = !truncate && !fresh.has(key);
+  }
+  return { rows, truncate, lastLsn };
+}
+
+/** Keys whose current row must be read from DuckDB: updates with unchanged TOAST of rows not seen earlier in the batch. */
+export function keysToLookUp(changes: readonly Change[], keyOf: (row: readonly TupleValue[]) => string): TupleValue[][] {
+  const seen = new Set<string>();
+  const wanted = new Map<string, TupleValue[]>();
+  for (const c of changes) {
+    if (c.op === 'T') {
+      seen.clear();
+      continue;
+    }
+    const key = keyOf(c.row);
+    if (c.op === 'U' && c.row.includes(UNCHANGED)) {
+      const from = c.oldKey ?? c.row;
+      const fromKey = keyOf(from);
+      if (!seen.has(fromKey)) wanted.set(fromKey, from.map((v) => (v === UNCHANGED ? null : v)));
+    }
+    seen.add(key);
+  }
+  return [...wanted.values()];
+}
+
+/** Replaces UNCHANGED values with the previous row's values; a missing previous row is an error, never a NULL. */
+function fillUnchanged(mirror: MirrorTable, c: Change, previous: readonly TupleValue[] | undefined): TupleValue[] {
+  if (!previous) {
+    throw new AppError(
+      'TOAST_BASE_MISSING',
+      `update of ${mirror.name} at lsn ${c.lsn} has unchanged TOAST values but the warehouse has no current row ` +
+        `for its key: the mirror has diverged; re-snapshot the table (or set REPLICA IDENTITY FULL on it)`,
+    );
+  }
+  return c.row.map((v, i) => (v === UNCHANGED ? (previous[i] ?? null) : v));
+}
