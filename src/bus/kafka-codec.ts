@@ -256,7 +256,7 @@ function change0(s: { schema: string; table: string; lsn: number }): string {
 
 const INT_RANGE: Record<number, bigint> = { 21: 1n << 15n, 23: 1n << 31n, 20: 1n << 63n };
 const FORMATS: Record<number, RegExp> = {
-  16: /^[tf]$/,
+  16: /^(t|f|true|false)$/,
   700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
   701: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
   1700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
