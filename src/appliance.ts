@@ -60,6 +60,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     tables: () => tiering.prepareQuery().then(() => warehouse.tables()),
     version: opts.version,
     tokens: config.api.tokens,
+    analytics: config.analytics,
     status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status, bus: bus.status?.() ?? { kind: config.bus.kind } }),
     archive: () => tiering.archive(tieringStop.signal),
     readiness: () => ({

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../errors.ts';
 import { QueryError } from '../warehouse/query.ts';
+import { AnalyticsConfigError, analyticsRoutes } from './analytics/index.ts';
 import dashboardAsset from './dashboard/index.html' with { type: 'text' };
 import { healthRoutes } from './routes/health.ts';
 import { queryRoutes } from './routes/query.ts';
@@ -39,6 +40,7 @@ export function createApi(deps: ApiDeps): Hono {
   app.route('/', healthRoutes(deps));
   app.route('/', queryRoutes(deps));
   app.route('/', tableRoutes(deps));
+  app.route('/', analyticsRoutes(deps));
   app.post('/v1/admin/archive', async (c) => {
     if (!deps.archive) return c.json(errorBody('NOT_AVAILABLE', 'tiering is not running in this process'), 503);
     return c.json(await deps.archive());
@@ -47,6 +49,7 @@ export function createApi(deps: ApiDeps): Hono {
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((e, c) => {
+    if (e instanceof AnalyticsConfigError) return c.json(errorBody(e.code, e.message), 400);
     if (e instanceof QueryError) return c.json(errorBody(e.code, e.message), QUERY_STATUS[e.code] ?? 400);
     const code = e instanceof AppError ? e.code : 'INTERNAL';
     return c.json(errorBody(code, e.message), 500);

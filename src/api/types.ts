@@ -1,4 +1,5 @@
 import type { QueryEngine } from '../warehouse/query.ts';
+import type { AnalyticsConfig } from './analytics/sql.ts';
 
 /** A component's readiness as /readyz reports it. */
 export interface Readiness {
@@ -23,6 +24,8 @@ export interface ApiDeps {
   version: string;
   /** POST /v1/admin/archive: runs one tiering pass and answers with what moved. */
   archive?: () => Promise<unknown>;
+  /** [analytics]: the table and columns of the business endpoints; default the demo shop. */
+  analytics?: AnalyticsConfig;
   /** Bearer tokens; empty = no authentication. */
   tokens?: { token: string; scope: 'read' | 'admin' }[];
 }

@@ -92,11 +92,40 @@ const Api = v.object({
     ),
     [],
   ),
+  /** Listening beyond loopback without tokens is refused unless this is true. */
+  allow_unauthenticated_remote: v.optional(v.boolean('must be true or false'), false),
+  body_limit_bytes: v.optional(int(1024, 'largest accepted request body in bytes'), 1_048_576),
+  query_timeout_ms: v.optional(int(100, 'milliseconds before a query is cancelled'), 30_000),
 });
 
 /** [log] */
 const Log = v.object({
   level: v.optional(v.picklist(['debug', 'info', 'warn', 'error'], 'must be debug, info, warn or error'), 'info'),
+  format: v.optional(v.picklist(['text', 'json'], 'must be "text" or "json"'), 'text'),
+});
+
+const COLUMN = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_$]*$/, 'must be a column name (letters, digits, _)'));
+
+/** [analytics]: which table and columns the business endpoints read (defaults: the demo shop). */
+const Analytics = v.object({
+  table: v.optional(v.pipe(v.string(), v.regex(TABLE, 'must be written "schema.table"')), 'public.orders'),
+  time_column: v.optional(COLUMN, 'order_date'),
+  price_column: v.optional(COLUMN, 'price'),
+  quantity_column: v.optional(COLUMN, 'quantity'),
+  status_column: v.optional(COLUMN, 'status'),
+  customer_column: v.optional(COLUMN, 'customer_id'),
+  cancelled_status: v.optional(v.string(), 'cancelled'),
+  anomaly_bucket: v.optional(v.picklist(['1m', '1h', '1d'], 'must be "1m", "1h" or "1d"'), '1m'),
+  anomaly_window: v.optional(int(2, 'buckets in the rolling window'), 30),
+  anomaly_threshold: v.optional(v.pipe(v.number('must be a number'), v.minValue(0.1, 'must be > 0 (|z-score|)')), 3),
+});
+
+/** [alerts]: thresholds reflected in /readyz (degraded) and /metrics; defaults from the original pipeline's analysis. */
+const Alerts = v.object({
+  replication_lag_s: v.optional(v.pipe(v.number('must be a number'), v.minValue(0)), 30),
+  consumer_lag_messages: v.optional(int(0, 'messages'), 1000),
+  batch_apply_s: v.optional(v.pipe(v.number('must be a number'), v.minValue(0)), 5),
+  query_s: v.optional(v.pipe(v.number('must be a number'), v.minValue(0)), 2),
 });
 
 /** [demo]: only for `ducktail demo`. */
@@ -114,6 +143,8 @@ export const ConfigSchema = v.object({
   tiering: v.optional(Tiering, {}),
   api: v.optional(Api, {}),
   log: v.optional(Log, {}),
+  analytics: v.optional(Analytics, {}),
+  alerts: v.optional(Alerts, {}),
   demo: v.optional(Demo, {}),
 });
 
