@@ -1,15 +1,18 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startAppliance } from '../appliance.ts';
+import { type Appliance, startAppliance } from '../appliance.ts';
 import { type Config, loadConfig } from '../config/index.ts';
 import { applyDemoSchema } from '../demo/schema.ts';
 import { createWorkload } from '../demo/workload.ts';
-import { demoPostgresDir, removeCluster, startEmbeddedPostgres } from '../demo/postgres.ts';
+import type { Sql } from 'postgres';
+import { demoPostgresDir, type EmbeddedPostgres, postmaster, removeCluster, startEmbeddedPostgres } from '../demo/postgres.ts';
+import { errorMessage } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { connectSql } from '../source/index.ts';
 import { VERSION } from '../version.ts';
 import type { Args } from './args.ts';
-import { untilSignal } from './run.ts';
+import { describeInFlight } from './run.ts';
+import { createShutdown } from './shutdown.ts';
 
 /**
  * `ducktail demo`: an embedded PostgreSQL with the demo schema, a synthetic order workload,
@@ -29,18 +32,24 @@ export async function demoCommand(args: Args): Promise<number> {
     log.info(`PostgreSQL data in ${pgDir.dir}: run as root, its OS user "postgres" cannot reach ${dataDir}`);
     if (fresh) await removeCluster(pgDir.dir); // left by a data dir that was deleted: start over with it
   }
-  const pg = await startEmbeddedPostgres({ dir: pgDir.dir, log: log.child('postgres') });
-  const config: Config = {
-    ...base,
-    source: { ...base.source, url: pg.url },
-    warehouse: { ...base.warehouse, path: join(dataDir, 'warehouse.duckdb') },
-    tiering: { ...base.tiering, warm_dir: join(dataDir, 'warm'), cold_url: `file://${join(dataDir, 'cold')}` },
-    api: { ...base.api, listen: `127.0.0.1:${base.demo.port}` },
-  };
-  const sql = connectSql(pg.url, { max: 2 });
-  let appliance: Awaited<ReturnType<typeof startAppliance>> | null = null;
+  let pg: EmbeddedPostgres | null = null;
+  let appliance: Appliance | null = null;
+  let sql: Sql | null = null;
   const workloadStop = new AbortController();
+  const shutdown = createShutdown({
+    describe: () => describeInFlight(appliance),
+    onAbandon: () => stopPostgresNow(pgDir.dir),
+  });
   try {
+    pg = await startEmbeddedPostgres({ dir: pgDir.dir, log: log.child('postgres') });
+    const config: Config = {
+      ...base,
+      source: { ...base.source, url: pg.url },
+      warehouse: { ...base.warehouse, path: join(dataDir, 'warehouse.duckdb') },
+      tiering: { ...base.tiering, warm_dir: join(dataDir, 'warm'), cold_url: `file://${join(dataDir, 'cold')}` },
+      api: { ...base.api, listen: `127.0.0.1:${base.demo.port}` },
+    };
+    sql = connectSql(pg.url, { max: 2 });
     await applyDemoSchema(sql);
     appliance = await startAppliance(config, { log, version: VERSION });
     const workload = createWorkload(sql, {
@@ -57,16 +66,28 @@ export async function demoCommand(args: Args): Promise<number> {
         `  postgres   ${pg.url}\n` +
         'Ctrl-C stops it; npm start again resumes.\n\n',
     );
-    await untilSignal();
+    await shutdown.requested;
     log.info('stopping the workload and draining the pipeline');
+    shutdown.step('stopping the workload');
     workloadStop.abort();
     await workload.done;
   } finally {
     workloadStop.abort();
-    await appliance?.stop();
-    await sql.end({ timeout: 2 }).catch(() => {});
-    await pg.stop();
+    shutdown.step('draining the pipeline and closing the warehouse');
+    await appliance?.stop().catch((e: unknown) => log.warn(`stopping the pipeline: ${errorMessage(e)}`));
+    await sql?.end({ timeout: 1 }).catch(() => {});
+    shutdown.step('stopping PostgreSQL');
+    // The server runs in its own session (a terminal's Ctrl-C does not reach it): it is ours to stop.
+    await pg?.stop({ fastMs: 3_000 });
+    shutdown.done();
   }
   log.info('demo stopped');
   return 0;
+}
+
+/** Abandoning the stop: immediate shutdown of the demo's PostgreSQL (crash recovery next start, nothing lost). */
+async function stopPostgresNow(dir: string): Promise<void> {
+  const server = postmaster(dir); // also one still starting, or one reused from an earlier run
+  if (server) process.kill(server.pid, 'SIGQUIT');
+  for (const until = Date.now() + 2_000; postmaster(dir) && Date.now() < until; ) await Bun.sleep(25);
 }

@@ -1,10 +1,12 @@
-import { startAppliance } from '../appliance.ts';
+import { type Appliance, startAppliance } from '../appliance.ts';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../log.ts';
+import { formatLsn } from '../source/lsn.ts';
 import { loadDuckDb } from '../warehouse/duckdb-native.ts';
 import { VERSION } from '../version.ts';
 import type { Args } from './args.ts';
 import { formatCheck, runCheck } from './check.ts';
+import { createShutdown } from './shutdown.ts';
 
 const DEFAULT_CONFIG = 'config/ducktail.toml';
 
@@ -12,13 +14,30 @@ const DEFAULT_CONFIG = 'config/ducktail.toml';
 export async function runCommand(args: Args): Promise<number> {
   const config = loadConfig({ path: args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG, env: process.env });
   const log = createLogger(config.log.level);
-  log.info(`ducktail ${VERSION} starting`);
-  const appliance = await startAppliance(config, { log, version: VERSION });
-  await untilSignal();
-  log.info('stopping: draining the pipeline');
-  await appliance.stop();
+  let appliance: Appliance | null = null;
+  const shutdown = createShutdown({ describe: () => describeInFlight(appliance) });
+  try {
+    log.info(`ducktail ${VERSION} starting`);
+    appliance = await startAppliance(config, { log, version: VERSION });
+    await shutdown.requested;
+    log.info('stopping: draining the pipeline');
+    shutdown.step('draining the pipeline and closing the warehouse');
+    await appliance.stop();
+  } finally {
+    shutdown.done();
+  }
   log.info('stopped');
   return 0;
+}
+
+/** What a stop would abandon right now: the source's pending work and positions. */
+export function describeInFlight(appliance: Appliance | null): string {
+  const s = appliance?.source?.status;
+  if (!s) return '';
+  return (
+    `source ${s.phase}: ${s.pendingChanges} changes not handed on, ${s.inflightBatches} batches not committed; ` +
+    `slot confirmed up to ${formatLsn(s.flushedLsn)}, received up to ${formatLsn(s.receivedLsn)}`
+  );
 }
 
 /** `ducktail check`: config and PostgreSQL prerequisites; exit 0 when ready, 1 with problems. */
@@ -39,17 +58,4 @@ export async function selftestCommand(): Promise<number> {
   conn.closeSync();
   instance.closeSync();
   return 0;
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-export function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-  });
 }

