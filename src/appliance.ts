@@ -27,6 +27,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     memoryLimit: config.warehouse.memory_limit,
     threads: config.warehouse.threads,
     stream: config.source.slot,
+    warn: (m) => log.warn(m),
   });
   const tiering = createTieringFromConfig(config, warehouse, log.child('tiering'));
   const allowed = [resolve(config.tiering.warm_dir), ...tiering.readDirs, warehouse.stageDir];

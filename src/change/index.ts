@@ -21,6 +21,12 @@ export interface ColumnSchema {
   /** PostgreSQL type OID and type modifier (atttypmod; -1 when none). */
   typeOid: number;
   typeMod: number;
+  /**
+   * For a type that is not built in, what the source's catalog says it is: 'enum', 'composite',
+   * 'range', 'multirange', or an array of one ('enum[]', ...). Domains never appear: the source
+   * replaces them by their base type (typeOid/typeMod). Absent for built-in types.
+   */
+  userType?: string;
 }
 
 /** The shape of one source table as the warehouse needs it (from a pgoutput Relation or the catalog). */

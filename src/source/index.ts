@@ -5,6 +5,7 @@ import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, slee
 import { copySnapshot } from './snapshot.ts';
 import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot } from './slot.ts';
 import { type StreamState, streamChanges } from './stream.ts';
+import { UserTypes } from './user-types.ts';
 
 export { checkPrerequisites, type Problem } from './catalog.ts';
 export { connectSql, readSlot } from './slot.ts';
@@ -74,8 +75,12 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     try {
       assertNoProblems(await checkPrerequisites(sql, { tables: opts.tables, publication: opts.publication }));
       const names = await ensurePublication(sql, opts.publication, opts.tables);
+      const types = new UserTypes(sql);
       const schemas = await Promise.all(
-        names.map((n) => describeTable(sql, n.slice(0, n.indexOf('.')), n.slice(n.indexOf('.') + 1))),
+        names.map(async (n) => {
+          const t = await describeTable(sql, n.slice(0, n.indexOf('.')), n.slice(n.indexOf('.') + 1));
+          return { ...t, columns: await types.resolve(t.columns) };
+        }),
       );
       const [{ db, version }] = (await sql`
         SELECT current_database() AS db, current_setting('server_version_num')::int AS version`) as unknown as [{ db: string; version: number }];
@@ -122,6 +127,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           confirmedLsn,
           startLsn,
           messages: version >= 140000,
+          resolveColumns: (columns) => types.resolve(columns),
         },
         deps.publish,
         status,

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
+import type { Change, ChangeBatch, ColumnSchema, TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { formatLsn } from './lsn.ts';
 import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
@@ -20,6 +20,8 @@ export interface StreamOptions {
   startLsn: bigint;
   /** Ask for logical messages (PostgreSQL 14+): the heartbeat's transactions then reach the stream. */
   messages: boolean;
+  /** Resolves domains to base types and names enums, composites and ranges (catalog lookups, cached). */
+  resolveColumns?: (columns: ColumnSchema[]) => Promise<ColumnSchema[]>;
 }
 
 /** Observable state of the stream, for /readyz and /metrics. */
@@ -191,7 +193,8 @@ export async function streamChanges(
 
   const onRelation = async (m: Relation): Promise<void> => {
     const name = `${m.schema}.${m.table}`;
-    const schema = { name, schema: m.schema, table: m.table, columns: m.columns };
+    const columns = opts.resolveColumns ? await opts.resolveColumns(m.columns) : m.columns;
+    const schema = { name, schema: m.schema, table: m.table, columns };
     // A layout change must not share a batch with rows of the old layout.
     if (pendingTables.has(name)) await flush();
     relations.set(m.relationId, schema);

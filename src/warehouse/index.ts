@@ -23,6 +23,8 @@ export interface WarehouseOptions {
   threads: number;
   /** Name of the input stream whose position is kept (the slot name for the inline bus). */
   stream: string;
+  /** Warnings about the data, e.g. a column type stored as text (once per column). */
+  warn?: (message: string) => void;
 }
 
 /** A mirrored table as listed by the API. */
@@ -82,7 +84,7 @@ function openStageDir(path: string): string {
 /** Opens the DuckDB file and returns the warehouse. Applies are serialized. */
 export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse> {
   const db = await openWarehouseDb(opts);
-  const catalog = new MirrorCatalog(db.writer);
+  const catalog = new MirrorCatalog(db.writer, opts.warn);
   await catalog.load();
   const progress = await Progress.open(db.writer, opts.stream);
   const stageDir = openStageDir(opts.path);

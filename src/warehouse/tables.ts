@@ -57,7 +57,7 @@ function sameLayout(a: TableSchema, b: TableSchema): boolean {
     a.columns.length === b.columns.length &&
     a.columns.every((c, i) => {
       const d = b.columns[i]!;
-      return c.name === d.name && c.typeOid === d.typeOid && c.typeMod === d.typeMod && c.key === d.key;
+      return c.name === d.name && c.typeOid === d.typeOid && c.typeMod === d.typeMod && c.key === d.key && c.userType === d.userType;
     })
   );
 }
@@ -65,8 +65,13 @@ function sameLayout(a: TableSchema, b: TableSchema): boolean {
 /** Creates and evolves mirror and history tables; caches what it has verified. */
 export class MirrorCatalog {
   private readonly known = new Map<string, MirrorTable>();
+  /** "table.column" already warned about (a type stored as text for want of an exact DuckDB type). */
+  private readonly warned = new Set<string>();
 
-  constructor(private readonly conn: DuckDBConnection) {}
+  constructor(
+    private readonly conn: DuckDBConnection,
+    private readonly warn: (message: string) => void = () => {},
+  ) {}
 
   /** All tables mirrored so far (from DuckDB at first call). */
   async load(): Promise<MirrorTable[]> {
@@ -89,6 +94,13 @@ export class MirrorCatalog {
     const previous = this.known.get(name);
     if (previous && sameLayout(previous.schema, schema)) return previous;
     const next = describeMirror(schema);
+    for (const c of next.columns) {
+      const id = `${name}.${c.name}`;
+      if (c.fallback && !this.warned.has(id)) {
+        this.warned.add(id);
+        this.warn(`column ${id}: ${c.fallback}`);
+      }
+    }
     if (!previous) await this.create(next);
     else await this.evolve(previous, next);
     const columnsJson = JSON.stringify(schema.columns);
