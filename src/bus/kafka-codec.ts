@@ -58,7 +58,10 @@ export class EventEncoder {
         field: c.name,
         type: 'string',
         optional: !c.key,
-        parameters: { 'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key) },
+        parameters: {
+          'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key),
+          ...(c.userType ? { 'pg.user_type': c.userType } : {}),
+        },
       })),
     };
     s = JSON.stringify({
@@ -173,7 +176,10 @@ const Int = v.pipe(v.number(), v.integer(), v.minValue(0));
 const Row = v.nullable(v.record(v.string(), v.nullable(v.string())));
 const Field = v.object({
   field: v.string(),
-  parameters: v.object({ 'pg.type_oid': v.pipe(v.string(), v.digits()), 'pg.type_mod': v.string(), 'pg.key': v.picklist(['true', 'false']) }),
+  parameters: v.object({
+    'pg.type_oid': v.pipe(v.string(), v.digits()), 'pg.type_mod': v.string(), 'pg.key': v.picklist(['true', 'false']),
+    'pg.user_type': v.optional(v.string()),
+  }),
 });
 /** The envelope as ducktail reads it back (valibot): anything else is a poison message. */
 export const EventSchema = v.object({
@@ -231,6 +237,7 @@ export function decodeEvent(value: string): Decoded {
       key: f.parameters['pg.key'] === 'true',
       typeOid: Number(f.parameters['pg.type_oid']),
       typeMod: Number(f.parameters['pg.type_mod']),
+      ...(f.parameters['pg.user_type'] ? { userType: f.parameters['pg.user_type'] } : {}),
     })),
   };
   const unchanged = new Set(s.unchanged);
