@@ -47,6 +47,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
           tables: config.source.tables,
           batchRows: config.warehouse.batch_rows,
           batchMs: config.warehouse.batch_ms,
+          batchAdaptive: config.warehouse.batch_adaptive,
           statusIntervalMs: config.source.status_interval_ms,
           heartbeatIntervalS: config.source.heartbeat_interval_s,
           connectTimeoutS: config.source.connect_timeout_s,

@@ -47,6 +47,7 @@ const Warehouse = v.object({
   threads: v.optional(int(1, 'DuckDB worker threads'), 2),
   batch_rows: v.optional(int(1, 'changes per warehouse transaction'), 10_000),
   batch_ms: v.optional(int(1, 'milliseconds a batch may wait'), 200),
+  batch_adaptive: v.optional(v.boolean(), true),
 });
 
 /** [tiering]: hot DuckDB, warm local Parquet, cold Parquet in S3 or a folder. */

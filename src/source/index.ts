@@ -20,6 +20,8 @@ export interface SourceOptions {
   tables: string[];
   batchRows: number;
   batchMs: number;
+  /** Cut batches as soon as the stream is idle (default true); batchRows and batchMs stay upper bounds. */
+  batchAdaptive?: boolean;
   statusIntervalMs: number;
   connectTimeoutS: number;
   /** Seconds between heartbeats (pg_logical_emit_message); 0 = none. */
@@ -123,6 +125,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           tables: new Set(names),
           batchRows: opts.batchRows,
           batchMs: opts.batchMs,
+          batchAdaptive: opts.batchAdaptive ?? true,
           statusIntervalMs: opts.statusIntervalMs,
           confirmedLsn,
           startLsn,

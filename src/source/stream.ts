@@ -13,6 +13,8 @@ export interface StreamOptions {
   tables: Set<string>;
   batchRows: number;
   batchMs: number;
+  /** Cut a batch as soon as nothing more is waiting to be read and no batch is in flight. */
+  batchAdaptive: boolean;
   statusIntervalMs: number;
   /** Position the slot has confirmed already: never report less. */
   confirmedLsn: bigint;
@@ -40,6 +42,8 @@ export interface StreamState {
 
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
 const MAX_INFLIGHT = 2;
+/** A newly durable position is confirmed to PostgreSQL at most this often (sooner than status_interval_ms). */
+const CONFIRM_INTERVAL_MS = 1000;
 
 interface OpenTransaction {
   finalLsn: bigint;
@@ -77,6 +81,7 @@ export async function streamChanges(
   let inflightCount = 0;
   let failure: unknown = null;
   let lastStatusAt = 0;
+  let lastSentFlushed = -1n;
   /** Commits received and not yet confirmed, oldest first: (endLsn, commit time) for the lag in seconds. */
   const unconfirmed: { endLsn: bigint; commitTimeUs: bigint }[] = [];
   state.unconfirmedSinceUs = 0n;
@@ -89,6 +94,7 @@ export async function streamChanges(
   const sendStatus = (replyRequested = false) => {
     lastStatusAt = Date.now();
     const flushed = state.flushedLsn;
+    lastSentFlushed = flushed;
     const msg = encodeStandbyStatusUpdate({
       written: state.receivedLsn > flushed ? state.receivedLsn : flushed,
       flushed,
@@ -120,8 +126,22 @@ export async function streamChanges(
       } finally {
         state.inflightBatches = --inflightCount;
       }
+      // Prompt confirm: a durable position reaches the server within CONFIRM_INTERVAL_MS, not status_interval_ms.
+      if (!failure && state.flushedLsn > lastSentFlushed && Date.now() - lastStatusAt >= CONFIRM_INTERVAL_MS) sendStatus();
+      cutIfIdle();
     });
     return inflight;
+  };
+
+  /**
+   * Adaptive batching: complete transactions are handed over as soon as nothing more is waiting to be
+   * read and no batch is in flight, so a quiet stream gets small, fresh batches and a busy one big
+   * batches (what arrived while the previous one was applied); batch_rows and batch_ms stay upper bounds.
+   */
+  const cutIfIdle = () => {
+    if (!opts.batchAdaptive || failure || pendingAck === undefined || inflightCount > 0) return;
+    if ((stream as unknown as { readableLength: number }).readableLength > 0) return;
+    void flush();
   };
 
   const note = () => {
@@ -132,7 +152,9 @@ export async function streamChanges(
     if (failure) return;
     const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
     if (due && inflightCount < MAX_INFLIGHT) void flush();
-    if (Date.now() - lastStatusAt >= opts.statusIntervalMs) sendStatus();
+    const sinceStatus = Date.now() - lastStatusAt;
+    const newlyDurable = state.flushedLsn > lastSentFlushed && sinceStatus >= CONFIRM_INTERVAL_MS;
+    if (sinceStatus >= opts.statusIntervalMs || newlyDurable) sendStatus();
   }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
 
   // On shutdown: publish what is pending, confirm it, then end the copy stream (CopyDone).
@@ -234,12 +256,14 @@ export async function streamChanges(
           confirmed(msg.walEnd);
         }
         if (msg.replyRequested) sendStatus();
+        cutIfIdle();
         continue;
       }
       if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
       // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
       if (inflightCount >= MAX_INFLIGHT) await inflight;
       await handle(decodePgoutput(msg.data));
+      cutIfIdle();
     }
   } catch (e) {
     if (!failure) failure = e;

@@ -21,7 +21,7 @@ let sql: Sql;
 let dir: string;
 const SLOT = 'it_pipeline';
 
-async function start(timing = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
+async function start(timing: { batchMs: number; statusIntervalMs: number; batchAdaptive?: boolean } = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
   const pipeline = startPipeline({
     warehouse,
@@ -131,8 +131,8 @@ describe('inline pipeline against a real PostgreSQL', () => {
   });
 
   test('a clean stop publishes the pending batch and confirms it to the slot', async () => {
-    // Neither timed batches nor timed status updates during the test: only the shutdown can publish and confirm.
-    const p = await start({ batchMs: 600_000, statusIntervalMs: 600_000 });
+    // Neither timed nor adaptive batches nor timed status updates: only the shutdown can publish and confirm.
+    const p = await start({ batchMs: 600_000, statusIntervalMs: 600_000, batchAdaptive: false });
     await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
     const before = (await readSlot(sql, SLOT))!.confirmedFlushLsn;
     await sql`INSERT INTO items VALUES (20001, 2.00, 1, 'last', now(), NULL, NULL)`;
@@ -148,5 +148,17 @@ describe('inline pipeline against a real PostgreSQL', () => {
     const again = await start();
     await expectInSync(again.warehouse, 'items');
     await again.stop();
+  });
+
+  test('adaptive batching: a commit on a quiet stream is applied and confirmed without waiting for batch_ms or status_interval_ms', async () => {
+    const p = await start({ batchMs: 600_000, statusIntervalMs: 600_000 });
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    const before = p.warehouse.stats.rowsApplied;
+    await sql`INSERT INTO items VALUES (20002, 3.00, 1, 'fresh', now(), NULL, NULL)`;
+    await waitFor(async () => p.warehouse.stats.rowsApplied > before, 5_000, 'insert applied');
+    const ackLsn = p.warehouse.progress.current.ackLsn;
+    // Rate-limited prompt confirm (about once a second), although status_interval_ms is 10 minutes.
+    await waitFor(async () => (await readSlot(sql, SLOT))!.confirmedFlushLsn >= ackLsn, 5_000, 'confirmed');
+    await p.stop();
   });
 });
