@@ -41,7 +41,7 @@ beforeAll(async () => {
       `[tiering.tables."public.orders"]\ntime_column = "order_date"\n` +
       `[api]\nlisten = "127.0.0.1:${port}"\ntokens = [{ token = "${TOKEN}", scope = "admin" }]\n[log]\nlevel = "warn"\n`,
   );
-});
+}, 120_000);
 
 afterAll(async () => {
   proc?.kill(9);
