@@ -1,4 +1,7 @@
 -- Tiering bookkeeping (src/tiering), idempotent. Applied at every start.
+-- Readers set search_path = 'public,main' (tables of PostgreSQL's public schema unqualified): it must exist
+-- before the first table arrives, or every reader connection of a fresh warehouse fails.
+CREATE SCHEMA IF NOT EXISTS public;
 CREATE SEQUENCE IF NOT EXISTS _ducktail.tier_file_id;
 CREATE SEQUENCE IF NOT EXISTS _ducktail.tier_pass_id;
 

@@ -54,6 +54,8 @@ export interface TieringStatus {
   lastPass: PassReport | null;
   lastError: string | null;
   coldCacheBytes: number;
+  /** Live files per tier after the last pass: files, rows and bytes (for /v1/status and metrics). */
+  tiers: Record<string, { files: number; rows: number; bytes: number }>;
 }
 
 /** The tiering stage: archive passes (on demand and by cron) and cold reads for queries. */
@@ -80,7 +82,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
   const cache: ColdCache | null = store.localRoot ? null : createColdCache(store, resolve(opts.coldCacheDir), parseSize(opts.coldCacheSize));
   const readPath = (f: ManifestFile) =>
     f.tier === 'warm' ? f.location : store.localRoot ? f.location.slice('file://'.length) : cache!.pathOf(f.location);
-  const status: TieringStatus = { passes: 0, failures: 0, running: false, lastPass: null, lastError: null, coldCacheBytes: 0 };
+  const status: TieringStatus = { passes: 0, failures: 0, running: false, lastPass: null, lastError: null, coldCacheBytes: 0, tiers: {} };
   const log = deps.log;
 
   async function mirrors(conn: DuckDBConnection): Promise<MirrorTable[]> {
@@ -95,6 +97,18 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       await cache.ensure(cold.map((f) => f.location));
     }
     await refreshViews(conn, m, readPath);
+  }
+
+  async function tierSizes(): Promise<TieringStatus['tiers']> {
+    const conn = await deps.connect();
+    try {
+      const r = await conn.runAndReadAll(
+        'SELECT tier, count(*), sum(row_count), sum(byte_size) FROM _ducktail.tier_files WHERE retired_pass IS NULL GROUP BY tier',
+      );
+      return Object.fromEntries(r.getRows().map(([tier, files, rows, bytes]) => [tier as string, { files: Number(files), rows: Number(rows), bytes: Number(bytes) }]));
+    } finally {
+      conn.closeSync();
+    }
   }
 
   let chain: Promise<unknown> = Promise.resolve();
@@ -117,6 +131,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       } finally {
         status.running = false;
         status.coldCacheBytes = cache?.bytes() ?? 0;
+        status.tiers = await tierSizes().catch(() => status.tiers);
       }
     });
     chain = run.catch(() => {});
@@ -133,6 +148,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
           await refresh(conn, m.name).catch((e: unknown) => log.warn(`views of ${m.name} kept as they were: ${errorMessage(e)}`));
         }
       });
+      status.tiers = await tierSizes().catch(() => ({}));
     },
     archive,
     idle: () => chain.then(() => {}),

@@ -105,6 +105,12 @@ test('archive with S3 down, then up: nothing lost, retried, readyz degraded mean
   expect(second.moved.filter((m) => m.to === 'cold').length).toBeGreaterThan(10);
   expect(await totals()).toEqual(expected);
   expect((await fetch(`${base}/readyz`)).status).toBe(200);
+  const status = (await (await fetch(`${base}/v1/status`, { headers: authed })).json()) as {
+    tiering: { failures: number; passes: number; tiers: Record<string, { rows: number }> };
+  };
+  expect(status.tiering.failures).toBe(1);
+  expect(status.tiering.passes).toBe(2);
+  expect(status.tiering.tiers.cold!.rows + status.tiering.tiers.warm!.rows).toBeGreaterThan(1900);
 
   // Late updates and deletes of archived (warm and cold) rows in PostgreSQL.
   await sql`UPDATE orders SET price = price + 1000 WHERE order_id IN (1900, 1000, 400)`;
