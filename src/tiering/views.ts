@@ -15,13 +15,14 @@ export function viewSql(m: MirrorTable, kind: FileKind, files: ManifestFile[], r
   const name = kind === 'current' ? m.currentView : m.historyView;
   if (files.length === 0) return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot}`;
   const paths = files.map(readPath);
-  const scan = `read_parquet(${listLit(paths)}, ${PARQUET_READ}, filename = true, file_row_number = true)`;
-  let archived = `SELECT * EXCLUDE (filename, file_row_number) FROM ${scan} p`;
+  const scan = `read_parquet(${listLit(paths)}, ${PARQUET_READ}, file_row_number = true)`;
+  let archived = `SELECT p.* EXCLUDE (file_row_number) FROM ${scan} p`;
   if (kind === 'current') {
-    const ids = files.map((f, i) => `(${f.id}, ${lit(paths[i]!)})`).join(', ');
+    // Superseded rows by position: (index of the file in this list, row number inside the file).
+    const ids = files.map((f, i) => `(${i}, ${f.id})`).join(', ');
     archived +=
-      ` ANTI JOIN (SELECT f.path, d.row FROM _ducktail.tier_deletes d JOIN (VALUES ${ids}) f(id, path) ON d.file_id = f.id) x` +
-      ' ON p.filename = x.path AND p.file_row_number = x.row';
+      ` ANTI JOIN (SELECT f.idx, d.row FROM _ducktail.tier_deletes d JOIN (VALUES ${ids}) f(idx, id) ON d.file_id = f.id) x` +
+      ' ON p.file_index = x.idx AND p.file_row_number = x.row';
   }
   return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot} UNION ALL BY NAME ${archived}`;
 }
