@@ -46,7 +46,12 @@ export async function demoCommand(args: Args): Promise<number> {
       ...base,
       source: { ...base.source, url: pg.url },
       warehouse: { ...base.warehouse, path: join(dataDir, 'warehouse.duckdb') },
-      tiering: { ...base.tiering, warm_dir: join(dataDir, 'warm'), cold_url: `file://${join(dataDir, 'cold')}` },
+      tiering: {
+        ...base.tiering,
+        warm_dir: join(dataDir, 'warm'),
+        cold_url: `file://${join(dataDir, 'cold')}`,
+        tables: { 'public.orders': { time_column: 'order_date' }, ...base.tiering.tables },
+      },
       api: { ...base.api, listen: `127.0.0.1:${base.demo.port}` },
     };
     sql = connectSql(pg.url, { max: 2 });
