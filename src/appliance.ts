@@ -1,8 +1,10 @@
 import { resolve } from 'node:path';
-import { createApi, serveApi } from './api/index.ts';
+import { checkListen, createAlerts, createApi, serveApi } from './api/index.ts';
 import { type Bus, createInlineBus, createKafkaBus } from './bus/index.ts';
 import type { Config } from './config/index.ts';
 import type { Logger } from './log.ts';
+import { createMetrics } from './metrics/index.ts';
+import { instrumentSink, registerPipelineMetrics, replicationLagSeconds } from './pipeline-metrics.ts';
 import { startPipeline } from './pipeline.ts';
 import { createTieringFromConfig } from './tiering/index.ts';
 import type { Source, SourceStatus } from './source/index.ts';
@@ -22,6 +24,7 @@ export interface Appliance {
 /** The composition root: builds and starts source -> bus -> warehouse and the API from one config. */
 export async function startAppliance(config: Config, opts: { log: Logger; version: string }): Promise<Appliance> {
   const log = opts.log;
+  checkListen(config.api.listen, config.api.tokens.length > 0, config.api.allow_unauthenticated_remote);
   const warehouse = await createWarehouse({
     path: config.warehouse.path,
     memoryLimit: config.warehouse.memory_limit,
@@ -36,8 +39,10 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   const tieringStop = new AbortController();
   tiering.schedule(tieringStop.signal);
   const bus = createBus(config, warehouse, log, opts.version);
+  const metrics = createMetrics();
   const { source, stop: stopPipeline } = startPipeline({
     warehouse,
+    sink: instrumentSink(metrics, warehouse),
     bus,
     source: config.source.enabled
       ? {
@@ -56,13 +61,27 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     log: (m) => log.child('source').info(m),
   });
 
-  const query = createQueryEngine({ instance: warehouse.instance, prepare: (sql) => tiering.prepareQuery(sql) });
+  registerPipelineMetrics(metrics, { source: () => source?.status ?? null, dbPath: config.warehouse.path });
+  const alerts = createAlerts(
+    config.alerts,
+    {
+      replicationLagSeconds: () => (source ? replicationLagSeconds(source.status, Date.now()) : null),
+      consumerLagMessages: () => consumerLag(bus.status?.()),
+      lastBatchApply: () =>
+        warehouse.stats.lastCommitAt === null ? null : { seconds: warehouse.stats.lastApplyMs / 1000, at: warehouse.stats.lastCommitAt },
+    },
+    metrics,
+  );
+  const query = createQueryEngine({ instance: warehouse.instance, timeoutMs: config.api.query_timeout_ms, prepare: (sql) => tiering.prepareQuery(sql) });
   const app = createApi({
     query,
     tables: () => tiering.prepareQuery().then(() => warehouse.tables()),
     version: opts.version,
     tokens: config.api.tokens,
     analytics: config.analytics,
+    metrics,
+    alerts,
+    bodyLimitBytes: config.api.body_limit_bytes,
     status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status, bus: bus.status?.() ?? { kind: config.bus.kind } }),
     archive: () => tiering.archive(tieringStop.signal),
     readiness: () => ({
@@ -98,6 +117,13 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
       return stopping;
     },
   };
+}
+
+/** Total Kafka consumer lag from the bus status (sum over owned partitions); null for the inline bus. */
+function consumerLag(status: Record<string, unknown> | undefined): number | null {
+  const partitions = (status?.consumer as { partitions?: { lag: string }[] } | undefined)?.partitions;
+  if (!partitions) return null;
+  return partitions.reduce((sum, p) => sum + Number(p.lag), 0);
 }
 
 /** The bus of `bus.kind`: inline, or Kafka with its partition positions kept in the warehouse. */

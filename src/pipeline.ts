@@ -1,3 +1,4 @@
+import type { BatchSink } from './change/index.ts';
 import type { Bus } from './bus/index.ts';
 import { createSource, type Source, type SourceOptions } from './source/index.ts';
 import type { Warehouse } from './warehouse/index.ts';
@@ -5,6 +6,8 @@ import type { Warehouse } from './warehouse/index.ts';
 /** What the pipeline is built from; `source: null` runs the bus and warehouse only (a consuming instance). */
 export interface PipelineOptions {
   warehouse: Warehouse;
+  /** Where the bus delivers (default the warehouse), e.g. the warehouse wrapped by metrics. */
+  sink?: BatchSink;
   bus: Bus;
   source: SourceOptions | null;
   log(message: string): void;
@@ -22,7 +25,7 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
   const { warehouse, bus } = opts;
   const sourceStop = new AbortController();
   const busStop = new AbortController();
-  const busDone = bus.run(warehouse, busStop.signal);
+  const busDone = bus.run(opts.sink ?? warehouse, busStop.signal);
   const source = opts.source
     ? createSource(opts.source, {
         publish: (batch) => bus.publish(batch, busStop.signal),

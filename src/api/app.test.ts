@@ -140,7 +140,7 @@ describe('auth, health, tables', () => {
     ready = { source: { ready: false, detail: 'retrying: connection refused' }, warehouse: { ready: true } };
     const res = await app().request('/readyz');
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ ready: false, components: ready });
+    expect(await res.json()).toEqual({ ready: false, status: 'unavailable', reasons: [], components: ready, alerts: [] });
     ready = { source: { ready: true }, warehouse: { ready: true } };
   });
 

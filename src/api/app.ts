@@ -1,10 +1,14 @@
 import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../errors.ts';
 import { QueryError } from '../warehouse/query.ts';
 import { AnalyticsConfigError, analyticsRoutes } from './analytics/index.ts';
 import dashboardAsset from './dashboard/index.html' with { type: 'text' };
+import { bearerAuth } from './middleware/auth.ts';
+import { observeRequests } from './middleware/observe.ts';
 import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { queryRoutes } from './routes/query.ts';
 import { tableRoutes } from './routes/tables.ts';
 import { type ApiDeps, errorBody } from './types.ts';
@@ -18,26 +22,25 @@ const QUERY_STATUS: Record<string, ContentfulStatusCode> = {
   QUERY_TIMEOUT: 504,
 };
 
-/** Builds the Hono app: health, query, tables, dashboard; bearer tokens when configured. */
+/** Builds the Hono app: health, metrics, query, tables, analytics, dashboard; bearer tokens when configured. */
 export function createApi(deps: ApiDeps): Hono {
   const app = new Hono();
   const tokens = deps.tokens ?? [];
 
-  app.use('/v1/*', async (c, next) => {
-    if (tokens.length === 0) return next();
-    const header = c.req.header('authorization') ?? '';
-    const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    const match = tokens.find((t) => t.token === presented);
-    if (!match) {
-      return c.json(errorBody('UNAUTHORIZED', 'send "Authorization: Bearer <token>" with a token from [api] tokens'), 401);
-    }
-    if (c.req.path.startsWith('/v1/admin/') && match.scope !== 'admin') {
-      return c.json(errorBody('FORBIDDEN', 'this endpoint needs a token with scope "admin"'), 403);
-    }
-    return next();
-  });
+  let routes: Set<string> | null = null;
+  app.use('*', observeRequests(deps.metrics, deps.alerts, () => (routes ??= new Set(app.routes.map((r) => r.path)))));
+  const limit = deps.bodyLimitBytes ?? 1_048_576;
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: limit,
+      onError: (c) => c.json(errorBody('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes ([api] body_limit_bytes)`), 413),
+    }),
+  );
+  app.use('/v1/*', bearerAuth(tokens));
 
   app.route('/', healthRoutes(deps));
+  app.route('/', metricsRoutes(deps.metrics));
   app.route('/', queryRoutes(deps));
   app.route('/', tableRoutes(deps));
   app.route('/', analyticsRoutes(deps));

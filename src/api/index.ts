@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
-import { AppError } from '../errors.ts';
+import { AppError, ConfigError } from '../errors.ts';
 
+export { createAlerts, type Alert, type Alerts, type AlertThresholds } from './alerts.ts';
 export { createApi } from './app.ts';
 export type { ApiDeps, Readiness, TableInfo } from './types.ts';
 
@@ -25,4 +26,19 @@ export async function serveApi(app: Hono, opts: { listen: string; signal?: Abort
   opts.signal?.addEventListener('abort', () => void stop(), { once: true });
   const host = hostname.includes(':') ? `[${hostname}]` : hostname;
   return { url: `http://${host}:${server.port}`, stop };
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** Refuses to serve beyond loopback without tokens unless [api] allow_unauthenticated_remote = true. */
+export function checkListen(listen: string, hasTokens: boolean, allowUnauthenticatedRemote: boolean): void {
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  if (hasTokens || allowUnauthenticatedRemote || isLoopback(host)) return;
+  throw new ConfigError([
+    `api.listen: "${listen}" is reachable from other machines but [api] tokens is empty; add tokens = [{ token = "...", scope = "admin" }], listen on 127.0.0.1, or set api.allow_unauthenticated_remote = true if that is really meant`,
+  ]);
 }

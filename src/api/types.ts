@@ -1,4 +1,6 @@
 import type { QueryEngine } from '../warehouse/query.ts';
+import type { Metrics } from '../metrics/index.ts';
+import type { Alerts } from './alerts.ts';
 import type { AnalyticsConfig } from './analytics/sql.ts';
 
 /** A component's readiness as /readyz reports it. */
@@ -26,6 +28,12 @@ export interface ApiDeps {
   archive?: () => Promise<unknown>;
   /** [analytics]: the table and columns of the business endpoints; default the demo shop. */
   analytics?: AnalyticsConfig;
+  /** The appliance's Prometheus registry (GET /metrics); the API adds its request families. */
+  metrics?: Metrics;
+  /** [alerts] thresholds, reflected in /readyz (degraded) and /metrics. */
+  alerts?: Alerts;
+  /** Largest accepted request body in bytes (413 beyond); default 1 MiB. */
+  bodyLimitBytes?: number;
   /** Bearer tokens; empty = no authentication. */
   tokens?: { token: string; scope: 'read' | 'admin' }[];
 }

@@ -1,0 +1,100 @@
+import { statSync } from 'node:fs';
+import type { BatchSink, ChangeBatch } from './change/index.ts';
+import type { Metrics } from './metrics/index.ts';
+import type { SourceStatus } from './source/index.ts';
+
+/** What the pipeline metrics read at scrape time. */
+export interface PipelineProbes {
+  source: () => SourceStatus | null;
+  /** The DuckDB file (its .wal beside it counts too). */
+  dbPath: string;
+  now?: () => number;
+}
+
+/** Seconds the oldest received-but-unconfirmed transaction has waited (0 when everything is confirmed). */
+export function replicationLagSeconds(s: SourceStatus | null, nowMs: number): number {
+  if (!s || s.unconfirmedSinceUs === 0n) return 0;
+  return Math.max(0, (nowMs - Number(s.unconfirmedSinceUs / 1000n)) / 1000);
+}
+
+function fileBytes(path: string): number {
+  let total = 0;
+  for (const p of [path, `${path}.wal`]) {
+    try {
+      total += statSync(p).size;
+    } catch {
+      // not there (yet): counts as 0
+    }
+  }
+  return total;
+}
+
+/** Registers the source, warehouse file and process families; values are read from status at each scrape. */
+export function registerPipelineMetrics(m: Metrics, p: PipelineProbes): void {
+  const now = p.now ?? Date.now;
+  const withSource = (f: (s: SourceStatus) => number | null) => (g: { set(v: number): void; reset(): void }) => {
+    const s = p.source();
+    const v = s ? f(s) : null;
+    if (v === null) g.reset();
+    else g.set(v);
+  };
+  m.gauge('replication_lag_bytes', {
+    help: 'WAL bytes PostgreSQL holds for the slot (pg_current_wal_lsn - confirmed_flush_lsn), as last checked.',
+    collect: withSource((s) => s.slot.lagBytes),
+  });
+  m.gauge('replication_lag_seconds', {
+    help: 'Age of the oldest transaction received from PostgreSQL and not yet confirmed (0 when caught up).',
+    collect: (g) => g.set(replicationLagSeconds(p.source(), now())),
+  });
+  m.gauge('received_lsn', { help: 'Last WAL position received from the slot (as a number).', collect: withSource((s) => Number(s.receivedLsn)) });
+  m.gauge('confirmed_lsn', { help: 'Last WAL position confirmed to PostgreSQL as durable (as a number).', collect: withSource((s) => Number(s.flushedLsn)) });
+  m.gauge('snapshot_in_progress', {
+    help: '1 while the initial copy runs.',
+    collect: withSource((s) => (s.phase === 'snapshot' ? 1 : 0)),
+  });
+  m.gauge<'phase'>('source_phase', {
+    help: 'The source phase (1 for the current one).',
+    labelNames: ['phase'],
+    collect: (g) => {
+      g.reset();
+      const s = p.source();
+      if (s) g.set({ phase: s.phase }, 1);
+    },
+  });
+  m.gauge('duckdb_file_bytes', { help: 'Size of the DuckDB file and its WAL.', collect: (g) => g.set(fileBytes(p.dbPath)) });
+  m.gauge('process_resident_memory_bytes', { help: 'Resident set size of the process.', collect: (g) => g.set(process.memoryUsage.rss()) });
+}
+
+/** Wraps the warehouse sink: batches and changes applied, apply duration, commit-to-queryable latency, snapshot rows. */
+export function instrumentSink(m: Metrics, sink: BatchSink, now: () => number = Date.now): BatchSink {
+  const batches = m.counter('batches_applied_total', { help: 'Batches committed in DuckDB.' });
+  const changes = m.counter('changes_applied_total', { help: 'Changes (rows) in committed batches, snapshot rows included.' });
+  const snapshotRows = m.counter('snapshot_rows_applied_total', { help: 'Rows of the initial copy committed in DuckDB.' });
+  const failures = m.counter('batch_apply_failures_total', { help: 'Batches whose apply failed (retried by the bus).' });
+  const duration = m.histogram('batch_apply_duration_seconds', { help: 'Time to apply and commit one batch in DuckDB.' });
+  const latency = m.histogram('commit_to_queryable_seconds', {
+    help: 'From the PostgreSQL commit of a batch\'s oldest streamed change to the batch being queryable in DuckDB.',
+  });
+  return {
+    async apply(batch: ChangeBatch) {
+      const started = performance.now();
+      try {
+        await sink.apply(batch);
+      } catch (e) {
+        failures.inc();
+        throw e;
+      }
+      duration.observe((performance.now() - started) / 1000);
+      batches.inc();
+      changes.inc(batch.changes.length);
+      let oldestUs = 0n;
+      let snapshot = 0;
+      for (const c of batch.changes) {
+        if (c.lsn === 0n) snapshot++;
+        else if (c.commitTimeUs > 0n && (oldestUs === 0n || c.commitTimeUs < oldestUs)) oldestUs = c.commitTimeUs;
+      }
+      if (snapshot > 0) snapshotRows.inc(snapshot);
+      if (oldestUs > 0n) latency.observe(Math.max(0, now() - Number(oldestUs / 1000n)) / 1000);
+    },
+  };
+}
