@@ -46,7 +46,7 @@ export function createAlerts(t: AlertThresholds, probes: AlertProbes, metrics?: 
     const apply = probes.lastBatchApply();
     const recentApply = apply && at - apply.at <= RECENT_MS ? apply.seconds : null;
     const recentQuery = slowQuery && at - slowQuery.at <= RECENT_MS ? slowQuery : null;
-    return [
+    const alerts: Alert[] = [
       {
         alert: 'replication_lag',
         value: lag,
@@ -76,6 +76,8 @@ export function createAlerts(t: AlertThresholds, probes: AlertProbes, metrics?: 
         reason: `${recentQuery?.endpoint} took ${recentQuery?.seconds.toFixed(2)} s > ${t.query_s} s in the last ${RECENT_MS / 60_000} min (alerts.query_s)`,
       },
     ];
+    for (const a of alerts) if (!a.firing) a.reason = a.value === null ? 'no data on this instance' : 'below the threshold';
+    return alerts;
   }
 
   if (metrics) {
