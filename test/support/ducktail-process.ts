@@ -3,14 +3,40 @@ import type { Sql } from 'postgres';
 
 const ROOT = join(import.meta.dir, '../..');
 
-/** Runs `bun src/main.ts <args>` as a separate process, as a user would run ducktail. */
-export function spawnDucktail(args: string[], opts: { cwd: string; env?: Record<string, string> }) {
+/**
+ * Runs `bun src/main.ts <args>` as a separate process, as a user would run ducktail. `detached`
+ * gives it its own process group, as a shell does for a job: signal it with `signalGroup`.
+ * `stderr: 'pipe'` keeps its stderr for the test to read.
+ */
+export function spawnDucktail(
+  args: string[],
+  opts: { cwd: string; env?: Record<string, string>; detached?: boolean; stderr?: 'inherit' | 'pipe' },
+) {
   return Bun.spawn(['bun', join(ROOT, 'src/main.ts'), ...args], {
     cwd: opts.cwd,
+    detached: opts.detached ?? false,
     stdout: 'inherit',
-    stderr: 'inherit',
+    stderr: opts.stderr ?? 'inherit',
     env: { ...process.env, ...opts.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
   });
+}
+
+/** Signals every process of the group led by `pid`, as a terminal's Ctrl-C (SIGINT) does; false if the group is empty. */
+export function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until the process exits; its exit code and the seconds it took from `since`. */
+export async function exitWithin(proc: Bun.Subprocess, since: number, limitMs: number): Promise<{ code: number | null; seconds: number }> {
+  const timeout = Bun.sleep(limitMs).then(() => 'timeout' as const);
+  const r = await Promise.race([proc.exited, timeout]);
+  if (r === 'timeout') return { code: null, seconds: (Date.now() - since) / 1000 };
+  return { code: r, seconds: (Date.now() - since) / 1000 };
 }
 
 /** Waits until the API at `api` is ready; fails at once if the process exits first. */
