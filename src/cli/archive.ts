@@ -13,7 +13,7 @@ const DEFAULT_CONFIG = 'config/ducktail.toml';
  */
 export async function archiveCommand(args: Args): Promise<number> {
   const config = loadConfig({ path: args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG, env: process.env });
-  const log = createLogger(config.log.level);
+  const log = createLogger(config.log.level, undefined, undefined, config.log.format);
   const admin = config.api.tokens.find((t) => t.scope === 'admin');
   const host = config.api.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
   let response: Response | null = null;

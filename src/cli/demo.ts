@@ -23,7 +23,7 @@ export async function demoCommand(args: Args): Promise<number> {
   const dataDir = resolve(base.demo.data_dir);
   mkdirSync(dataDir, { recursive: true });
   chmodSync(dataDir, 0o755);
-  const log = createLogger(base.log.level);
+  const log = createLogger(base.log.level, undefined, undefined, base.log.format);
   log.info(`ducktail ${VERSION} demo: data in ${dataDir}`);
 
   const fresh = !existsSync(join(dataDir, 'warehouse.duckdb'));

@@ -13,7 +13,7 @@ const DEFAULT_CONFIG = 'config/ducktail.toml';
 /** `ducktail run`: the appliance until SIGINT/SIGTERM. */
 export async function runCommand(args: Args): Promise<number> {
   const config = loadConfig({ path: args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG, env: process.env });
-  const log = createLogger(config.log.level);
+  const log = createLogger(config.log.level, undefined, undefined, config.log.format);
   let appliance: Appliance | null = null;
   const shutdown = createShutdown({ describe: () => describeInFlight(appliance) });
   try {
