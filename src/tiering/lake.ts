@@ -25,7 +25,7 @@ export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind:
     layout: 'Hive: month=YYYY-MM/part-<pass>-<file id>.parquet; read with hive_partitioning = true',
     time_column: kind === 'current' ? timeColumn : '_commit_ts',
     key: m.keyIndexes.map((i) => m.columns[i]!.name),
-    columns: cols.getRows().map(([name, type]) => ({ name, type })),
+    columns: cols.getRows().map(([name, type]) => ({ name, type, ...(/INTERVAL|TIME WITH TIME ZONE/.test(String(type)) ? { stored_as: 'VARCHAR' } : {}) })),
     updated_at: new Date().toISOString(),
     files: files.map((f) => ({
       path: f.tier === 'warm' ? relative(folder, f.location) : f.location,
