@@ -61,6 +61,7 @@ export class EventEncoder {
         parameters: {
           'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key),
           ...(c.userType ? { 'pg.user_type': c.userType } : {}),
+          ...(c.attnum !== undefined ? { 'pg.attnum': String(c.attnum) } : {}),
         },
       })),
     };
@@ -179,6 +180,7 @@ const Field = v.object({
   parameters: v.object({
     'pg.type_oid': v.pipe(v.string(), v.digits()), 'pg.type_mod': v.string(), 'pg.key': v.picklist(['true', 'false']),
     'pg.user_type': v.optional(v.string()),
+    'pg.attnum': v.optional(v.pipe(v.string(), v.digits())),
   }),
 });
 /** The envelope as ducktail reads it back (valibot): anything else is a poison message. */
@@ -238,6 +240,7 @@ export function decodeEvent(value: string): Decoded {
       typeOid: Number(f.parameters['pg.type_oid']),
       typeMod: Number(f.parameters['pg.type_mod']),
       ...(f.parameters['pg.user_type'] ? { userType: f.parameters['pg.user_type'] } : {}),
+      ...(f.parameters['pg.attnum'] ? { attnum: Number(f.parameters['pg.attnum']) } : {}),
     })),
   };
   const unchanged = new Set(s.unchanged);

@@ -27,6 +27,16 @@ export interface ColumnSchema {
    * replaces them by their base type (typeOid/typeMod). Absent for built-in types.
    */
   userType?: string;
+  /**
+   * PostgreSQL's column number (pg_attribute.attnum) when the source knows it: unchanged by a rename,
+   * so the warehouse tells a renamed column from a dropped and an added one.
+   */
+  attnum?: number;
+  /**
+   * The value rows that existed before an ADD COLUMN ... DEFAULT have (pg_attribute.attmissingval,
+   * PostgreSQL text; PostgreSQL writes no row changes for it). Absent when none.
+   */
+  missing?: string;
 }
 
 /** The shape of one source table as the warehouse needs it (from a pgoutput Relation or the catalog). */

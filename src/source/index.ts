@@ -130,7 +130,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           confirmedLsn,
           startLsn,
           messages: version >= 140000,
-          resolveColumns: (columns) => types.resolve(columns),
+          resolveColumns: async (relationId, columns) => types.resolve(await types.withAttnums(relationId, columns)),
         },
         deps.publish,
         status,

@@ -23,7 +23,7 @@ export interface StreamOptions {
   /** Ask for logical messages (PostgreSQL 14+): the heartbeat's transactions then reach the stream. */
   messages: boolean;
   /** Resolves domains to base types and names enums, composites and ranges (catalog lookups, cached). */
-  resolveColumns?: (columns: ColumnSchema[]) => Promise<ColumnSchema[]>;
+  resolveColumns?: (relationId: number, columns: ColumnSchema[]) => Promise<ColumnSchema[]>;
 }
 
 /** Observable state of the stream, for /readyz and /metrics. */
@@ -215,7 +215,7 @@ export async function streamChanges(
 
   const onRelation = async (m: Relation): Promise<void> => {
     const name = `${m.schema}.${m.table}`;
-    const columns = opts.resolveColumns ? await opts.resolveColumns(m.columns) : m.columns;
+    const columns = opts.resolveColumns ? await opts.resolveColumns(m.relationId, m.columns) : m.columns;
     const schema = { name, schema: m.schema, table: m.table, columns };
     // A layout change must not share a batch with rows of the old layout.
     if (pendingTables.has(name)) await flush();

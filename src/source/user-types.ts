@@ -57,6 +57,25 @@ export class UserTypes {
 
   private readonly arrayOf = new Map<number, number>();
 
+  /**
+   * Adds each column's attnum from the catalog (by name, for the relation's OID): the warehouse tells
+   * a rename from a drop and an add by it. A column the catalog no longer has under that name (renamed
+   * again since, while the stream lags) gets none and is matched by name.
+   */
+  async withAttnums(relationId: number, columns: ColumnSchema[]): Promise<ColumnSchema[]> {
+    const rows = await this.sql<{ name: string; attnum: number; missing: string | null }[]>`
+      SELECT attname AS name, attnum::int AS attnum,
+             CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END AS missing
+        FROM pg_attribute
+       WHERE attrelid = ${relationId}::oid AND attnum > 0 AND NOT attisdropped`;
+    const byName = new Map(rows.map((r) => [r.name, r]));
+    return columns.map((c) => {
+      const r = byName.get(c.name);
+      if (!r) return c;
+      return r.missing === null ? { ...c, attnum: r.attnum } : { ...c, attnum: r.attnum, missing: r.missing };
+    });
+  }
+
   private async load(oids: number[]): Promise<void> {
     const rows = await this.sql<(TypeRow & { base_array: number })[]>`
       WITH RECURSIVE d(oid, cur, mod, depth) AS (

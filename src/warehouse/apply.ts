@@ -82,7 +82,8 @@ export class BatchApplier {
   }
 
   private async stageFor(mirror: MirrorTable): Promise<Stage> {
-    const layout = `${mirror.name}:${mirror.columns.length}`;
+    // Keyed by names and types: a rename or a widening with the same column count needs new staging SQL.
+    const layout = `${mirror.name}:${mirror.columns.map((c) => `${c.name} ${c.duckType}`).join(',')}`;
     let stage = this.stages.get(layout);
     if (!stage) {
       stage = await Stage.create(this.conn, mirror, String(this.stageSeq++), this.stageDir);

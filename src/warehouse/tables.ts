@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { type ColumnMapping, mapColumn, quoteIdent } from './pg-types.ts';
+import { applyLayoutChange, planLayoutChange } from './schema-change.ts';
 import { timeTravelSql } from './time-travel.ts';
 
 /** Where one source table lives in DuckDB and how its columns map. */
@@ -101,9 +102,13 @@ export class MirrorCatalog {
         this.warn(`column ${id}: ${c.fallback}`);
       }
     }
+    let stored = schema;
     if (!previous) await this.create(next);
-    else await this.evolve(previous, next);
-    const columnsJson = JSON.stringify(schema.columns);
+    else {
+      stored = await this.evolve(previous, next);
+      next.schema = stored;
+    }
+    const columnsJson = JSON.stringify(stored.columns);
     await this.conn.run('DELETE FROM _ducktail.tables WHERE name = $1', [name]);
     await this.conn.run('INSERT INTO _ducktail.tables VALUES ($1, $2::JSON, now(), now())', [name, columnsJson]);
     this.known.set(name, next);
@@ -159,24 +164,11 @@ export class MirrorCatalog {
     }
   }
 
-  /** Adds new columns; a changed type or a dropped column is reported, not guessed. */
-  private async evolve(before: MirrorTable, after: MirrorTable): Promise<void> {
-    const old = new Map(before.columns.map((c) => [c.name, c]));
-    for (const col of after.columns) {
-      const existing = old.get(col.name);
-      if (!existing) {
-        for (const table of [after.current, after.history]) {
-          await this.conn.run(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${quoteIdent(col.name)} ${col.duckType}`);
-        }
-      } else if (existing.duckType !== col.duckType) {
-        throw new AppError(
-          'SCHEMA_CHANGE_UNSUPPORTED',
-          `column ${after.name}.${col.name} changed type from ${existing.duckType} to ${col.duckType}; ` +
-            'ducktail does not rewrite history automatically: re-snapshot the table (drop it from the warehouse)',
-        );
-      }
-    }
-    // Columns dropped in PostgreSQL stay in DuckDB and read NULL for new rows: history keeps its old values.
+  /** Applies ADD/DROP/RENAME COLUMN and widenings in place (schema-change.ts); returns the layout to store. */
+  private async evolve(before: MirrorTable, after: MirrorTable): Promise<TableSchema> {
+    const change = planLayoutChange(before, after);
+    await applyLayoutChange(this.conn, after, change);
+    return change.schema;
   }
 }
 

@@ -1,0 +1,116 @@
+// Schema changes while streaming, no restart: ADD, widen past int4, numeric precision up, longer
+// varchar, RENAME (values kept), DROP; the warehouse follows each one live and ends equal to the source.
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Sql } from 'postgres';
+import { createInlineBus } from '../../src/bus/index.ts';
+import { startPipeline } from '../../src/pipeline.ts';
+import { connectSql, type SourceStatus } from '../../src/source/index.ts';
+import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
+import { startPostgres } from '../support/postgres.ts';
+import { snapshotBoth, waitFor } from './compare.ts';
+
+let dir: string;
+let sql: Sql;
+let url: string;
+
+beforeAll(async () => {
+  const pg = await startPostgres();
+  url = await pg.createDatabase(`it_schema_${process.pid}`);
+  sql = connectSql(url, { max: 2 });
+  dir = mkdtempSync(join(tmpdir(), 'ducktail-schema-'));
+});
+afterAll(async () => {
+  await sql?.end();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(slot: string): Promise<{ warehouse: Warehouse; status: SourceStatus; stop(): Promise<void> }> {
+  const warehouse = await createWarehouse({ path: join(dir, `${slot}.duckdb`), memoryLimit: '256MB', threads: 1, stream: slot });
+  const pipeline = startPipeline({
+    warehouse,
+    bus: createInlineBus(),
+    source: { url, slot, publication: `${slot}_pub`, tables: [], batchRows: 200, batchMs: 50, statusIntervalMs: 200, connectTimeoutS: 10, heartbeatIntervalS: 1 },
+    log: (m) => {
+      if (process.env.IT_DEBUG) console.error('[source]', m);
+    },
+  });
+  return {
+    warehouse,
+    status: pipeline.source!.status,
+    async stop() {
+      await pipeline.stop();
+      await warehouse.close();
+    },
+  };
+}
+
+async function same(w: Warehouse, table: string): Promise<string | null> {
+  const duck = await w.connect();
+  try {
+    const { source, mirror } = await snapshotBoth(sql, duck, 'public', table);
+    return JSON.stringify(source) === JSON.stringify(mirror) ? null : `source ${JSON.stringify(source.slice(0, 3))} mirror ${JSON.stringify(mirror.slice(0, 3))}`;
+  } catch (e) {
+    return String(e);
+  } finally {
+    duck.closeSync();
+  }
+}
+
+async function expectSame(w: Warehouse, table: string, step: string): Promise<void> {
+  await waitFor(async () => (await same(w, table)) === null, 20_000, `${table} equal after ${step}`).catch(() => {});
+  expect(`${step}: ${await same(w, table)}`).toBe(`${step}: null`);
+}
+
+async function duckColumns(w: Warehouse, table: string): Promise<Record<string, string>> {
+  const duck = await w.connect();
+  try {
+    const r = await duck.runAndReadAll(`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '_hot' AND table_name = '${table}' ORDER BY ordinal_position`);
+    return Object.fromEntries(r.getRows().map((x) => [String(x[0]), String(x[1])]));
+  } finally {
+    duck.closeSync();
+  }
+}
+
+test('ADD, widen (int4 -> int8 past 2^31, numeric, varchar), RENAME and DROP COLUMN while streaming', async () => {
+  await sql.unsafe(`
+    CREATE TABLE evo (id int PRIMARY KEY, a int, b numeric(6,2), c varchar(5), d text);
+    INSERT INTO evo SELECT g, g, g / 4.0, 'c' || g, 'd' || g FROM generate_series(1, 50) g;`);
+  const p = await start('schema_evo');
+  try {
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    await expectSame(p.warehouse, 'evo', 'copy');
+
+    await sql.unsafe(`ALTER TABLE evo ADD COLUMN e int DEFAULT 7; INSERT INTO evo VALUES (51, 51, 1.25, 'x', 'y', 8); UPDATE evo SET e = 9 WHERE id = 2;`);
+    await expectSame(p.warehouse, 'evo', 'ADD COLUMN');
+
+    await sql.unsafe(`ALTER TABLE evo ALTER COLUMN a TYPE bigint; UPDATE evo SET a = 3000000000 + id WHERE id <= 10;`);
+    await expectSame(p.warehouse, 'evo', 'int4 -> int8');
+
+    await sql.unsafe(`ALTER TABLE evo ALTER COLUMN b TYPE numeric(14,4), ALTER COLUMN c TYPE varchar(50);
+                      UPDATE evo SET b = 1234567890.1234, c = repeat('long', 10) WHERE id = 3;`);
+    await expectSame(p.warehouse, 'evo', 'numeric and varchar widened');
+
+    await sql.unsafe(`ALTER TABLE evo RENAME COLUMN d TO d2; UPDATE evo SET a = a + 1 WHERE id = 4;`);
+    await expectSame(p.warehouse, 'evo', 'RENAME COLUMN');
+
+    await sql.unsafe(`ALTER TABLE evo DROP COLUMN c; INSERT INTO evo (id, a, b, d2, e) VALUES (52, 1, 1, 'z', 1);`);
+    await expectSame(p.warehouse, 'evo', 'DROP COLUMN');
+
+    expect(await duckColumns(p.warehouse, 'public.evo')).toEqual({
+      id: 'INTEGER', a: 'BIGINT', b: 'DECIMAL(14,4)', d2: 'VARCHAR', e: 'INTEGER',
+    });
+    const history = await duckColumns(p.warehouse, 'history.evo');
+    expect(history).toMatchObject({ a: 'BIGINT', b: 'DECIMAL(14,4)', c__dropped: 'VARCHAR', d2: 'VARCHAR' });
+    const duck = await p.warehouse.connect();
+    // History of the renamed column keeps its values under the new name, from the copy on.
+    const copied = await duck.runAndReadAll("SELECT d2 FROM history.evo WHERE id = 1 AND _op = 'R'");
+    duck.closeSync();
+    expect(copied.getRows()).toEqual([['d1']]);
+    expect(p.status.restarts).toBe(0);
+  } finally {
+    await p.stop();
+  }
+});
