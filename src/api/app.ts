@@ -4,6 +4,8 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../errors.ts';
 import { QueryError } from '../warehouse/query.ts';
 import { AnalyticsConfigError, analyticsRoutes } from './analytics/index.ts';
+import dashboardApp from './dashboard/app.js' with { type: 'text' };
+import dashboardCharts from './dashboard/charts.js' with { type: 'text' };
 import dashboardAsset from './dashboard/index.html' with { type: 'text' };
 import { bearerAuth } from './middleware/auth.ts';
 import { observeRequests } from './middleware/observe.ts';
@@ -49,6 +51,9 @@ export function createApi(deps: ApiDeps): Hono {
     return c.json(await deps.archive());
   });
   app.get('/', (c) => c.html(dashboardHtml));
+  const script = { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' };
+  app.get('/dashboard/app.js', (c) => c.body(dashboardApp, 200, script));
+  app.get('/dashboard/charts.js', (c) => c.body(dashboardCharts, 200, script));
 
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((e, c) => {
