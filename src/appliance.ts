@@ -32,14 +32,14 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     stream: config.source.slot,
     warn: (m) => log.warn(m),
   });
-  const tiering = createTieringFromConfig(config, warehouse, log.child('tiering'));
+  const metrics = createMetrics();
+  const tiering = createTieringFromConfig(config, warehouse, log.child('tiering'), metrics);
   const allowed = [resolve(config.tiering.warm_dir), ...tiering.readDirs, warehouse.stageDir];
   await lockDownInstance(warehouse.instance, { allowedDirectories: allowed });
   await tiering.init();
   const tieringStop = new AbortController();
   tiering.schedule(tieringStop.signal);
   const bus = createBus(config, warehouse, log, opts.version);
-  const metrics = createMetrics();
   const { source, stop: stopPipeline } = startPipeline({
     warehouse,
     sink: instrumentSink(metrics, warehouse),

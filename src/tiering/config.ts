@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics/index.ts';
 import type { Warehouse } from '../warehouse/index.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
 
@@ -30,10 +31,11 @@ export function tieringOptions(config: Config): TieringOptions {
 }
 
 /** The tiering stage of a config over a warehouse. */
-export function createTieringFromConfig(config: Config, warehouse: Warehouse, log: Logger): Tiering {
+export function createTieringFromConfig(config: Config, warehouse: Warehouse, log: Logger, metrics?: Metrics): Tiering {
   return createTiering(tieringOptions(config), {
     exclusive: (fn) => warehouse.exclusive(fn),
     connect: () => warehouse.connect(),
     log,
+    ...(metrics ? { metrics } : {}),
   });
 }

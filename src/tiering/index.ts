@@ -6,7 +6,9 @@ import type { Logger } from '../log.ts';
 import { MirrorCatalog, type MirrorTable } from '../warehouse/index.ts';
 import { type ColdCache, createColdCache, parseSize } from './cache.ts';
 import { type ColdStore, createColdStore, type S3Settings } from './cold.ts';
+import type { Metrics } from '../metrics/index.ts';
 import { liveFiles, type ManifestFile } from './manifest.ts';
+import { registerTieringMetrics } from './metrics.ts';
 import { type PassReport, runPass } from './pass.ts';
 import { lit } from './sql.ts';
 import { refreshViews } from './views.ts';
@@ -44,6 +46,8 @@ export interface TieringDeps {
   /** A new reader connection; caller closes it. */
   connect(): Promise<DuckDBConnection>;
   log: Logger;
+  /** The appliance's Prometheus registry (tier sizes, passes). */
+  metrics?: Metrics;
 }
 
 /** Counters for /v1/status and /readyz. */
@@ -84,6 +88,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
     f.tier === 'warm' ? f.location : store.localRoot ? f.location.slice('file://'.length) : cache!.pathOf(f.location);
   const status: TieringStatus = { passes: 0, failures: 0, running: false, lastPass: null, lastError: null, coldCacheBytes: 0, tiers: {} };
   const log = deps.log;
+  const recorder = deps.metrics ? registerTieringMetrics(deps.metrics, status) : null;
 
   async function mirrors(conn: DuckDBConnection): Promise<MirrorTable[]> {
     return new MirrorCatalog(conn).load();
@@ -115,6 +120,8 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
   const archive = (signal?: AbortSignal): Promise<PassReport> => {
     const run = chain.then(async () => {
       status.running = true;
+      const started = performance.now();
+      let result = 'failed';
       try {
         const report = await runPass(
           { opts, warmDir, store, cache, deps, refresh, mirrors, signal },
@@ -123,12 +130,14 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
         status.lastPass = report;
         status.lastError = report.errors.length > 0 ? report.errors.join('; ') : null;
         if (report.errors.length > 0) status.failures++;
+        result = report.errors.length > 0 ? 'partial' : 'done';
         return report;
       } catch (e) {
         status.failures++;
         status.lastError = errorMessage(e);
         throw e;
       } finally {
+        recorder?.passDone(result, (performance.now() - started) / 1000);
         status.running = false;
         status.coldCacheBytes = cache?.bytes() ?? 0;
         status.tiers = await tierSizes().catch(() => status.tiers);

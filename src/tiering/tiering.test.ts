@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
 import { createLogger } from '../log.ts';
+import { createMetrics } from '../metrics/index.ts';
 import { lockDownInstance } from '../warehouse/query.ts';
 import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
@@ -83,7 +84,7 @@ const TOTALS = 'SELECT count(*), sum(price), count(DISTINCT order_id) FROM order
 
 describe('tiering', () => {
   test('one pass fills warm and cold, queries answer the same, history too', async () => {
-    const { w, tiering, dir } = await setup();
+    const { w, tiering, dir, opts } = await setup();
     const before = await one(w, TOTALS);
     const historyBefore = await one(w, 'SELECT count(*), sum(price) FROM history.orders');
     const report = await tiering.archive();
@@ -100,10 +101,15 @@ describe('tiering', () => {
     expect(Number(tiers[0])).toBeGreaterThan(0);
     expect(Number(tiers[1])).toBeGreaterThan(0);
     expect(readdirSync(join(dir, 'warm', 'current', 'public.orders')).every((m) => m.startsWith('month=') || m === '_manifest.json')).toBe(true);
-    // A second pass moves nothing more and changes no answer.
-    const again = await tiering.archive();
+    // A second pass moves nothing more and changes no answer; /metrics has the tier sizes.
+    const metrics = createMetrics();
+    const again = await createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error'), metrics }).archive();
     expect(again.moved).toEqual([]);
     expect(await one(w, TOTALS)).toEqual(before);
+    const text = (await metrics.render()).text;
+    expect(text).toContain(`ducktail_tier_files{tier="warm"} ${tiers[0]}`);
+    expect(text).toContain(`ducktail_tier_files{tier="cold"} ${tiers[1]}`);
+    expect(text).toContain('ducktail_tier_passes_total{result="done"} 1');
   }, 30_000);
 
   test('updates and deletes of archived rows show at once, replays change nothing', async () => {
