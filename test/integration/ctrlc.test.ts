@@ -88,7 +88,7 @@ async function ctrlC(proc: Bun.Subprocess, label: string, times = 1): Promise<{ 
 
 test.skipIf(!tmuxPath)(
   'demo: Ctrl-C typed in a terminal, prompt back within 10 s and nothing running; resumed, a second Ctrl-C ' +
-    'abandons and the next start replays; with PostgreSQL stopped first it still exits',
+    'abandons and the next start replays; with PostgreSQL stopped first it still exits; closing the terminal stops all',
   async () => {
     const port = await freePort();
     const api = apiClient(`http://127.0.0.1:${port}`);
@@ -153,6 +153,17 @@ test.skipIf(!tmuxPath)(
     const pgGone = await ctrlC(demo, 'demo, PostgreSQL stopped first');
     expect(pgGone.code).toBe(0);
     expect(pgGone.seconds).toBeLessThan(LIMIT_MS / 1000);
+
+    // 5. Closing the terminal (SIGHUP) stops it as cleanly: nothing left, not even its PostgreSQL.
+    terminal = await openTerminal({ cwd: ROOT, env });
+    await terminal.keys('npm start', 'Enter');
+    await terminal.waitFor(/Ctrl-C stops it/, 90_000);
+    const shell = await terminal.shellPid();
+    const closedAt = Date.now();
+    await terminal.close();
+    terminal = null;
+    await waitFor(async () => postmaster(pgDir) === null && sessionMembers(shell).length === 0, LIMIT_MS, 'demo stopped');
+    console.log(`demo, terminal closed: all stopped within ${((Date.now() - closedAt) / 1000).toFixed(2)} s`);
   },
   240_000,
 );
