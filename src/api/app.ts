@@ -9,6 +9,7 @@ import dashboardCharts from './dashboard/charts.js' with { type: 'text' };
 import dashboardAsset from './dashboard/index.html' with { type: 'text' };
 import { bearerAuth } from './middleware/auth.ts';
 import { observeRequests } from './middleware/observe.ts';
+import { openApiDocument } from './openapi.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { queryRoutes } from './routes/query.ts';
@@ -50,6 +51,8 @@ export function createApi(deps: ApiDeps): Hono {
     if (!deps.archive) return c.json(errorBody('NOT_AVAILABLE', 'tiering is not running in this process'), 503);
     return c.json(await deps.archive());
   });
+  let openapi: Record<string, unknown> | null = null;
+  app.get('/openapi.json', (c) => c.json((openapi ??= openApiDocument(deps.version))));
   app.get('/', (c) => c.html(dashboardHtml));
   const script = { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' };
   app.get('/dashboard/app.js', (c) => c.body(dashboardApp, 200, script));

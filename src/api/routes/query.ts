@@ -3,7 +3,8 @@ import * as v from 'valibot';
 import type { QueryColumn } from '../../warehouse/query.ts';
 import { type ApiDeps, errorBody } from '../types.ts';
 
-const Body = v.object({
+/** The body of POST /v1/query (validates requests and describes them in /openapi.json). */
+export const QueryBody = v.object({
   sql: v.pipe(v.string('"sql" must be a string'), v.minLength(1, '"sql" must not be empty')),
   params: v.optional(v.array(v.union([v.string(), v.number(), v.boolean(), v.null()]), '"params" must be an array of strings, numbers, booleans or null'), []),
 });
@@ -24,7 +25,7 @@ export function queryRoutes(deps: ApiDeps): Hono {
     } catch {
       return c.json(errorBody('BAD_REQUEST', 'the body must be JSON: {"sql": "select ...", "params": [...]}'), 400);
     }
-    const parsed = v.safeParse(Body, raw);
+    const parsed = v.safeParse(QueryBody, raw);
     if (!parsed.success) {
       const msg = parsed.issues.map((i) => i.message).join('; ');
       return c.json(errorBody('BAD_REQUEST', `${msg}. Expected {"sql": "select ...", "params": [...]}`), 400);
