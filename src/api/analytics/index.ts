@@ -3,13 +3,14 @@ import * as v from 'valibot';
 import type { QueryEngine } from '../../warehouse/query.ts';
 import { errorBody } from '../types.ts';
 import { AnalyticsQuery, type AnalyticsName, BUCKET_MS, BUCKET_UNIT, parseInstant } from './schemas.ts';
-import { type AnalyticsConfig, render, resolveColumns, TEMPLATES } from './sql.ts';
+import { type AnalyticsConfig, render, type ResolvedColumns, resolveColumns, TEMPLATES } from './sql.ts';
 
 export { AnalyticsQuery } from './schemas.ts';
 export { type AnalyticsConfig, AnalyticsConfigError } from './sql.ts';
 
 const DAY_MS = 86_400_000;
 const MAX_BUCKETS = 100_000;
+const COLUMNS_TTL_MS = 5_000;
 
 /** The [analytics] defaults: the demo shop's orders table. */
 export const DEMO_ANALYTICS: AnalyticsConfig = {
@@ -33,6 +34,16 @@ export function analyticsRoutes(deps: { query: QueryEngine; analytics?: Analytic
   const cfg = deps.analytics ?? DEMO_ANALYTICS;
   const now = deps.now ?? Date.now;
   const app = new Hono();
+  // The column check is one catalog query; reuse its answer briefly (a schema change shows within COLUMNS_TTL_MS).
+  let resolved: { at: number; cols: Promise<ResolvedColumns> } | null = null;
+  const columns = () => {
+    if (!resolved || now() - resolved.at > COLUMNS_TTL_MS) {
+      const cols = resolveColumns(deps.query, cfg);
+      resolved = { at: now(), cols };
+      cols.catch(() => (resolved = null));
+    }
+    return resolved.cols;
+  };
 
   function range(q: { from?: string; to?: string }, step: number, defaultBuckets: number): [number, number] {
     const to = q.to ? parseInstant(q.to, true) : floorTo(now(), step) + step;
@@ -47,7 +58,7 @@ export function analyticsRoutes(deps: { query: QueryEngine; analytics?: Analytic
         return c.json(errorBody('BAD_REQUEST', parsed.issues.map((i) => i.message).join('; ')), 400);
       }
       const q = parsed.output as { from?: string; to?: string; bucket?: '1m' | '1h' | '1d'; limit?: number; window?: number; threshold?: number };
-      const cols = await resolveColumns(deps.query, cfg);
+      const cols = await columns();
       const bucket = q.bucket ?? (name === 'anomalies' ? cfg.anomaly_bucket : name === 'revenue' ? '1m' : '1d');
       const step = BUCKET_MS[bucket];
       const [from, to] = range(q, step, name === 'revenue' || name === 'anomalies' ? (bucket === '1m' ? 60 : bucket === '1h' ? 48 : 30) : 30);

@@ -1,0 +1,136 @@
+// API latency benchmark: p50/p99 of POST /v1/query and each /v1/analytics endpoint under CLIENTS concurrent
+// clients, over a ROWS-row orders table, while the real pipeline (embedded PostgreSQL -> pgoutput -> inline
+// bus -> DuckDB) ingests about RATE changes/s into the same DuckDB instance.
+// The big table is generated inside DuckDB (bench.orders, the demo's schema) and the analytics endpoints are
+// pointed at it through [analytics] table; the live ingest goes to public.orders in the same database file.
+// Usage: bun bench/api.ts [rows=10000000] [clients=16] [seconds=10] [rate=5000]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApi, serveApi } from '../src/api/index.ts';
+import { DEMO_ANALYTICS } from '../src/api/analytics/index.ts';
+import { createInlineBus } from '../src/bus/index.ts';
+import { applyDemoSchema } from '../src/demo/schema.ts';
+import { startPipeline } from '../src/pipeline.ts';
+import { connectSql } from '../src/source/index.ts';
+import { createWarehouse } from '../src/warehouse/index.ts';
+import { createQueryEngine } from '../src/warehouse/query.ts';
+import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
+
+const ROWS = Number(process.argv[2] ?? 10_000_000);
+const CLIENTS = Number(process.argv[3] ?? 16);
+const SECONDS = Number(process.argv[4] ?? 10);
+const RATE = Number(process.argv[5] ?? 5000);
+const DAYS = 90;
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-api-'));
+const pg = await startPostgres();
+const url = await pg.createDatabase(`bench_api_${process.pid}`);
+const sql = connectSql(url, { max: 2 });
+await applyDemoSchema(sql);
+const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: 'bench_api' });
+
+let t = performance.now();
+const gen = await warehouse.connect();
+const end = '2026-11-25 00:00:00+00';
+await gen.run(`CREATE SCHEMA IF NOT EXISTS bench;
+  CREATE TABLE bench.orders AS
+  SELECT g AS order_id, CAST(1 + hash(g) % 100000 AS BIGINT) AS customer_id, 1 + g % 50 AS product_id,
+         CAST(5 + CAST(hash(g * 7) % 20000 AS BIGINT) / 100.0 AS DECIMAL(10,2)) AS price, CAST(1 + g % 5 AS INTEGER) AS quantity,
+         ['pending', 'paid', 'shipped', 'delivered', 'cancelled'][CAST(1 + hash(g * 13) % 5 AS BIGINT)] AS status,
+         TIMESTAMPTZ '${end}' - to_microseconds(CAST(hash(g * 31) % ${DAYS * 86_400_000_000} AS BIGINT)) AS order_date
+    FROM range(${ROWS}) t(g)`);
+gen.closeSync();
+console.log(`bench.orders: ${ROWS} rows over ${DAYS} days generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+const pipeline = startPipeline({
+  warehouse,
+  bus: createInlineBus(),
+  source: { url, slot: 'bench_api', publication: 'bench_api', tables: ['public.orders'], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
+  log: () => {},
+});
+while (pipeline.source!.status.phase !== 'streaming') await Bun.sleep(50);
+
+// The ingest: RATE/10 changes every 100 ms (new orders, and status updates of recent ones).
+const ingestStop = new AbortController();
+const ingest = (async () => {
+  let n = 0;
+  while (!ingestStop.signal.aborted) {
+    const tick = performance.now();
+    const k = Math.round(RATE / 10);
+    if (n % 2 === 0) {
+      await sql.unsafe(`INSERT INTO orders (customer_id, product_id, price, quantity) SELECT 1 + g % 200, 1 + g % 50, 9.99, 1 FROM generate_series(1, ${k}) g`);
+    } else {
+      await sql.unsafe(`UPDATE orders SET status = 'paid' WHERE order_id IN (SELECT order_id FROM orders WHERE status = 'pending' ORDER BY order_id DESC LIMIT ${k})`);
+    }
+    n++;
+    await Bun.sleep(Math.max(0, 100 - (performance.now() - tick)));
+  }
+})();
+
+const app = createApi({
+  query: createQueryEngine({ instance: warehouse.instance }),
+  tables: () => warehouse.tables(),
+  readiness: () => ({}),
+  version: 'bench',
+  analytics: { ...DEMO_ANALYTICS, table: 'bench.orders' },
+});
+const server = await serveApi(app, { listen: '127.0.0.1:0' });
+
+const ENDPOINTS: [string, string, RequestInit?][] = [
+  [
+    'POST /v1/query (status counts, 30 days)',
+    '/v1/query',
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sql: "select status, count(*), sum(price * quantity) from bench.orders where order_date >= TIMESTAMPTZ '2026-10-26' group by status" }),
+    },
+  ],
+  ['GET daily-orders (30 days)', '/v1/analytics/daily-orders?from=2026-10-26&to=2026-11-24'],
+  ['GET revenue 1m (last hour)', '/v1/analytics/revenue?bucket=1m&from=2026-11-24T23:00:00Z&to=2026-11-25T00:00:00Z'],
+  ['GET revenue 1h (7 days)', '/v1/analytics/revenue?bucket=1h&from=2026-11-18&to=2026-11-24'],
+  ['GET revenue 1d (90 days)', '/v1/analytics/revenue?bucket=1d&from=2026-08-27&to=2026-11-24'],
+  ['GET top-customers (30 days)', '/v1/analytics/top-customers?from=2026-10-26&to=2026-11-24&limit=10'],
+  ['GET customer-activity (30 days)', '/v1/analytics/customer-activity?from=2026-10-26&to=2026-11-24'],
+  ['GET anomalies 1m (last 6 h)', '/v1/analytics/anomalies?bucket=1m&from=2026-11-24T18:00:00Z&to=2026-11-25T00:00:00Z'],
+];
+
+console.log(`\n${CLIENTS} clients, ${SECONDS} s per endpoint, ingest target ${RATE} changes/s (other work may share the 2 cores)`);
+console.log('endpoint                                   requests   p50 ms   p99 ms   errors   ingest changes/s');
+for (const [name, path, init] of ENDPOINTS) {
+  const times: number[] = [];
+  let errors = 0;
+  const applied0 = warehouse.stats.rowsApplied;
+  const started = performance.now();
+  const until = started + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        const res = await fetch(server.url + path, init);
+        await res.arrayBuffer();
+        if (res.status === 200) times.push(performance.now() - t0);
+        else errors++;
+      }
+    }),
+  );
+  const ingestRate = ((warehouse.stats.rowsApplied - applied0) / (performance.now() - started)) * 1000;
+  console.log(
+    `${name.padEnd(42)} ${String(times.length).padStart(8)} ${pct(times, 50).toFixed(1).padStart(8)} ${pct(times, 99).toFixed(1).padStart(8)} ${String(errors).padStart(8)} ${ingestRate.toFixed(0).padStart(18)}`,
+  );
+}
+
+ingestStop.abort();
+await ingest;
+await server.stop();
+await pipeline.stop();
+await warehouse.close();
+await sql.end();
+await stopPostgres();
+rmSync(dir, { recursive: true, force: true });
