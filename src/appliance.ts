@@ -17,8 +17,8 @@ export interface Appliance {
   url: string;
   warehouse: Warehouse;
   source: Source | null;
-  /** Resolves when the appliance has stopped. */
-  stop(): Promise<void>;
+  /** Resolves when the appliance has stopped; `onStep` hears each step as it starts (for a bounded shutdown's report). */
+  stop(onStep?: (step: string) => void): Promise<void>;
 }
 
 /** The composition root: builds and starts source -> bus -> warehouse and the API from one config. */
@@ -106,12 +106,16 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     url: server.url,
     warehouse,
     source,
-    stop() {
+    stop(onStep = () => {}) {
       stopping ??= (async () => {
         tieringStop.abort();
+        onStep('the running tiering pass');
         await tiering.idle(); // a running pass stops at its next step (the signal) and commits nothing half-done
+        onStep('draining the pipeline');
         await stopPipeline();
+        onStep('stopping the API');
         await server.stop();
+        onStep('closing the warehouse');
         await warehouse.close();
       })();
       return stopping;

@@ -78,8 +78,7 @@ export async function demoCommand(args: Args): Promise<number> {
     await workload.done;
   } finally {
     workloadStop.abort();
-    shutdown.step('draining the pipeline and closing the warehouse');
-    await appliance?.stop().catch((e: unknown) => log.warn(`stopping the pipeline: ${errorMessage(e)}`));
+    await appliance?.stop(shutdown.step).catch((e: unknown) => log.warn(`stopping the pipeline: ${errorMessage(e)}`));
     await sql?.end({ timeout: 1 }).catch(() => {});
     shutdown.step('stopping PostgreSQL');
     // The server runs in its own session (a terminal's Ctrl-C does not reach it): it is ours to stop.

@@ -21,8 +21,7 @@ export async function runCommand(args: Args): Promise<number> {
     appliance = await startAppliance(config, { log, version: VERSION });
     await shutdown.requested;
     log.info('stopping: draining the pipeline');
-    shutdown.step('draining the pipeline and closing the warehouse');
-    await appliance.stop();
+    await appliance.stop(shutdown.step);
   } finally {
     shutdown.done();
   }
