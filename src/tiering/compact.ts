@@ -1,11 +1,10 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdirSync, statSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { mirrorKeySql } from '../warehouse/index.ts';
-import { insertFile, liveFiles, type ManifestFile, nextId, nextRowId, retireFile } from './manifest.ts';
+import { liveFiles, type ManifestFile, nextId, retireFile } from './manifest.ts';
 import { parkRetired } from './sweep.ts';
 import { lit, listLit, PARQUET_READ } from './sql.ts';
-import { fileStats, fingerprint, TieringError, type TierSpec } from './warm.ts';
+import { addWarmFile, fingerprint, TieringError, type TierSpec } from './warm.ts';
 
 /** Thresholds that trigger compaction. */
 export interface CompactRules {
@@ -64,33 +63,11 @@ export async function compactFiles(
     if (expected.rows !== written.rows || expected.checksum !== written.checksum) {
       throw new TieringError('TIER_VERIFY_FAILED', `compacted ${path} does not match its ${files.length} source files: nothing changed`);
     }
-    const st = await fileStats(conn, s, path);
-    file = {
-      ...files[0]!,
-      id,
-      location: path,
-      rowCount: written.rows,
-      byteSize: statSync(path).size,
-      checksum: written.checksum,
-      firstRowId: await nextRowId(conn, s.mirror.name, s.kind),
-      minTime: st.minTime!,
-      maxTime: st.maxTime!,
-      minKey: st.minKey!,
-      maxKey: st.maxKey!,
-      minLsn: st.minLsn!,
-      maxLsn: st.maxLsn!,
-      addedPass: opts.pass,
-    };
-    await insertFile(conn, file);
+    // Locator entries of the old files go first; addWarmFile adds the new file's.
+    if (s.kind === 'current') await conn.run(`DELETE FROM _ducktail.tier_locator WHERE file_id IN (${ids})`);
+    file = await addWarmFile(conn, s, { id, path, month: files[0]!.month, rows: written.rows, checksum: written.checksum, pass: opts.pass });
     for (const f of files) await retireFile(conn, f, opts.pass);
     await conn.run(`DELETE FROM _ducktail.tier_deletes WHERE file_id IN (${ids})`);
-    if (s.kind === 'current') {
-      await conn.run(`DELETE FROM _ducktail.tier_locator WHERE file_id IN (${ids})`);
-      await conn.run(
-        `INSERT INTO _ducktail.tier_locator SELECT ${lit(s.mirror.name)}, ${mirrorKeySql(s.mirror, 'p')}, ${id}, file_row_number ` +
-          `FROM read_parquet(${lit(path)}, ${PARQUET_READ}, file_row_number = true) p`,
-      );
-    }
     await opts.refresh();
     await conn.run('COMMIT');
   } catch (e) {

@@ -2,23 +2,14 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
+import type { Change, ChangeBatch } from '../change/index.ts';
+import { ORDERS, orderChange, tieringOptionsIn } from '../../test/support/tiering.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics/index.ts';
 import { lockDownInstance } from '../warehouse/query.ts';
 import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
 
-const ORDERS: TableSchema = {
-  schema: 'public',
-  table: 'orders',
-  columns: [
-    { key: true, name: 'order_id', typeOid: 20, typeMod: -1 },
-    { key: false, name: 'price', typeOid: 1700, typeMod: ((10 << 16) | 2) + 4 },
-    { key: false, name: 'order_date', typeOid: 1184, typeMod: -1 },
-  ],
-};
-const DAY = 86_400_000;
 
 let dirs: string[] = [];
 let open: Warehouse[] = [];
@@ -32,15 +23,7 @@ afterEach(async () => {
 function batch(changes: Change[]): ChangeBatch {
   return { tables: new Map([['public.orders', ORDERS]]), changes };
 }
-const iso = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00');
-const order = (op: Change['op'], id: number, price: string, ageDays: number, lsn: bigint, seq: number): Change => ({
-  op,
-  table: 'public.orders',
-  row: [String(id), price, iso(Date.now() - ageDays * DAY)],
-  lsn,
-  seq,
-  commitTimeUs: BigInt(Date.now() - ageDays * DAY) * 1000n,
-});
+const order = orderChange;
 
 /** A warehouse with `n` orders spread over two years (one per ~day), committed at their order dates. */
 async function setup(n = 730, extra: Partial<TieringOptions> = {}) {
@@ -50,21 +33,7 @@ async function setup(n = 730, extra: Partial<TieringOptions> = {}) {
   open.push(w);
   const changes = Array.from({ length: n }, (_, i) => order('I', i + 1, `${(i % 97) + 1}.25`, (i * 730) / n, 100n + BigInt(i), 0));
   await w.apply(batch(changes));
-  const opts: TieringOptions = {
-    hotDays: 30,
-    warmDays: 180,
-    warmDir: join(dir, 'warm'),
-    coldUrl: `file://${join(dir, 'cold')}`,
-    s3: { endpoint: '', region: 'us-east-1', accessKeyId: '', secretAccessKey: '' },
-    schedule: '0 3 * * *',
-    graceMinutes: 0,
-    coldCacheDir: join(dir, 'cache'),
-    coldCacheSize: '100MB',
-    compactMinFiles: 8,
-    compactDeletedRatio: 0.3,
-    tables: { 'public.orders': { timeColumn: 'order_date' } },
-    ...extra,
-  };
+  const opts = tieringOptionsIn(dir, extra);
   const tiering = createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
   await lockDownInstance(w.instance, { allowedDirectories: [...tiering.readDirs, dir] });
   await tiering.init();
@@ -175,6 +144,22 @@ describe('tiering', () => {
     expect(await one(w, 'SELECT count(*) FROM _ducktail.tier_deletes')).toEqual(['0']);
     expect(await one(w, "SELECT count(*) = count(DISTINCT key) FROM _ducktail.tier_locator")).toEqual(['true']);
   }, 60_000);
+
+  test('the cron schedule runs passes until its signal aborts', async () => {
+    const { w, opts } = await setup(60);
+    const tiering = createTiering({ ...opts, schedule: '* * * * * *' }, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
+    const stop = new AbortController();
+    tiering.schedule(stop.signal);
+    const until = Date.now() + 10_000;
+    while (tiering.status.passes < 1 && Date.now() < until) await Bun.sleep(50);
+    stop.abort();
+    await tiering.idle();
+    expect(tiering.status.passes).toBeGreaterThanOrEqual(1);
+    expect(Number((await one(w, 'SELECT count(*) FROM _ducktail.tier_files'))[0])).toBeGreaterThan(0);
+    const after = tiering.status.passes;
+    await Bun.sleep(1500);
+    expect(tiering.status.passes).toBe(after);
+  }, 30_000);
 
   test('DuckDB alone reads every archived row from the two folders', async () => {
     const { w, tiering, dir } = await setup();

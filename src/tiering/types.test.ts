@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Change, TableSchema } from '../change/index.ts';
 import { createLogger } from '../log.ts';
 import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
+import { tieringOptionsIn } from '../../test/support/tiering.ts';
 import { createTiering } from './index.ts';
 
 // Every column type the warehouse maps survives archiving: the same values and the same result
@@ -71,20 +72,7 @@ test('every mapped type reads the same through the view after archiving', async 
   };
   const before = await read();
   const tiering = createTiering(
-    {
-      hotDays: 30,
-      warmDays: 180,
-      warmDir: join(dir, 'warm'),
-      coldUrl: `file://${join(dir, 'cold')}`,
-      s3: { endpoint: '', region: '', accessKeyId: '', secretAccessKey: '' },
-      schedule: '0 3 * * *',
-      graceMinutes: 0,
-      coldCacheDir: join(dir, 'cache'),
-      coldCacheSize: '1GB',
-      compactMinFiles: 8,
-      compactDeletedRatio: 0.3,
-      tables: { 'public.wide': { timeColumn: 'od' } },
-    },
+    tieringOptionsIn(dir, { tables: { 'public.wide': { timeColumn: 'od' } } }),
     { exclusive: (fn) => w!.exclusive(fn), connect: () => w!.connect(), log: createLogger('error') },
   );
   const report = await tiering.archive();

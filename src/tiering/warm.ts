@@ -49,7 +49,7 @@ export async function fingerprint(conn: DuckDBConnection, relation: string): Pro
 }
 
 /** Statistics of a written file, for the manifest and file skipping. */
-export async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
+async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
   const key = s.kind === 'current' ? mirrorKeySql(s.mirror, 'p') : "(_lsn::VARCHAR || '/' || _seq::VARCHAR)";
   const lsn = s.kind === 'history' ? 'min(_lsn)::VARCHAR, max(_lsn)::VARCHAR' : 'NULL, NULL';
   const r = await conn.runAndReadAll(
@@ -58,6 +58,42 @@ export async function fileStats(conn: DuckDBConnection, s: TierSpec, path: strin
   );
   const [minTime, maxTime, minKey, maxKey, minLsn, maxLsn] = r.getRows()[0] as (string | null)[];
   return { minTime, maxTime, minKey, maxKey, minLsn, maxLsn } as Record<string, string | null>;
+}
+
+/** Adds a new warm file to the manifest with its statistics, and its keys to the locator (caller's transaction). */
+export async function addWarmFile(
+  conn: DuckDBConnection,
+  s: TierSpec,
+  f: { id: number; path: string; month: string; rows: number; checksum: string; pass: number },
+): Promise<ManifestFile> {
+  const st = await fileStats(conn, s, f.path);
+  const file: ManifestFile = {
+    id: f.id,
+    tableName: s.mirror.name,
+    kind: s.kind,
+    tier: 'warm',
+    location: f.path,
+    month: f.month,
+    rowCount: f.rows,
+    byteSize: statSync(f.path).size,
+    checksum: f.checksum,
+    firstRowId: await nextRowId(conn, s.mirror.name, s.kind),
+    minTime: st.minTime!,
+    maxTime: st.maxTime!,
+    minKey: st.minKey!,
+    maxKey: st.maxKey!,
+    minLsn: st.minLsn!,
+    maxLsn: st.maxLsn!,
+    addedPass: f.pass,
+  };
+  await insertFile(conn, file);
+  if (s.kind === 'current') {
+    await conn.run(
+      `INSERT INTO _ducktail.tier_locator SELECT ${lit(s.mirror.name)}, ${mirrorKeySql(s.mirror, 'p')}, ${f.id}, file_row_number ` +
+        `FROM read_parquet(${lit(f.path)}, ${PARQUET_READ}, file_row_number = true) p`,
+    );
+  }
+  return file;
 }
 
 /**
@@ -108,34 +144,9 @@ export async function moveMonthToWarm(
           `(checksum ${expected.checksum}) for ${opts.month}: nothing was moved`,
       );
     }
-    const st = await fileStats(conn, s, path);
-    const file: ManifestFile = {
-      id,
-      tableName: s.mirror.name,
-      kind: s.kind,
-      tier: 'warm',
-      location: path,
-      month: opts.month,
-      rowCount: written.rows,
-      byteSize: statSync(path).size,
-      // The file's own checksum (as later copies are verified against it), text-stored columns as text.
-      checksum: text.length === 0 ? written.checksum : (await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`)).checksum,
-      firstRowId: await nextRowId(conn, s.mirror.name, s.kind),
-      minTime: st.minTime!,
-      maxTime: st.maxTime!,
-      minKey: st.minKey!,
-      maxKey: st.maxKey!,
-      minLsn: st.minLsn!,
-      maxLsn: st.maxLsn!,
-      addedPass: opts.pass,
-    };
-    await insertFile(conn, file);
-    if (s.kind === 'current') {
-      await conn.run(
-        `INSERT INTO _ducktail.tier_locator SELECT ${lit(s.mirror.name)}, ${mirrorKeySql(s.mirror, 'p')}, ${id}, file_row_number ` +
-          `FROM read_parquet(${lit(path)}, ${PARQUET_READ}, file_row_number = true) p`,
-      );
-    }
+    // The manifest keeps the file's own checksum (later copies are verified against it): text-stored columns as text.
+    const checksum = text.length === 0 ? written.checksum : (await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`)).checksum;
+    const file = await addWarmFile(conn, s, { id, path, month: opts.month, rows: written.rows, checksum, pass: opts.pass });
     await conn.run(`DELETE FROM ${s.hot} WHERE ${where}`);
     await opts.refresh();
     crashPoint('warm-before-commit');

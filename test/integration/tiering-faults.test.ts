@@ -2,23 +2,13 @@ import { afterEach, expect, test } from 'bun:test';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Change, TableSchema } from '../../src/change/index.ts';
 import { freePort } from '../../src/demo/postgres.ts';
 import { createWarehouse } from '../../src/warehouse/index.ts';
 import { spawnDucktail } from '../support/ducktail-process.ts';
+import { ORDERS, orderChange } from '../support/tiering.ts';
 
 // Kill -9 between the steps of a tier move, then run the next pass: every row is queryable exactly
 // once at every point, and the leftovers of the interrupted move are gone after the next pass.
-const ORDERS: TableSchema = {
-  schema: 'public',
-  table: 'orders',
-  columns: [
-    { key: true, name: 'order_id', typeOid: 20, typeMod: -1 },
-    { key: false, name: 'price', typeOid: 1700, typeMod: ((10 << 16) | 2) + 4 },
-    { key: false, name: 'order_date', typeOid: 1184, typeMod: -1 },
-  ],
-};
-const DAY = 86_400_000;
 const TOTALS = 'SELECT count(*), count(DISTINCT order_id), sum(price)::VARCHAR FROM orders';
 const EXPECTED = ['730', '730', String(Array.from({ length: 730 }, (_, i) => (i % 97) + 1.25).reduce((a, b) => a + b, 0).toFixed(2))];
 let dirs: string[] = [];
@@ -31,14 +21,7 @@ async function setup(): Promise<{ dir: string; config: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-tier-kill-'));
   dirs.push(dir);
   const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
-  const changes: Change[] = Array.from({ length: 730 }, (_, i) => ({
-    op: 'I',
-    table: 'public.orders',
-    row: [String(i + 1), `${(i % 97) + 1}.25`, new Date(Date.now() - i * DAY).toISOString()],
-    lsn: 100n + BigInt(i),
-    seq: 0,
-    commitTimeUs: BigInt(Date.now() - i * DAY) * 1000n,
-  }));
+  const changes = Array.from({ length: 730 }, (_, i) => orderChange('I', i + 1, `${(i % 97) + 1}.25`, i, 100n + BigInt(i), 0));
   await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes });
   await w.close();
   const config = join(dir, 'ducktail.toml');
