@@ -10,7 +10,6 @@ import { lockDownInstance } from '../warehouse/query.ts';
 import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
 
-
 let dirs: string[] = [];
 let open: Warehouse[] = [];
 afterEach(async () => {
