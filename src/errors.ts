@@ -20,6 +20,19 @@ export class ConfigError extends AppError {
 /** A PostgreSQL prerequisite (wal_level, privilege, primary key, slot) is missing. */
 export class PrerequisiteError extends AppError {}
 
+/**
+ * Tables must be copied again from the source (a column type the warehouse cannot convert in place,
+ * a table that joined the publication). The source reconnects, copies them, then resumes streaming.
+ */
+export class RecopyNeeded extends AppError {
+  constructor(
+    readonly tables: string[],
+    message: string,
+  ) {
+    super('RECOPY_NEEDED', message);
+  }
+}
+
 /** Turns anything thrown into a one-line message. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

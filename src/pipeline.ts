@@ -30,6 +30,7 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
     ? createSource(opts.source, {
         publish: (batch) => bus.publish(batch, busStop.signal),
         snapshotDone: async (slot) => (await warehouse.progress.snapshotState(slot)).status === 'done',
+        mirroredTables: async () => (await warehouse.tables()).map((t) => t.name),
         log: opts.log,
       })
     : null;

@@ -81,6 +81,11 @@ export interface ChangeBatch {
    * Undefined when no transaction completes here (a large transaction split in several batches).
    */
   ackLsn?: bigint;
+  /**
+   * Table layouts to apply without row changes (a DDL followed by no DML, sent by the source when it is
+   * caught up). The inline bus carries them; the warehouse applies them like the layout of a change.
+   */
+  layouts?: TableSchema[];
   /** Initial-copy bookkeeping recorded in the same warehouse transaction as the batch's rows. */
   snapshot?: SnapshotMarker;
   /**

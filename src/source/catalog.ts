@@ -15,8 +15,9 @@ export function pgTable(name: string): string {
 
 /** Columns of a table as pgoutput would describe them: no dropped or generated columns; key = replica identity. */
 export async function describeTable(sql: Sql, schema: string, table: string): Promise<TableSchema> {
-  const rows = await sql<{ name: string; type_oid: number; type_mod: number; key: boolean; attnum: number }[]>`
+  const rows = await sql<{ name: string; type_oid: number; type_mod: number; key: boolean; attnum: number; missing: string | null }[]>`
     SELECT a.attname AS name, a.atttypid::int AS type_oid, a.atttypmod AS type_mod, a.attnum::int AS attnum,
+           CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END AS missing,
            (c.relreplident = 'f' OR coalesce(a.attnum = ANY(i.indkey), false)) AS key
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -31,7 +32,10 @@ export async function describeTable(sql: Sql, schema: string, table: string): Pr
   return {
     schema,
     table,
-    columns: rows.map((r) => ({ key: r.key, name: r.name, typeOid: r.type_oid, typeMod: r.type_mod, attnum: r.attnum })),
+    columns: rows.map((r) => ({
+      key: r.key, name: r.name, typeOid: r.type_oid, typeMod: r.type_mod, attnum: r.attnum,
+      ...(r.missing === null ? {} : { missing: r.missing }),
+    })),
   };
 }
 

@@ -1,11 +1,12 @@
 import type { ChangeBatch } from '../change/index.ts';
-import { AppError, errorMessage } from '../errors.ts';
+import { AppError, errorMessage, RecopyNeeded } from '../errors.ts';
 import { assertNoProblems, checkPrerequisites, describeTable, ensurePublication } from './catalog.ts';
 import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, sleep } from './monitor.ts';
 import { copySnapshot } from './snapshot.ts';
 import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot } from './slot.ts';
 import { type StreamState, streamChanges } from './stream.ts';
 import { UserTypes } from './user-types.ts';
+import { checkCatalog, recopyTables } from './recopy.ts';
 
 export { checkPrerequisites, type Problem } from './catalog.ts';
 export { connectSql, readSlot } from './slot.ts';
@@ -34,6 +35,8 @@ export interface SourceDeps {
   publish(batch: ChangeBatch): Promise<void>;
   /** Whether the warehouse holds a finished initial copy for the slot. */
   snapshotDone(slot: string): Promise<boolean>;
+  /** "schema.table" names the warehouse mirrors (a published table missing there is copied). */
+  mirroredTables?(): Promise<string[]>;
   log(message: string): void;
 }
 
@@ -70,6 +73,11 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     slot: emptySlotHealth(),
     heartbeat: { intervalS: opts.heartbeatIntervalS ?? 0, lastLsn: null, lastAt: null, error: null },
   };
+
+  /** Tables to copy again before streaming resumes, and the position each copy was taken at. */
+  const recopy = new Set<string>();
+  const skipBefore = new Map<string, bigint>();
+  const follow = opts.tables.length === 0;
 
   async function runOnce(signal: AbortSignal): Promise<void> {
     const sql = connectSql(opts.url, { connectTimeoutS: opts.connectTimeoutS });
@@ -113,8 +121,23 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         confirmedLsn = created.consistentPoint;
       } else {
         confirmedLsn = slot.confirmedFlushLsn;
+        if (follow && deps.mirroredTables) {
+          const mirrored = new Set(await deps.mirroredTables().catch(() => names)); // unknown: copy nothing
+          for (const n of names) if (!mirrored.has(n)) recopy.add(n); // joined the publication while ducktail was away
+        }
+        if (recopy.size > 0) {
+          status.phase = 'snapshot';
+          const tables = [...recopy].filter((n) => names.includes(n));
+          const at = await recopyTables(opts.url, sql, types, {
+            slot: opts.slot, names: tables, batchRows: opts.batchRows, connectTimeoutS: opts.connectTimeoutS,
+            publish: deps.publish, log: deps.log, signal,
+          });
+          for (const n of tables) skipBefore.set(n, at);
+          recopy.clear();
+        }
       }
       if (signal.aborted) return;
+      const sent = new Map<string, string>();
       status.phase = 'streaming';
       status.error = null;
       await streamChanges(
@@ -131,6 +154,12 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           startLsn,
           messages: version >= 140000,
           resolveColumns: async (relationId, columns) => types.resolve(await types.withAttnums(relationId, columns)),
+          skipBefore,
+          follow,
+          idleCheck: {
+            everyMs: Math.max(1000, opts.statusIntervalMs),
+            run: () => checkCatalog(sql, types, { publication: opts.publication, follow, known: new Set(names), sent }),
+          },
         },
         deps.publish,
         status,
@@ -161,6 +190,12 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           backoffMs = 500;
         } catch (e) {
           if (signal.aborted) break;
+          if (e instanceof RecopyNeeded) {
+            // Not a failure: reconnect at once, copy the tables, resume (see recopy.ts).
+            for (const t of e.tables) recopy.add(t);
+            deps.log(`source: ${e.message}`);
+            continue;
+          }
           status.phase = 'retrying';
           status.error = errorMessage(e);
           status.restarts++;

@@ -14,6 +14,8 @@ export interface SnapshotOptions {
   log(message: string): void;
   /** Stops the copy between batches; the next start copies again. */
   signal: AbortSignal;
+  /** false for a re-copy of some tables while streaming: no 'copying'/'done' markers. Default true. */
+  markers?: boolean;
 }
 
 /**
@@ -26,10 +28,11 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
   const tables = new Map(opts.tables.map((t) => [`${t.schema}.${t.table}`, t]));
   const marker = { slot: opts.slot, consistentPoint: opts.consistentPoint };
   const commitTimeUs = BigInt(Date.now()) * 1000n;
+  const markers = opts.markers !== false;
   await opts.publish({
     tables,
     changes: [...tables.keys()].map((name, seq) => ({ op: 'T', table: name, row: [], lsn: 0n, seq, commitTimeUs })),
-    snapshot: { ...marker, status: 'copying', rows: 0 },
+    ...(markers ? { snapshot: { ...marker, status: 'copying' as const, rows: 0 } } : {}),
   });
   let total = 0;
   await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => {
@@ -56,6 +59,6 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
       opts.log(`snapshot: ${name} ${copied} rows in ${Math.round(performance.now() - started)} ms`);
     }
   });
-  await opts.publish({ tables: new Map(), changes: [], snapshot: { ...marker, status: 'done', rows: total } });
+  if (markers) await opts.publish({ tables: new Map(), changes: [], snapshot: { ...marker, status: 'done', rows: total } });
   return total;
 }

@@ -1,6 +1,6 @@
 import type { Sql } from 'postgres';
 import type { Change, ChangeBatch, ColumnSchema, TableSchema } from '../change/index.ts';
-import { AppError } from '../errors.ts';
+import { AppError, RecopyNeeded } from '../errors.ts';
 import { formatLsn } from './lsn.ts';
 import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
 import type { PgoutputMessage, Relation } from './types.ts';
@@ -24,6 +24,15 @@ export interface StreamOptions {
   messages: boolean;
   /** Resolves domains to base types and names enums, composites and ranges (catalog lookups, cached). */
   resolveColumns?: (relationId: number, columns: ColumnSchema[]) => Promise<ColumnSchema[]>;
+  /** Changes of a table with a commit LSN below its entry are skipped: that table was copied as of it. */
+  skipBefore?: Map<string, bigint>;
+  /** Following the whole publication: a change of a table not in `tables` makes it copied (RecopyNeeded). */
+  follow?: boolean;
+  /**
+   * Run every `everyMs` while nothing is pending or in flight (caught up): tables to copy
+   * (RecopyNeeded ends the stream), layouts to send to the warehouse (DDL without DML).
+   */
+  idleCheck?: { everyMs: number; run(): Promise<{ recopy: string[]; layouts: TableSchema[] }> };
 }
 
 /** Observable state of the stream, for /readyz and /metrics. */
@@ -148,6 +157,8 @@ export async function streamChanges(
     if (pending.length === 0 && pendingAck === undefined) pendingSince = Date.now();
   };
 
+  let checking = false;
+  let lastCheckAt = Date.now();
   const ticker = setInterval(() => {
     if (failure) return;
     const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
@@ -155,6 +166,36 @@ export async function streamChanges(
     const sinceStatus = Date.now() - lastStatusAt;
     const newlyDurable = state.flushedLsn > lastSentFlushed && sinceStatus >= CONFIRM_INTERVAL_MS;
     if (sinceStatus >= opts.statusIntervalMs || newlyDurable) sendStatus();
+    const idle = !tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0;
+    if (opts.idleCheck && idle && !checking && Date.now() - lastCheckAt >= opts.idleCheck.everyMs) {
+      checking = true;
+      lastCheckAt = Date.now();
+      void opts.idleCheck
+        .run()
+        .then(({ recopy, layouts }) => {
+          if (failure) return;
+          if (recopy.length > 0) {
+            failure = new RecopyNeeded(recopy, `${recopy.join(', ')} joined the publication: copying`);
+            stream.destroy();
+          } else if (layouts.length > 0) {
+            state.inflightBatches = ++inflightCount;
+            inflight = inflight.then(async () => {
+              try {
+                if (!failure) await publish({ tables: new Map(), changes: [], layouts });
+              } catch (e) {
+                failure = e;
+                stream.destroy();
+              } finally {
+                state.inflightBatches = --inflightCount;
+              }
+            });
+          }
+        })
+        .catch(() => {}) // a failed check is retried at the next interval
+        .finally(() => {
+          checking = false;
+        });
+    }
   }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
 
   // On shutdown: publish what is pending, confirm it, then end the copy stream (CopyDone).
@@ -235,7 +276,12 @@ export async function streamChanges(
       }
     }
     const seq = tx.seq++;
-    if (!opts.tables.has(rel.name)) return;
+    if (!opts.tables.has(rel.name)) {
+      if (!opts.follow) return;
+      throw new RecopyNeeded([rel.name], `${rel.name} joined the publication: copying its rows`);
+    }
+    const skip = opts.skipBefore?.get(rel.name);
+    if (skip !== undefined && tx.finalLsn < skip) return; // in the copy already
     note();
     pendingTables.set(rel.name, rel);
     const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs, xid: tx.xid };

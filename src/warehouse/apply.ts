@@ -52,15 +52,18 @@ export class BatchApplier {
     const todo = batch.offsets ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
     const skipped = batch.changes.length - todo.length;
     const nextAck = batch.ackLsn !== undefined && batch.ackLsn > pos.ackLsn ? batch.ackLsn : pos.ackLsn;
-    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length) {
+    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length) {
       return { applied: 0, skipped, durationMs: performance.now() - started };
     }
     await this.conn.run('BEGIN TRANSACTION');
     try {
+      for (const layout of batch.layouts ?? []) await this.catalog.ensure(layout);
       for (const [name, changes] of groupByTable(todo)) {
         const schema = batch.tables.get(name);
         if (!schema) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${name} but not its schema`);
-        const mirror = await this.catalog.ensure(schema);
+        // A copy (or re-copy) starts with a reset: a type DuckDB cannot convert is then replaced, not converted.
+        const reset = changes[0]!.op === 'T' && changes[0]!.lsn === 0n;
+        const mirror = await this.catalog.ensure(schema, { reset });
         await this.applyTable(mirror, changes);
       }
       const tc = performance.now();

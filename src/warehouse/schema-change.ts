@@ -7,7 +7,7 @@
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ColumnSchema, TableSchema } from '../change/index.ts';
-import { AppError } from '../errors.ts';
+import { RecopyNeeded } from '../errors.ts';
 import { type ColumnMapping, quoteIdent } from './pg-types.ts';
 
 /** What changes between two layouts of one table. */
@@ -50,6 +50,7 @@ export function isWidening(from: string, to: string): boolean {
 export function planLayoutChange(
   before: { schema: TableSchema; columns: ColumnMapping[] },
   after: { schema: TableSchema; columns: ColumnMapping[] },
+  opts: { reset?: boolean } = {},
 ): LayoutChange {
   const change: LayoutChange = { adds: [], drops: [], renames: [], retypes: [], incompatible: [], schema: after.schema };
   const matched = new Set<number>();
@@ -67,11 +68,18 @@ export function planLayoutChange(
     const b = before.schema.columns[j]!;
     const bm = before.columns[j]!;
     columns.push(a.attnum === undefined && b.attnum !== undefined ? { ...a, attnum: b.attnum } : a);
-    if (b.name !== a.name) change.renames.push({ from: b.name, to: a.name });
-    if (bm.duckType !== am.duckType) {
-      const entry = { name: a.name, from: bm.duckType, to: am.duckType };
-      (isWidening(bm.duckType, am.duckType) ? change.retypes : change.incompatible).push(entry);
+    const entry = { name: a.name, from: bm.duckType, to: am.duckType };
+    if (bm.duckType !== am.duckType && !isWidening(bm.duckType, am.duckType)) {
+      if (!opts.reset) change.incompatible.push(entry);
+      else {
+        // The table is being copied again: the old column goes (history keeps it as <name>__dropped), the new one comes.
+        change.drops.push(bm);
+        change.adds.push({ column: am });
+        return;
+      }
     }
+    if (b.name !== a.name) change.renames.push({ from: b.name, to: a.name });
+    if (bm.duckType !== am.duckType) change.retypes.push(entry);
   });
   before.columns.forEach((bm, j) => {
     if (!matched.has(j)) change.drops.push(bm);
@@ -98,8 +106,8 @@ export async function applyLayoutChange(
 ): Promise<void> {
   if (change.incompatible.length > 0) {
     const what = change.incompatible.map((c) => `${c.name} ${c.from} -> ${c.to}`).join(', ');
-    throw new AppError(
-      'SCHEMA_CHANGE_RECOPY',
+    throw new RecopyNeeded(
+      [t.name],
       `table ${t.name}: ${what} cannot be converted in place; the table is copied again (see docs/SCHEMA-CHANGES.md)`,
     );
   }

@@ -90,10 +90,13 @@ export class MirrorCatalog {
   }
 
   /** Makes sure DuckDB has tables matching `schema`; runs inside the caller's transaction. */
-  async ensure(schema: TableSchema): Promise<MirrorTable> {
+  async ensure(schema: TableSchema, opts: { reset?: boolean } = {}): Promise<MirrorTable> {
     const name = `${schema.schema}.${schema.table}`;
-    const previous = this.known.get(name);
-    if (previous && sameLayout(previous.schema, schema)) return previous;
+    const previous = this.known.get(name) ?? (await this.stored(name));
+    if (previous && sameLayout(previous.schema, schema)) {
+      this.known.set(name, previous);
+      return previous;
+    }
     const next = describeMirror(schema);
     for (const c of next.columns) {
       const id = `${name}.${c.name}`;
@@ -105,7 +108,7 @@ export class MirrorCatalog {
     let stored = schema;
     if (!previous) await this.create(next);
     else {
-      stored = await this.evolve(previous, next);
+      stored = await this.evolve(previous, next, opts.reset === true);
       next.schema = stored;
     }
     const columnsJson = JSON.stringify(stored.columns);
@@ -113,6 +116,15 @@ export class MirrorCatalog {
     await this.conn.run('INSERT INTO _ducktail.tables VALUES ($1, $2::JSON, now(), now())', [name, columnsJson]);
     this.known.set(name, next);
     return next;
+  }
+
+  /** The layout stored for a table (after reset() the cache is empty, the tables are not). */
+  private async stored(name: string): Promise<MirrorTable | undefined> {
+    const reader = await this.conn.runAndReadAll('SELECT columns::VARCHAR FROM _ducktail.tables WHERE name = $1', [name]);
+    const row = reader.getRows()[0] as [string] | undefined;
+    if (!row) return undefined;
+    const [schema, table] = splitName(name);
+    return describeMirror({ schema, table, columns: JSON.parse(row[0]) });
   }
 
   /** Forgets cached layouts, e.g. after a rolled-back transaction. */
@@ -165,8 +177,8 @@ export class MirrorCatalog {
   }
 
   /** Applies ADD/DROP/RENAME COLUMN and widenings in place (schema-change.ts); returns the layout to store. */
-  private async evolve(before: MirrorTable, after: MirrorTable): Promise<TableSchema> {
-    const change = planLayoutChange(before, after);
+  private async evolve(before: MirrorTable, after: MirrorTable, reset: boolean): Promise<TableSchema> {
+    const change = planLayoutChange(before, after, { reset });
     await applyLayoutChange(this.conn, after, change);
     return change.schema;
   }

@@ -114,3 +114,40 @@ test('ADD, widen (int4 -> int8 past 2^31, numeric, varchar), RENAME and DROP COL
     await p.stop();
   }
 });
+
+test('a table joining the publication is copied live; DDL without DML arrives; an incompatible type change re-copies the table', async () => {
+  await sql.unsafe(`
+    CREATE TABLE main_t (id int PRIMARY KEY, v text);
+    INSERT INTO main_t SELECT g, 'v' || g FROM generate_series(1, 20) g;
+    CREATE PUBLICATION schema_join_pub FOR TABLE main_t;`);
+  const p = await start('schema_join');
+  try {
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    await expectSame(p.warehouse, 'main_t', 'copy');
+
+    // A table with rows joins the publication: copied without a restart, then streamed.
+    await sql.unsafe(`
+      CREATE TABLE joined (id int PRIMARY KEY, w int);
+      INSERT INTO joined SELECT g, g * 10 FROM generate_series(1, 300) g;
+      ALTER PUBLICATION schema_join_pub ADD TABLE joined;`);
+    await expectSame(p.warehouse, 'joined', 'table joined (no DML since)');
+    await sql`UPDATE joined SET w = -1 WHERE id <= 5`;
+    await sql`INSERT INTO main_t VALUES (21, 'after')`;
+    await expectSame(p.warehouse, 'joined', 'joined table streaming');
+
+    // DDL followed by no DML: the idle catalog check sends the layout.
+    await sql`ALTER TABLE main_t ADD COLUMN extra int DEFAULT 5`;
+    await expectSame(p.warehouse, 'main_t', 'ADD COLUMN without DML');
+
+    // text -> int cannot be converted in place by the warehouse: the table is copied again.
+    await sql.unsafe(`UPDATE main_t SET v = id::text; ALTER TABLE main_t ALTER COLUMN v TYPE int USING v::int; UPDATE main_t SET v = v + 1000 WHERE id = 1;`);
+    await expectSame(p.warehouse, 'main_t', 'incompatible type change');
+    expect((await duckColumns(p.warehouse, 'public.main_t')).v).toBe('INTEGER');
+    expect((await duckColumns(p.warehouse, 'history.main_t')).v__dropped).toBe('VARCHAR');
+    await sql`INSERT INTO main_t VALUES (22, 22, 0)`;
+    await expectSame(p.warehouse, 'main_t', 'streaming after the re-copy');
+    expect(p.status.restarts).toBe(0);
+  } finally {
+    await p.stop();
+  }
+});
