@@ -3,7 +3,9 @@
 // bus -> DuckDB) ingests about RATE changes/s into the same DuckDB instance.
 // The big table is generated inside DuckDB (bench.orders, the demo's schema) and the analytics endpoints are
 // pointed at it through [analytics] table; the live ingest goes to public.orders in the same database file.
-// Usage: bun bench/api.ts [rows=10000000] [clients=16] [seconds=10] [rate=5000]
+// Usage: bun bench/api.ts [rows=10000000] [clients=16] [seconds=10] [rate=5000] [layout=ordered|random]
+// layout: order_date rising with order_id, as a real table is written (DuckDB's zone maps skip row groups
+// outside the range), or shuffled (every query scans the whole table).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +23,9 @@ const ROWS = Number(process.argv[2] ?? 10_000_000);
 const CLIENTS = Number(process.argv[3] ?? 16);
 const SECONDS = Number(process.argv[4] ?? 10);
 const RATE = Number(process.argv[5] ?? 5000);
+const LAYOUT = process.argv[6] === 'random' ? 'random' : 'ordered';
 const DAYS = 90;
+const SPAN_US = DAYS * 86_400_000_000;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,10 +47,10 @@ await gen.run(`CREATE SCHEMA IF NOT EXISTS bench;
   SELECT g AS order_id, CAST(1 + hash(g) % 100000 AS BIGINT) AS customer_id, 1 + g % 50 AS product_id,
          CAST(5 + CAST(hash(g * 7) % 20000 AS BIGINT) / 100.0 AS DECIMAL(10,2)) AS price, CAST(1 + g % 5 AS INTEGER) AS quantity,
          ['pending', 'paid', 'shipped', 'delivered', 'cancelled'][CAST(1 + hash(g * 13) % 5 AS BIGINT)] AS status,
-         TIMESTAMPTZ '${end}' - to_microseconds(CAST(hash(g * 31) % ${DAYS * 86_400_000_000} AS BIGINT)) AS order_date
+         TIMESTAMPTZ '${end}' - to_microseconds(${LAYOUT === 'random' ? `CAST(hash(g * 31) % ${SPAN_US} AS BIGINT)` : `CAST((${ROWS} - g) * ${SPAN_US / ROWS} AS BIGINT)`}) AS order_date
     FROM range(${ROWS}) t(g)`);
 gen.closeSync();
-console.log(`bench.orders: ${ROWS} rows over ${DAYS} days generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+console.log(`bench.orders: ${ROWS} rows over ${DAYS} days (${LAYOUT}) generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
 const pipeline = startPipeline({
   warehouse,
