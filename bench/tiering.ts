@@ -56,13 +56,13 @@ try {
   );
   console.log(`loaded ${ROWS} rows in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-  const query = async (label: string) => {
+  const query = async (label: string, sql = REVENUE) => {
     const times: number[] = [];
     let answer = '';
     for (let i = 0; i < RUNS; i++) {
       const c = await w.connect();
       t = performance.now();
-      const r = await c.runAndReadAll(REVENUE);
+      const r = await c.runAndReadAll(sql);
       times.push(performance.now() - t);
       answer = JSON.stringify(r.getRows().map((x) => x.map(String)));
       c.closeSync();
@@ -115,6 +115,12 @@ try {
   const fill = performance.now() - t;
   console.log(`cold cache refill from s3rver before the first query: ${fill.toFixed(0)} ms`);
   await query('revenue per day, 90% archived, after the refill');
+  // Same-size windows read only from cold (cached copies) and only from warm files.
+  const window = (from: number, to: number) =>
+    `SELECT count(*), sum(price * quantity) FROM orders WHERE order_date BETWEEN now() - INTERVAL ${from} DAY AND now() - INTERVAL ${to} DAY`;
+  const coldRead = await query('100 days read from cold (cached) files', window(290, 190));
+  const warmRead = await query('100 days read from warm files', window(150, 50));
+  console.log(`cold/warm read ratio (median): ${(coldRead.ms / warmRead.ms).toFixed(2)}`);
 
   // 1% of the archived rows updated later (through the applier: positions recorded against the files).
   const ids = Array.from({ length: Math.floor(report.rowsToWarm / 100) }, (_, i) => ROWS - 1 - i * 100);
