@@ -65,6 +65,10 @@ describe('tiering', () => {
     const hot = Number((await one(w, 'SELECT count(*) FROM _hot."public.orders"'))[0]);
     expect(hot).toBeGreaterThan(20);
     expect(hot).toBeLessThan(40);
+    // Manifest statistics in the key's own order: the oldest month holds the highest order ids.
+    const [minKey, maxKey] = await one(w, "SELECT min_key, max_key FROM _ducktail.tier_files WHERE kind = 'current' ORDER BY min_time LIMIT 1");
+    expect(Number(minKey)).toBeLessThan(Number(maxKey));
+    expect(Number(maxKey)).toBe(730);
     const tiers = await one(w, "SELECT count(*) FILTER (tier = 'warm'), count(*) FILTER (tier = 'cold') FROM _ducktail.tier_files WHERE retired_pass IS NULL");
     expect(Number(tiers[0])).toBeGreaterThan(0);
     expect(Number(tiers[1])).toBeGreaterThan(0);

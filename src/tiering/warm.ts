@@ -50,10 +50,12 @@ export async function fingerprint(conn: DuckDBConnection, relation: string): Pro
 
 /** Statistics of a written file, for the manifest and file skipping. */
 async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
-  const key = s.kind === 'current' ? mirrorKeySql(s.mirror, 'p') : "(_lsn::VARCHAR || '/' || _seq::VARCHAR)";
+  // Min/max in the key's own order (numbers as numbers), rendered as text; a composite key as a row.
+  const cols = s.kind === 'current' ? s.mirror.keyIndexes.map((i) => `p.${quoteIdent(s.mirror.columns[i]!.name)}`) : ['_lsn', '_seq'];
+  const key = cols.length === 1 ? cols[0]! : `row(${cols.join(', ')})`;
   const lsn = s.kind === 'history' ? 'min(_lsn)::VARCHAR, max(_lsn)::VARCHAR' : 'NULL, NULL';
   const r = await conn.runAndReadAll(
-    `SELECT min(${s.time})::TIMESTAMPTZ::VARCHAR, max(${s.time})::TIMESTAMPTZ::VARCHAR, min(${key}), max(${key}), ${lsn} ` +
+    `SELECT min(${s.time})::TIMESTAMPTZ::VARCHAR, max(${s.time})::TIMESTAMPTZ::VARCHAR, min(${key})::VARCHAR, max(${key})::VARCHAR, ${lsn} ` +
       `FROM read_parquet(${lit(path)}, ${PARQUET_READ}) p`,
   );
   const [minTime, maxTime, minKey, maxKey, minLsn, maxLsn] = r.getRows()[0] as (string | null)[];
