@@ -4,7 +4,7 @@ import { type Bus, createInlineBus, createKafkaBus } from './bus/index.ts';
 import type { Config } from './config/index.ts';
 import type { Logger } from './log.ts';
 import { createMetrics } from './metrics/index.ts';
-import { instrumentSink, registerPipelineMetrics, replicationLagSeconds } from './pipeline-metrics.ts';
+import { instrumentSink, registerPipelineMetrics, registerTierMetrics, replicationLagSeconds } from './pipeline-metrics.ts';
 import { startPipeline } from './pipeline.ts';
 import { createTieringFromConfig } from './tiering/index.ts';
 import type { Source, SourceStatus } from './source/index.ts';
@@ -62,6 +62,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   });
 
   registerPipelineMetrics(metrics, { source: () => source?.status ?? null, dbPath: config.warehouse.path });
+  registerTierMetrics(metrics, warehouse.instance);
   const alerts = createAlerts(
     config.alerts,
     {

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import type { DuckDBInstance } from '@duckdb/node-api';
 import type { BatchSink, ChangeBatch } from './change/index.ts';
 import type { Metrics } from './metrics/index.ts';
 import type { SourceStatus } from './source/index.ts';
@@ -97,4 +98,36 @@ export function instrumentSink(m: Metrics, sink: BatchSink, now: () => number = 
       if (oldestUs > 0n) latency.observe(Math.max(0, now() - Number(oldestUs / 1000n)) / 1000);
     },
   };
+}
+
+/** ducktail_tier_files / ducktail_tier_bytes / ducktail_tier_rows by tier (warm, cold), from the tiering catalog. */
+export function registerTierMetrics(m: Metrics, instance: DuckDBInstance): void {
+  let last: Promise<Map<string, number[]>> | null = null;
+  const read = () =>
+    (last ??= (async () => {
+      const conn = await instance.connect();
+      try {
+        const r = await conn.runAndReadAll(
+          'SELECT tier, count(*), sum(byte_size), sum(row_count) FROM _ducktail.tier_files WHERE retired_pass IS NULL GROUP BY tier',
+        );
+        return new Map(r.getRows().map((row) => [String(row[0]), [Number(row[1]), Number(row[2] ?? 0), Number(row[3] ?? 0)]]));
+      } catch {
+        return new Map<string, number[]>(); // no tiering catalog in this database (yet)
+      } finally {
+        conn.closeSync();
+        setTimeout(() => (last = null), 1000); // one catalog read serves the three families of a scrape
+      }
+    })());
+  const family = (name: string, help: string, index: number) =>
+    m.gauge<'tier'>(name, {
+      help,
+      labelNames: ['tier'],
+      collect: async (g) => {
+        const tiers = await read();
+        for (const tier of ['warm', 'cold']) g.set({ tier }, tiers.get(tier)?.[index] ?? 0);
+      },
+    });
+  family('tier_files', 'Live Parquet files per tier.', 0);
+  family('tier_bytes', 'Bytes of live Parquet files per tier.', 1);
+  family('tier_rows', 'Rows in live Parquet files per tier.', 2);
 }

@@ -11,7 +11,7 @@ export const PREFIX = 'ducktail_';
 /** Seconds buckets for apply, query and latency histograms (5 ms .. 60 s). */
 export const SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
 
-/** A metric family's options; `collect` runs at every scrape (read a status object there). */
+/** A metric family's options; `collect` runs at every scrape (read a status object there; may be async). */
 export interface MetricOptions<L extends string> {
   help: string;
   labelNames?: readonly L[];
@@ -20,8 +20,8 @@ export interface MetricOptions<L extends string> {
 /** The registry handed to stages. Registering the same name twice returns the first family. */
 export interface Metrics {
   readonly registry: Registry;
-  counter<L extends string = string>(name: string, opts: MetricOptions<L> & { collect?: (c: Counter<L>) => void }): Counter<L>;
-  gauge<L extends string = string>(name: string, opts: MetricOptions<L> & { collect?: (g: Gauge<L>) => void }): Gauge<L>;
+  counter<L extends string = string>(name: string, opts: MetricOptions<L> & { collect?: (c: Counter<L>) => void | Promise<void> }): Counter<L>;
+  gauge<L extends string = string>(name: string, opts: MetricOptions<L> & { collect?: (g: Gauge<L>) => void | Promise<void> }): Gauge<L>;
   histogram<L extends string = string>(name: string, opts: MetricOptions<L> & { buckets?: number[] }): Histogram<L>;
   /** The exposition text (Prometheus text format 0.0.4) and its content type. */
   render(): Promise<{ text: string; contentType: string }>;
@@ -44,7 +44,7 @@ export function createMetrics(): Metrics {
         help: opts.help,
         labelNames: opts.labelNames ?? [],
         registers: [registry],
-        ...(collect ? { collect(this: Counter) { collect(this as Counter<never>); } } : {}),
+        ...(collect ? { collect(this: Counter) { return collect(this as Counter<never>); } } : {}),
       });
     },
     gauge(name, opts) {
@@ -56,7 +56,7 @@ export function createMetrics(): Metrics {
         help: opts.help,
         labelNames: opts.labelNames ?? [],
         registers: [registry],
-        ...(collect ? { collect(this: Gauge) { collect(this as Gauge<never>); } } : {}),
+        ...(collect ? { collect(this: Gauge) { return collect(this as Gauge<never>); } } : {}),
       });
     },
     histogram(name, opts) {
