@@ -105,17 +105,18 @@ export function registerTierMetrics(m: Metrics, instance: DuckDBInstance): void 
   let last: Promise<Map<string, number[]>> | null = null;
   const read = () =>
     (last ??= (async () => {
-      const conn = await instance.connect();
+      setTimeout(() => (last = null), 1000); // one catalog read serves the three families of a scrape
+      let conn: Awaited<ReturnType<DuckDBInstance['connect']>> | null = null;
       try {
+        conn = await instance.connect();
         const r = await conn.runAndReadAll(
           'SELECT tier, count(*), sum(byte_size), sum(row_count) FROM _ducktail.tier_files WHERE retired_pass IS NULL GROUP BY tier',
         );
         return new Map(r.getRows().map((row) => [String(row[0]), [Number(row[1]), Number(row[2] ?? 0), Number(row[3] ?? 0)]]));
       } catch {
-        return new Map<string, number[]>(); // no tiering catalog in this database (yet)
+        return new Map<string, number[]>(); // no tiering catalog in this database (yet), or closing
       } finally {
-        conn.closeSync();
-        setTimeout(() => (last = null), 1000); // one catalog read serves the three families of a scrape
+        conn?.closeSync();
       }
     })());
   const family = (name: string, help: string, index: number) =>

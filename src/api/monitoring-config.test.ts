@@ -25,9 +25,10 @@ async function exportedFamilies(): Promise<Set<string>> {
   const instance = await DuckDBInstance.create(':memory:');
   registerTierMetrics(metrics, instance);
   createApi({ query: createQueryEngine({ instance }), tables: async () => [], readiness: () => ({}), version: 't', metrics, alerts });
+  const families = await metrics.registry.getMetricsAsJSON();
   instance.closeSync();
   const names = new Set<string>();
-  for (const m of await metrics.registry.getMetricsAsJSON()) {
+  for (const m of families) {
     names.add(m.name);
     if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
   }
