@@ -1,10 +1,13 @@
-// Ingest benchmark against a real embedded PostgreSQL, on the demo's 7-column orders table.
-// Per run: (1) the initial copy of ROWS rows; (2) catch-up: ROWS more rows are written in
-// 10k-row transactions while ducktail is stopped, then ducktail (pgoutput -> inline bus -> DuckDB)
-// and, side by side on the same WAL, pg_recvlogical (raw decoding into /dev/null, the ceiling)
-// each read them from their own slot. Prints each run and the medians; the order of the two
-// catch-up readers alternates between runs.
-// Usage: bun bench/run.ts [rows=200000] [runs=3]      (BENCH_VERBOSE=1 shows the source's log)
+// Ingest benchmark on the demo's 7-column orders table, against a real PostgreSQL (the embedded 18,
+// or Debian's 15 with --pg 15). Each run, side by side on the same server:
+//  1. initial copy of ROWS rows by ducktail vs `COPY orders TO STDOUT` into /dev/null (psql);
+//  2. catch-up: ROWS more rows in 10k-row transactions written while ducktail is stopped, then read
+//     by ducktail (pgoutput -> inline bus -> DuckDB) and by pg_recvlogical into /dev/null (the
+//     raw-decoding ceiling) from their own slots, in alternating order;
+//  3. freshness: commit-to-queryable p50/p99 of single-row probes under 5k changes/s of load.
+// Prints each run, then the medians next to their ceilings and the targets of issue 7.
+// Usage: bun bench/run.ts [rows=1000000] [mode=all|copy|stream|fresh] [--pg 18|15] [--runs 3]
+//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,23 +16,41 @@ import { createInlineBus } from '../src/bus/index.ts';
 import { startPipeline } from '../src/pipeline.ts';
 import { connectSql } from '../src/source/index.ts';
 import { createWarehouse, type Warehouse } from '../src/warehouse/index.ts';
+import { startDebianPostgres } from '../test/support/postgres-debian.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
+import { type Freshness, measureFreshness, watchProbes } from './freshness.ts';
 
-const ROWS = Number(process.argv[2] ?? 200_000);
-const RUNS = Number(process.argv[3] ?? 3);
+const args = process.argv.slice(2);
+const flag = (name: string, dflt: string) => {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = args[i + 1] ?? dflt;
+  args.splice(i, 2);
+  return v;
+};
+const PG = Number(flag('--pg', '18'));
+const RUNS = Number(flag('--runs', '3'));
+const ROWS = Number(args[0] ?? 1_000_000);
+const MODE = args[1] ?? 'all';
 const TXN_ROWS = 10_000;
-const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
+const FRESH_RATE = 5_000;
+const FRESH_SECONDS = 10;
+const BIN = PG === 18 ? null : `/usr/lib/postgresql/${PG}/bin`;
+const PG_RECVLOGICAL = BIN ? `${BIN}/pg_recvlogical` : Bun.which('pg_recvlogical');
+const PSQL = BIN ? `${BIN}/psql` : Bun.which('psql');
+const want = (m: string) => MODE === 'all' || MODE === m;
 
 interface RunResult {
-  copy: number;
-  catchUp: number;
-  raw: number | null;
+  copy?: number;
+  copyCeiling?: number;
+  catchUp?: number;
+  raw?: number;
+  fresh?: Freshness;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rate = (rows: number, ms: number) => (rows / ms) * 1000;
 
-/** One polling step; a source that hits an error fails the benchmark instead of retrying forever. */
 async function waitStep(status: { phase: string; error: string | null }): Promise<void> {
   if (status.phase === 'retrying') throw new Error(`source failed: ${status.error}`);
   await Bun.sleep(5);
@@ -40,76 +61,96 @@ function fill(sql: Sql, from: number, to: number) {
     '2026-11-23 00:00:00+00'::timestamptz + g * interval '1 second' FROM generate_series(${from}, ${to}) g`);
 }
 
-/** Runs the pipeline from the slot; resolves with the ms until `rows` more rows were applied (0 = until streaming). */
-async function ducktail(url: string, slot: string, warehouse: Warehouse, rows: number): Promise<number> {
-  const started = performance.now();
-  const before = warehouse.stats.rowsApplied;
-  const pipeline = startPipeline({
+function profile(warehouse: Warehouse, ms: number): void {
+  if (!process.env.BENCH_PROFILE) return;
+  const st = warehouse.stats;
+  const parts = Object.entries(st.stageMs).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
+  console.error(`profile: wall ${Math.round(ms)} ms, apply ${Math.round(st.totalApplyMs)} ms in ${st.batches} batches (${parts})`);
+  st.totalApplyMs = 0;
+  st.batches = 0;
+  for (const k of Object.keys(st.stageMs) as (keyof typeof st.stageMs)[]) st.stageMs[k] = 0;
+}
+
+function pipelineOn(url: string, slot: string, warehouse: Warehouse) {
+  return startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 1000, connectTimeoutS: 10 },
+    source: { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },
   });
+}
+
+/** Runs the pipeline from the slot; resolves with the ms until `rows` more rows were applied (0 = until streaming). */
+async function ducktail(url: string, slot: string, warehouse: Warehouse, rows: number): Promise<number> {
+  const started = performance.now();
+  const before = warehouse.stats.rowsApplied;
+  const pipeline = pipelineOn(url, slot, warehouse);
   const status = pipeline.source!.status;
   if (rows === 0) while (status.phase !== 'streaming') await waitStep(status);
   else while (warehouse.stats.rowsApplied - before < rows) await waitStep(status);
   const ms = performance.now() - started;
   await pipeline.stop();
-  if (process.env.BENCH_PROFILE) {
-    const st = warehouse.stats;
-    const parts = Object.entries(st.stageMs).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
-    console.error(`profile: wall ${Math.round(ms)} ms, apply ${Math.round(st.totalApplyMs)} ms in ${st.batches} batches (${parts})`);
-    st.totalApplyMs = 0;
-    st.batches = 0;
-    for (const k of Object.keys(st.stageMs) as (keyof typeof st.stageMs)[]) st.stageMs[k] = 0;
-  }
+  profile(warehouse, ms);
   return ms;
 }
 
-/** pg_recvlogical from `slot` up to `endLsn`, output discarded: PostgreSQL's own decoding speed. */
-async function rawDecoding(url: string, slot: string, endLsn: string): Promise<number> {
+async function timed(cmd: string[]): Promise<number> {
   const started = performance.now();
-  const proc = Bun.spawn(
-    [PG_RECVLOGICAL!, '-d', url, '--slot', slot, '--start', '--endpos', endLsn, '--no-loop', '-f', '/dev/null',
-      '-o', 'proto_version=1', '-o', 'publication_names=bench'],
-    { stderr: 'pipe' },
-  );
+  const proc = Bun.spawn(cmd, { stdout: 'ignore', stderr: 'pipe' });
   const timer = setTimeout(() => proc.kill(), 300_000);
   const code = await proc.exited;
   clearTimeout(timer);
-  if (code !== 0) throw new Error(`pg_recvlogical exited ${code}: ${await new Response(proc.stderr).text()}`);
+  if (code !== 0) throw new Error(`${cmd[0]} exited ${code}: ${await new Response(proc.stderr).text()}`);
   return performance.now() - started;
 }
 
-async function once(run: number): Promise<RunResult> {
-  const pg = await startPostgres();
-  const url = await pg.createDatabase(`bench_${run}`);
+async function once(run: number, createDb: (name: string) => Promise<string>): Promise<RunResult> {
+  const url = await createDb(`bench_${run}`);
   const sql = connectSql(url, { max: 2 });
   await sql.unsafe(`CREATE TABLE orders (order_id bigint PRIMARY KEY, customer_id bigint, product_id bigint,
     price numeric(10,2), quantity int, status text, order_date timestamptz)`);
+  await sql.unsafe('CREATE TABLE probe (id bigint PRIMARY KEY)');
   await fill(sql, 1, ROWS);
   const slot = `bench_${run}`; // slots are cluster-wide: one per run's database
   const rawSlot = `bench_raw_${run}`;
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-'));
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: slot });
+  const r: RunResult = {};
   try {
     const copyMs = await ducktail(url, slot, warehouse, 0);
-    if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${rawSlot}, 'pgoutput')`;
-    for (let from = ROWS + 1; from <= 2 * ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, 2 * ROWS));
-    const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-    let catchUpMs = 0;
-    let rawMs: number | null = null;
-    const readers = [
-      async () => (catchUpMs = await ducktail(url, slot, warehouse, ROWS)),
-      async () => {
-        if (PG_RECVLOGICAL) rawMs = await rawDecoding(url, rawSlot, end);
-      },
-    ];
-    if (run % 2 === 1) readers.reverse();
-    for (const read of readers) await read();
-    return { copy: rate(ROWS, copyMs), catchUp: rate(ROWS, catchUpMs), raw: rawMs === null ? null : rate(ROWS, rawMs) };
+    r.copy = rate(ROWS, copyMs);
+    if (PSQL) r.copyCeiling = rate(ROWS, await timed([PSQL, '-X', '-q', '-d', url, '-c', 'COPY orders TO STDOUT']));
+    if (want('stream')) {
+      if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${rawSlot}, 'pgoutput')`;
+      for (let from = ROWS + 1; from <= 2 * ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, 2 * ROWS));
+      const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
+      const readers = [
+        async () => (r.catchUp = rate(ROWS, await ducktail(url, slot, warehouse, ROWS))),
+        async () => {
+          if (!PG_RECVLOGICAL) return;
+          const cmd = [PG_RECVLOGICAL, '-d', url, '--slot', rawSlot, '--start', '--endpos', end, '--no-loop', '-f', '/dev/null',
+            '-o', 'proto_version=1', '-o', 'publication_names=bench'];
+          r.raw = rate(ROWS, await timed(cmd));
+        },
+      ];
+      if (run % 2 === 1) readers.reverse();
+      for (const read of readers) await read();
+    }
+    if (want('fresh')) {
+      const seen = watchProbes(warehouse);
+      const pipeline = pipelineOn(url, slot, warehouse);
+      while (pipeline.source!.status.phase !== 'streaming') await waitStep(pipeline.source!.status);
+      const probe = connectSql(url, { max: 1 });
+      try {
+        r.fresh = await measureFreshness(sql, probe, seen, { rate: FRESH_RATE, seconds: FRESH_SECONDS, firstId: 10 * ROWS });
+      } finally {
+        await probe.end();
+        await pipeline.stop();
+      }
+    }
+    return r;
   } finally {
     await warehouse.close();
     await sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN (${slot}, ${rawSlot})`;
@@ -118,20 +159,60 @@ async function once(run: number): Promise<RunResult> {
   }
 }
 
-const fmt = (n: number) => `${Math.round(n)} rows/s`;
-const results: RunResult[] = [];
-if (!PG_RECVLOGICAL) console.log('pg_recvlogical not found (Debian: postgresql-client): no raw-decoding ceiling');
-for (let i = 0; i < RUNS; i++) {
-  const r = await once(i);
-  results.push(r);
-  const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (ducktail/raw ${(r.catchUp / r.raw).toFixed(2)})`;
-  console.log(`run ${i + 1}: initial copy ${fmt(r.copy)}, catch-up ${fmt(r.catchUp)}${raw}`);
+const fmt = (n: number | undefined) => (n === undefined ? '-' : `${Math.round(n)} rows/s`);
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || !b ? '-' : (a / b).toFixed(2));
+const ms = (n: number) => `${Math.round(n)} ms`;
+
+function line(r: RunResult): string {
+  const parts = [`initial copy ${fmt(r.copy)} vs COPY TO STDOUT ${fmt(r.copyCeiling)} (${ratio(r.copy, r.copyCeiling)})`];
+  if (r.catchUp !== undefined) parts.push(`streaming ${fmt(r.catchUp)} vs pg_recvlogical ${fmt(r.raw)} (${ratio(r.catchUp, r.raw)})`);
+  if (r.fresh) parts.push(`freshness p50 ${ms(r.fresh.p50)} p99 ${ms(r.fresh.p99)} (${r.fresh.probes} probes)`);
+  return parts.join('; ');
 }
-const raws = results.flatMap((r) => (r.raw === null ? [] : [r.raw]));
-const ratios = results.flatMap((r) => (r.raw === null ? [] : [r.catchUp / r.raw]));
-console.log(
-  `median of ${RUNS} runs, ${ROWS} rows, ${TXN_ROWS}-row transactions, inline bus: ` +
-    `initial copy ${fmt(median(results.map((r) => r.copy)))}, catch-up ${fmt(median(results.map((r) => r.catchUp)))}` +
-    (raws.length ? `, pg_recvlogical ${fmt(median(raws))}, ducktail/raw ${median(ratios).toFixed(2)}` : ''),
-);
-await stopPostgres();
+
+let server: { url: string; createDatabase(name: string): Promise<string>; stop(): Promise<void> };
+if (PG === 18) {
+  const pg = await startPostgres();
+  server = { url: pg.url, createDatabase: (n) => pg.createDatabase(n), stop: stopPostgres };
+} else {
+  const pg = await startDebianPostgres(PG);
+  if (!pg) throw new Error(`PostgreSQL ${PG} is not installed at /usr/lib/postgresql/${PG}/bin`);
+  const admin = connectSql(pg.url, { max: 1 });
+  server = {
+    url: pg.url,
+    async createDatabase(name) {
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.unsafe(`CREATE DATABASE "${name}"`);
+      const u = new URL(pg.url);
+      u.pathname = `/${name}`;
+      return u.toString();
+    },
+    async stop() {
+      await admin.end();
+      await pg.stop();
+    },
+  };
+}
+const results: RunResult[] = [];
+try {
+  if (!PG_RECVLOGICAL) console.log('pg_recvlogical not found (Debian: postgresql-client): no raw-decoding ceiling');
+  for (let i = 0; i < RUNS; i++) {
+    const r = await once(i, (n) => server.createDatabase(n));
+    results.push(r);
+    console.log(`run ${i + 1}: ${line(r)}`);
+  }
+} finally {
+  await server.stop();
+}
+const med = (pick: (r: RunResult) => number | undefined) => {
+  const xs = results.flatMap((r) => (pick(r) === undefined ? [] : [pick(r)!]));
+  return xs.length ? median(xs) : undefined;
+};
+console.log(`\nPostgreSQL ${PG}, ${ROWS} rows, ${TXN_ROWS}-row transactions, inline bus, median of ${RUNS} runs (ratios per run, then median):`);
+console.log(`  initial copy  ${fmt(med((r) => r.copy))}  COPY TO STDOUT ${fmt(med((r) => r.copyCeiling))}  ratio ${med((r) => r.copyCeiling && r.copy! / r.copyCeiling)?.toFixed(2) ?? '-'}  (target >= 0.50)`);
+if (want('stream')) {
+  console.log(`  streaming     ${fmt(med((r) => r.catchUp))}  pg_recvlogical ${fmt(med((r) => r.raw))}  ratio ${med((r) => r.raw && r.catchUp! / r.raw)?.toFixed(2) ?? '-'}  (target >= 0.80)`);
+}
+if (want('fresh')) {
+  console.log(`  freshness at ${FRESH_RATE} changes/s: p50 ${ms(med((r) => r.fresh?.p50)!)}  p99 ${ms(med((r) => r.fresh?.p99)!)}  (target p99 <= 100 ms)`);
+}

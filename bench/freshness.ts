@@ -1,0 +1,64 @@
+// Commit-to-queryable latency under background load: single-row probe commits are timed from the
+// moment PostgreSQL acknowledges their COMMIT to the moment the warehouse transaction holding them
+// has committed in DuckDB (queryable from then on), while a loader commits `rate` changes/s.
+import type { Sql } from 'postgres';
+import type { ChangeBatch } from '../src/change/index.ts';
+import type { Warehouse } from '../src/warehouse/index.ts';
+
+/** Percentiles of the probes' commit-to-queryable latency, in ms. */
+export interface Freshness {
+  p50: number;
+  p99: number;
+  probes: number;
+}
+
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
+
+/** Wraps the warehouse's apply so each probe row's queryable moment is recorded. */
+export function watchProbes(warehouse: Warehouse): Map<number, number> {
+  const seen = new Map<number, number>();
+  const apply = warehouse.apply.bind(warehouse);
+  warehouse.apply = async (batch: ChangeBatch) => {
+    await apply(batch);
+    const now = performance.now();
+    for (const c of batch.changes) if (c.table === 'public.probe' && c.op === 'I') seen.set(Number(c.row[0]), now);
+  };
+  return seen;
+}
+
+/** Runs the load and the probes for `seconds`; the pipeline must be streaming. */
+export async function measureFreshness(
+  load: Sql,
+  probe: Sql,
+  seen: Map<number, number>,
+  opts: { rate: number; seconds: number; firstId: number },
+): Promise<Freshness> {
+  const tickMs = 20;
+  const perTick = Math.max(1, Math.round((opts.rate * tickMs) / 1000));
+  const end = performance.now() + opts.seconds * 1000;
+  let next = opts.firstId;
+  const loader = (async () => {
+    for (let t = performance.now(); t < end; t += tickMs) {
+      const from = next;
+      next += perTick;
+      await load.unsafe(`INSERT INTO orders SELECT g, g % 1000, g % 50, (g % 10000) / 100.0, 1 + g % 4, 'pending',
+        now() FROM generate_series(${from}, ${from + perTick - 1}) g`);
+      const wait = t + tickMs - performance.now();
+      if (wait > 0) await Bun.sleep(wait);
+    }
+  })();
+  const sent = new Map<number, number>();
+  let id = 0;
+  while (performance.now() < end) {
+    id++;
+    await probe`INSERT INTO probe VALUES (${id})`;
+    sent.set(id, performance.now());
+    await Bun.sleep(50);
+  }
+  await loader;
+  const deadline = performance.now() + 30_000;
+  while (seen.size < sent.size && performance.now() < deadline) await Bun.sleep(10);
+  const latencies = [...sent].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []));
+  if (latencies.length < sent.size) throw new Error(`${sent.size - latencies.length} probes never became queryable`);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), probes: latencies.length };
+}
