@@ -168,6 +168,7 @@ function pipelineStatus(source: Source | null, warehouse: Warehouse): Record<str
           confirmedLsn: formatLsn(s.flushedLsn),
           pendingChanges: s.pendingChanges,
           inflightBatches: s.inflightBatches,
+          snapshot: s.snapshot,
           lastMessageAt: iso(s.lastMessageAt),
           lastCommitAt: iso(Number(s.lastCommitTimeUs / 1000n)),
           ...slotLag(s),

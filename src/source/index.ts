@@ -2,7 +2,7 @@ import type { ChangeBatch } from '../change/index.ts';
 import { AppError, errorMessage, RecopyNeeded } from '../errors.ts';
 import { assertNoProblems, checkPrerequisites, describeTable, ensurePublication } from './catalog.ts';
 import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, sleep } from './monitor.ts';
-import { copySnapshot } from './snapshot.ts';
+import { copySnapshot, type SnapshotProgress } from './snapshot.ts';
 import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot } from './slot.ts';
 import { type StreamState, streamChanges } from './stream.ts';
 import { UserTypes } from './user-types.ts';
@@ -11,6 +11,7 @@ import { checkCatalog, recopyTables } from './recopy.ts';
 export { checkPrerequisites, type Problem } from './catalog.ts';
 export { connectSql, readSlot } from './slot.ts';
 export { HEARTBEAT_PREFIX, type HeartbeatState, type SlotHealth } from './monitor.ts';
+export type { SnapshotProgress } from './snapshot.ts';
 
 /** Source settings (from the [source] and [warehouse] config sections). */
 export interface SourceOptions {
@@ -23,6 +24,8 @@ export interface SourceOptions {
   batchMs: number;
   /** Cut batches as soon as the stream is idle (default true); batchRows and batchMs stay upper bounds. */
   batchAdaptive?: boolean;
+  /** Heap pages per COPY chunk of the initial copy (default 1024, i.e. 8 MiB). */
+  copyPagesPerChunk?: number;
   statusIntervalMs: number;
   connectTimeoutS: number;
   /** Seconds between heartbeats (pg_logical_emit_message); 0 = none. */
@@ -48,6 +51,8 @@ export interface SourceStatus extends StreamState {
   /** The slot as PostgreSQL reports it: lag, WAL reservation, invalidation with recovery steps. */
   slot: SlotHealth;
   heartbeat: HeartbeatState;
+  /** The initial copy's progress (rows, rows/s, ETA) while it runs or after it ran; null when none ran. */
+  snapshot: SnapshotProgress | null;
 }
 
 /** The PostgreSQL source: slot, initial copy, then the replication stream, restarted on failure. */
@@ -71,6 +76,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     inflightBatches: 0,
     unconfirmedSinceUs: 0n,
     slot: emptySlotHealth(),
+    snapshot: null,
     heartbeat: { intervalS: opts.heartbeatIntervalS ?? 0, lastLsn: null, lastAt: null, error: null },
   };
 
@@ -113,8 +119,12 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           consistentPoint: created.consistentPoint,
           tables: schemas,
           batchRows: opts.batchRows,
+          ...(opts.copyPagesPerChunk ? { pagesPerChunk: opts.copyPagesPerChunk } : {}),
           publish: deps.publish,
           log: deps.log,
+          progress: (p) => {
+            status.snapshot = p;
+          },
           signal,
         });
         startLsn = created.consistentPoint;

@@ -26,7 +26,8 @@ async function start(timing: { batchMs: number; statusIntervalMs: number; batchA
   const pipeline = startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, ...timing, connectTimeoutS: 10 },
+    // Small COPY chunks (4 pages): the initial copy of items spans several chunks.
+    source: { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, copyPagesPerChunk: 4, ...timing, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.IT_DEBUG) console.error('[source]', m);
     },
@@ -89,6 +90,10 @@ describe('inline pipeline against a real PostgreSQL', () => {
     await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
     await expectInSync(p.warehouse, 'items');
     await expectInSync(p.warehouse, 'docs');
+    // The copy's progress as /v1/status shows it: the last table copied, all its rows, done.
+    const copied = p.status.snapshot!;
+    expect(copied.etaS).toBe(0);
+    expect(copied.rows).toBe(copied.table === 'public.items' ? 2500 : 2);
 
     await sql.unsafe(`
       UPDATE items SET price = price + 1, note = NULL WHERE id % 10 = 0;
