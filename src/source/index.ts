@@ -24,8 +24,6 @@ export interface SourceOptions {
   batchMs: number;
   /** Cut batches as soon as the stream is idle (default true); batchRows and batchMs stay upper bounds. */
   batchAdaptive?: boolean;
-  /** Heap pages per COPY chunk of the initial copy (default 1024, i.e. 8 MiB). */
-  copyPagesPerChunk?: number;
   statusIntervalMs: number;
   connectTimeoutS: number;
   /** Seconds between heartbeats (pg_logical_emit_message); 0 = none. */
@@ -119,7 +117,6 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           consistentPoint: created.consistentPoint,
           tables: schemas,
           batchRows: opts.batchRows,
-          ...(opts.copyPagesPerChunk ? { pagesPerChunk: opts.copyPagesPerChunk } : {}),
           publish: deps.publish,
           log: deps.log,
           progress: (p) => {

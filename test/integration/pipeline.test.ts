@@ -26,8 +26,7 @@ async function start(timing: { batchMs: number; statusIntervalMs: number; batchA
   const pipeline = startPipeline({
     warehouse,
     bus: createInlineBus(),
-    // Small COPY chunks (4 pages): the initial copy of items spans several chunks.
-    source: { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, copyPagesPerChunk: 4, ...timing, connectTimeoutS: 10 },
+    source: { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, ...timing, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.IT_DEBUG) console.error('[source]', m);
     },
