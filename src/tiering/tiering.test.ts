@@ -148,6 +148,25 @@ describe('tiering', () => {
     expect(await one(w, "SELECT count(*) = count(DISTINCT key) FROM _ducktail.tier_locator")).toEqual(['true']);
   }, 60_000);
 
+  test('retention_days deletes archived files older than the retention through the manifest', async () => {
+    const { w, tiering, opts } = await setup();
+    await tiering.archive();
+    const before = Number((await one(w, 'SELECT count(*) FROM orders'))[0]);
+    const keep = createTiering(
+      { ...opts, tables: { 'public.orders': { timeColumn: 'order_date', retentionDays: 400 } } },
+      { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') },
+    );
+    const r = await keep.archive();
+    expect(r.expired).toBeGreaterThan(0);
+    const [count, oldest] = await one(w, "SELECT count(*), min(order_date) > now() - INTERVAL 430 DAY FROM orders");
+    // Whole files go: rows of the newest expired month are gone, rows of months younger than 400 days stay.
+    expect(Number(count)).toBeLessThan(before);
+    expect(Number(count)).toBeGreaterThan(390);
+    expect(oldest).toBe('true');
+    expect(await one(w, "SELECT count(*) FROM _ducktail.tier_files WHERE retired_pass IS NULL AND max_time < now() - INTERVAL 400 DAY")).toEqual(['0']);
+    expect(await one(w, 'SELECT count(*) FROM _ducktail.tier_locator l JOIN _ducktail.tier_files f ON f.id = l.file_id WHERE f.retired_pass IS NOT NULL')).toEqual(['0']);
+  }, 30_000);
+
   test('the cron schedule runs passes until its signal aborts', async () => {
     const { w, opts } = await setup(60);
     const tiering = createTiering({ ...opts, schedule: '* * * * * *' }, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
