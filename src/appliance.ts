@@ -146,6 +146,7 @@ function createBus(config: Config, warehouse: Warehouse, log: Logger, version: s
       idempotent: b.idempotent,
       compression: b.compression,
       lingerMs: b.linger_ms,
+      maxLag: b.max_lag,
       batchRows: config.warehouse.batch_rows,
       deadLetterTopic: b.dead_letter_topic || `${b.topic_prefix}-dead-letter`,
       version: `ducktail-${version}`,

@@ -144,9 +144,9 @@ export class KafkaReader {
         maxWaitTime: idle ? 100 : 0,
         minBytes: 1,
         maxBytes: 8 << 20,
-        topics: wanted.map((o) => ({
-          topicId: o.topicId,
-          partitions: [{ partition: o.partition, fetchOffset: o.next, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }],
+        topics: [...groupBy(wanted, (o) => o.topicId)].map(([topicId, list]) => ({
+          topicId,
+          partitions: list.map((o) => ({ partition: o.partition, fetchOffset: o.next, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
         })),
       });
       for (const topicRes of res.responses) {
@@ -260,6 +260,17 @@ export class KafkaReader {
     this.deps.log(`kafka: ${o.topic}[${o.partition}]@${e.offset} sent to ${this.opts.deadLetterTopic}: ${e.poison.code}: ${e.poison.message}`);
   }
 
+  /** Messages on the owned partitions not applied yet (as of the last fetch of each). */
+  lag(ends: ReadonlyMap<string, bigint> = new Map()): bigint {
+    let total = 0n;
+    for (const o of this.owned.values()) {
+      const end = ends.get(`${o.topic}/${o.partition}`) ?? 0n;
+      const hw = end > o.highWatermark ? end : o.highWatermark;
+      if (hw > o.next) total += hw - o.next;
+    }
+    return total;
+  }
+
   private refreshStatus(): void {
     this.status.partitions = [...this.owned.values()].map((o) => ({
       topic: o.topic,
@@ -274,6 +285,12 @@ export class KafkaReader {
     await this.consumer.close(true).catch(() => {});
     await this.admin.close().catch(() => {});
   }
+}
+
+function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
+  const out = new Map<K, T[]>();
+  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
+  return out;
 }
 
 /** The event is at or before the partition's last applied change. */

@@ -32,6 +32,8 @@ export class KafkaWriter {
   private readonly admin: Admin;
   private readonly encoder: EventEncoder;
   private readonly partitions = new Map<string, number>();
+  /** Log end offset of every partition written, as of the last acknowledged send ("topic/partition"). */
+  readonly ends = new Map<string, bigint>();
   /** Consistent point of the initial copy being published: the order key of its lsn-0 events. */
   private snapshotPoint = 0n;
 
@@ -60,7 +62,7 @@ export class KafkaWriter {
       if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
       try {
         const messages = await this.encode(batch);
-        if (messages.length > 0) await this.producer.send({ messages });
+        if (messages.length > 0) this.noteEnds(messages, (await this.producer.send({ messages })).offsets ?? []);
         this.status.published++;
         this.status.messages += messages.length;
         this.status.error = null;
@@ -74,6 +76,16 @@ export class KafkaWriter {
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
+    }
+  }
+
+  private noteEnds(messages: { topic: string; partition: number }[], offsets: { topic: string; partition: number; offset: bigint }[]): void {
+    const counts = new Map<string, number>();
+    for (const m of messages) counts.set(`${m.topic}/${m.partition}`, (counts.get(`${m.topic}/${m.partition}`) ?? 0) + 1);
+    for (const o of offsets) {
+      const key = `${o.topic}/${o.partition}`;
+      const end = o.offset + BigInt(counts.get(key) ?? 0);
+      if (end > (this.ends.get(key) ?? 0n)) this.ends.set(key, end);
     }
   }
 

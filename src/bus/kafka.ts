@@ -18,6 +18,11 @@ export interface KafkaBusOptions {
   compression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
   /** How long a publish waits for more batches to send with it. */
   lingerMs: number;
+  /**
+   * Most messages this instance's own partitions may lag behind before `publish` waits (0 = no limit):
+   * the producer never outruns the local consumer by more, so a broker's retention cannot drop unread data.
+   */
+  maxLag: number;
   /** Most changes per warehouse transaction on the consuming side. */
   batchRows: number;
   deadLetterTopic: string;
@@ -58,6 +63,7 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
   const queue: Queued[] = [];
   let pumping = false;
   let closed = false;
+  let running = false;
   const watched = new WeakSet<AbortSignal>();
 
   async function pump(): Promise<void> {
@@ -65,6 +71,7 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
     try {
       while (queue.length > 0) {
         if (opts.lingerMs > 0 && queue.length === 1 && !queue[0]!.batch.snapshot) await Bun.sleep(opts.lingerMs);
+        while (opts.maxLag > 0 && running && reader.lag(writer.ends) > BigInt(opts.maxLag) && !stop.signal.aborted) await Bun.sleep(10);
         const taken = takeMergeable(queue);
         const batch = merge(taken.map((q) => q.batch));
         try {
@@ -98,7 +105,12 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
     async run(target: BatchSink, signal: AbortSignal): Promise<void> {
       sink = target;
       attached();
-      await reader.run(target, signal);
+      running = true;
+      try {
+        await reader.run(target, signal);
+      } finally {
+        running = false;
+      }
     },
     async close(): Promise<void> {
       closed = true;

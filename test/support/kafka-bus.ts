@@ -13,6 +13,7 @@ export function kafkaOptions(bootstrap: string[], prefix: string, extra: Partial
     compression: 'none',
     lingerMs: 2,
     batchRows: 1000,
+    maxLag: 3000, // the mock keeps 5 MB per partition: never let the producer outrun the consumer past that
     deadLetterTopic: `${prefix}-dead-letter`,
     version: 'test',
     ...extra,

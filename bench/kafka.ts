@@ -1,0 +1,196 @@
+// Kafka bus benchmark against a real embedded PostgreSQL and the librdkafka mock cluster (3 brokers,
+// co-located), on the demo's 7-column orders table. Per run, ROWS rows are written in 10k-row
+// transactions while nothing reads; then, on the same WAL, each from its own slot and one after the
+// other (order rotating between runs): ducktail through Kafka (pgoutput -> producer -> 3 brokers ->
+// consumer -> DuckDB, end to end), ducktail through the inline bus, and pg_recvlogical (raw decoding
+// into /dev/null). Then commit-to-queryable latency through Kafka at RATE changes/s for 10 s
+// (PostgreSQL commit time to DuckDB COMMIT of the batch holding it).
+// Usage: bun bench/kafka.ts [rows=200000] [runs=3] [rate=5000]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Sql } from 'postgres';
+import { type Bus, createInlineBus, createKafkaBus } from '../src/bus/index.ts';
+import type { BatchSink, ChangeBatch } from '../src/change/index.ts';
+import { startPipeline } from '../src/pipeline.ts';
+import { connectSql } from '../src/source/index.ts';
+import { createWarehouse, type Warehouse } from '../src/warehouse/index.ts';
+import { startKafkaMock, type KafkaMock } from '../test/support/kafka.ts';
+import { kafkaOptions } from '../test/support/kafka-bus.ts';
+import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
+
+const ROWS = Number(process.argv[2] ?? 200_000);
+const RUNS = Number(process.argv[3] ?? 3);
+const RATE = Number(process.argv[4] ?? 5000);
+const TXN_ROWS = 10_000;
+const PARTITIONS = 6;
+// The mock keeps at most 5 MB per partition and drops whole produce batches beyond it: compressed,
+// a 10k-row batch is small enough that the consumer (max 12k messages behind) never loses its place.
+const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip' | 'snappy' | 'lz4';
+const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+const rate = (rows: number, ms: number) => (rows / ms) * 1000;
+const fmt = (n: number) => `${Math.round(n)} rows/s`;
+
+function fill(sql: Sql, from: number, to: number) {
+  return sql.unsafe(`INSERT INTO orders SELECT g, g % 1000, g % 50, (g % 10000) / 100.0, 1 + g % 4, 'pending',
+    '2026-11-23 00:00:00+00'::timestamptz + g * interval '1 second' FROM generate_series(${from}, ${to}) g`);
+}
+
+/** Records PostgreSQL-commit to DuckDB-commit latency of every transaction the sink applies. */
+function timedSink(warehouse: Warehouse, latencies: number[] | null): BatchSink {
+  return {
+    async apply(batch: ChangeBatch) {
+      await warehouse.apply(batch);
+      if (!latencies) return;
+      const now = BigInt(Date.now()) * 1000n;
+      let last = -1n;
+      for (const c of batch.changes) {
+        if (c.lsn === last || c.lsn === 0n) continue;
+        last = c.lsn;
+        latencies.push(Number(now - c.commitTimeUs) / 1000);
+      }
+    },
+  };
+}
+
+/** Runs the pipeline from `slot` until `rows` more rows are applied (0 = until streaming); returns ms and a stop. */
+async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bus, rows: number, latencies: number[] | null = null, batchMs = 200) {
+  const started = performance.now();
+  const before = warehouse.stats.rowsApplied;
+  const busStop = new AbortController();
+  const sink = timedSink(warehouse, latencies);
+  const proxy = { ...warehouse, apply: sink.apply } as Warehouse;
+  const pipeline = startPipeline({
+    warehouse: proxy,
+    bus,
+    source: { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs, statusIntervalMs: 1000, connectTimeoutS: 10 },
+    log: (m) => {
+      if (process.env.BENCH_VERBOSE) console.error(m);
+    },
+  });
+  const status = pipeline.source!.status;
+  const step = async () => {
+    if (status.phase === 'retrying') throw new Error(`source failed: ${status.error}`);
+    await Bun.sleep(5);
+  };
+  if (rows === 0) while (status.phase !== 'streaming') await step();
+  else while (warehouse.stats.rowsApplied - before < rows) await step();
+  busStop.abort();
+  return { ms: performance.now() - started, stop: () => pipeline.stop() };
+}
+
+async function rawDecoding(url: string, slot: string, endLsn: string): Promise<number> {
+  const started = performance.now();
+  const proc = Bun.spawn(
+    [PG_RECVLOGICAL!, '-d', url, '--slot', slot, '--start', '--endpos', endLsn, '--no-loop', '-f', '/dev/null',
+      '-o', 'proto_version=1', '-o', 'publication_names=bench'],
+    { stderr: 'pipe' },
+  );
+  const code = await proc.exited;
+  if (code !== 0) throw new Error(`pg_recvlogical exited ${code}: ${await new Response(proc.stderr).text()}`);
+  return performance.now() - started;
+}
+
+interface RunResult {
+  kafka: number;
+  inline: number;
+  raw: number | null;
+  p50: number;
+  p99: number;
+}
+
+async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
+  const pg = await startPostgres();
+  const url = await pg.createDatabase(`kbench_${run}`);
+  const sql = connectSql(url, { max: 2 });
+  await sql.unsafe(`CREATE TABLE orders (order_id bigint PRIMARY KEY, customer_id bigint, product_id bigint,
+    price numeric(10,2), quantity int, status text, order_date timestamptz)`);
+  const prefix = `bench${run}`;
+  await kafka.createTopic(`${prefix}.public.orders`, PARTITIONS, 3);
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-kbench-'));
+  const open = (name: string, slot: string) =>
+    createWarehouse({ path: join(dir, `${name}.duckdb`), memoryLimit: '1GB', threads: 1, stream: slot });
+  const [wk, wi] = [await open('kafka', `kb_k_${run}`), await open('inline', `kb_i_${run}`)];
+  const kafkaBus = () =>
+    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: 6 * 2000, compression: COMPRESSION }), {
+      loadOffsets: () => wk.progress.kafkaOffsets(),
+      log: (m) => {
+        if (process.env.BENCH_VERBOSE) console.error(m);
+      },
+    });
+  try {
+    // Slots first (empty copies), then the WAL every reader catches up on.
+    await (await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), 0)).stop();
+    await (await ducktail(url, `kb_i_${run}`, wi, createInlineBus(), 0)).stop();
+    if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${`kb_r_${run}`}, 'pgoutput')`;
+    for (let from = 1; from <= ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, ROWS));
+    const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
+    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0 };
+    const readers = [
+      async () => {
+        const k = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), ROWS);
+        r.kafka = rate(ROWS, k.ms);
+        await k.stop();
+      },
+      async () => {
+        const i = await ducktail(url, `kb_i_${run}`, wi, createInlineBus(), ROWS);
+        r.inline = rate(ROWS, i.ms);
+        await i.stop();
+      },
+      async () => {
+        if (PG_RECVLOGICAL) r.raw = rate(ROWS, await rawDecoding(url, `kb_r_${run}`, end));
+      },
+    ];
+    for (let i = 0; i < readers.length; i++) await readers[(i + run) % readers.length]!();
+
+    // Latency at RATE changes/s through Kafka: 50-row transactions every 50/RATE s for 10 s.
+    const latencies: number[] = [];
+    const live = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), 0, latencies, 50);
+    const perTx = 50;
+    const txs = (RATE / perTx) * 10;
+    const t0 = performance.now();
+    for (let i = 0; i < txs; i++) {
+      const from = ROWS + 1 + i * perTx;
+      await fill(sql, from, from + perTx - 1);
+      const due = t0 + ((i + 1) * perTx * 1000) / RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await Bun.sleep(wait);
+    }
+    const until = Date.now() + 30_000;
+    while (wk.stats.rowsApplied < 2 * ROWS + txs * perTx - ROWS && Date.now() < until) await Bun.sleep(20);
+    await live.stop();
+    r.p50 = pct(latencies, 0.5);
+    r.p99 = pct(latencies, 0.99);
+    return r;
+  } finally {
+    await wk.close();
+    await wi.close();
+    await sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE ${`kb_%_${run}`}`;
+    await sql.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const kafka = await startKafkaMock({ brokers: 3 });
+const results: RunResult[] = [];
+try {
+  for (let i = 0; i < RUNS; i++) {
+    const r = await once(i, kafka);
+    results.push(r);
+    const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (kafka/raw ${(r.kafka / r.raw).toFixed(2)})`;
+    console.log(`run ${i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms`);
+  }
+} finally {
+  await kafka.stop();
+  await stopPostgres();
+}
+const raws = results.flatMap((r) => (r.raw === null ? [] : [r.raw]));
+console.log(
+  `median of ${RUNS} runs, ${ROWS} rows, ${TXN_ROWS}-row transactions, ${PARTITIONS} partitions, 3 mock brokers: ` +
+    `kafka ${fmt(median(results.map((r) => r.kafka)))}, inline ${fmt(median(results.map((r) => r.inline)))}` +
+    (raws.length ? `, pg_recvlogical ${fmt(median(raws))}, kafka/raw ${median(results.map((r) => r.kafka / (r.raw ?? 1))).toFixed(2)}` : '') +
+    `, kafka/inline ${median(results.map((r) => r.kafka / r.inline)).toFixed(2)}; ` +
+    `commit-to-queryable through kafka at ${RATE}/s: p50 ${Math.round(median(results.map((r) => r.p50)))} ms, p99 ${Math.round(median(results.map((r) => r.p99)))} ms`,
+);
