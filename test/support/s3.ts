@@ -20,6 +20,8 @@ export interface S3Options {
   log?: boolean;
   /** Port to listen on (default: a free one); to restart a stopped server at the same endpoint. */
   port?: number;
+  /** Data directory to use and keep on `stop` (default: a fresh temp one, removed by `stop`): a restart keeps the objects. */
+  directory?: string;
 }
 
 /** A running S3 server with one bucket, and a Bun.S3Client bound to that bucket. */
@@ -42,7 +44,8 @@ export interface S3Server {
 export async function startS3(options: S3Options = {}): Promise<S3Server> {
   const bucket = options.bucket ?? 'ducktail-test';
   const region = 'us-east-1';
-  const directory = await mkdtemp(join(tmpdir(), 'ducktail-s3-'));
+  const keep = options.directory !== undefined;
+  const directory = options.directory ?? (await mkdtemp(join(tmpdir(), 'ducktail-s3-')));
   const server = new S3rver({
     address: '127.0.0.1',
     port: options.port ?? 0, // 0: the OS picks a free port; run() reports it
@@ -55,7 +58,7 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
   try {
     ({ port } = await server.run());
   } catch (e) {
-    await rm(directory, { recursive: true, force: true });
+    if (!keep) await rm(directory, { recursive: true, force: true });
     throw e;
   }
   const endpoint = `http://127.0.0.1:${port}`;
@@ -81,7 +84,7 @@ export async function startS3(options: S3Options = {}): Promise<S3Server> {
       if (stopped) return;
       stopped = true;
       await server.close();
-      await rm(directory, { recursive: true, force: true });
+      if (!keep) await rm(directory, { recursive: true, force: true });
     },
   };
 }
