@@ -3,7 +3,7 @@ import { checkListen, createAlerts, createApi, serveApi } from './api/index.ts';
 import { type Bus, createInlineBus, createKafkaBus } from './bus/index.ts';
 import type { Config } from './config/index.ts';
 import type { Logger } from './log.ts';
-import { createMetrics } from './metrics/index.ts';
+import { createMetrics, type Metrics } from './metrics/index.ts';
 import { instrumentSink, registerPipelineMetrics, registerTierMetrics, replicationLagSeconds } from './pipeline-metrics.ts';
 import { startPipeline } from './pipeline.ts';
 import { createTieringFromConfig } from './tiering/index.ts';
@@ -63,6 +63,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
 
   registerPipelineMetrics(metrics, { source: () => source?.status ?? null, dbPath: config.warehouse.path });
   registerTierMetrics(metrics, warehouse.instance);
+  registerBusMetrics(metrics, bus);
   const alerts = createAlerts(
     config.alerts,
     {
@@ -129,6 +130,26 @@ function consumerLag(status: Record<string, unknown> | undefined): number | null
   const partitions = (status?.consumer as { partitions?: { lag: string }[] } | undefined)?.partitions;
   if (!partitions) return null;
   return partitions.reduce((sum, p) => sum + Number(p.lag), 0);
+}
+
+/** Kafka consumer lag per owned partition and dead letters, from the bus status at each scrape. */
+function registerBusMetrics(metrics: Metrics, bus: Bus): void {
+  const consumer = () =>
+    (bus.status?.() as { consumer?: { partitions: { topic: string; partition: number; lag: string }[]; deadLetters: number } } | undefined)?.consumer;
+  metrics.gauge<'topic' | 'partition'>('bus_consumer_lag_messages', {
+    help: 'Kafka messages of each owned partition not yet applied to the warehouse.',
+    labelNames: ['topic', 'partition'],
+    collect(g) {
+      g.reset();
+      for (const p of consumer()?.partitions ?? []) g.set({ topic: p.topic, partition: String(p.partition) }, Number(p.lag));
+    },
+  });
+  metrics.gauge('bus_dead_letters', {
+    help: 'Kafka messages sent to the dead-letter topic since start (not JSON, not the envelope, or a value that does not fit).',
+    collect(g) {
+      g.set(consumer()?.deadLetters ?? 0);
+    },
+  });
 }
 
 /** The bus of `bus.kind`: inline, or Kafka with its partition positions kept in the warehouse. */

@@ -88,6 +88,9 @@ test('two instances split the partitions by config and together hold every row e
       };
       const held = status.bus.consumer.partitions.filter((p) => p.topic === `${PREFIX}.public.orders`).map((p) => p.partition);
       expect(held.sort()).toEqual(n === 0 ? [0, 2] : [1, 3]);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toContain(`ducktail_bus_consumer_lag_messages{topic="${PREFIX}.public.orders",partition="${n}"} 0`);
+      expect(metrics).toContain('ducktail_bus_dead_letters 0');
     }
   } finally {
     for (const p of procs) p.kill('SIGTERM');
