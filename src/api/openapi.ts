@@ -22,6 +22,7 @@ const ANALYTICS_TEXT: Record<keyof typeof AnalyticsQuery, string> = {
   revenue: 'Revenue and orders per bucket (UTC), every bucket present, empty ones 0. Default: the last 60 minutes / 48 hours / 30 days.',
   'top-customers': 'Customers by revenue in the range (cancelled excluded), best first.',
   'customer-activity': 'Per UTC day: active, new (first order ever) and returning customers, orders, orders per customer.',
+  'orders-by-status': 'Orders and their amount per status in the range (default: the last 30 days).',
   anomalies: 'Buckets whose revenue or order count has |rolling z-score| >= threshold, each with its score.',
 };
 

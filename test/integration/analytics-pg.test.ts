@@ -117,6 +117,17 @@ describe('analytics endpoints agree with PostgreSQL', () => {
     expect(rows.map((r) => r.slice(0, 3))).toEqual(pg.map((r) => [r.customer, r.orders, r.revenue]));
   });
 
+  test('orders-by-status', async () => {
+    const pg = await sql.unsafe(
+      `SELECT status, count(*)::int AS orders, sum(price * quantity)::text AS amount FROM orders
+        WHERE order_date >= $1 AND order_date < $2 GROUP BY 1 ORDER BY 2 DESC, 1`,
+      [FROM, TO],
+    );
+    const rows = await endpoint(`/v1/analytics/orders-by-status?from=${FROM}&to=${TO}`);
+    expect(rows.length).toBe(5);
+    expect(rows).toEqual(pg.map((r) => [r.status, r.orders, r.amount]));
+  });
+
   test('customer-activity', async () => {
     const pg = await sql.unsafe(
       `WITH o AS (SELECT customer_id, (order_date AT TIME ZONE 'UTC')::date AS day, order_date FROM orders WHERE status <> 'cancelled'),

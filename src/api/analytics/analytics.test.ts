@@ -116,6 +116,18 @@ describe('GET /v1/analytics/*', () => {
     ]);
   });
 
+  test('orders-by-status: orders and amount per status, cancelled included', async () => {
+    const r = await rows('/v1/analytics/orders-by-status?from=2026-11-20&to=2026-11-22');
+    expect(r.names).toEqual(['status', 'orders', 'amount']);
+    expect(r.rows).toEqual([
+      ['cancelled', 2, '12.50'],
+      ['delivered', 1, '100.00'],
+      ['paid', 1, '20.00'],
+      ['pending', 1, '3.30'],
+      ['shipped', 1, '13.00'],
+    ]);
+  });
+
   test('anomalies: rolling z-score over the previous window, each anomaly with its score', async () => {
     // Window 5 before 10:05 is 10,12,10,12,10: mean 10.8, sample sd 1.0954; 100 scores 81.4281.
     // The order rate is 1 per minute throughout (sd 0): never scored.

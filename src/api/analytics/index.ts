@@ -72,7 +72,8 @@ export function analyticsRoutes(deps: { query: QueryEngine; analytics?: Analytic
       const params: unknown[] = [iso(start), iso(to), cfg.cancelled_status];
       if (name === 'top-customers') params.push(q.limit ?? 10);
       if (name === 'anomalies') params.push(iso(from), q.threshold ?? cfg.anomaly_threshold);
-      const { truncated: _, ...result } = await deps.query.query(sql, params, c.req.raw.signal);
+      const used = Math.max(0, ...[...sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]))); // $1..$n, positional
+      const { truncated: _, ...result } = await deps.query.query(sql, params.slice(0, used), c.req.raw.signal);
       return c.json({ ...result, from: iso(from), to: iso(to), ...(name === 'revenue' || name === 'anomalies' ? { bucket } : {}) });
     });
   }

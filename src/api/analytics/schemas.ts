@@ -34,6 +34,7 @@ export const AnalyticsQuery = {
   revenue: v.object({ ...range, bucket: v.pipe(bucket, v.description('bucket width, default 1m')) }),
   'top-customers': v.object({ ...range, limit: v.pipe(positiveInt('limit', 1000), v.description('customers returned, default 10')) }),
   'customer-activity': v.object({ ...range }),
+  'orders-by-status': v.object({ ...range }),
   anomalies: v.object({
     ...range,
     bucket: v.pipe(bucket, v.description('bucket width, default [analytics] anomaly_bucket')),

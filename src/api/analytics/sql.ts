@@ -1,6 +1,7 @@
 import anomaliesSql from '../../../sql/analytics/anomalies.sql' with { type: 'text' };
 import customerActivitySql from '../../../sql/analytics/customer-activity.sql' with { type: 'text' };
 import dailyOrdersSql from '../../../sql/analytics/daily-orders.sql' with { type: 'text' };
+import ordersByStatusSql from '../../../sql/analytics/orders-by-status.sql' with { type: 'text' };
 import revenueSql from '../../../sql/analytics/revenue.sql' with { type: 'text' };
 import topCustomersSql from '../../../sql/analytics/top-customers.sql' with { type: 'text' };
 import { AppError } from '../../errors.ts';
@@ -30,7 +31,8 @@ export const TEMPLATES = {
   'top-customers': topCustomersSql,
   'customer-activity': customerActivitySql,
   anomalies: anomaliesSql,
-} as unknown as Record<'daily-orders' | 'revenue' | 'top-customers' | 'customer-activity' | 'anomalies', string>;
+  'orders-by-status': ordersByStatusSql,
+} as unknown as Record<'daily-orders' | 'revenue' | 'top-customers' | 'customer-activity' | 'anomalies' | 'orders-by-status', string>;
 
 const quote = (id: string) => `"${id.replaceAll('"', '""')}"`;
 const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|REAL|DECIMAL.*)$/;

@@ -111,11 +111,7 @@ async function refreshCharts() {
   $('kpi-orders').textContent = today ? fmt.format(today[1]) : '0';
   $('kpi-revenue').textContent = today ? money.format(Number(today[3])) : '0.00';
   $('kpi-aov').textContent = today && today[4] !== null ? money.format(Number(today[4])) : '–';
-  const byStatus = await api('/v1/query', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ sql: 'select status, count(*) as n from orders group by status order by n desc' }),
-  });
+  const byStatus = await api('/v1/analytics/orders-by-status');
   bars($('status-chart'), byStatus.rows.map(([s, n]) => ({ label: s, value: n, className: s === 'cancelled' ? 'bad' : '' })), { label: 'orders per status' });
   $('status-chart').dataset.total = String(byStatus.rows.reduce((s, r) => s + Number(r[1]), 0));
 }
