@@ -83,6 +83,15 @@ test('replication lag: age of the oldest unconfirmed transaction; source familie
   expect(sample(text, 'ducktail_received_lsn')).toBe(0x1_0000_0010);
   expect(sample(text, 'ducktail_confirmed_lsn')).toBe(0x1_0000_0000);
   expect(sample(text, 'ducktail_source_phase{phase="streaming"}')).toBe(1);
+  expect(text).not.toContain('ducktail_snapshot_table_rows_copied{');
+  const copying = createMetrics();
+  const snapshot = { table: 'public.orders', rows: 2500, total: 10000, rowsPerSec: 500, etaS: 15 };
+  registerPipelineMetrics(copying, { source: () => ({ ...status, phase: 'snapshot', snapshot }) as SourceStatus, dbPath: join(dir, 'w.duckdb') });
+  const during = (await copying.render()).text;
+  expect(sample(during, 'ducktail_snapshot_in_progress')).toBe(1);
+  expect(sample(during, 'ducktail_snapshot_table_rows_copied{table="public.orders"}')).toBe(2500);
+  expect(sample(during, 'ducktail_snapshot_table_rows_estimated{table="public.orders"}')).toBe(10000);
+  expect(sample(during, 'ducktail_snapshot_table_eta_seconds{table="public.orders"}')).toBe(15);
   expect(sample(text, 'ducktail_duckdb_file_bytes')).toBeGreaterThan(0);
   expect(sample(text, 'ducktail_process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
 });

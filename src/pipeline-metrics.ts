@@ -53,6 +53,20 @@ export function registerPipelineMetrics(m: Metrics, p: PipelineProbes): void {
     help: '1 while the initial copy runs.',
     collect: withSource((s) => (s.phase === 'snapshot' ? 1 : 0)),
   });
+  const snapshotTable = (name: string, help: string, pick: (p: NonNullable<SourceStatus['snapshot']>) => number | null) =>
+    m.gauge<'table'>(name, {
+      help,
+      labelNames: ['table'],
+      collect: (g) => {
+        g.reset();
+        const snap = p.source()?.snapshot;
+        const v = snap ? pick(snap) : null;
+        if (snap && v !== null) g.set({ table: snap.table }, v);
+      },
+    });
+  snapshotTable('snapshot_table_rows_copied', 'Rows of the table being copied so far (initial copy).', (s) => s.rows);
+  snapshotTable('snapshot_table_rows_estimated', "PostgreSQL's estimate of the copied table's rows (pg_class.reltuples).", (s) => s.total);
+  snapshotTable('snapshot_table_eta_seconds', 'Seconds left for the table being copied, at the present rate.', (s) => s.etaS);
   m.gauge<'phase'>('source_phase', {
     help: 'The source phase (1 for the current one).',
     labelNames: ['phase'],
