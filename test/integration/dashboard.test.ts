@@ -110,6 +110,16 @@ describe('dashboard in headless Chromium', () => {
     await page.close();
   }, 120_000);
 
+  test("the running appliance's /metrics parses as Prometheus text (promtool) and shows replication lag", async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/^ducktail_replication_lag_seconds \d+(\.\d+)?$/m);
+    expect(text).toMatch(/^ducktail_replication_lag_bytes \d+$/m);
+    expect(text).toMatch(/^ducktail_changes_applied_total [1-9]\d*$/m);
+    expect(text).toMatch(/^ducktail_commit_to_queryable_seconds_count [1-9]\d*$/m);
+    const check = Bun.spawnSync(['promtool', 'check', 'metrics'], { stdin: new TextEncoder().encode(text) });
+    expect(check.exitCode, check.stderr.toString()).toBe(0);
+  });
+
   test('the token is kept for the session; nothing overflows on a phone', async () => {
     const context = await browser!.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const page = await context.newPage();
