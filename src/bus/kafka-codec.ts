@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { type Change, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
+import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 
 /**
  * Debezium's JSON envelope with schemas enabled (JsonConverter `schemas.enable=true`): every value is
@@ -183,27 +183,35 @@ const Field = v.object({
     'pg.attnum': v.optional(v.pipe(v.string(), v.digits())),
   }),
 });
-/** The envelope as ducktail reads it back (valibot): anything else is a poison message. */
-export const EventSchema = v.object({
-  schema: v.object({ fields: v.pipe(v.array(v.object({ field: v.string(), fields: v.optional(v.array(v.unknown())) })), v.minLength(2)) }),
-  payload: v.object({
-    before: Row,
-    after: Row,
-    op: v.picklist(['r', 'c', 'u', 'd', 't']),
-    source: v.object({
-      schema: v.string(),
-      table: v.string(),
-      lsn: Int,
-      seq: Int,
-      pos_lsn: Int,
-      pos_ord: Int,
-      ts_us: v.optional(Int),
-      ts_ms: Int,
-      txId: v.optional(v.nullable(Int)),
-      unchanged: v.optional(v.array(v.string()), []),
-    }),
+/** The payload as ducktail reads it back (valibot): anything else is a poison message. */
+const PayloadSchema = v.object({
+  before: Row,
+  after: Row,
+  op: v.picklist(['r', 'c', 'u', 'd', 't']),
+  source: v.object({
+    schema: v.string(),
+    table: v.string(),
+    lsn: Int,
+    seq: Int,
+    pos_lsn: Int,
+    pos_ord: Int,
+    ts_us: v.optional(Int),
+    ts_ms: Int,
+    txId: v.optional(v.nullable(Int)),
+    unchanged: v.optional(v.array(v.string()), []),
   }),
 });
+const SchemaSchema = v.object({
+  fields: v.pipe(v.array(v.object({ field: v.string(), fields: v.optional(v.array(v.unknown())) })), v.minLength(2)),
+});
+/** The whole envelope (for documentation and other readers; `decodeEvent` checks its two parts separately). */
+export const EventSchema = v.object({ schema: SchemaSchema, payload: PayloadSchema });
+
+const SCHEMA_START = '{"schema":';
+const PAYLOAD_AT = ',"payload":';
+const MAX_CACHED_LAYOUTS = 1000;
+/** Column layouts by the exact text of their schema block: it repeats in every event of a table. */
+const layouts = new Map<string, ColumnSchema[]>();
 
 /** A decoded event: the change, its table's layout, and its order key (pos, ord) inside the partition. */
 export interface Decoded {
@@ -215,34 +223,46 @@ export interface Decoded {
 
 /** Parses and validates one value; throws a message for the dead-letter headers when it is not a ducktail event. */
 export function decodeEvent(value: string): Decoded {
-  let json: unknown;
-  try {
-    json = JSON.parse(value);
-  } catch (e) {
-    throw new PoisonError('NOT_JSON', `value is not JSON: ${(e as Error).message}`);
+  // ducktail's own events: parse only the payload and look the layout up by the schema block's text.
+  const at = value.startsWith(SCHEMA_START) ? value.indexOf(PAYLOAD_AT) : -1;
+  let schemaText: string | undefined;
+  let payloadJson: unknown;
+  let schemaJson: unknown;
+  if (at > 0 && value.endsWith('}')) {
+    schemaText = value.slice(SCHEMA_START.length, at);
+    try {
+      payloadJson = JSON.parse(value.slice(at + PAYLOAD_AT.length, -1));
+    } catch {
+      schemaText = undefined; // not our layout after all: read it whole below
+    }
   }
-  const parsed = v.safeParse(EventSchema, json);
+  if (schemaText === undefined) {
+    let json: unknown;
+    try {
+      json = JSON.parse(value);
+    } catch (e) {
+      throw new PoisonError('NOT_JSON', `value is not JSON: ${(e as Error).message}`);
+    }
+    if (typeof json !== 'object' || json === null) throw new PoisonError('NOT_ENVELOPE', 'not a Debezium envelope: not an object');
+    ({ schema: schemaJson, payload: payloadJson } = json as { schema?: unknown; payload?: unknown });
+  }
+  const parsed = v.safeParse(PayloadSchema, payloadJson);
   if (!parsed.success) {
     const issue = parsed.issues[0];
-    throw new PoisonError('NOT_ENVELOPE', `not a Debezium envelope: ${v.getDotPath(issue) ?? '(root)'}: ${issue.message}`);
+    throw new PoisonError('NOT_ENVELOPE', `not a Debezium envelope: payload.${v.getDotPath(issue) ?? ''}: ${issue.message}`);
   }
-  const { schema, payload } = parsed.output;
-  const fieldsOf = schema.fields.find((f) => f.field === 'after')?.fields ?? [];
-  const fields = v.safeParse(v.pipe(v.array(Field), v.minLength(1)), fieldsOf);
-  if (!fields.success) throw new PoisonError('NOT_ENVELOPE', `schema.after has no usable column fields: ${fields.issues[0].message}`);
+  const payload = parsed.output;
   const s = payload.source;
-  const table: TableSchema = {
-    schema: s.schema,
-    table: s.table,
-    columns: fields.output.map((f) => ({
-      name: f.field,
-      key: f.parameters['pg.key'] === 'true',
-      typeOid: Number(f.parameters['pg.type_oid']),
-      typeMod: Number(f.parameters['pg.type_mod']),
-      ...(f.parameters['pg.user_type'] ? { userType: f.parameters['pg.user_type'] } : {}),
-      ...(f.parameters['pg.attnum'] ? { attnum: Number(f.parameters['pg.attnum']) } : {}),
-    })),
-  };
+  let columns = schemaText === undefined ? undefined : layouts.get(schemaText);
+  if (!columns) {
+    if (schemaText !== undefined) schemaJson = JSON.parse(schemaText);
+    columns = layoutOf(schemaJson);
+    if (schemaText !== undefined) {
+      if (layouts.size >= MAX_CACHED_LAYOUTS) layouts.clear();
+      layouts.set(schemaText, columns);
+    }
+  }
+  const table: TableSchema = { schema: s.schema, table: s.table, columns };
   const unchanged = new Set(s.unchanged);
   const image = payload.op === 'd' ? payload.before : payload.after;
   if (!image && payload.op !== 't') throw new PoisonError('NOT_ENVELOPE', `op "${payload.op}" without its row image`);
@@ -285,6 +305,26 @@ export function fits(oid: number, value: string): boolean {
     return n >= -range && n < range;
   }
   return FORMATS[oid]?.test(value) ?? true;
+}
+
+/** The columns described by a schema block's `after` fields; a poison error when it has none usable. */
+function layoutOf(schemaJson: unknown): ColumnSchema[] {
+  const schema = v.safeParse(SchemaSchema, schemaJson);
+  if (!schema.success) {
+    const issue = schema.issues[0];
+    throw new PoisonError('NOT_ENVELOPE', `not a Debezium envelope: schema.${v.getDotPath(issue) ?? ''}: ${issue.message}`);
+  }
+  const fieldsOf = schema.output.fields.find((f) => f.field === 'after')?.fields ?? [];
+  const fields = v.safeParse(v.pipe(v.array(Field), v.minLength(1)), fieldsOf);
+  if (!fields.success) throw new PoisonError('NOT_ENVELOPE', `schema.after has no usable column fields: ${fields.issues[0].message}`);
+  return fields.output.map((f) => ({
+    name: f.field,
+    key: f.parameters['pg.key'] === 'true',
+    typeOid: Number(f.parameters['pg.type_oid']),
+    typeMod: Number(f.parameters['pg.type_mod']),
+    ...(f.parameters['pg.user_type'] ? { userType: f.parameters['pg.user_type'] } : {}),
+    ...(f.parameters['pg.attnum'] ? { attnum: Number(f.parameters['pg.attnum']) } : {}),
+  }));
 }
 
 /** A message ducktail cannot apply: goes to the dead-letter topic with `code` and `message` in its headers. */
