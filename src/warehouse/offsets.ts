@@ -88,16 +88,16 @@ export class Progress {
 
   /** Records where the Kafka consumer stands in each partition; call inside the transaction that applied the rows. */
   async writeOffsets(offsets: readonly PartitionOffset[]): Promise<void> {
-    for (const o of offsets) {
-      await this.conn.run('DELETE FROM _ducktail.kafka_offsets WHERE topic = $1 AND "partition" = $2', [o.topic, o.partition]);
-      await this.conn.run('INSERT INTO _ducktail.kafka_offsets VALUES ($1, $2, $3, $4, $5, now())', [
-        o.topic,
-        o.partition,
-        o.next,
-        o.lsn,
-        o.ord,
-      ]);
-    }
+    if (offsets.length === 0) return;
+    // Two statements whatever the partition count: this runs in every Kafka apply transaction.
+    const params = offsets.flatMap((o) => [o.topic, o.partition, o.next, o.lsn, o.ord]);
+    const rows = offsets.map((_, i) => `($${i * 5 + 1}, $${i * 5 + 2}::INTEGER, $${i * 5 + 3}::BIGINT, $${i * 5 + 4}::UBIGINT, $${i * 5 + 5}::BIGINT)`);
+    const keys = offsets.map((_, i) => `$${i + 1}`);
+    await this.conn.run(
+      `DELETE FROM _ducktail.kafka_offsets WHERE topic || '/' || "partition" IN (${keys.join(', ')})`,
+      offsets.map((o) => `${o.topic}/${o.partition}`),
+    );
+    await this.conn.run(`INSERT INTO _ducktail.kafka_offsets SELECT *, now() FROM (VALUES ${rows.join(', ')})`, params);
   }
 
   /** Every stored Kafka partition position (committed ones only: call between applies). */
