@@ -76,17 +76,37 @@ export async function checkCatalog(
   sql: Sql,
   types: UserTypes,
   opts: { publication: string; follow: boolean; known: Set<string>; sent: Map<string, string> },
-): Promise<{ recopy: string[]; layouts: TableSchema[] }> {
+): Promise<CatalogCheck> {
+  // The WAL position first: the result may be applied once the stream has received up to it.
+  const [{ lsn }] = (await sql`SELECT pg_current_wal_lsn()::text AS lsn`) as unknown as [{ lsn: string }];
   const recopy = opts.follow ? ((await publicationTables(sql, opts.publication)) ?? []).filter((n) => !opts.known.has(n)) : [];
   const layouts: TableSchema[] = [];
+  const signatures = new Map<string, string>();
   for (const name of opts.known) {
     const t = await currentLayout(sql, types, name).catch(() => null); // a dropped table: nothing to send
     if (!t) continue;
     const sig = signature(t);
     if (opts.sent.get(name) !== sig) {
-      opts.sent.set(name, sig);
+      signatures.set(name, sig);
       layouts.push(t);
     }
   }
-  return { recopy, layouts };
+  return {
+    walLsn: parseLsn(lsn),
+    recopy,
+    layouts,
+    sent(names) {
+      for (const n of names) opts.sent.set(n, signatures.get(n)!);
+    },
+  };
+}
+
+/** Result of checkCatalog. */
+export interface CatalogCheck {
+  /** pg_current_wal_lsn() before the catalog was read. */
+  walLsn: bigint;
+  recopy: string[];
+  layouts: TableSchema[];
+  /** Records that these tables' layouts went to the warehouse. */
+  sent(names: string[]): void;
 }

@@ -3,6 +3,7 @@ import type { Change, ChangeBatch, ColumnSchema, TableSchema } from '../change/i
 import { AppError, RecopyNeeded } from '../errors.ts';
 import { formatLsn } from './lsn.ts';
 import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
+import type { CatalogCheck } from './recopy.ts';
 import type { PgoutputMessage, Relation } from './types.ts';
 
 /** Settings of the replication stream. */
@@ -32,7 +33,7 @@ export interface StreamOptions {
    * Run every `everyMs` while nothing is pending or in flight (caught up): tables to copy
    * (RecopyNeeded ends the stream), layouts to send to the warehouse (DDL without DML).
    */
-  idleCheck?: { everyMs: number; run(): Promise<{ recopy: string[]; layouts: TableSchema[] }> };
+  idleCheck?: { everyMs: number; run(): Promise<CatalogCheck> };
 }
 
 /** Observable state of the stream, for /readyz and /metrics. */
@@ -159,6 +160,10 @@ export async function streamChanges(
 
   let checking = false;
   let lastCheckAt = Date.now();
+  let held: { result: CatalogCheck; startedAt: number } | null = null;
+  /** Counts Relation messages; the count when each table's last one arrived. */
+  let relationSeq = 0;
+  const relationSeen = new Map<string, number>();
   const ticker = setInterval(() => {
     if (failure) return;
     const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
@@ -167,34 +172,44 @@ export async function streamChanges(
     const newlyDurable = state.flushedLsn > lastSentFlushed && sinceStatus >= CONFIRM_INTERVAL_MS;
     if (sinceStatus >= opts.statusIntervalMs || newlyDurable) sendStatus();
     const idle = !tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0;
-    if (opts.idleCheck && idle && !checking && Date.now() - lastCheckAt >= opts.idleCheck.everyMs) {
+    if (opts.idleCheck && idle && !checking && !held && Date.now() - lastCheckAt >= opts.idleCheck.everyMs) {
       checking = true;
       lastCheckAt = Date.now();
+      const startedAt = relationSeq;
       void opts.idleCheck
         .run()
-        .then(({ recopy, layouts }) => {
-          if (failure) return;
-          if (recopy.length > 0) {
-            failure = new RecopyNeeded(recopy, `${recopy.join(', ')} joined the publication: copying`);
-            stream.destroy();
-          } else if (layouts.length > 0) {
-            state.inflightBatches = ++inflightCount;
-            inflight = inflight.then(async () => {
-              try {
-                if (!failure) await publish({ tables: new Map(), changes: [], layouts });
-              } catch (e) {
-                failure = e;
-                stream.destroy();
-              } finally {
-                state.inflightBatches = --inflightCount;
-              }
-            });
-          }
+        .then((result) => {
+          held = { result, startedAt };
         })
         .catch(() => {}) // a failed check is retried at the next interval
         .finally(() => {
           checking = false;
         });
+    }
+    // A check's result applies once the stream has received the WAL up to the check, and is still idle.
+    if (held && idle && !failure && state.receivedLsn >= held.result.walLsn) {
+      const { result, startedAt } = held;
+      held = null;
+      if (result.recopy.length > 0) {
+        failure = new RecopyNeeded(result.recopy, `${result.recopy.join(', ')} joined the publication: copying`);
+        stream.destroy();
+        return;
+      }
+      // A Relation received since the check started is newer than what the check read.
+      const layouts = result.layouts.filter((t) => (relationSeen.get(`${t.schema}.${t.table}`) ?? -1) <= startedAt);
+      if (layouts.length === 0) return;
+      result.sent(layouts.map((t) => `${t.schema}.${t.table}`));
+      state.inflightBatches = ++inflightCount;
+      inflight = inflight.then(async () => {
+        try {
+          if (!failure) await publish({ tables: new Map(), changes: [], layouts });
+        } catch (e) {
+          failure = e;
+          stream.destroy();
+        } finally {
+          state.inflightBatches = --inflightCount;
+        }
+      });
     }
   }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
 
@@ -256,6 +271,7 @@ export async function streamChanges(
 
   const onRelation = async (m: Relation): Promise<void> => {
     const name = `${m.schema}.${m.table}`;
+    relationSeen.set(name, ++relationSeq);
     const columns = opts.resolveColumns ? await opts.resolveColumns(m.relationId, m.columns) : m.columns;
     const schema = { name, schema: m.schema, table: m.table, columns };
     // A layout change must not share a batch with rows of the old layout.

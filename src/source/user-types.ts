@@ -63,11 +63,19 @@ export class UserTypes {
    * again since, while the stream lags) gets none and is matched by name.
    */
   async withAttnums(relationId: number, columns: ColumnSchema[]): Promise<ColumnSchema[]> {
-    const rows = await this.sql<{ name: string; attnum: number; missing: string | null }[]>`
-      SELECT attname AS name, attnum::int AS attnum,
-             CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END AS missing
-        FROM pg_attribute
-       WHERE attrelid = ${relationId}::oid AND attnum > 0 AND NOT attisdropped`;
+    // The walsender may send a transaction a moment before its commit is visible to other sessions:
+    // while a column of the Relation is missing from the catalog, look again briefly.
+    let rows: { name: string; attnum: number; missing: string | null }[] = [];
+    for (let attempt = 0; attempt < 20; attempt++) {
+      rows = await this.sql<{ name: string; attnum: number; missing: string | null }[]>`
+        SELECT attname AS name, attnum::int AS attnum,
+               CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END AS missing
+          FROM pg_attribute
+         WHERE attrelid = ${relationId}::oid AND attnum > 0 AND NOT attisdropped`;
+      const names = new Set(rows.map((r) => r.name));
+      if (columns.every((c) => names.has(c.name))) break;
+      await Bun.sleep(25);
+    }
     const byName = new Map(rows.map((r) => [r.name, r]));
     return columns.map((c) => {
       const r = byName.get(c.name);

@@ -7,14 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import type { ColumnSchema } from '../../src/change/index.ts';
-import { createInlineBus } from '../../src/bus/index.ts';
-import { startPipeline } from '../../src/pipeline.ts';
 import { connectSql } from '../../src/source/index.ts';
-import { createWarehouse } from '../../src/warehouse/index.ts';
 import { mapColumn, quoteIdent } from '../../src/warehouse/pg-types.ts';
 import { startDebianPostgres } from '../support/postgres-debian.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { waitFor } from './compare.ts';
+import { startInlinePipeline } from './inline-pipeline.ts';
 
 let dir: string;
 beforeAll(() => {
@@ -84,21 +82,12 @@ async function roundTrip(url: string, tag: string): Promise<void> {
   const sql = connectSql(url, { max: 2 });
   const warnings: string[] = [];
   const slot = `types_${tag}`;
-  const warehouse = await createWarehouse({
-    path: join(dir, `${tag}.duckdb`), memoryLimit: '256MB', threads: 1, stream: slot, warn: (m) => warnings.push(m),
-  });
-  const pipeline = startPipeline({
-    warehouse,
-    bus: createInlineBus(),
-    source: { url, slot, publication: `${slot}_pub`, tables: ['public.alltypes'], batchRows: 100, batchMs: 50, statusIntervalMs: 200, connectTimeoutS: 10 },
-    log: (m) => {
-      if (process.env.IT_DEBUG) console.error(`[${tag}]`, m);
-    },
-  });
+  const p = await startInlinePipeline(dir, { url, slot, tables: ['public.alltypes'], batchRows: 100 }, (m) => warnings.push(m));
+  const warehouse = p.warehouse;
   try {
     await sql.unsafe(SCHEMA);
     await sql.unsafe(rows(0)); // through the initial copy
-    await waitFor(async () => pipeline.source!.status.phase === 'streaming', 30_000, 'streaming');
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
     await sql.unsafe(rows(100)); // through the stream
     await sql`UPDATE alltypes SET ai = '{9,NULL}', e = 'ok', iv = '-00:00:01.5' WHERE id IN (1, 101)`;
     const read = async () => {
@@ -140,8 +129,7 @@ async function roundTrip(url: string, tag: string): Promise<void> {
       'column public.alltypes.ip', 'column public.alltypes.nbig', 'column public.alltypes.pt',
     ]);
   } finally {
-    await pipeline.stop();
-    await warehouse.close();
+    await p.stop();
     await sql.end({ timeout: 2 });
   }
 }

@@ -5,21 +5,16 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
-import { createInlineBus } from '../../src/bus/index.ts';
 import { applyDemoSchema } from '../../src/demo/schema.ts';
 import { createWorkload } from '../../src/demo/workload.ts';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
-import { startPipeline } from '../../src/pipeline.ts';
-import { connectSql, readSlot, type SourceStatus } from '../../src/source/index.ts';
+import { connectSql, readSlot } from '../../src/source/index.ts';
 import { parseLsn } from '../../src/source/lsn.ts';
-import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { snapshotBoth, waitFor } from './compare.ts';
+import { type InlinePipeline, startInlinePipeline } from './inline-pipeline.ts';
 
 let dir: string;
-const quiet = (m: string) => {
-  if (process.env.IT_DEBUG) console.error('[source]', m);
-};
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ducktail-wal-'));
@@ -29,25 +24,8 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(url: string, slot: string, heartbeatIntervalS: number): Promise<{ warehouse: Warehouse; status: SourceStatus; stop(): Promise<void> }> {
-  const warehouse = await createWarehouse({ path: join(dir, `${slot}.duckdb`), memoryLimit: '256MB', threads: 1, stream: slot });
-  const pipeline = startPipeline({
-    warehouse,
-    bus: createInlineBus(),
-    source: {
-      url, slot, publication: `${slot}_pub`, tables: [], batchRows: 500, batchMs: 50, statusIntervalMs: 200,
-      connectTimeoutS: 5, heartbeatIntervalS,
-    },
-    log: quiet,
-  });
-  return {
-    warehouse,
-    status: pipeline.source!.status,
-    async stop() {
-      await pipeline.stop();
-      await warehouse.close();
-    },
-  };
+function start(url: string, slot: string, heartbeatIntervalS: number): Promise<InlinePipeline> {
+  return startInlinePipeline(dir, { url, slot, batchRows: 500, connectTimeoutS: 5, heartbeatIntervalS });
 }
 
 test('a quiet database: heartbeats carry the slot (and the warehouse position) past WAL other databases write', async () => {
@@ -87,7 +65,7 @@ test('PostgreSQL restarted twice under load: the stream reconnects and the mirro
   const port = server.port;
   const url = server.url;
   let sql: Sql | null = null;
-  let p: Awaited<ReturnType<typeof start>> | null = null;
+  let p: InlinePipeline | null = null;
   try {
     sql = connectSql(url, { max: 2 });
     await applyDemoSchema(sql);
