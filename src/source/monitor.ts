@@ -115,7 +115,8 @@ export async function runMonitor(
         warned = false;
       } catch (e) {
         heartbeat.error = errorMessage(e);
-        if (!warned) {
+        const denied = (e as { code?: string }).code === '42501';
+        if (denied && !warned) {
           opts.log(
             `heartbeat failed (${heartbeat.error}): the slot may stop advancing while the published tables are quiet; ` +
               'grant EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) to the ducktail role, or set [source] heartbeat_interval_s = 0',
