@@ -79,6 +79,13 @@ const byKey = (changes: Change[]) => {
 const settled = async (p: Promise<unknown>, ms: number) =>
   Promise.race([p.then(() => true, () => true), Bun.sleep(ms).then(() => false)]);
 
+/** Runs the bus into a fresh recording sink. */
+function start(h: BusHarness): { sink: Recorder; stop: AbortController; running: Promise<void> } {
+  const sink = new Recorder();
+  const stop = new AbortController();
+  return { sink, stop, running: h.bus.run(sink, stop.signal) };
+}
+
 export function busContract(name: string, make: () => Promise<BusHarness>): void {
   describe(`Bus contract: ${name}`, () => {
     let h: BusHarness | undefined;
@@ -89,9 +96,7 @@ export function busContract(name: string, make: () => Promise<BusHarness>): void
 
     test('per key, changes arrive once each and in publish order', async () => {
       h = await make();
-      const sink = new Recorder();
-      const stop = new AbortController();
-      const running = h.bus.run(sink, stop.signal);
+      const { sink, stop, running } = start(h);
       const batches = [batchOf(40), batchOf(25), batchOf(60)];
       await Promise.all(batches.map((b) => h!.bus.publish(b)));
       await sink.waitFor(125);
@@ -104,9 +109,7 @@ export function busContract(name: string, make: () => Promise<BusHarness>): void
 
     test('publish resolves only once the batch is durable downstream', async () => {
       h = await make();
-      const sink = new Recorder();
-      const stop = new AbortController();
-      const running = h.bus.run(sink, stop.signal);
+      const { sink, stop, running } = start(h);
       await h.block(sink);
       const batch = batchOf(20, 10, 'durable-');
       const published = h.bus.publish(batch);
@@ -121,9 +124,7 @@ export function busContract(name: string, make: () => Promise<BusHarness>): void
 
     test('stops in data-flow order: nothing is applied after run returns, publish after close is refused', async () => {
       h = await make();
-      const sink = new Recorder();
-      const stop = new AbortController();
-      const running = h.bus.run(sink, stop.signal);
+      const { sink, stop, running } = start(h);
       await h.bus.publish(batchOf(10));
       await sink.waitFor(10);
       stop.abort();
@@ -137,9 +138,7 @@ export function busContract(name: string, make: () => Promise<BusHarness>): void
 
     test('backpressure: with the downstream unavailable nothing resolves; afterwards all do, in order', async () => {
       h = await make();
-      const sink = new Recorder();
-      const stop = new AbortController();
-      const running = h.bus.run(sink, stop.signal);
+      const { sink, stop, running } = start(h);
       await h.block(sink);
       const order: number[] = [];
       const pending = [batchOf(10), batchOf(10), batchOf(10)].map((b, i) => h!.bus.publish(b).then(() => order.push(i)));
