@@ -58,7 +58,7 @@ export interface TieringStatus {
   lastPass: PassReport | null;
   lastError: string | null;
   coldCacheBytes: number;
-  /** Live files per tier after the last pass: files, rows and bytes (for /v1/status and metrics). */
+  /** Live files per tier after the last pass: files, rows and bytes (for /v1/status). */
   tiers: Record<string, { files: number; rows: number; bytes: number }>;
 }
 
