@@ -43,6 +43,8 @@ export interface ReaderDeps {
 }
 
 const DISCOVER_EVERY_MS = 1_000;
+/** Extra fetches per round while they bring records and the buffers hold less than a batch. */
+const MAX_EXTRA_FETCHES = 16;
 
 /**
  * Reads the owned partitions (p % instances == instance) of every `<prefix>.*` topic by explicit
@@ -77,7 +79,7 @@ export class KafkaReader {
     while (!signal.aborted) {
       try {
         if (Date.now() - this.discoveredAt > DISCOVER_EVERY_MS) await this.discover(stored);
-        await this.fetchAll(signal);
+        await this.fill();
         await this.applyBuffered(sink, signal);
         this.status.error = null;
         backoff = 100;
@@ -133,20 +135,20 @@ export class KafkaReader {
 
   private leaders = new Map<number, Owned[]>();
 
-  /** One fetch per leader for the partitions whose buffer is empty. */
-  private async fetchAll(signal: AbortSignal): Promise<void> {
-    const idle = [...this.owned.values()].every((o) => o.buffer.length === 0);
+  /** One fetch per leader for the partitions whose buffer has room, after what is buffered; returns records taken. */
+  private async fetchAll(wait: boolean): Promise<number> {
+    let taken = 0;
     const requests = [...this.leaders].map(async ([node, parts]) => {
-      const wanted = parts.filter((o) => o.buffer.length === 0);
+      const wanted = parts.filter((o) => o.buffer.length < this.opts.batchRows);
       if (wanted.length === 0) return;
       const res = await this.consumer.fetch({
         node,
-        maxWaitTime: idle ? 100 : 0,
+        maxWaitTime: wait ? 100 : 0,
         minBytes: 1,
         maxBytes: 8 << 20,
         topics: [...groupBy(wanted, (o) => o.topicId)].map(([topicId, list]) => ({
           topicId,
-          partitions: list.map((o) => ({ partition: o.partition, fetchOffset: o.next, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
+          partitions: list.map((o) => ({ partition: o.partition, fetchOffset: fetchAt(o), partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
         })),
       });
       for (const topicRes of res.responses) {
@@ -155,15 +157,29 @@ export class KafkaReader {
           if (!o) continue;
           if (pr.errorCode !== 0) throw new Error(`fetch ${o.topic}[${o.partition}] failed with Kafka error ${pr.errorCode}`);
           o.highWatermark = pr.highWatermark;
-          this.take(o, pr.records ?? []);
+          taken += this.take(o, pr.records ?? []);
         }
       }
     });
     await Promise.all(requests);
-    if (signal.aborted) return;
+    return taken;
   }
 
-  private take(o: Owned, batches: { firstOffset: bigint; records: { offsetDelta: number; key?: Buffer | null; value?: Buffer | null }[] }[]): void {
+  /** Fetches until the buffers hold a batch or the brokers have nothing more (a broker may answer one produce batch per partition). */
+  private async fill(): Promise<void> {
+    const idle = [...this.owned.values()].every((o) => o.buffer.length === 0);
+    let got = await this.fetchAll(idle);
+    for (let i = 0; got > 0 && i < MAX_EXTRA_FETCHES && this.buffered() < this.opts.batchRows; i++) got = await this.fetchAll(false);
+  }
+
+  private buffered(): number {
+    let n = 0;
+    for (const o of this.owned.values()) n += o.buffer.length;
+    return n;
+  }
+
+  private take(o: Owned, batches: { firstOffset: bigint; records: { offsetDelta: number; key?: Buffer | null; value?: Buffer | null }[] }[]): number {
+    const before = o.buffer.length;
     let expected = o.buffer.at(-1)?.offset ?? o.next - 1n;
     for (const b of batches) {
       for (const r of b.records) {
@@ -180,6 +196,7 @@ export class KafkaReader {
         }
       }
     }
+    return o.buffer.length - before;
   }
 
   /** Builds one batch from the buffers (respecting truncate barriers), dead-letters poison, applies it. */
@@ -291,6 +308,12 @@ function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
   const out = new Map<K, T[]>();
   for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
   return out;
+}
+
+/** The next offset to fetch: after what is buffered, else the next to apply. */
+function fetchAt(o: Owned): bigint {
+  const last = o.buffer.at(-1);
+  return last ? last.offset + 1n : o.next;
 }
 
 /** The event is at or before the partition's last applied change. */
