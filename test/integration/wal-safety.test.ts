@@ -113,3 +113,42 @@ test('PostgreSQL restarted twice under load: the stream reconnects and the mirro
     await server.stop();
   }
 });
+
+test('a slot invalidated while ducktail was away is reported with the recovery steps', async () => {
+  const server = await startEmbeddedPostgres({
+    dir: join(dir, 'pg-lost'),
+    extraFlags: ['-c', 'fsync=off', '-c', 'max_slot_wal_keep_size=1MB', '-c', 'wal_keep_size=0', '-c', 'min_wal_size=32MB'],
+  });
+  const sql = connectSql(server.url, { max: 1 });
+  let p: InlinePipeline | null = null;
+  try {
+    await sql`CREATE TABLE t (id int PRIMARY KEY)`;
+    p = await start(server.url, 'wal_lost', 0);
+    await waitFor(async () => p!.status.phase === 'streaming', 30_000, 'streaming');
+    await p.stop();
+    p = null;
+    // Much more WAL than max_slot_wal_keep_size, then checkpoints: PostgreSQL invalidates the slot.
+    for (let i = 0; i < 4; i++) {
+      await sql`INSERT INTO t SELECT g FROM generate_series(${i * 20000 + 1}::int, ${(i + 1) * 20000}::int) g`;
+      await sql`SELECT pg_switch_wal()`;
+      await sql`CHECKPOINT`;
+    }
+    await waitFor(async () => (await readSlot(sql, 'wal_lost'))?.walStatus === 'lost', 20_000, 'slot invalidated');
+    p = await start(server.url, 'wal_lost', 0);
+    await waitFor(async () => p!.status.slot.invalidated !== null && (p!.status.error ?? '').includes('pg_drop_replication_slot'), 20_000, 'invalidation reported');
+    expect(p.status.phase).toBe('retrying');
+    expect(p.status.slot.walStatus).toBe('lost');
+    expect(p.status.slot.invalidated!.recovery.join(' ')).toContain("SELECT pg_drop_replication_slot('wal_lost');");
+    // Following the steps: drop the slot, and ducktail copies again on its next retry, without a restart.
+    await sql`SELECT pg_drop_replication_slot('wal_lost')`;
+    await waitFor(async () => p!.status.phase === 'streaming', 60_000, 'streaming again after the drop');
+    const duck = await p.warehouse.connect();
+    const n = Number((await duck.runAndReadAll('SELECT count(*) FROM public.t')).getRows()[0]![0]);
+    duck.closeSync();
+    expect(n).toBe(80_000);
+  } finally {
+    await p?.stop();
+    await sql.end({ timeout: 2 });
+    await server.stop();
+  }
+});
