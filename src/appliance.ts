@@ -206,10 +206,15 @@ function pipelineStatus(source: Source | null, warehouse: Warehouse): Record<str
 
 /** Slot lag: bytes from PostgreSQL, seconds since the oldest commit received and not yet durable. */
 function slotLag(s: SourceStatus): Record<string, unknown> {
-  const since = s.unconfirmedSinceUs > 0n ? Number(s.unconfirmedSinceUs / 1000n) : s.phase === 'streaming' ? 0 : s.lastMessageAt;
+  const now = Date.now();
+  const lagSeconds =
+    s.unconfirmedSinceUs > 0n ? Math.max(0, (now - Number(s.unconfirmedSinceUs / 1000n)) / 1000)
+    : s.phase === 'streaming' ? 0
+    : s.lastMessageAt > 0 ? (now - s.lastMessageAt) / 1000
+    : null;
   return {
     lagBytes: s.slot.lagBytes,
-    lagSeconds: since > 0 ? Math.max(0, (Date.now() - since) / 1000) : null,
+    lagSeconds,
     slot: s.slot,
     heartbeat: s.heartbeat,
   };

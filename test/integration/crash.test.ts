@@ -15,6 +15,7 @@ let dir: string;
 let sql: Sql;
 let configPath: string;
 let api: ReturnType<typeof apiClient>;
+let base: string;
 
 beforeAll(async () => {
   const pg = await startPostgres();
@@ -23,7 +24,8 @@ beforeAll(async () => {
   await applyDemoSchema(sql);
   dir = mkdtempSync(join(tmpdir(), 'ducktail-crash-'));
   const port = await freePort();
-  api = apiClient(`http://127.0.0.1:${port}`);
+  base = `http://127.0.0.1:${port}`;
+  api = apiClient(base);
   configPath = join(dir, 'ducktail.toml');
   writeFileSync(
     configPath,
@@ -67,6 +69,12 @@ test('kill -9 under load, restart: the warehouse equals the source row for row, 
   expect(await api.orders()).toEqual(expected);
   expect(await api.duplicateChanges('orders')).toBe(0);
 
+  // WAL safety figures in /v1/status (issue 8): slot lag in bytes and seconds, WAL reservation.
+  const status = (await (await fetch(`${base}/v1/status`)).json()) as { source: Record<string, unknown> & { slot: Record<string, unknown> } };
   proc.kill('SIGTERM');
   expect(await proc.exited).toBe(0);
+  expect(typeof status.source.lagBytes).toBe('number');
+  expect(typeof status.source.lagSeconds).toBe('number');
+  expect(status.source.slot.walStatus).toMatch(/^(reserved|extended)$/);
+  expect(status.source.slot.invalidated).toBeNull();
 });

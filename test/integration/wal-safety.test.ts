@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { applyDemoSchema } from '../../src/demo/schema.ts';
 import { createWorkload } from '../../src/demo/workload.ts';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
+import { type EmbeddedPostgres, postmaster, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
 import { connectSql, readSlot } from '../../src/source/index.ts';
 import { parseLsn } from '../../src/source/lsn.ts';
 import { startPostgres } from '../support/postgres.ts';
@@ -79,7 +79,8 @@ test('PostgreSQL restarted twice under load: the stream reconnects and the mirro
       await Bun.sleep(800);
       const restartsBefore = p.status.restarts;
       await server.stop();
-      await Bun.sleep(300);
+      // Start only once the old postmaster is gone (else its data directory would be reused while it exits).
+      await waitFor(async () => postmaster(dataDir) === null, 30_000, 'PostgreSQL stopped');
       server = await startEmbeddedPostgres({ dir: dataDir, port, extraFlags: ['-c', 'fsync=off'] });
       await waitFor(async () => p!.status.restarts > restartsBefore && p!.status.phase === 'streaming', 60_000, 'stream resumed');
     }
