@@ -214,8 +214,10 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
       }
       status.phase = 'stopped';
       monitorStop.abort();
-      await monitor;
+      // Close the monitor's connection first: a query stuck on a frozen server is cut after 2 s
+      // (it rejects, the monitor records it and sees the abort) instead of holding the stop forever.
       await monitorSql.end({ timeout: 2 }).catch(() => {});
+      await monitor;
     },
   };
 }

@@ -210,7 +210,7 @@ test('run: Ctrl-C to its process group with PostgreSQL up stops it within 10 s, 
   }
 }, 60_000);
 
-test('run: PostgreSQL stopped first or hung, then Ctrl-C: exits within 10 s (hung: abandoned); the next start loses nothing', async () => {
+test('run: PostgreSQL stopped first or hung, then Ctrl-C: exits within 10 s; the next start loses nothing', async () => {
   const pgDir = join(dir, 'run-pg');
   let pg = await startEmbeddedPostgres({ dir: pgDir });
   servers.push(pg);
@@ -241,7 +241,9 @@ test('run: PostgreSQL stopped first or hung, then Ctrl-C: exits within 10 s (hun
     expect(await api.orders()).toEqual(expected);
     expect(await api.duplicateChanges('orders')).toBe(0);
 
-    // PostgreSQL hung (every process stopped, sockets open): the drain cannot finish; the stop is abandoned in time.
+    // PostgreSQL hung (every process stopped, sockets open): the source's last status update cannot be
+    // answered and the slot monitor's query never returns; its connection is cut after 2 s, so the stop
+    // completes well within the limit, confirming nothing new to the frozen server.
     await sql`INSERT INTO orders (customer_id, product_id, price, quantity) VALUES (1, 1, 9.99, 1)`;
     await waitFor(async () => (await api.count('orders')) === expected.length + 1, 10_000, 'new order applied');
     const frozen = postgresProcesses(pgDir);
@@ -250,13 +252,13 @@ test('run: PostgreSQL stopped first or hung, then Ctrl-C: exits within 10 s (hun
     try {
       const hung = await ctrlC(proc, 'run, PostgreSQL hung');
       stderr = await new Response(proc.stderr as ReadableStream).text();
-      expect(hung.code).toBe(1);
+      expect(hung.code).toBe(0);
       expect(hung.seconds).toBeLessThan(LIMIT_MS / 1000);
     } finally {
       for (const pid of frozen) process.kill(pid, 'SIGCONT');
     }
     console.log(stderr.trim());
-    expect(stderr).toContain('abandoned: ');
+    expect(stderr).not.toContain('abandoned: ');
 
     proc = spawnRun(path);
     await waitReady(proc, api);
@@ -264,7 +266,7 @@ test('run: PostgreSQL stopped first or hung, then Ctrl-C: exits within 10 s (hun
     await waitFor(async () => JSON.stringify(await api.orders()) === JSON.stringify(after), 30_000, 'mirror equal').catch(() => {});
     expect(await api.orders()).toEqual(after);
     expect(await api.duplicateChanges('orders')).toBe(0);
-    const again = await ctrlC(proc, 'run, after the abandoned stop');
+    const again = await ctrlC(proc, 'run, after the stop against a hung server');
     expect(again.code).toBe(0);
     expect(again.seconds).toBeLessThan(LIMIT_MS / 1000);
   } finally {
