@@ -102,10 +102,16 @@ function s3Store(url: string, s3: S3Settings): ColdStore {
       renameSync(`${localPath}.part`, localPath);
     },
     async size(location) {
-      try {
-        return await client.size(keyOf(location));
-      } catch (e) {
-        throw unreachable('checking', location, e);
+      // Right after an upload some stores (s3rver finishing a multipart upload, eventually consistent
+      // S3-compatibles) briefly answer "no such key": ask again a few times before calling it a failure.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await client.size(keyOf(location));
+        } catch (e) {
+          const missing = /does not exist|NoSuchKey|not found/i.test((e as Error).message ?? '');
+          if (!missing || attempt >= 5) throw unreachable('checking', location, e);
+          await Bun.sleep(100 * 2 ** attempt);
+        }
       }
     },
     async delete(location) {
