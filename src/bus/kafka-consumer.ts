@@ -207,9 +207,17 @@ export class KafkaReader {
     let ackLsn = 0n;
     const limit = this.opts.batchRows;
     let progress = true;
-    while (progress && changes.length < limit) {
+    let cut = false;
+    // One layout per table per batch, and a copy's reset first for its table (the applier replaces the mirror then).
+    const fits = (d: Decoded) => {
+      const known = tables.get(d.change.table);
+      if (known && known.columns !== d.table.columns) return false;
+      return !(d.change.op === 'T' && d.change.lsn === 0n && changes.some((c) => c.table === d.change.table));
+    };
+    while (progress && !cut && changes.length < limit) {
       progress = false;
       for (const o of this.owned.values()) {
+        if (cut) break;
         while (changes.length < limit) {
           const head = o.buffer[0];
           if (!head) break;
@@ -220,6 +228,10 @@ export class KafkaReader {
           } else if (head.decoded.change.op === 'T') {
             if (!this.truncateReady(o.topic, head.decoded)) break;
             const d = head.decoded;
+            if (!fits(d)) {
+              cut = true;
+              break;
+            }
             for (const other of this.partitionsOf(o.topic)) this.advance(other, other.buffer.shift()!.offset, d, touched);
             changes.push(d.change);
             tables.set(d.change.table, d.table);
@@ -227,6 +239,10 @@ export class KafkaReader {
             continue;
           } else {
             const d = head.decoded;
+            if (!fits(d)) {
+              cut = true;
+              break;
+            }
             changes.push(d.change);
             tables.set(d.change.table, d.table);
             if (d.change.lsn > ackLsn) ackLsn = d.change.lsn;

@@ -109,6 +109,7 @@ export class KafkaWriter {
   private async encode(batch: ChangeBatch): Promise<{ topic: string; partition: number; key?: string; value: string }[]> {
     const out: Encoded[] = [];
     if (batch.snapshot?.status === 'copying') this.snapshotPoint = batch.snapshot.consistentPoint;
+    if (batch.copyPoint !== undefined) this.snapshotPoint = batch.copyPoint;
     const counts = new Map<string, number>();
     for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
     for (const c of batch.changes) {

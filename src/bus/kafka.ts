@@ -130,8 +130,9 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
 /** The queued batches one send may carry: consecutive ones, a snapshot marker always alone. */
 function takeMergeable(queue: Queued[]): Queued[] {
   if (queue[0]!.batch.snapshot) return queue.splice(0, 1);
+  const point = queue[0]!.batch.copyPoint;
   let n = 1;
-  while (n < queue.length && !queue[n]!.batch.snapshot) n++;
+  while (n < queue.length && !queue[n]!.batch.snapshot && queue[n]!.batch.copyPoint === point) n++;
   return queue.splice(0, n);
 }
 
@@ -139,5 +140,5 @@ function merge(batches: ChangeBatch[]): ChangeBatch {
   if (batches.length === 1) return batches[0]!;
   const tables = new Map(batches.flatMap((b) => [...b.tables]));
   const ackLsn = batches.findLast((b) => b.ackLsn !== undefined)?.ackLsn;
-  return { tables, changes: batches.flatMap((b) => b.changes), ackLsn };
+  return { tables, changes: batches.flatMap((b) => b.changes), ackLsn, copyPoint: batches[0]!.copyPoint };
 }

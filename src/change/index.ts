@@ -94,6 +94,11 @@ export interface ChangeBatch {
    * stream's (lsn, seq) position: partitions interleave, and the consumer dedups per partition itself.
    */
   offsets?: PartitionOffset[];
+  /**
+   * Consistent point of the copy whose rows (lsn 0) this batch carries: the initial copy or a re-copy of
+   * some tables while streaming. The Kafka bus orders those rows at this point inside each partition.
+   */
+  copyPoint?: bigint;
 }
 
 /** Where the warehouse stands in one Kafka partition: the next offset to read and the last change applied. */

@@ -65,6 +65,7 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
   await opts.publish({
     tables,
     changes: [...tables.keys()].map((name, seq) => ({ op: 'T', table: name, row: [], lsn: 0n, seq, commitTimeUs })),
+    copyPoint: opts.consistentPoint,
     ...(markers ? { snapshot: { ...marker, status: 'copying' as const, rows: 0 } } : {}),
   });
   let total = 0;
@@ -89,7 +90,7 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
           commitTimeUs,
         }));
         copied += rows.length;
-        await opts.publish({ tables: new Map([[name, t]]), changes });
+        await opts.publish({ tables: new Map([[name, t]]), changes, copyPoint: opts.consistentPoint });
         report(copied, false);
       }
       total += copied;

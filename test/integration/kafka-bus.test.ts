@@ -23,7 +23,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ducktail-kafka-'));
   kafka = await startKafkaMock({ brokers: 3 });
   // The mock has no CreateTopics: topics are made here, as an operator would on a locked-down cluster.
-  for (const t of ['orders', 'docs']) await kafka.createTopic(`${PREFIX}.public.${t}`, 3, 3);
+  for (const t of ['orders', 'docs', 'extra']) await kafka.createTopic(`${PREFIX}.public.${t}`, 3, 3);
   await kafka.createTopic(`${PREFIX}-dead-letter`, 1, 3);
   await sql.unsafe(`
     CREATE TABLE orders (id bigint PRIMARY KEY, price numeric(10,2), qty int, note text, at timestamptz, blob bytea, flag boolean);
@@ -70,7 +70,7 @@ describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', ()
 
     // The slot moves only past what Kafka acknowledged: by now everything.
     const status = p.bus.status!() as { consumer: { partitions: { lag: string }[] } };
-    expect(status.consumer.partitions).toHaveLength(6);
+    expect(status.consumer.partitions).toHaveLength(9); // 3 topics (orders, docs, extra) x 3 partitions
     await waitFor(async () => ((await readSlot(sql, SLOT))?.confirmedFlushLsn ?? 0n) >= p.warehouse.progress.current.ackLsn, 10_000, 'slot confirm');
     await p.stop();
 
@@ -85,6 +85,12 @@ describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', ()
     await sql`UPDATE docs SET title = 'four v2' WHERE id = 4`;
     await expectInSync(sql, [again.warehouse], 'docs');
     expect(await historyDuplicates(again.warehouse, 'orders')).toBe(0);
+
+    // A table created with rows while streaming joins the publication and is copied live: its rows
+    // (lsn 0) travel at that copy's consistent point.
+    await sql.unsafe(`CREATE TABLE extra (id int PRIMARY KEY, v text); INSERT INTO extra SELECT g, (g * 7)::text FROM generate_series(1, 300) g`);
+    await sql`UPDATE extra SET v = 'changed' WHERE id <= 10`;
+    await expectInSync(sql, [again.warehouse], 'extra');
     await again.stop();
   }, 120_000);
 
