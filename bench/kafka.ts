@@ -120,6 +120,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
   const sql = connectSql(url, { max: 2 });
   await sql.unsafe(`CREATE TABLE orders (order_id bigint PRIMARY KEY, customer_id bigint, product_id bigint,
     price numeric(10,2), quantity int, status text, order_date timestamptz)`);
+  await fill(sql, 0, 0); // a table with a row: the empty-copy case would make the source copy it again live
   const prefix = `bench${run}`;
   await kafka.createTopic(`${prefix}.public.orders`, PARTITIONS, 3);
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-kbench-'));
