@@ -7,7 +7,7 @@
 //  3. freshness: commit-to-queryable p50/p99 of single-row probes under 5k changes/s of load.
 // Prints each run, then the medians next to their ceilings and the targets of issue 7.
 // Usage: bun bench/run.ts [rows=1000000] [mode=all|copy|stream|fresh] [--pg 18|15] [--runs 3]
-//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers.
+//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +75,7 @@ function pipelineOn(url: string, slot: string, warehouse: Warehouse) {
   return startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot, publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
+    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },
