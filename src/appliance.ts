@@ -55,6 +55,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
           batchAdaptive: config.warehouse.batch_adaptive,
           statusIntervalMs: config.source.status_interval_ms,
           heartbeatIntervalS: config.source.heartbeat_interval_s,
+          receiveTimeoutS: config.source.receive_timeout_s,
           connectTimeoutS: config.source.connect_timeout_s,
         }
       : null,

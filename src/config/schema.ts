@@ -17,6 +17,10 @@ const Source = v.object({
   tables: v.optional(v.array(v.pipe(v.string(), v.regex(TABLE, 'each table must be written "schema.table"'))), []),
   enabled: v.optional(v.boolean('must be true or false'), true),
   status_interval_ms: v.optional(int(100, 'milliseconds between status updates to PostgreSQL'), 10_000),
+  receive_timeout_s: v.optional(
+    int(0, 'seconds without a message from PostgreSQL after which the replication connection is taken as cut and reopened; 0 = never'),
+    60,
+  ),
   heartbeat_interval_s: v.optional(int(0, 'seconds between heartbeats that keep the slot advancing on a quiet database; 0 = off'), 30),
   connect_timeout_s: v.optional(int(1, 'seconds'), 30),
 });

@@ -28,6 +28,8 @@ export interface SourceOptions {
   connectTimeoutS: number;
   /** Seconds between heartbeats (pg_logical_emit_message); 0 = none. */
   heartbeatIntervalS?: number;
+  /** Seconds of silence after which the replication connection is taken as cut (0 = never). */
+  receiveTimeoutS?: number;
 }
 
 /** What the source needs from the rest of the appliance. */
@@ -157,6 +159,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           batchMs: opts.batchMs,
           batchAdaptive: opts.batchAdaptive ?? true,
           statusIntervalMs: opts.statusIntervalMs,
+          receiveTimeoutMs: (opts.receiveTimeoutS ?? 60) * 1000,
           confirmedLsn,
           startLsn,
           messages: version >= 140000,
@@ -181,11 +184,17 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
   return {
     status,
     async run(signal: AbortSignal): Promise<void> {
-      const monitorSql = connectSql(opts.url, { max: 1, connectTimeoutS: opts.connectTimeoutS });
       const monitorStop = new AbortController();
+      const receiveTimeoutS = opts.receiveTimeoutS ?? 60;
       const monitor = runMonitor(
-        monitorSql,
-        { slot: opts.slot, heartbeatS: opts.heartbeatIntervalS ?? 0, statusIntervalMs: opts.statusIntervalMs, log: deps.log },
+        () => connectSql(opts.url, { max: 1, connectTimeoutS: opts.connectTimeoutS }),
+        {
+          slot: opts.slot,
+          heartbeatS: opts.heartbeatIntervalS ?? 0,
+          statusIntervalMs: opts.statusIntervalMs,
+          timeoutMs: receiveTimeoutS > 0 ? Math.max(1000, (receiveTimeoutS * 1000) / 2) : 30_000,
+          log: deps.log,
+        },
         status.slot,
         status.heartbeat,
         monitorStop.signal,
@@ -213,10 +222,9 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         }
       }
       status.phase = 'stopped';
+      // The monitor closes its connection on abort (2 s limit): a query stuck on a frozen server
+      // is cut instead of holding the stop.
       monitorStop.abort();
-      // Close the monitor's connection first: a query stuck on a frozen server is cut after 2 s
-      // (it rejects, the monitor records it and sees the abort) instead of holding the stop forever.
-      await monitorSql.end({ timeout: 2 }).catch(() => {});
       await monitor;
     },
   };

@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import { errorMessage } from '../errors.ts';
+import { AppError, errorMessage } from '../errors.ts';
 import { formatLsn, parseLsn } from './lsn.ts';
 
 /** Prefix of ducktail's heartbeat messages in the WAL (pg_logical_emit_message). */
@@ -94,14 +94,38 @@ export async function readSlotHealth(sql: Sql, slot: string, into: SlotHealth): 
 /**
  * Every `statusIntervalMs` reads the slot's health; every `heartbeatS` seconds (0 = never) emits a
  * heartbeat. Runs until the signal aborts; errors are recorded, never thrown (the stream has its own).
+ * Its connection comes from `connect`: a query unanswered for `timeoutMs` (a silent network cut)
+ * drops that connection and the next tick opens a new one; an abort closes it (2 s limit), so a
+ * query stuck on a frozen server never holds a stop.
  */
 export async function runMonitor(
-  sql: Sql,
-  opts: { slot: string; heartbeatS: number; statusIntervalMs: number; log(m: string): void },
+  connect: () => Sql,
+  opts: { slot: string; heartbeatS: number; statusIntervalMs: number; timeoutMs?: number; log(m: string): void },
   slot: SlotHealth,
   heartbeat: HeartbeatState,
   signal: AbortSignal,
 ): Promise<void> {
+  let sql = connect();
+  const closeOnAbort = () => void sql.end({ timeout: 2 }).catch(() => {});
+  signal.addEventListener('abort', closeOnAbort, { once: true });
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  /** `run` on the current connection; past timeoutMs the connection is dropped and replaced. */
+  const answered = async <T>(run: (sql: Sql) => Promise<T>): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const current = sql;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        if (sql === current && !signal.aborted) sql = connect();
+        void current.end({ timeout: 0 }).catch(() => {});
+        reject(new AppError('PG_NO_ANSWER', `PostgreSQL did not answer within ${timeoutMs / 1000} s: reconnecting`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([run(current), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   let lastBeat = 0;
   let warned = false;
   const tickMs = Math.max(100, Math.min(opts.statusIntervalMs, opts.heartbeatS > 0 ? opts.heartbeatS * 1000 : Infinity));
@@ -109,7 +133,7 @@ export async function runMonitor(
     if (opts.heartbeatS > 0 && Date.now() - lastBeat >= opts.heartbeatS * 1000) {
       lastBeat = Date.now();
       try {
-        heartbeat.lastLsn = formatLsn(await emitHeartbeat(sql));
+        heartbeat.lastLsn = formatLsn(await answered(emitHeartbeat));
         heartbeat.lastAt = new Date().toISOString();
         heartbeat.error = null;
         warned = false;
@@ -126,12 +150,14 @@ export async function runMonitor(
       }
     }
     try {
-      await readSlotHealth(sql, opts.slot, slot);
+      await answered((q) => readSlotHealth(q, opts.slot, slot));
     } catch (e) {
       slot.error = errorMessage(e);
     }
     await sleep(tickMs, signal);
   }
+  signal.removeEventListener('abort', closeOnAbort);
+  await sql.end({ timeout: 2 }).catch(() => {});
 }
 
 /** Resolves after `ms` or at once when the signal aborts. */

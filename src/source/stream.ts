@@ -17,6 +17,12 @@ export interface StreamOptions {
   /** Cut a batch as soon as nothing more is waiting to be read and no batch is in flight. */
   batchAdaptive: boolean;
   statusIntervalMs: number;
+  /**
+   * A connection silent this long while ducktail waits to read is taken as dead (a network cut that
+   * left no reset): it is dropped and the source reconnects. Half-way, a status update asks the server
+   * for a reply. 0 = never (then a silent cut lasts until TCP gives up, minutes).
+   */
+  receiveTimeoutMs?: number;
   /** Position the slot has confirmed already: never report less. */
   confirmedLsn: bigint;
   /** Where START_REPLICATION starts (0 = the slot's confirmed position). */
@@ -92,6 +98,9 @@ export async function streamChanges(
   let failure: unknown = null;
   let lastStatusAt = 0;
   let lastSentFlushed = -1n;
+  /** Since when the loop waits for the socket (null while it handles a message or waits for the bus). */
+  let waitingSince: number | null = null;
+  let pinged = false;
   /** Commits received and not yet confirmed, oldest first: (endLsn, commit time) for the lag in seconds. */
   const unconfirmed: { endLsn: bigint; commitTimeUs: bigint }[] = [];
   state.unconfirmedSinceUs = 0n;
@@ -164,8 +173,29 @@ export async function streamChanges(
   /** Counts Relation messages; the count when each table's last one arrived. */
   let relationSeq = 0;
   const relationSeen = new Map<string, number>();
+  /** Drops a connection that has been silent for receiveTimeoutMs while read; asks for a reply half-way. */
+  const checkAlive = (): boolean => {
+    const timeoutMs = opts.receiveTimeoutMs ?? 0;
+    if (timeoutMs <= 0 || waitingSince === null) return true;
+    const silentMs = Date.now() - Math.max(state.lastMessageAt, waitingSince);
+    if (silentMs >= timeoutMs) {
+      failure = new AppError(
+        'REPLICATION_TIMEOUT',
+        `nothing received from PostgreSQL for ${Math.round(silentMs / 1000)} s (source.receive_timeout_s): ` +
+          'the connection is taken as cut; reconnecting',
+      );
+      stream.destroy();
+      return false;
+    }
+    if (silentMs >= timeoutMs / 2 && !pinged) {
+      pinged = true;
+      sendStatus(true);
+    }
+    return true;
+  };
+
   const ticker = setInterval(() => {
-    if (failure) return;
+    if (failure || !checkAlive()) return;
     const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
     if (due && inflightCount < MAX_INFLIGHT) void flush();
     const sinceStatus = Date.now() - lastStatusAt;
@@ -306,26 +336,35 @@ export async function streamChanges(
     if (pending.length >= opts.batchRows) await flush(); // backpressure: stop reading until durable
   };
 
-  try {
-    for await (const chunk of stream as unknown as AsyncIterable<Buffer>) {
-      if (failure) break;
-      const msg = decodeReplication(chunk);
-      state.lastMessageAt = Date.now();
-      if (msg.tag === 'PrimaryKeepalive') {
-        if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
-        // Everything the server sent before this keepalive has been made durable: its position is safe to confirm.
-        if (!tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0 && msg.walEnd > state.flushedLsn) {
-          confirmed(msg.walEnd);
-        }
-        if (msg.replyRequested) sendStatus();
-        cutIfIdle();
-        continue;
-      }
+  const onChunk = async (chunk: Buffer): Promise<void> => {
+    const msg = decodeReplication(chunk);
+    state.lastMessageAt = Date.now();
+    pinged = false;
+    if (msg.tag === 'PrimaryKeepalive') {
       if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
-      // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
-      if (inflightCount >= MAX_INFLIGHT) await inflight;
-      await handle(decodePgoutput(msg.data));
+      // Everything the server sent before this keepalive has been made durable: its position is safe to confirm.
+      if (!tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0 && msg.walEnd > state.flushedLsn) {
+        confirmed(msg.walEnd);
+      }
+      if (msg.replyRequested) sendStatus();
       cutIfIdle();
+      return;
+    }
+    if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
+    // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
+    if (inflightCount >= MAX_INFLIGHT) await inflight;
+    await handle(decodePgoutput(msg.data));
+    cutIfIdle();
+  };
+
+  try {
+    state.lastMessageAt = Date.now();
+    waitingSince = Date.now();
+    for await (const chunk of stream as unknown as AsyncIterable<Buffer>) {
+      waitingSince = null;
+      if (failure) break;
+      await onChunk(chunk);
+      waitingSince = Date.now();
     }
   } catch (e) {
     if (!failure) failure = e;
