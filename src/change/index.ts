@@ -37,6 +37,13 @@ export interface ColumnSchema {
    * PostgreSQL text; PostgreSQL writes no row changes for it). Absent when none.
    */
   missing?: string;
+  /**
+   * The column has a default or is generated (pg_attribute.atthasdef, attgenerated). A column added
+   * with one but without `missing` was filled by a table rewrite PostgreSQL does not decode (a
+   * volatile default such as clock_timestamp(), serial, identity, a stored generated column): the
+   * warehouse then copies the table again. Absent when unknown or false.
+   */
+  hasDefault?: boolean;
 }
 
 /** The shape of one source table as the warehouse needs it (from a pgoutput Relation or the catalog). */

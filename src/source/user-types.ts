@@ -65,11 +65,12 @@ export class UserTypes {
   async withAttnums(relationId: number, columns: ColumnSchema[]): Promise<ColumnSchema[]> {
     // The walsender may send a transaction a moment before its commit is visible to other sessions:
     // while a column of the Relation is missing from the catalog, look again briefly.
-    let rows: { name: string; attnum: number; missing: string | null }[] = [];
+    let rows: { name: string; attnum: number; missing: string | null; has_default: boolean }[] = [];
     for (let attempt = 0; attempt < 20; attempt++) {
-      rows = await this.sql<{ name: string; attnum: number; missing: string | null }[]>`
+      rows = await this.sql<{ name: string; attnum: number; missing: string | null; has_default: boolean }[]>`
         SELECT attname AS name, attnum::int AS attnum,
-               CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END AS missing
+               CASE WHEN atthasmissing THEN (attmissingval::text::text[])[1] END AS missing,
+               atthasdef OR attgenerated <> '' AS has_default
           FROM pg_attribute
          WHERE attrelid = ${relationId}::oid AND attnum > 0 AND NOT attisdropped`;
       const names = new Set(rows.map((r) => r.name));
@@ -80,7 +81,12 @@ export class UserTypes {
     return columns.map((c) => {
       const r = byName.get(c.name);
       if (!r) return c;
-      return r.missing === null ? { ...c, attnum: r.attnum } : { ...c, attnum: r.attnum, missing: r.missing };
+      return {
+        ...c,
+        attnum: r.attnum,
+        ...(r.missing !== null ? { missing: r.missing } : {}),
+        ...(r.has_default ? { hasDefault: true } : {}),
+      };
     });
   }
 

@@ -19,6 +19,8 @@ export interface LayoutChange {
   retypes: { name: string; from: string; to: string }[];
   /** Type changes DuckDB cannot apply in place (the table must be copied again). */
   incompatible: { name: string; from: string; to: string }[];
+  /** Columns added by a table rewrite PostgreSQL does not decode (volatile default, generated): copy again. */
+  rewritten: string[];
   /** The new layout with attnums carried over from the old one where the source did not send them. */
   schema: TableSchema;
 }
@@ -52,7 +54,7 @@ export function planLayoutChange(
   after: { schema: TableSchema; columns: ColumnMapping[] },
   opts: { reset?: boolean } = {},
 ): LayoutChange {
-  const change: LayoutChange = { adds: [], drops: [], renames: [], retypes: [], incompatible: [], schema: after.schema };
+  const change: LayoutChange = { adds: [], drops: [], renames: [], retypes: [], incompatible: [], rewritten: [], schema: after.schema };
   const matched = new Set<number>();
   const columns: ColumnSchema[] = [];
   after.schema.columns.forEach((a, i) => {
@@ -60,6 +62,8 @@ export function planLayoutChange(
     let j = a.attnum !== undefined ? before.schema.columns.findIndex((b) => b.attnum === a.attnum) : -1;
     if (j < 0) j = before.schema.columns.findIndex((b, k) => !matched.has(k) && b.name === a.name && (b.attnum === undefined || a.attnum === undefined));
     if (j < 0) {
+      // A default without a missing value: PostgreSQL rewrote the table to fill it, and decodes no row changes for that.
+      if (a.hasDefault && a.missing === undefined && !opts.reset) change.rewritten.push(a.name);
       change.adds.push(a.missing !== undefined ? { column: am, missing: a.missing } : { column: am });
       columns.push(a);
       return;
@@ -109,6 +113,13 @@ export async function applyLayoutChange(
     throw new RecopyNeeded(
       [t.name],
       `table ${t.name}: ${what} cannot be converted in place; the table is copied again (see docs/SCHEMA-CHANGES.md)`,
+    );
+  }
+  if (change.rewritten.length > 0) {
+    throw new RecopyNeeded(
+      [t.name],
+      `table ${t.name}: ${change.rewritten.join(', ')} added with a volatile default or as a generated column; PostgreSQL ` +
+        'filled it by rewriting the table, which logical decoding does not carry: the table is copied again (see docs/SCHEMA-CHANGES.md)',
     );
   }
   const history = await columnNames(conn, t.history);

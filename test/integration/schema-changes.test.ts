@@ -110,6 +110,15 @@ describe(`PostgreSQL ${v}`, () => {
       const copied = await duck.runAndReadAll("SELECT d2 FROM history.evo WHERE id = 1 AND _op = 'R'");
       duck.closeSync();
       expect(copied.getRows()).toEqual([['d1']]);
+
+      // Columns PostgreSQL fills by rewriting the table (no row changes in the WAL): copied again.
+      await sql.unsafe(`ALTER TABLE evo ADD COLUMN f timestamptz DEFAULT clock_timestamp(), ADD COLUMN g serial;
+                        UPDATE evo SET a = a + 1 WHERE id = 5;`);
+      await expectSame(p.warehouse, 'evo', 'ADD COLUMN with a volatile default and a serial');
+      const filled = await p.warehouse.connect();
+      const nulls = await filled.runAndReadAll('SELECT count(*) FROM evo WHERE f IS NULL OR g IS NULL');
+      filled.closeSync();
+      expect(Number(nulls.getRows()[0]![0])).toBe(0);
       expect(p.status.restarts).toBe(0);
     } finally {
       await p.stop();
