@@ -10,6 +10,8 @@ import type { MirrorCatalog, MirrorTable } from './tables.ts';
 export interface ApplyResult {
   applied: number;
   skipped: number;
+  /** Values stored as NULL for not fitting their column exactly (kept in `_ducktail.unfit_values`). */
+  unfit: number;
   durationMs: number;
 }
 
@@ -53,8 +55,9 @@ export class BatchApplier {
     const skipped = batch.changes.length - todo.length;
     const nextAck = batch.ackLsn !== undefined && batch.ackLsn > pos.ackLsn ? batch.ackLsn : pos.ackLsn;
     if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length) {
-      return { applied: 0, skipped, durationMs: performance.now() - started };
+      return { applied: 0, skipped, unfit: 0, durationMs: performance.now() - started };
     }
+    let unfit = 0;
     await this.conn.run('BEGIN TRANSACTION');
     try {
       for (const layout of batch.layouts ?? []) await this.catalog.ensure(layout);
@@ -64,7 +67,7 @@ export class BatchApplier {
         // A copy (or re-copy) starts with a reset: a type DuckDB cannot convert is then replaced, not converted.
         const reset = changes[0]!.op === 'T' && changes[0]!.lsn === 0n;
         const mirror = await this.catalog.ensure(schema, { reset });
-        await this.applyTable(mirror, changes);
+        unfit += await this.applyTable(mirror, changes);
       }
       const tc = performance.now();
       const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
@@ -81,7 +84,7 @@ export class BatchApplier {
       this.stages.clear();
       throw e;
     }
-    return { applied: todo.length, skipped, durationMs: performance.now() - started };
+    return { applied: todo.length, skipped, unfit, durationMs: performance.now() - started };
   }
 
   private async stageFor(mirror: MirrorTable): Promise<Stage> {
@@ -96,7 +99,7 @@ export class BatchApplier {
   }
 
   /** Collapses the table's changes (final state per key, TOAST filled), stages them once and moves them. */
-  private async applyTable(mirror: MirrorTable, changes: Change[]): Promise<void> {
+  private async applyTable(mirror: MirrorTable, changes: Change[]): Promise<number> {
     const keyOf = keyFunction(mirror.keyIndexes);
     const stage = await this.stageFor(mirror);
     let t0 = performance.now();
@@ -105,7 +108,7 @@ export class BatchApplier {
     t0 = performance.now();
     const { rows, truncate, lastLsn } = collapseChanges(mirror, changes, base, keyOf);
     this.timings.collapseMs += performance.now() - t0;
-    await stage.apply(rows, truncate, lastLsn, this.timings);
+    return stage.apply(rows, truncate, lastLsn, this.timings);
   }
 }
 

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import internalSql from '../../sql/duckdb/001_internal.sql' with { type: 'text' };
 import tieringSql from '../../sql/duckdb/002_tiering.sql' with { type: 'text' };
+import unfitSql from '../../sql/duckdb/003_unfit.sql' with { type: 'text' };
 import { AppError } from '../errors.ts';
 import { loadDuckDb } from './duckdb-native.ts';
 
@@ -43,6 +44,7 @@ export async function openWarehouseDb(opts: OpenOptions): Promise<WarehouseDb> {
   await writer.run("SET GLOBAL TimeZone = 'UTC'");
   await writer.run(internalSql);
   await writer.run(tieringSql);
+  await writer.run(unfitSql);
   return {
     instance,
     writer,

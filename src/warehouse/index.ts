@@ -45,6 +45,8 @@ export interface WarehouseStats {
   lastCommitAt: number | null;
   /** Time per apply stage, summed (ms). */
   stageMs: StageTimings;
+  /** Values stored as NULL for not fitting their DuckDB column exactly, since start (`_ducktail.unfit_values`). */
+  unfitValues: number;
 }
 
 /** The embedded DuckDB warehouse: applies batches (the bus's sink) and lists its tables. */
@@ -97,7 +99,9 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     totalApplyMs: 0,
     lastCommitAt: null,
     stageMs: applier.timings,
+    unfitValues: 0,
   };
+  let unfitWarnedAt = 0;
   let chain: Promise<unknown> = Promise.resolve();
 
   const apply = (batch: ChangeBatch): Promise<void> => {
@@ -109,6 +113,16 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       stats.lastApplyMs = r.durationMs;
       stats.totalApplyMs += r.durationMs;
       stats.lastCommitAt = Date.now();
+      if (r.unfit > 0) {
+        stats.unfitValues += r.unfit;
+        if (Date.now() - unfitWarnedAt > 60_000) {
+          unfitWarnedAt = Date.now();
+          opts.warn?.(
+            `${r.unfit} value(s) did not fit their DuckDB column exactly (NaN or ±Infinity in a numeric, an unconstrained ` +
+              `numeric past DECIMAL(38,18)): stored as NULL, kept exactly in _ducktail.unfit_values (${stats.unfitValues} since start; docs/TYPES.md)`,
+          );
+        }
+      }
     });
     chain = run.catch(() => {});
     return run;

@@ -17,6 +17,12 @@ export interface ColumnMapping {
   toText(ref: string): string;
   /** Set when the type has no exact DuckDB mapping and is stored as its text in VARCHAR: why (warn once). */
   fallback?: string;
+  /**
+   * SQL predicate on the non-NULL staged text `ref`: true when duckType cannot hold the value exactly
+   * (e.g. NaN in a DECIMAL). fromText then yields NULL and the applier keeps the text aside
+   * (src/warehouse/unfit.ts). Absent when every value fits.
+   */
+  unfit?(ref: string): string;
 }
 
 type Conv = Omit<ColumnMapping, 'name'>;
@@ -56,8 +62,8 @@ const ARRAY_OF: Record<number, number> = {
 
 /**
  * Unconstrained `numeric` (no precision): DECIMAL(38, 18). A value with more than 18 fractional digits
- * (trailing zeros aside), more than 20 integer digits, NaN or ±Infinity fails the apply with a clear
- * error: never rounded, never a float.
+ * (trailing zeros aside), more than 20 integer digits, NaN or ±Infinity is never rounded, never a
+ * float: the column holds NULL and `_ducktail.unfit_values` the exact text (see `unfit`).
  */
 export const UNCONSTRAINED_NUMERIC_SCALE = 18;
 
@@ -85,24 +91,31 @@ function dateTime(duckType: string): Conv {
   };
 }
 
+/** NaN and ±Infinity: numeric values (PostgreSQL 14+ for the infinities) no DuckDB DECIMAL holds. */
+const specialNumeric = (ref: string) => `${ref} IN ('NaN', 'Infinity', '-Infinity')`;
+
 function numeric(typeMod: number): Conv {
   if (typeMod >= 4) {
     // typmod = ((precision << 16) | scale) + VARHDRSZ
     const precision = ((typeMod - 4) >> 16) & 0xffff;
     const scale = (typeMod - 4) & 0xffff;
-    if (precision <= 38) return cast(`DECIMAL(${precision},${scale})`);
-    return asText(`numeric(${precision},${scale}) is wider than DuckDB's DECIMAL(38): kept exact as text`);
+    if (precision > 38) return asText(`numeric(${precision},${scale}) is wider than DuckDB's DECIMAL(38): kept exact as text`);
+    const duckType = `DECIMAL(${precision},${scale})`;
+    return {
+      duckType,
+      fromText: (ref) => `CAST(CASE WHEN ${specialNumeric(ref)} THEN NULL ELSE ${ref} END AS ${duckType})`,
+      toText: (ref) => `CAST(${ref} AS VARCHAR)`,
+      unfit: specialNumeric,
+    };
   }
   const s = UNCONSTRAINED_NUMERIC_SCALE;
   const duckType = `DECIMAL(38,${s})`;
   const pattern = `-?\\d{1,${38 - s}}(\\.\\d{0,${s}}0*)?`;
   return {
     duckType,
-    fromText: (ref) =>
-      `(CASE WHEN ${ref} IS NULL OR regexp_full_match(${ref}, '${pattern}') THEN CAST(${ref} AS ${duckType}) ` +
-      `ELSE error('NUMERIC_NOT_EXACT: numeric value ' || ${ref} || ' does not fit ${duckType} exactly (unconstrained ` +
-      `numeric keeps ${38 - s} integer and ${s} fractional digits): declare the column numeric(p,s) in PostgreSQL, see docs/TYPES.md') END)`,
+    fromText: (ref) => `CAST(CASE WHEN regexp_full_match(${ref}, '${pattern}') THEN ${ref} END AS ${duckType})`,
     toText: (ref) => `CAST(${ref} AS VARCHAR)`,
+    unfit: (ref) => `NOT regexp_full_match(${ref}, '${pattern}')`,
   };
 }
 
@@ -136,9 +149,13 @@ function list(elem: Conv): Conv {
   const quote = (t: string) =>
     `CASE WHEN ${t} = '' OR upper(${t}) = 'NULL' OR regexp_matches(${t}, '[{},"\\\\\\s]') ` +
     `THEN '"' || replace(replace(${t}, '\\', '\\\\'), '"', '\\"') || '"' ELSE ${t} END`;
+  const elemUnfit = elem.unfit;
   return {
     duckType: `${elem.duckType}[]`,
     fromText: (ref) => `list_transform(${arrayTokens(ref)}, lambda x: ${elem.fromText(`(${element})`)})`,
+    ...(elemUnfit
+      ? { unfit: (ref: string) => `len(list_filter(${arrayTokens(ref)}, lambda x: x <> 'NULL' AND ${elemUnfit(`(${element})`)})) > 0` }
+      : {}),
     toText: (ref) =>
       `(CASE WHEN ${ref} IS NULL THEN NULL ELSE '{' || array_to_string(list_transform(${ref}, lambda x: ` +
       `CASE WHEN x IS NULL THEN 'NULL' ELSE ${quote(elem.toText('x'))} END), ',') || '}' END)`,

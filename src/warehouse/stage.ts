@@ -5,6 +5,7 @@ import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { supersedeArchived, truncateArchived } from './archived.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
+import { recordUnfit } from './unfit.ts';
 
 /** Milliseconds spent per apply stage, summed over batches (for profiling and /metrics). */
 export interface StageTimings {
@@ -97,12 +98,19 @@ export class Stage {
     return new Stage(conn, mirror, id, dir);
   }
 
-  /** Moves staged rows into the mirror and history tables; `truncate` empties the mirror first. */
-  async apply(rows: StagedRow[], truncate: boolean, lastLsn: bigint, timings: StageTimings): Promise<void> {
+  /**
+   * Moves staged rows into the mirror and history tables; `truncate` empties the mirror first.
+   * Returns how many values did not fit their column (kept in `_ducktail.unfit_values`).
+   */
+  async apply(rows: StagedRow[], truncate: boolean, lastLsn: bigint, timings: StageTimings): Promise<number> {
     const m = this.mirror;
     let t0 = performance.now();
     let replaces = false;
-    if (rows.length > 0) replaces = await this.load(rows);
+    let unfit = 0;
+    if (rows.length > 0) {
+      replaces = await this.load(rows);
+      unfit = await recordUnfit(this.conn, m, this.table, HISTORY);
+    }
     let t1 = performance.now();
     timings.stageMs += t1 - t0;
     t0 = t1;
@@ -113,7 +121,7 @@ export class Stage {
       await this.conn.run(`DELETE FROM ${m.current}`);
       await truncateArchived(this.conn, m, lastLsn);
     }
-    if (rows.length === 0) return;
+    if (rows.length === 0) return 0;
     if (replaces && !truncate) {
       const on = m.keyIndexes
         .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${m.columns[i]!.fromText(`s.c${i}`)}`)
@@ -139,6 +147,7 @@ export class Stage {
     await this.conn.run(`DELETE FROM ${this.table}`);
     rmSync(this.file, { force: true });
     timings.clearMs += performance.now() - t0;
+    return unfit;
   }
 
   /** Writes the rows as CSV and loads them into the staging table; true when some final row replaces a key. */
