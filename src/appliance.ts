@@ -88,9 +88,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status, bus: bus.status?.() ?? { kind: config.bus.kind } }),
     archive: () => tiering.archive(tieringStop.signal),
     readiness: () => ({
-      source: source
-        ? { ready: source.status.phase === 'streaming', detail: source.status.error ?? source.status.phase }
-        : { ready: true, detail: 'disabled on this instance' },
+      source: source ? sourceReadiness(source.status) : { ready: true, detail: 'disabled on this instance' },
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
       tiering: { ready: tiering.status.lastError === null, detail: tiering.status.lastError ?? `${tiering.status.passes} passes` },
       bus: bus.readiness?.() ?? { ready: true, detail: config.bus.kind },
@@ -124,6 +122,15 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
       return stopping;
     },
   };
+}
+
+/**
+ * The source is ready while it streams, unless it keeps failing: a stream that reconnects and fails
+ * again (e.g. a batch the warehouse refuses every time) is not ready after 3 failures with no batch between.
+ */
+export function sourceReadiness(s: SourceStatus): { ready: boolean; detail: string } {
+  if (s.failuresInARow >= 3) return { ready: false, detail: `${s.failuresInARow} failures in a row, last: ${s.error}` };
+  return { ready: s.phase === 'streaming', detail: s.error ?? s.phase };
 }
 
 /** Total Kafka consumer lag from the bus status (sum over owned partitions); null for the inline bus. */

@@ -46,8 +46,11 @@ export interface SourceDeps {
 /** State shown by /readyz and /metrics. */
 export interface SourceStatus extends StreamState {
   phase: 'starting' | 'snapshot' | 'streaming' | 'retrying' | 'stopped';
+  /** The last failure; cleared once a batch goes through again (not merely on reconnecting). */
   error: string | null;
   restarts: number;
+  /** Failures since the last batch that went through: a stream that reconnects but fails again each time counts up. */
+  failuresInARow: number;
   /** The slot as PostgreSQL reports it: lag, WAL reservation, invalidation with recovery steps. */
   slot: SlotHealth;
   heartbeat: HeartbeatState;
@@ -68,6 +71,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     phase: 'starting',
     error: null,
     restarts: 0,
+    failuresInARow: 0,
     receivedLsn: 0n,
     flushedLsn: 0n,
     lastMessageAt: 0,
@@ -84,6 +88,14 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
   const recopy = new Set<string>();
   const skipBefore = new Map<string, bigint>();
   const follow = opts.tables.length === 0;
+  /** The bus's publish; a batch that goes through clears the failure state. */
+  const publish = async (batch: ChangeBatch): Promise<void> => {
+    await deps.publish(batch);
+    if (status.failuresInARow > 0) {
+      status.failuresInARow = 0;
+      status.error = null;
+    }
+  };
 
   async function runOnce(signal: AbortSignal): Promise<void> {
     const sql = connectSql(opts.url, { connectTimeoutS: opts.connectTimeoutS });
@@ -119,7 +131,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           consistentPoint: created.consistentPoint,
           tables: schemas,
           batchRows: opts.batchRows,
-          publish: deps.publish,
+          publish,
           log: deps.log,
           progress: (p) => {
             status.snapshot = p;
@@ -139,7 +151,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           const tables = [...recopy].filter((n) => names.includes(n));
           const at = await recopyTables(opts.url, sql, types, {
             slot: opts.slot, names: tables, batchRows: opts.batchRows, connectTimeoutS: opts.connectTimeoutS,
-            publish: deps.publish, log: deps.log, signal,
+            publish, log: deps.log, signal,
           });
           for (const n of tables) skipBefore.set(n, at);
           recopy.clear();
@@ -148,7 +160,6 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
       if (signal.aborted) return;
       const sent = new Map<string, string>();
       status.phase = 'streaming';
-      status.error = null;
       await streamChanges(
         repl,
         {
@@ -171,7 +182,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
             run: () => checkCatalog(sql, types, { publication: opts.publication, follow, known: new Set(names), sent }),
           },
         },
-        deps.publish,
+        publish,
         status,
         signal,
       );
@@ -215,6 +226,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           status.phase = 'retrying';
           status.error = errorMessage(e);
           status.restarts++;
+          status.failuresInARow++;
           const code = e instanceof AppError ? `${e.code}: ` : '';
           deps.log(`source: ${code}${status.error}; retrying in ${backoffMs} ms`);
           await sleep(backoffMs, signal);
