@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { type Appliance, startAppliance } from '../appliance.ts';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../log.ts';
@@ -12,12 +13,18 @@ const DEFAULT_CONFIG = 'config/ducktail.toml';
 
 /** `ducktail run`: the appliance until SIGINT/SIGTERM. */
 export async function runCommand(args: Args): Promise<number> {
-  const config = loadConfig({ path: args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG, env: process.env });
+  const configPath = args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG;
+  const config = loadConfig({ path: configPath, env: process.env });
   const log = createLogger(config.log.level, undefined, undefined, config.log.format);
   let appliance: Appliance | null = null;
   const shutdown = createShutdown({ describe: () => describeInFlight(appliance) });
   try {
     log.info(`ducktail ${VERSION} starting`);
+    // Relative paths in the config are relative to the working directory: say where things go.
+    log.info(
+      `config ${resolve(configPath)}; warehouse ${resolve(config.warehouse.path)}; warm tier ${resolve(config.tiering.warm_dir)}; ` +
+        `cold tier ${config.tiering.cold_url}; bus ${config.bus.kind}`,
+    );
     appliance = await startAppliance(config, { log, version: VERSION });
     await shutdown.requested;
     log.info('stopping: draining the pipeline');
@@ -41,7 +48,8 @@ export function describeInFlight(appliance: Appliance | null): string {
 
 /** `ducktail check`: config and PostgreSQL prerequisites; exit 0 when ready, 1 with problems. */
 export async function checkCommand(args: Args): Promise<number> {
-  const config = loadConfig({ path: args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG, env: process.env });
+  const configPath = args.config ?? process.env.DUCKTAIL_CONFIG ?? DEFAULT_CONFIG;
+  const config = loadConfig({ path: configPath, env: process.env });
   const report = await runCheck(config);
   console.log(formatCheck(report));
   return report.problems.length === 0 ? 0 : 1;
