@@ -24,13 +24,14 @@ export function pgEpochUsToUnixUs(pgUs: bigint): bigint {
  */
 class Reader {
   pos = 0;
-  private readonly view: DataView;
+  /** A Buffer view of the message: its integer reads and UTF-8 slicing need no per-call views. */
+  private readonly buf: Buffer;
   constructor(
-    private readonly buf: Uint8Array,
-    /** Message type for errors, e.g. "Insert ('I')". */
-    public type: string,
+    bytes: Uint8Array,
+    /** Message type byte; errors name it, e.g. "Insert ('I')". */
+    private readonly tag: number,
   ) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   get length(): number {
     return this.buf.length;
@@ -39,7 +40,7 @@ class Reader {
   fail(what: string, at = this.pos): AppError {
     return new AppError(
       'PGOUTPUT_MALFORMED',
-      `malformed ${this.type} message (${this.buf.length} bytes): ${what} at byte offset ${at}`,
+      `malformed ${typeName(this.tag)} message (${this.buf.length} bytes): ${what} at byte offset ${at}`,
     );
   }
   private need(n: number, what: string): number {
@@ -51,22 +52,38 @@ class Reader {
     return at;
   }
   u8(what = 'byte'): number {
-    return this.view.getUint8(this.need(1, what));
+    return this.buf[this.need(1, what)]!;
   }
   i16(what = 'int16'): number {
-    return this.view.getInt16(this.need(2, what));
+    return this.buf.readInt16BE(this.need(2, what));
   }
   i32(what = 'int32'): number {
-    return this.view.getInt32(this.need(4, what));
+    return this.buf.readInt32BE(this.need(4, what));
   }
   u32(what = 'int32'): number {
-    return this.view.getUint32(this.need(4, what));
+    return this.buf.readUInt32BE(this.need(4, what));
   }
   u64(what = 'int64'): bigint {
-    return this.view.getBigUint64(this.need(8, what));
+    return this.buf.readBigUInt64BE(this.need(8, what));
   }
   i64(what = 'int64'): bigint {
-    return this.view.getBigInt64(this.need(8, what));
+    return this.buf.readBigInt64BE(this.need(8, what));
+  }
+  /**
+   * `n` bytes of UTF-8 text, refused (not replaced) when invalid. Decoded leniently first (fast);
+   * only a result holding U+FFFD, the replacement character, is checked again strictly.
+   */
+  columnText(n: number, column: number): string {
+    const at = this.pos;
+    if (n < 0 || at + n > this.buf.length) this.bytes(n, `text of column ${column}`); // throws
+    this.pos = at + n;
+    const s = this.buf.toString('utf8', at, at + n);
+    if (s.includes('\uFFFD')) this.text(this.buf.subarray(at, at + n), `text of column ${column}`);
+    return s;
+  }
+  /** Bytes left to read. */
+  get left(): number {
+    return this.buf.length - this.pos;
   }
   /** A null-terminated UTF-8 string. */
   cstring(what = 'string'): string {
@@ -115,7 +132,8 @@ function tupleData(r: Reader): TupleData {
   const out: TupleData = new Array(n);
   for (let i = 0; i < n; i++) {
     const kindAt = r.pos;
-    const kind = r.u8(`kind of column ${i + 1}`);
+    // Error texts are built only when a read fails: this loop runs for every value of every row.
+    const kind = r.left >= 1 ? r.u8() : r.u8(`kind of column ${i + 1}`);
     switch (kind) {
       case 0x6e: // 'n'
         out[i] = null;
@@ -124,7 +142,7 @@ function tupleData(r: Reader): TupleData {
         out[i] = UNCHANGED;
         break;
       case 0x74: // 't'
-        out[i] = r.text(r.bytes(r.i32(`length of column ${i + 1}`), `text of column ${i + 1}`), `text of column ${i + 1}`);
+        out[i] = r.columnText(r.left >= 4 ? r.i32() : r.i32(`length of column ${i + 1}`), i + 1);
         break;
       case 0x62: // 'b'
         out[i] = r.bytes(r.i32(`length of column ${i + 1}`), `value of column ${i + 1}`).slice();
@@ -163,7 +181,7 @@ function marker(r: Reader, allowed: string, what: string): string {
 export function decodePgoutput(data: Uint8Array, opts: { inStream?: boolean } = {}): PgoutputMessage {
   if (data.length === 0) throw new AppError('PGOUTPUT_MALFORMED', 'malformed pgoutput message: empty (0 bytes)');
   const tag = data[0]!;
-  const r = new Reader(data, typeName(tag));
+  const r = new Reader(data, tag);
   r.pos = 1;
   const msg = decodeBody(r, tag, opts.inStream === true);
   r.end();
@@ -278,7 +296,7 @@ function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage 
 export function decodeReplication(data: Uint8Array): ReplicationMessage {
   if (data.length === 0) throw new AppError('REPLICATION_MALFORMED', 'malformed replication message: empty (0 bytes)');
   const tag = data[0]!;
-  const r = new Reader(data, typeName(tag));
+  const r = new Reader(data, tag);
   r.pos = 1;
   switch (tag) {
     case 0x77: // 'w' XLogData

@@ -95,6 +95,8 @@ export async function streamChanges(
   let pendingSince = 0;
   let inflight: Promise<void> = Promise.resolve();
   let inflightCount = 0;
+  /** Completion of each batch in flight, oldest first (batches complete in order). */
+  const inflightDone: Promise<void>[] = [];
   let failure: unknown = null;
   let lastStatusAt = 0;
   let lastSentFlushed = -1n;
@@ -135,8 +137,8 @@ export async function streamChanges(
     pendingAck = undefined;
     state.inflightBatches = ++inflightCount;
     inflight = inflight.then(async () => {
-      if (failure) return;
       try {
+        if (failure) return;
         await publish(batch);
         if (batch.ackLsn !== undefined) confirmed(batch.ackLsn);
       } catch (e) {
@@ -144,12 +146,22 @@ export async function streamChanges(
         stream.destroy();
       } finally {
         state.inflightBatches = --inflightCount;
+        inflightDone.shift();
       }
       // Prompt confirm: a durable position reaches the server within CONFIRM_INTERVAL_MS, not status_interval_ms.
       if (!failure && state.flushedLsn > lastSentFlushed && Date.now() - lastStatusAt >= CONFIRM_INTERVAL_MS) sendStatus();
       cutIfIdle();
     });
+    inflightDone.push(inflight);
     return inflight;
+  };
+
+  /**
+   * Backpressure without stalling the decoder: reading goes on while fewer than MAX_INFLIGHT batches
+   * are in flight, so the next batch is decoded while DuckDB (off the JS thread) applies the previous.
+   */
+  const room = async (): Promise<void> => {
+    while (inflightCount >= MAX_INFLIGHT && !failure && inflightDone.length > 0) await inflightDone[0];
   };
 
   /**
@@ -238,8 +250,10 @@ export async function streamChanges(
           stream.destroy();
         } finally {
           state.inflightBatches = --inflightCount;
+          inflightDone.shift();
         }
       });
+      inflightDone.push(inflight);
     }
   }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
 
@@ -333,7 +347,10 @@ export async function streamChanges(
     const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs, xid: tx.xid };
     if (oldKey) change.oldKey = oldKey;
     state.pendingChanges = pending.push(change);
-    if (pending.length >= opts.batchRows) await flush(); // backpressure: stop reading until durable
+    if (pending.length >= opts.batchRows) {
+      void flush();
+      await room(); // backpressure: stop reading while MAX_INFLIGHT batches are not durable
+    }
   };
 
   const onChunk = async (chunk: Buffer): Promise<void> => {
@@ -352,7 +369,7 @@ export async function streamChanges(
     }
     if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
     // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
-    if (inflightCount >= MAX_INFLIGHT) await inflight;
+    await room();
     await handle(decodePgoutput(msg.data));
     cutIfIdle();
   };

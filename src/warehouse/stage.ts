@@ -1,7 +1,8 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
+import { byteaHex, CsvBuffer } from './csv.ts';
 import { supersedeArchived, truncateArchived } from './archived.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
@@ -43,26 +44,11 @@ const HISTORY = 1;
 const FINAL = 2;
 const DELETED = 4;
 const REPLACES = 8;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const NEEDS_QUOTES = /[\t\n\r"]/;
-
-/** One value as a field of the staging CSV: \N is NULL, quoted fields are text as is. */
-function csvField(v: TupleValue | undefined): string {
-  if (v === null || v === undefined) return '\\N';
-  if (typeof v === 'string') {
-    return v === '' || v === '\\N' || NEEDS_QUOTES.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
-  }
-  if (v === UNCHANGED) throw new Error('internal: unchanged TOAST value reached staging unfilled');
-  // A binary-format value (not requested by ducktail, but valid protocol): stage as bytea hex text.
-  let s = '\\x';
-  for (const b of v) s += HEX[b];
-  return s;
-}
 
 function appendText(ap: DuckDBAppender, v: TupleValue | undefined): void {
-  const s = csvField(v);
-  if (s === '\\N') ap.appendNull();
-  else ap.appendVarchar(typeof v === 'string' ? v : s);
+  if (v === null || v === undefined) return ap.appendNull();
+  if (v === UNCHANGED) throw new Error('internal: unchanged TOAST value in a key');
+  ap.appendVarchar(typeof v === 'string' ? v : byteaHex(v));
 }
 
 /**
@@ -75,6 +61,7 @@ export class Stage {
   private readonly table: string;
   private readonly keyTable: string;
   private readonly file: string;
+  private readonly csv = new CsvBuffer();
 
   private constructor(
     private readonly conn: DuckDBConnection,
@@ -145,7 +132,6 @@ export class Stage {
     timings.historyMs += t1 - t0;
     t0 = t1;
     await this.conn.run(`DELETE FROM ${this.table}`);
-    rmSync(this.file, { force: true });
     timings.clearMs += performance.now() - t0;
     return unfit;
   }
@@ -153,7 +139,8 @@ export class Stage {
   /** Writes the rows as CSV and loads them into the staging table; true when some final row replaces a key. */
   private async load(rows: StagedRow[]): Promise<boolean> {
     const n = this.mirror.columns.length;
-    const lines: string[] = new Array(rows.length);
+    const csv = this.csv;
+    csv.reset();
     let replaces = false;
     for (let r = 0; r < rows.length; r++) {
       const s = rows[r]!;
@@ -165,11 +152,20 @@ export class Stage {
         flags |= REPLACES;
         replaces = true;
       }
-      let line = `${flags}\t${s.op}\t${s.lsn}\t${s.seq}\t${s.commitTimeUs}`;
-      for (let i = 0; i < n; i++) line += `\t${csvField(s.row[i])}`;
-      lines[r] = line;
+      csv.ascii(`${flags}\t${s.op}\t`);
+      csv.bigint(s.lsn);
+      csv.tab();
+      csv.ascii(String(s.seq));
+      csv.tab();
+      csv.bigint(s.commitTimeUs);
+      for (let i = 0; i < n; i++) {
+        csv.tab();
+        csv.field(s.row[i]);
+      }
+      csv.newline();
     }
-    writeFileSync(this.file, `${lines.join('\n')}\n`);
+    // Overwritten by the next batch; the folder is removed when the warehouse closes.
+    writeFileSync(this.file, csv.bytes());
     const columns = [
       `'_flags': 'UTINYINT'`,
       `'_op': 'VARCHAR'`,
