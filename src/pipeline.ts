@@ -31,6 +31,8 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
         publish: (batch) => bus.publish(batch, busStop.signal),
         snapshotDone: async (slot) => (await warehouse.progress.snapshotState(slot)).status === 'done',
         mirroredTables: async () => (await warehouse.tables()).map((t) => t.name),
+        // Inline: what the warehouse committed is durable, so the stream resumes after it (nothing replayed).
+        durableLsn: bus.inline ? async () => warehouse.progress.current.ackLsn : undefined,
         log: opts.log,
       })
     : null;

@@ -13,6 +13,8 @@ export interface Bus {
   /** Delivers batches to the sink until the signal aborts; resolves when drained. */
   run(sink: BatchSink, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
+  /** True for the inline bus: "durable" then means committed in the warehouse, whose position the source may resume from. */
+  inline?: boolean;
   /** What the bus reports in /v1/status (Kafka: partitions owned, offsets and lag). */
   status?(): Record<string, unknown>;
   readiness?(): BusReadiness;

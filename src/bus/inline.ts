@@ -13,6 +13,7 @@ export function createInlineBus(): Bus {
   let closed = false;
 
   return {
+    inline: true,
     async publish(batch: ChangeBatch, signal?: AbortSignal): Promise<void> {
       if (closed) throw new AppError('BUS_CLOSED', 'the inline bus is closed');
       if (!sink) await abortable(ready, signal);

@@ -3,7 +3,8 @@ import { AppError, errorMessage, RecopyNeeded } from '../errors.ts';
 import { assertNoProblems, checkPrerequisites, describeTable, ensurePublication } from './catalog.ts';
 import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, sleep } from './monitor.ts';
 import { copySnapshot, type SnapshotProgress } from './snapshot.ts';
-import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot } from './slot.ts';
+import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot, resumePoint } from './slot.ts';
+import { formatLsn } from './lsn.ts';
 import { type StreamState, streamChanges } from './stream.ts';
 import { UserTypes } from './user-types.ts';
 import { checkCatalog, recopyTables } from './recopy.ts';
@@ -26,6 +27,8 @@ export interface SourceOptions {
   batchAdaptive?: boolean;
   statusIntervalMs: number;
   connectTimeoutS: number;
+  /** A newly durable position is confirmed at most this often (default 1000 ms; status_interval_ms still applies). */
+  confirmIntervalMs?: number;
   /** Seconds between heartbeats (pg_logical_emit_message); 0 = none. */
   heartbeatIntervalS?: number;
   /** Seconds of silence after which the replication connection is taken as cut (0 = never). */
@@ -40,6 +43,12 @@ export interface SourceDeps {
   snapshotDone(slot: string): Promise<boolean>;
   /** "schema.table" names the warehouse mirrors (a published table missing there is copied). */
   mirroredTables?(): Promise<string[]>;
+  /**
+   * End LSN of the last transaction durable downstream (inline bus: committed in the warehouse), when
+   * known. Streaming resumes there, so transactions applied but not yet confirmed to the slot (up to
+   * about a second of work before a crash) are skipped by the server instead of replayed.
+   */
+  durableLsn?(): Promise<bigint>;
   log(message: string): void;
 }
 
@@ -142,6 +151,12 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         confirmedLsn = created.consistentPoint;
       } else {
         confirmedLsn = slot.confirmedFlushLsn;
+        const durable = deps.durableLsn ? await resumePoint(sql, await deps.durableLsn(), confirmedLsn, deps.log) : confirmedLsn;
+        if (durable > confirmedLsn) {
+          deps.log(`resuming at ${formatLsn(durable)}, what the warehouse holds (the slot had confirmed ${formatLsn(confirmedLsn)})`);
+          startLsn = durable;
+          confirmedLsn = durable;
+        }
         if (follow && deps.mirroredTables) {
           const mirrored = new Set(await deps.mirroredTables().catch(() => names)); // unknown: copy nothing
           for (const n of names) if (!mirrored.has(n)) recopy.add(n); // joined the publication while ducktail was away
@@ -171,6 +186,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           batchAdaptive: opts.batchAdaptive ?? true,
           statusIntervalMs: opts.statusIntervalMs,
           receiveTimeoutMs: (opts.receiveTimeoutS ?? 60) * 1000,
+          confirmIntervalMs: opts.confirmIntervalMs ?? 1000,
           confirmedLsn,
           startLsn,
           messages: version >= 140000,

@@ -1,6 +1,6 @@
 import postgres, { type Sql } from 'postgres';
 import { PrerequisiteError } from '../errors.ts';
-import { parseLsn } from './lsn.ts';
+import { formatLsn, parseLsn } from './lsn.ts';
 import { recoverySteps } from './monitor.ts';
 
 /** Session settings that make PostgreSQL's text output exact and unambiguous for DuckDB. */
@@ -108,4 +108,28 @@ export async function createSlot(repl: Sql, slot: string): Promise<CreatedSlot> 
 /** Drops the slot (used when an initial copy was interrupted and must start over). */
 export async function dropSlot(sql: Sql, slot: string): Promise<void> {
   await sql`SELECT pg_drop_replication_slot(${slot}) FROM pg_replication_slots WHERE slot_name = ${slot}`;
+}
+
+/**
+ * Where streaming of an existing slot resumes: the downstream's durable position (`durable`) when it is
+ * ahead of the slot's confirmed one, else the slot's. A durable position beyond the server's WAL is
+ * ignored with a warning: the warehouse then outlived a restored or replaced cluster, and only the
+ * slot knows where this server's stream stands.
+ */
+export async function resumePoint(
+  sql: Sql,
+  durable: bigint,
+  confirmed: bigint,
+  log: (message: string) => void,
+): Promise<bigint> {
+  if (durable <= confirmed) return confirmed;
+  const [{ wal }] = (await sql`
+    SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS wal`) as unknown as [
+    { wal: string },
+  ];
+  if (durable > parseLsn(wal)) {
+    log(`the warehouse's position ${formatLsn(durable)} is beyond this server's WAL (${wal}): resuming at the slot's ${formatLsn(confirmed)}`);
+    return confirmed;
+  }
+  return durable;
 }

@@ -23,6 +23,8 @@ export interface StreamOptions {
    * for a reply. 0 = never (then a silent cut lasts until TCP gives up, minutes).
    */
   receiveTimeoutMs?: number;
+  /** A newly durable position is confirmed to PostgreSQL at most this often (sooner than status_interval_ms). */
+  confirmIntervalMs: number;
   /** Position the slot has confirmed already: never report less. */
   confirmedLsn: bigint;
   /** Where START_REPLICATION starts (0 = the slot's confirmed position). */
@@ -58,8 +60,6 @@ export interface StreamState {
 
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
 const MAX_INFLIGHT = 2;
-/** A newly durable position is confirmed to PostgreSQL at most this often (sooner than status_interval_ms). */
-const CONFIRM_INTERVAL_MS = 1000;
 
 interface OpenTransaction {
   finalLsn: bigint;
@@ -148,8 +148,8 @@ export async function streamChanges(
         state.inflightBatches = --inflightCount;
         inflightDone.shift();
       }
-      // Prompt confirm: a durable position reaches the server within CONFIRM_INTERVAL_MS, not status_interval_ms.
-      if (!failure && state.flushedLsn > lastSentFlushed && Date.now() - lastStatusAt >= CONFIRM_INTERVAL_MS) sendStatus();
+      // Prompt confirm: a durable position reaches the server within opts.confirmIntervalMs, not status_interval_ms.
+      if (!failure && state.flushedLsn > lastSentFlushed && Date.now() - lastStatusAt >= opts.confirmIntervalMs) sendStatus();
       cutIfIdle();
     });
     inflightDone.push(inflight);
@@ -211,7 +211,7 @@ export async function streamChanges(
     const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
     if (due && inflightCount < MAX_INFLIGHT) void flush();
     const sinceStatus = Date.now() - lastStatusAt;
-    const newlyDurable = state.flushedLsn > lastSentFlushed && sinceStatus >= CONFIRM_INTERVAL_MS;
+    const newlyDurable = state.flushedLsn > lastSentFlushed && sinceStatus >= opts.confirmIntervalMs;
     if (sinceStatus >= opts.statusIntervalMs || newlyDurable) sendStatus();
     const idle = !tx && pending.length === 0 && pendingAck === undefined && inflightCount === 0;
     if (opts.idleCheck && idle && !checking && !held && Date.now() - lastCheckAt >= opts.idleCheck.everyMs) {

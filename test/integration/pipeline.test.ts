@@ -21,7 +21,7 @@ let sql: Sql;
 let dir: string;
 const SLOT = 'it_pipeline';
 
-async function start(timing: { batchMs: number; statusIntervalMs: number; batchAdaptive?: boolean } = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
+async function start(timing: { batchMs: number; statusIntervalMs: number; batchAdaptive?: boolean; confirmIntervalMs?: number } = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
   const pipeline = startPipeline({
     warehouse,
@@ -163,6 +163,30 @@ describe('inline pipeline against a real PostgreSQL', () => {
     const ackLsn = p.warehouse.progress.current.ackLsn;
     // Rate-limited prompt confirm (about once a second), although status_interval_ms is 10 minutes.
     await waitFor(async () => (await readSlot(sql, SLOT))!.confirmedFlushLsn >= ackLsn, 5_000, 'confirmed');
+    await p.stop();
+  });
+
+  test('a restart resumes where the warehouse stands: work applied but not yet confirmed is not sent again', async () => {
+    // The first durable position is confirmed at once, later ones not for 10 minutes.
+    const p = await start({ batchMs: 50, statusIntervalMs: 600_000, confirmIntervalMs: 600_000 });
+    await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
+    await sql`INSERT INTO items VALUES (20003, 1.00, 1, 'confirmed', now(), NULL, NULL)`;
+    await waitFor(async () => (await readSlot(sql, SLOT))!.confirmedFlushLsn >= p.warehouse.progress.current.ackLsn, 5_000, 'first confirm');
+    const applied = p.warehouse.stats.rowsApplied;
+    await sql`INSERT INTO items VALUES (20004, 1.00, 1, 'applied, not confirmed', now(), NULL, NULL)`;
+    await waitFor(async () => p.warehouse.stats.rowsApplied > applied, 5_000, 'second insert applied');
+    const durable = p.warehouse.progress.current.ackLsn;
+    expect((await readSlot(sql, SLOT))!.confirmedFlushLsn).toBeLessThan(durable);
+
+    // The connection dies (as in a crash of the source side): the slot replays from its confirmed position.
+    const skipped = p.warehouse.stats.rowsSkipped;
+    await sql`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = ${SLOT}`;
+    await waitFor(async () => p.status.restarts > 0 && p.status.phase === 'streaming', 15_000, 'reconnected');
+    await sql`INSERT INTO items VALUES (20005, 1.00, 1, 'after the restart', now(), NULL, NULL)`;
+    await expectInSync(p.warehouse, 'items');
+    // Resumed at the warehouse's position: the server skipped the applied transaction, nothing was re-read.
+    expect(p.warehouse.stats.rowsSkipped).toBe(skipped);
+    await waitFor(async () => (await readSlot(sql, SLOT))!.confirmedFlushLsn >= durable, 5_000, 'durable position confirmed');
     await p.stop();
   });
 });
