@@ -35,8 +35,11 @@ for (let from = 1; from <= ROWS; from += BATCH) {
   await warehouse.apply({ tables, changes, ackLsn: lsn + 10n });
 }
 const ms = performance.now() - started;
+const tc = performance.now();
+await warehouse.exclusive((c) => c.run('CHECKPOINT'));
+const checkpointMs = performance.now() - tc;
 const st = warehouse.stats;
 const parts = Object.entries(st.stageMs).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
-console.log(`${ROWS} rows in ${BATCH}-row batches: ${Math.round((ROWS / ms) * 1000)} rows/s; apply ${Math.round(st.totalApplyMs)} ms (${parts})`);
+console.log(`${ROWS} rows in ${BATCH}-row batches: ${Math.round((ROWS / ms) * 1000)} rows/s; apply ${Math.round(st.totalApplyMs)} ms (${parts}); final CHECKPOINT ${Math.round(checkpointMs)} ms`);
 await warehouse.close();
 rmSync(dir, { recursive: true, force: true });

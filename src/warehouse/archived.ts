@@ -19,10 +19,18 @@ function literal(s: string): string {
 /**
  * An update or delete of keys whose row was archived to Parquet: records the row's position in
  * `_ducktail.tier_deletes` (found through the key -> (file, row) locator) and forgets the locator
- * entry, in the caller's transaction. The staged rows are VARCHAR columns c0..cn under `stage`.
+ * entry, in the caller's transaction. The staged rows are columns c0..cn under `stage`
+ * (PostgreSQL text, or already typed like the mirror).
  */
-export async function supersedeArchived(conn: DuckDBConnection, m: MirrorTable, stage: string, lsn: bigint): Promise<void> {
-  const staged = keyTextSql(m.keyIndexes.map((i) => m.columns[i]!.fromText(`s.c${i}`)));
+export async function supersedeArchived(
+  conn: DuckDBConnection,
+  m: MirrorTable,
+  stage: string,
+  lsn: bigint,
+  /** The staged columns already have the mirror's types (no conversion from text). */
+  typed = false,
+): Promise<void> {
+  const staged = keyTextSql(m.keyIndexes.map((i) => (typed ? `s.c${i}` : m.columns[i]!.fromText(`s.c${i}`))));
   const name = literal(m.name);
   const hit = `SELECT l.file_id, l.row FROM _ducktail.tier_locator l JOIN ${stage} s ON l.key = ${staged} WHERE l.table_name = ${name}`;
   const r = await conn.runAndReadAll(`INSERT INTO _ducktail.tier_deletes SELECT file_id, row, ${lsn}::UBIGINT FROM (${hit})`);

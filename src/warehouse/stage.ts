@@ -51,11 +51,17 @@ function appendText(ap: DuckDBAppender, v: TupleValue | undefined): void {
   ap.appendVarchar(typeof v === 'string' ? v : byteaHex(v));
 }
 
+/** Columns staged as text too: those with values that may not fit their DuckDB type, and then the key's. */
+function textColumns(m: MirrorTable): number[] {
+  const unfit = m.columns.flatMap((c, i) => (c.unfit ? [i] : []));
+  return unfit.length === 0 ? [] : [...new Set([...m.keyIndexes, ...unfit])];
+}
+
 /**
  * Per-connection staging of one mirror layout. A batch is written once as CSV text and loaded by
- * DuckDB's CSV reader into a VARCHAR staging table (one native call instead of one per value);
- * set-based statements then move it into the mirror and the history, converting each column with
- * its mapping's `fromText` (src/warehouse/pg-types.ts).
+ * DuckDB's CSV reader (one native call instead of one per value) into a staging table typed like
+ * the mirror, converting each column once with its mapping's `fromText` (src/warehouse/pg-types.ts);
+ * set-based statements then move the typed rows into the mirror and the history.
  */
 export class Stage {
   private readonly table: string;
@@ -76,12 +82,16 @@ export class Stage {
 
   /** Creates (or replaces) the staging tables of a layout; `dir` holds the batch files. */
   static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string, dir: string): Promise<Stage> {
-    const cols = mirror.columns.map((_, i) => `c${i} VARCHAR`).join(', ');
+    // Typed like the mirror: each value is converted from PostgreSQL's text once, while loading. Columns
+    // whose values may not fit (and then the key) keep the text of rows with such a value in t<i>, for
+    // _ducktail.unfit_values.
+    const typed = mirror.columns.map((c, i) => `c${i} ${c.duckType}`).join(', ');
+    const text = textColumns(mirror).map((i) => `, t${i} VARCHAR`).join('');
     await conn.run(
       `CREATE OR REPLACE TEMP TABLE _stage_${id} (_flags UTINYINT, _op VARCHAR, _lsn UBIGINT, _seq INTEGER, ` +
-        `_commit_us BIGINT, ${cols})`,
+        `_commit_us BIGINT, ${typed}${text})`,
     );
-    await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_k_${id} (${cols})`);
+    await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_k_${id} (${mirror.columns.map((_, i) => `c${i} VARCHAR`).join(', ')})`);
     return new Stage(conn, mirror, id, dir);
   }
 
@@ -96,14 +106,14 @@ export class Stage {
     let unfit = 0;
     if (rows.length > 0) {
       replaces = await this.load(rows);
-      unfit = await recordUnfit(this.conn, m, this.table, HISTORY);
+      unfit = await recordUnfit(this.conn, m, this.table, HISTORY, (i) => `s.t${i}`);
     }
     let t1 = performance.now();
     timings.stageMs += t1 - t0;
     t0 = t1;
 
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
-    const casts = m.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
+    const values = m.columns.map((_, i) => `s.c${i}`).join(', ');
     if (truncate) {
       await this.conn.run(`DELETE FROM ${m.current}`);
       await truncateArchived(this.conn, m, lastLsn);
@@ -111,21 +121,21 @@ export class Stage {
     if (rows.length === 0) return 0;
     if (replaces && !truncate) {
       const on = m.keyIndexes
-        .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${m.columns[i]!.fromText(`s.c${i}`)}`)
+        .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = s.c${i}`)
         .join(' AND ');
       const replaced = `(SELECT * FROM ${this.table} WHERE _flags & ${FINAL | REPLACES} = ${FINAL | REPLACES})`;
       await this.conn.run(`DELETE FROM ${m.current} USING ${replaced} s WHERE ${on}`);
-      await supersedeArchived(this.conn, m, replaced, lastLsn);
+      await supersedeArchived(this.conn, m, replaced, lastLsn, true);
     }
     await this.conn.run(
-      `INSERT INTO ${m.current} (${names}) SELECT ${casts} FROM ${this.table} s WHERE s._flags & ${FINAL | DELETED} = ${FINAL}`,
+      `INSERT INTO ${m.current} (${names}) SELECT ${values} FROM ${this.table} s WHERE s._flags & ${FINAL | DELETED} = ${FINAL}`,
     );
     t1 = performance.now();
     timings.currentMs += t1 - t0;
     t0 = t1;
     await this.conn.run(
       `INSERT INTO ${m.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
-        `SELECT ${casts}, s._op, s._lsn, s._seq, make_timestamptz(s._commit_us) FROM ${this.table} s ` +
+        `SELECT ${values}, s._op, s._lsn, s._seq, make_timestamptz(s._commit_us) FROM ${this.table} s ` +
         `WHERE s._flags & ${HISTORY} <> 0`,
     );
     t1 = performance.now();
@@ -175,8 +185,13 @@ export class Stage {
       ...this.mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`),
     ].join(', ');
     const path = this.file.replaceAll("'", "''");
+    const casts = this.mirror.columns.map((c, i) => c.fromText(`c${i}`)).join(', ');
+    // Only rows with an unfit value keep text (NULL otherwise: next to nothing to store).
+    const m = this.mirror;
+    const anyUnfit = m.columns.flatMap((c, i) => (c.unfit ? [`(c${i} IS NOT NULL AND ${c.unfit(`c${i}`)})`] : [])).join(' OR ');
+    const text = textColumns(m).map((i) => `, CASE WHEN ${anyUnfit} THEN c${i} END`).join('');
     await this.conn.run(
-      `INSERT INTO ${this.table} SELECT * FROM read_csv('${path}', delim = '\t', quote = '"', escape = '"', ` +
+      `INSERT INTO ${this.table} SELECT _flags, _op, _lsn, _seq, _commit_us, ${casts}${text} FROM read_csv('${path}', delim = '\t', quote = '"', escape = '"', ` +
         `header = false, auto_detect = false, nullstr = '\\N', allow_quoted_nulls = false, strict_mode = true, ` +
         `columns = {${columns}})`,
     );

@@ -12,16 +12,23 @@ const literal = (s: string) => `'${s.replaceAll("'", "''")}'`;
 /**
  * Records the unfit values of the staged rows headed for history (`historyFlag` set in `_flags`)
  * into `_ducktail.unfit_values`, inside the caller's transaction; returns how many.
- * Staged columns are `c0..cN` as PostgreSQL text, with `_lsn` and `_seq`.
+ * Staged columns hold PostgreSQL text (`textOf`), with `_lsn` and `_seq`.
  */
-export async function recordUnfit(conn: DuckDBConnection, m: MirrorTable, stage: string, historyFlag: number): Promise<number> {
+export async function recordUnfit(
+  conn: DuckDBConnection,
+  m: MirrorTable,
+  stage: string,
+  historyFlag: number,
+  /** The staged PostgreSQL text of column i (default `s.c<i>`). */
+  textOf: (i: number) => string = (i) => `s.c${i}`,
+): Promise<number> {
   const cols = m.columns.flatMap((c, i) => (c.unfit ? [{ name: c.name, unfit: c.unfit, i }] : []));
   if (cols.length === 0) return 0;
-  const key = `CAST(to_json([${m.keyIndexes.map((i) => `s.c${i}`).join(', ')}]) AS VARCHAR)`;
+  const key = `CAST(to_json([${m.keyIndexes.map(textOf).join(', ')}]) AS VARCHAR)`;
   const selects = cols.map(
     ({ name, unfit, i }) =>
-      `SELECT ${literal(m.name)}, ${literal(name)}, ${key}, s._lsn, s._seq, s.c${i}, now() FROM ${stage} s ` +
-      `WHERE s._flags & ${historyFlag} <> 0 AND s.c${i} IS NOT NULL AND ${unfit(`s.c${i}`)}`,
+      `SELECT ${literal(m.name)}, ${literal(name)}, ${key}, s._lsn, s._seq, ${textOf(i)}, now() FROM ${stage} s ` +
+      `WHERE s._flags & ${historyFlag} <> 0 AND ${textOf(i)} IS NOT NULL AND ${unfit(textOf(i))}`,
   );
   const r = await conn.run(`INSERT INTO _ducktail.unfit_values ${selects.join(' UNION ALL ')}`);
   return Number(r.rowsChanged);
