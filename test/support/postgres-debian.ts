@@ -24,7 +24,11 @@ async function run(cmd: string[]): Promise<void> {
 
 export async function startDebianPostgres(version: number): Promise<DebianPostgres | null> {
   const bin = `/usr/lib/postgresql/${version}/bin`;
-  if (!existsSync(`${bin}/initdb`)) return null;
+  if (!existsSync(`${bin}/initdb`)) {
+    // .ci/run installs it (scripts/ci-install.sh): there a missing one is a failure, not a skip.
+    if (process.env.DUCKTAIL_REQUIRE_DEBIAN_PG) throw new Error(`PostgreSQL ${version} is not installed at ${bin}: run scripts/ci-install.sh`);
+    return null;
+  }
   const root = mkdtempSync(join(tmpdir(), `ducktail-pg${version}-`));
   chmodSync(root, 0o777);
   const data = join(root, 'data');
