@@ -6,7 +6,7 @@
  */
 import { AppError } from '../errors.ts';
 import { type ColumnSchema, type TupleData, UNCHANGED } from '../change/index.ts';
-import type { PgoutputMessage, ReplicationMessage } from './types.ts';
+import type { Delete, Insert, PgoutputMessage, ReplicationMessage, Update } from './types.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -188,6 +188,11 @@ export function decodePgoutput(data: Uint8Array, opts: { inStream?: boolean } = 
   return msg;
 }
 
+function withXid<T extends { xid?: number }>(m: T, xid: number | undefined): T {
+  if (xid !== undefined) m.xid = xid;
+  return m;
+}
+
 function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage {
   const xid = () => (inStream ? { xid: r.u32('xid') } : {});
   switch (tag) {
@@ -226,28 +231,29 @@ function decodeBody(r: Reader, tag: number, inStream: boolean): PgoutputMessage 
       const x = xid();
       return { tag: 'Type', ...x, typeOid: r.u32('type oid'), schema: r.cstring('schema name'), name: r.cstring('type name') };
     }
+    // The row messages (every change) set the xid without a spread: it costs per message.
     case 0x49: { // 'I' Insert
-      const x = xid();
+      const x = inStream ? r.u32('xid') : undefined;
       const relationId = r.u32('relation id');
       marker(r, 'N', 'new tuple marker');
-      return { tag: 'Insert', ...x, relationId, newTuple: tupleData(r) };
+      return withXid<Insert>({ tag: 'Insert', relationId, newTuple: tupleData(r) }, x);
     }
     case 0x55: { // 'U' Update
-      const x = xid();
+      const x = inStream ? r.u32('xid') : undefined;
       const relationId = r.u32('relation id');
       const kind = marker(r, 'KON', 'tuple marker');
       if (kind === 'K' || kind === 'O') {
         const oldTuple = tupleData(r);
         marker(r, 'N', 'new tuple marker');
-        return { tag: 'Update', ...x, relationId, oldKind: kind, oldTuple, newTuple: tupleData(r) };
+        return withXid<Update>({ tag: 'Update', relationId, oldKind: kind, oldTuple, newTuple: tupleData(r) }, x);
       }
-      return { tag: 'Update', ...x, relationId, newTuple: tupleData(r) };
+      return withXid<Update>({ tag: 'Update', relationId, newTuple: tupleData(r) }, x);
     }
     case 0x44: { // 'D' Delete
-      const x = xid();
+      const x = inStream ? r.u32('xid') : undefined;
       const relationId = r.u32('relation id');
       const kind = marker(r, 'KO', 'old tuple marker') as 'K' | 'O';
-      return { tag: 'Delete', ...x, relationId, oldKind: kind, oldTuple: tupleData(r) };
+      return withXid<Delete>({ tag: 'Delete', relationId, oldKind: kind, oldTuple: tupleData(r) }, x);
     }
     case 0x54: { // 'T' Truncate
       const x = xid();

@@ -22,6 +22,15 @@ export function alreadyApplied(c: Change, pos: Position): boolean {
 }
 
 /**
+ * Whether some change of the batch may be at or before `pos`. Changes come in commit order, (lsn, seq)
+ * ascending, snapshot rows (lsn 0) aside: when the first streamed change is after `pos`, all are.
+ */
+function replayed(batch: ChangeBatch, pos: Position): boolean {
+  const first = batch.changes.find((c) => c.lsn !== 0n);
+  return first !== undefined && alreadyApplied(first, pos);
+}
+
+/**
  * Applies change batches to the mirror and history tables in one DuckDB transaction each,
  * together with the stream's position: a replayed change is skipped, never applied twice.
  */
@@ -51,7 +60,7 @@ export class BatchApplier {
     const started = performance.now();
     const pos = this.progress.current;
     // Kafka batches interleave partitions (not in (lsn, seq) order); the consumer dedups them per partition.
-    const todo = batch.offsets ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
+    const todo = batch.offsets || !replayed(batch, pos) ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
     const skipped = batch.changes.length - todo.length;
     const nextAck = batch.ackLsn !== undefined && batch.ackLsn > pos.ackLsn ? batch.ackLsn : pos.ackLsn;
     if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length) {

@@ -21,9 +21,9 @@ export function byteaHex(v: Uint8Array): string {
 export class CsvBuffer {
   private buf = Buffer.allocUnsafe(1 << 20);
   private pos = 0;
-  /** The last bigint written and its text: a transaction's rows share their LSN and commit time. */
-  private lastBig: bigint | null = null;
-  private lastBigText = '';
+  /** The last two bigints written and their text: a transaction's rows share their LSN and commit time. */
+  private big: (bigint | null)[] = [null, null];
+  private bigText = ['', ''];
 
   reset(): void {
     this.pos = 0;
@@ -48,12 +48,17 @@ export class CsvBuffer {
   }
 
   bigint(v: bigint): void {
-    if (v !== this.lastBig) {
-      this.lastBig = v;
-      this.lastBigText = v.toString();
+    let i = v === this.big[0] ? 0 : v === this.big[1] ? 1 : -1;
+    if (i < 0) {
+      // Replace the older entry.
+      i = this.bigNext;
+      this.bigNext ^= 1;
+      this.big[i] = v;
+      this.bigText[i] = v.toString();
     }
-    this.ascii(this.lastBigText);
+    this.ascii(this.bigText[i]!);
   }
+  private bigNext = 0;
 
   tab(): void {
     this.ensure(1);
