@@ -44,6 +44,8 @@ export function collapseChanges(
   base: Map<string, readonly TupleValue[]>,
   keyOf: (row: readonly TupleValue[]) => string,
 ): Collapsed {
+  const inserts = insertsOnly(changes, keyOf);
+  if (inserts) return inserts;
   const rows: StagedRow[] = [];
   const finals = new Map<string, StagedRow>();
   const fresh = new Set<string>();
@@ -116,8 +118,39 @@ export function collapseChanges(
   return { rows, truncate, lastLsn };
 }
 
+/**
+ * The usual catch-up batch: only inserts (or copied rows), no key twice. Every change is then its
+ * key's final row and a fresh key (no mirror row to replace): one key set instead of the general
+ * bookkeeping. Null for any other batch.
+ */
+function insertsOnly(changes: readonly Change[], keyOf: (row: readonly TupleValue[]) => string): Collapsed | null {
+  const keys = new Set<string>();
+  let lastLsn = 0n;
+  for (const c of changes) {
+    if (c.op !== 'I' && c.op !== 'R') return null;
+    keys.add(keyOf(c.row));
+    if (c.lsn > lastLsn) lastLsn = c.lsn;
+  }
+  if (keys.size !== changes.length) return null;
+  const rows = changes.map(
+    (c): StagedRow => ({
+      op: c.op,
+      lsn: c.lsn,
+      seq: c.seq,
+      commitTimeUs: c.commitTimeUs,
+      row: c.row,
+      history: true,
+      final: true,
+      deleted: false,
+      replaces: false,
+    }),
+  );
+  return { rows, truncate: false, lastLsn };
+}
+
 /** Keys whose current row must be read from DuckDB: updates with unchanged TOAST of rows not seen earlier in the batch. */
 export function keysToLookUp(changes: readonly Change[], keyOf: (row: readonly TupleValue[]) => string): TupleValue[][] {
+  if (!changes.some((c) => c.op === 'U' && c.row.includes(UNCHANGED))) return [];
   const seen = new Set<string>();
   const wanted = new Map<string, TupleValue[]>();
   for (const c of changes) {
