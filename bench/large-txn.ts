@@ -53,6 +53,7 @@ try {
   while (pipeline.source!.status.phase !== 'streaming') await Bun.sleep(10);
   for (const s of ['large_v1', 'large_v2']) await sql`SELECT pg_create_logical_replication_slot(${s}, 'pgoutput')`;
   const baseline = process.memoryUsage().rss;
+  const before = warehouse.stats.rowsApplied; // the copy's reset counts as one
   let peak = baseline;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
@@ -62,8 +63,8 @@ try {
     '2026-11-23 00:00:00+00'::timestamptz + g * interval '1 second' FROM generate_series(1, ${ROWS}) g`);
   const committed = performance.now();
   let firstAt = 0;
-  while (warehouse.stats.rowsApplied < ROWS) {
-    if (!firstAt && warehouse.stats.rowsApplied > 0) firstAt = performance.now();
+  while (warehouse.stats.rowsApplied - before < ROWS) {
+    if (!firstAt && warehouse.stats.rowsApplied > before) firstAt = performance.now();
     if ((pipeline.source!.status.phase as string) === 'retrying') throw new Error(`source failed: ${pipeline.source!.status.error}`);
     await Bun.sleep(20);
   }
