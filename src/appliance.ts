@@ -57,6 +57,8 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
           heartbeatIntervalS: config.source.heartbeat_interval_s,
           receiveTimeoutS: config.source.receive_timeout_s,
           connectTimeoutS: config.source.connect_timeout_s,
+          copyWorkers: config.source.copy_workers,
+          copyChunkRows: config.source.copy_chunk_rows,
         }
       : null,
     log: (m) => log.child('source').info(m),

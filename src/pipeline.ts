@@ -33,6 +33,10 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
         mirroredTables: async () => (await warehouse.tables()).map((t) => t.name),
         // Inline: what the warehouse committed is durable, so the stream resumes after it (nothing replayed).
         durableLsn: bus.inline ? async () => warehouse.progress.current.ackLsn : undefined,
+        // Inline: the copy's chunks go to the warehouse as raw COPY output, recorded done with their rows.
+        recordedCopy: bus.inline
+          ? async (slot) => ({ ...(await warehouse.progress.snapshotState(slot)), chunks: await warehouse.copyChunks(slot) })
+          : undefined,
         log: opts.log,
       })
     : null;

@@ -40,3 +40,16 @@ CREATE TABLE IF NOT EXISTS _ducktail.kafka_offsets (
   ord         BIGINT NOT NULL,
   updated_at  TIMESTAMPTZ NOT NULL
 );
+
+-- Initial copy by chunks (src/warehouse/copy.ts): the plan, and each chunk marked done in the transaction of its rows.
+CREATE TABLE IF NOT EXISTS _ducktail.copy_chunks (
+  slot       VARCHAR NOT NULL,
+  "table"    VARCHAR NOT NULL,
+  chunk      INTEGER NOT NULL,
+  "where"    VARCHAR NOT NULL,
+  done       BOOLEAN NOT NULL,
+  rows       BIGINT,
+  seq_base   BIGINT,
+  read_at    UBIGINT,
+  applied_at TIMESTAMPTZ
+);

@@ -106,6 +106,40 @@ export interface ChangeBatch {
    * some tables while streaming. The Kafka bus orders those rows at this point inside each partition.
    */
   copyPoint?: bigint;
+  /**
+   * A chunk of a table's initial copy as PostgreSQL's COPY output (inline bus only): the warehouse loads
+   * it with DuckDB's CSV reader and records the chunk as done in the same transaction as its rows.
+   */
+  copyChunk?: CopyChunk;
+  /** The chunks the initial copy will read (sent with its 'copying' marker), so a restart resumes at the next one. */
+  copyPlan?: { slot: string; chunks: CopyChunkPlan[] };
+}
+
+/** One planned chunk of an initial copy: a key (or ctid) range of one table. */
+export interface CopyChunkPlan {
+  table: string;
+  /** Position of the chunk in the plan, from 0. */
+  chunk: number;
+  /** The SQL condition that selects the chunk's rows (e.g. `"id" >= 1 AND "id" < 100001`); '' = the whole table. */
+  where: string;
+}
+
+/**
+ * A copied chunk: the rows of `CopyChunkPlan.where` as `COPY (...) TO STDOUT (FORMAT csv, DELIMITER E'\t',
+ * NULL '\N')` wrote them (PostgreSQL's text output of every column, in the schema's column order).
+ */
+export interface CopyChunk {
+  slot: string;
+  table: string;
+  chunk: number;
+  csv: Uint8Array;
+  /**
+   * WAL position no later than the snapshot the chunk was read in (the consistent point for the slot's
+   * exported snapshot; pg_current_wal_lsn() after a later snapshot when a copy resumes). Changes of the
+   * table up to it are replays over newer rows: the warehouse applies them as upserts.
+   */
+  readAt: bigint;
+  commitTimeUs: bigint;
 }
 
 /** Where the warehouse stands in one Kafka partition: the next offset to read and the last change applied. */

@@ -1,8 +1,9 @@
-import type { ChangeBatch } from '../change/index.ts';
+import type { Sql } from 'postgres';
+import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage, RecopyNeeded } from '../errors.ts';
 import { assertNoProblems, checkPrerequisites, describeTable, ensurePublication } from './catalog.ts';
 import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, sleep } from './monitor.ts';
-import { copySnapshot, type SnapshotProgress } from './snapshot.ts';
+import { copySnapshot, type SnapshotOptions, type SnapshotProgress } from './snapshot.ts';
 import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot, resumePoint } from './slot.ts';
 import { formatLsn } from './lsn.ts';
 import { type StreamState, streamChanges } from './stream.ts';
@@ -33,6 +34,17 @@ export interface SourceOptions {
   heartbeatIntervalS?: number;
   /** Seconds of silence after which the replication connection is taken as cut (0 = never). */
   receiveTimeoutS?: number;
+  /** Connections reading the initial copy's chunks at the same time (default 2). */
+  copyWorkers?: number;
+  /** Rows per chunk of the initial copy, about (default 100000). */
+  copyChunkRows?: number;
+}
+
+/** The initial copy as the warehouse recorded it: its consistent point and chunks (resumable ones only). */
+export interface RecordedCopy {
+  status: 'none' | 'copying' | 'done';
+  consistentPoint: bigint;
+  chunks: { table: string; chunk: number; where: string; done: boolean; rows: number }[];
 }
 
 /** What the source needs from the rest of the appliance. */
@@ -49,6 +61,11 @@ export interface SourceDeps {
    * about a second of work before a crash) are skipped by the server instead of replayed.
    */
   durableLsn?(): Promise<bigint>;
+  /**
+   * The initial copy's chunks as the warehouse recorded them, for a bus that takes raw COPY chunks (inline):
+   * the copy then sends chunks and resumes after a crash at the next one. Absent: rows as changes, no resume.
+   */
+  recordedCopy?(slot: string): Promise<RecordedCopy>;
   log(message: string): void;
 }
 
@@ -106,8 +123,31 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     }
   };
 
+  /**
+   * Finishes an interrupted initial copy when the warehouse recorded its chunks and the slot still
+   * stands at its consistent point: the remaining chunks are read in a fresh snapshot (src/source/README.md).
+   * Returns the consistent point to stream from, or null when the copy must start over.
+   */
+  async function resumeCopy(
+    sql: Sql,
+    slotAt: bigint,
+    names: string[],
+    schemas: TableSchema[],
+    copyOpts: Omit<SnapshotOptions, 'snapshotName' | 'consistentPoint' | 'tables'>,
+  ): Promise<bigint | null> {
+    if (!deps.recordedCopy) return null;
+    const rec = await deps.recordedCopy(opts.slot);
+    const tables = new Set(rec.chunks.map((c) => c.table));
+    const same = tables.size === names.length && names.every((n) => tables.has(n));
+    if (rec.status !== 'copying' || rec.consistentPoint !== slotAt || !same) return null;
+    status.phase = 'snapshot';
+    await copySnapshot(sql, { ...copyOpts, snapshotName: null, consistentPoint: slotAt, tables: schemas, resume: rec.chunks });
+    return slotAt;
+  }
+
   async function runOnce(signal: AbortSignal): Promise<void> {
-    const sql = connectSql(opts.url, { connectTimeoutS: opts.connectTimeoutS });
+    const workers = opts.copyWorkers ?? 2;
+    const sql = connectSql(opts.url, { connectTimeoutS: opts.connectTimeoutS, max: workers + 1 });
     const repl = connectReplication(opts.url, opts.connectTimeoutS);
     try {
       assertNoProblems(await checkPrerequisites(sql, { tables: opts.tables, publication: opts.publication }));
@@ -123,29 +163,43 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         SELECT current_database() AS db, current_setting('server_version_num')::int AS version`) as unknown as [{ db: string; version: number }];
       let slot = await readSlot(sql, opts.slot);
       if (slot) assertUsableSlot(opts.slot, slot, db);
+      const copyOpts = {
+        slot: opts.slot,
+        batchRows: opts.batchRows,
+        workers,
+        chunkRows: opts.copyChunkRows ?? 100_000,
+        serverVersion: version,
+        rawChunks: deps.recordedCopy !== undefined,
+        publish,
+        log: deps.log,
+        progress: (p: SnapshotProgress) => {
+          status.snapshot = p;
+        },
+        signal,
+      };
+      let resumed: bigint | null = null;
       if (slot && !(await deps.snapshotDone(opts.slot))) {
+        resumed = await resumeCopy(sql, slot.confirmedFlushLsn, names, schemas, copyOpts);
+      }
+      if (resumed === null && slot && !(await deps.snapshotDone(opts.slot))) {
         deps.log(`slot ${opts.slot} exists but the warehouse has no finished initial copy: dropping it and copying again`);
         await dropSlot(sql, opts.slot);
         slot = null;
       }
       let startLsn = 0n;
       let confirmedLsn: bigint;
-      if (!slot) {
+      if (resumed !== null) {
+        startLsn = resumed;
+        confirmedLsn = resumed;
+      } else if (!slot) {
         status.phase = 'snapshot';
         const created = await createSlot(repl, opts.slot);
-        deps.log(`created slot ${opts.slot} at ${created.consistentPoint}; copying ${names.length} tables`);
+        deps.log(`created slot ${opts.slot} at ${created.consistentPoint}; copying ${names.length} tables with ${workers} workers`);
         await copySnapshot(sql, {
-          slot: opts.slot,
+          ...copyOpts,
           snapshotName: created.snapshotName,
           consistentPoint: created.consistentPoint,
           tables: schemas,
-          batchRows: opts.batchRows,
-          publish,
-          log: deps.log,
-          progress: (p) => {
-            status.snapshot = p;
-          },
-          signal,
         });
         startLsn = created.consistentPoint;
         confirmedLsn = created.consistentPoint;

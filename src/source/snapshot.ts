@@ -1,7 +1,8 @@
-import type { Sql } from 'postgres';
-import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
+import type { ReservedSql, Sql } from 'postgres';
+import type { Change, ChangeBatch, CopyChunkPlan, TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
-import { pgIdent } from './catalog.ts';
+import { countLines, parseCopyCsv, planChunks, readChunk, tableSize } from './chunks.ts';
+import { parseLsn } from './lsn.ts';
 
 /** Progress of the initial copy of one table (for the log and /v1/status). */
 export interface SnapshotProgress {
@@ -12,91 +13,187 @@ export interface SnapshotProgress {
   rowsPerSec: number;
   /** Seconds left at the present rate (0 once the table is done); null when unknown. */
   etaS: number | null;
+  /** Chunks of the table done (including those a resumed copy found done) and planned. */
+  chunksDone?: number;
+  chunks?: number;
 }
 
 const LOG_EVERY_MS = 2_000;
 
-/** Reports a table's copy progress to `progress` after each batch and to the log every LOG_EVERY_MS. */
-function progressReporter(name: string, total: number | null, opts: Pick<SnapshotOptions, 'log' | 'progress'>) {
+/** Reports a table's copy progress to `progress` after each chunk and to the log every LOG_EVERY_MS. */
+function progressReporter(name: string, total: number | null, start: number, opts: Pick<SnapshotOptions, 'log' | 'progress'>) {
   const started = performance.now();
   let loggedAt = started;
-  return (rows: number, done: boolean) => {
+  return (rows: number, done: boolean, chunks?: { done: number; of: number }) => {
     const now = performance.now();
-    const rowsPerSec = now > started ? Math.round((rows / (now - started)) * 1000) : 0;
+    const rowsPerSec = now > started ? Math.round(((rows - start) / (now - started)) * 1000) : 0;
     const left = total !== null ? Math.max(0, total - rows) : null;
     const etaS = done ? 0 : left !== null && rowsPerSec > 0 ? Math.round(left / rowsPerSec) : null;
-    opts.progress?.({ table: name, rows, total, rowsPerSec, etaS });
+    opts.progress?.({ table: name, rows, total, rowsPerSec, etaS, chunksDone: chunks?.done, chunks: chunks?.of });
     if (!done && now - loggedAt < LOG_EVERY_MS) return;
     loggedAt = now;
     const of = total !== null && !done ? ` of ~${total}` : '';
     const eta = !done && etaS !== null ? `, ETA ${etaS} s` : '';
-    opts.log(`snapshot: ${name} ${rows}${of} rows, ${rowsPerSec} rows/s${eta}${done ? `, done in ${Math.round(now - started)} ms` : ''}`);
+    const ch = chunks ? `, chunk ${chunks.done}/${chunks.of}` : '';
+    opts.log(`snapshot: ${name} ${rows}${of} rows, ${rowsPerSec} rows/s${eta}${ch}${done ? `, done in ${Math.round(now - started)} ms` : ''}`);
   };
 }
 
 /** What the initial copy needs. */
 export interface SnapshotOptions {
   slot: string;
-  snapshotName: string;
+  /** The slot's exported snapshot; null when resuming (the remaining chunks are read in a fresh snapshot). */
+  snapshotName: string | null;
   consistentPoint: bigint;
   tables: TableSchema[];
   batchRows: number;
+  /** Connections reading chunks at the same time (default 1). */
+  workers?: number;
+  /** Rows per chunk, about (default 100000). */
+  chunkRows?: number;
+  /** server_version_num (ctid chunks need 14+). */
+  serverVersion?: number;
+  /**
+   * true: chunks travel as raw COPY output (ChangeBatch.copyChunk) and are recorded done in the warehouse
+   * (the inline bus); false: as 'R' changes (a bus that carries changes), and an interrupted copy starts over.
+   */
+  rawChunks?: boolean;
+  /** A resumed copy: the recorded plan and which chunks are done; only the others are read. */
+  resume?: (CopyChunkPlan & { done: boolean; rows: number })[];
   publish(batch: ChangeBatch): Promise<void>;
   log(message: string): void;
-  /** Called with the copy's progress after each batch. */
+  /** Called with the copy's progress after each chunk. */
   progress?(p: SnapshotProgress): void;
-  /** Stops the copy between batches; the next start copies again. */
+  /** Stops the copy between chunks. */
   signal: AbortSignal;
   /** false for a re-copy of some tables while streaming: no 'copying'/'done' markers. Default true. */
   markers?: boolean;
 }
 
+/** One table's share of the copy. */
+interface TableCopy {
+  name: string;
+  schema: TableSchema;
+  chunks: CopyChunkPlan[];
+  left: number;
+  rows: number;
+  seq: number;
+  report: ReturnType<typeof progressReporter>;
+}
+
 /**
- * Copies every table as of the slot's exported snapshot, so that streaming from the consistent
- * point continues exactly where the copy ends. Rows travel as 'R' changes (lsn 0) through the bus;
- * the first batch truncates the mirrors and marks the copy 'copying', the last marks it 'done'.
- * An interrupted copy is not resumed: the caller drops the slot and starts again.
+ * Copies every table as of the slot's exported snapshot (or, resuming, the chunks not yet done as of a
+ * fresh snapshot: src/source/README.md), so that streaming from the consistent point continues exactly
+ * where the copy ends. `workers` connections share the snapshot and read chunks with COPY TO STDOUT.
  */
 export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<number> {
-  const tables = new Map(opts.tables.map((t) => [`${t.schema}.${t.table}`, t]));
   const marker = { slot: opts.slot, consistentPoint: opts.consistentPoint };
   const commitTimeUs = BigInt(Date.now()) * 1000n;
   const markers = opts.markers !== false;
-  await opts.publish({
-    tables,
-    changes: [...tables.keys()].map((name, seq) => ({ op: 'T', table: name, row: [], lsn: 0n, seq, commitTimeUs })),
-    copyPoint: opts.consistentPoint,
-    ...(markers ? { snapshot: { ...marker, status: 'copying' as const, rows: 0 } } : {}),
-  });
-  let total = 0;
-  await sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => {
-    await tx.unsafe(`SET TRANSACTION SNAPSHOT '${opts.snapshotName}'`);
-    for (const [name, t] of tables) {
-      const [est] = (await tx.unsafe('SELECT reltuples::float8 AS n FROM pg_class WHERE oid = $1::regclass', [
-        `${pgIdent(t.schema)}.${pgIdent(t.table)}`,
-      ])) as unknown as [{ n: number } | undefined];
-      const report = progressReporter(name, est && est.n >= 0 ? Math.round(est.n) : null, opts);
-      const cols = t.columns.map((c) => `${pgIdent(c.name)}::text`).join(', ');
-      const query = tx.unsafe(`SELECT ${cols} FROM ${pgIdent(t.schema)}.${pgIdent(t.table)}`).values();
-      let copied = 0;
-      for await (const rows of query.cursor(opts.batchRows)) {
-        if (opts.signal.aborted) throw new AppError('ABORTED', 'initial copy interrupted by shutdown; it starts over on the next start');
-        const changes: Change[] = rows.map((row, i) => ({
-          op: 'R',
-          table: name,
-          row: row as (string | null)[],
-          lsn: 0n,
-          seq: copied + i,
-          commitTimeUs,
-        }));
-        copied += rows.length;
-        await opts.publish({ tables: new Map([[name, t]]), changes, copyPoint: opts.consistentPoint });
-        report(copied, false);
-      }
-      total += copied;
-      report(copied, true);
+  const raw = opts.rawChunks === true;
+  const workers = Math.max(1, opts.workers ?? 1);
+  const leader = await sql.reserve();
+  const readers: ReservedSql[] = [leader];
+  try {
+    await leader.unsafe('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    let snapshotName = opts.snapshotName;
+    let readAt = opts.consistentPoint;
+    if (snapshotName) await leader.unsafe(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
+    else {
+      // A fresh snapshot; every transaction it sees committed before this WAL position.
+      const [s] = (await leader.unsafe('SELECT pg_export_snapshot() AS name')) as unknown as [{ name: string }];
+      const [w] = (await leader.unsafe('SELECT pg_current_wal_lsn()::text AS lsn')) as unknown as [{ lsn: string }];
+      snapshotName = s.name;
+      readAt = parseLsn(w.lsn);
     }
-  });
-  if (markers) await opts.publish({ tables: new Map(), changes: [], snapshot: { ...marker, status: 'done', rows: total } });
-  return total;
+    const copies = new Map<string, TableCopy>();
+    const plan: CopyChunkPlan[] = [];
+    for (const t of opts.tables) {
+      const name = `${t.schema}.${t.table}`;
+      const size = await tableSize(leader, t);
+      const recorded = opts.resume?.filter((c) => c.table === name);
+      const chunks = recorded?.length
+        ? recorded
+        : await planChunks(leader, t, size, { chunkRows: opts.chunkRows ?? 100_000, version: opts.serverVersion ?? 0 });
+      plan.push(...chunks);
+      const todo = chunks.filter((c) => !('done' in c && c.done));
+      const start = recorded?.reduce((n, c) => n + c.rows, 0) ?? 0;
+      const report = progressReporter(name, size.rows, start, opts);
+      copies.set(name, { name, schema: t, chunks: todo, left: todo.length, rows: start, seq: 0, report });
+    }
+    if (!opts.resume) {
+      await opts.publish({
+        tables: new Map(opts.tables.map((t) => [`${t.schema}.${t.table}`, t])),
+        changes: [...copies.keys()].map((name, seq) => ({ op: 'T', table: name, row: [], lsn: 0n, seq, commitTimeUs })),
+        copyPoint: opts.consistentPoint,
+        ...(markers ? { snapshot: { ...marker, status: 'copying' as const, rows: 0 } } : {}),
+        ...(raw ? { copyPlan: { slot: opts.slot, chunks: plan } } : {}),
+      });
+    } else {
+      const left = [...copies.values()].reduce((n, c) => n + c.left, 0);
+      opts.log(`snapshot: resuming the initial copy: ${plan.length - left} of ${plan.length} chunks done; the rest as of ${readAt}`);
+    }
+    for (let i = 1; i < workers; i++) {
+      const r = await sql.reserve();
+      readers.push(r);
+      await r.unsafe('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await r.unsafe(`SET TRANSACTION SNAPSHOT '${snapshotName}'`);
+    }
+    const queue = [...copies.values()].flatMap((c) => c.chunks.map((chunk) => ({ copy: c, chunk })));
+    for (const c of copies.values()) if (c.left === 0) c.report(c.rows, true, { done: c.chunks.length, of: c.chunks.length });
+    let published = Promise.resolve();
+    const work = async (reader: ReservedSql): Promise<void> => {
+      let pending = Promise.resolve();
+      for (let job = queue.shift(); job; job = queue.shift()) {
+        if (opts.signal.aborted) throw new AppError('ABORTED', 'initial copy interrupted by shutdown; it resumes on the next start');
+        const { copy, chunk } = job;
+        const csv = await readChunk(reader, copy.schema, chunk.where);
+        const batches = raw
+          ? [{ tables: new Map([[copy.name, copy.schema]]), changes: [], copyPoint: opts.consistentPoint,
+              copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, readAt, commitTimeUs } }]
+          : changeBatches(copy, csv, opts.batchRows, commitTimeUs, opts.consistentPoint);
+        const rows = raw ? countLines(csv) : batches.reduce((n, b) => n + b.changes.length, 0);
+        // Batches go out one at a time, in order; this worker reads its next chunk meanwhile.
+        const mine = published.then(async () => {
+          for (const b of batches) await opts.publish(b);
+          copy.rows += rows;
+          copy.left--;
+          const all = plan.filter((c) => c.table === copy.name).length;
+          copy.report(copy.rows, copy.left === 0, { done: all - copy.left, of: all });
+        });
+        published = mine.catch(() => {});
+        await pending; // at most one chunk of this worker waits for the warehouse
+        pending = mine;
+      }
+      await pending;
+    };
+    await Promise.all(readers.map(work));
+    await published;
+    const total = [...copies.values()].reduce((n, c) => n + c.rows, 0);
+    if (markers) await opts.publish({ tables: new Map(), changes: [], snapshot: { ...marker, status: 'done', rows: total } });
+    return total;
+  } finally {
+    for (const r of readers) {
+      await r.unsafe('ROLLBACK').catch(() => {});
+      r.release();
+    }
+  }
+}
+
+/** A chunk as 'R' changes in batches of `batchRows`. */
+function changeBatches(copy: TableCopy, csv: Buffer, batchRows: number, commitTimeUs: bigint, copyPoint: bigint): ChangeBatch[] {
+  const rows = parseCopyCsv(csv.toString('utf8'), copy.schema.columns.length);
+  const out: ChangeBatch[] = [];
+  for (let i = 0; i < rows.length; i += batchRows) {
+    const changes: Change[] = rows.slice(i, i + batchRows).map((row) => ({
+      op: 'R',
+      table: copy.name,
+      row,
+      lsn: 0n,
+      seq: copy.seq++,
+      commitTimeUs,
+    }));
+    out.push({ tables: new Map([[copy.name, copy.schema]]), changes, copyPoint });
+  }
+  return out;
 }

@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Change, ChangeBatch } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { collapseChanges, keyFunction, keysToLookUp } from './collapse.ts';
+import { CopyChunks } from './copy.ts';
 import { Progress, type Position } from './offsets.ts';
 import { Stage, type StageTimings } from './stage.ts';
 import type { MirrorCatalog, MirrorTable } from './tables.ts';
@@ -37,6 +38,8 @@ function replayed(batch: ChangeBatch, pos: Position): boolean {
 export class BatchApplier {
   private readonly stages = new Map<string, Stage>();
   private stageSeq = 0;
+  /** The initial copy's chunks (bookkeeping, loads, replay windows of a resumed copy). */
+  readonly copies: CopyChunks;
   readonly timings: StageTimings = {
     collapseMs: 0,
     lookupMs: 0,
@@ -53,7 +56,9 @@ export class BatchApplier {
     readonly progress: Progress,
     /** Folder for the staging files (inside the DuckDB lock-down's allowed directories). */
     private readonly stageDir: string,
-  ) {}
+  ) {
+    this.copies = new CopyChunks(conn, stageDir);
+  }
 
   /** Applies one batch; resolves after COMMIT. */
   async apply(batch: ChangeBatch): Promise<ApplyResult> {
@@ -63,10 +68,11 @@ export class BatchApplier {
     const todo = batch.offsets || !replayed(batch, pos) ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
     const skipped = batch.changes.length - todo.length;
     const nextAck = batch.ackLsn !== undefined && batch.ackLsn > pos.ackLsn ? batch.ackLsn : pos.ackLsn;
-    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length) {
+    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length && !batch.copyChunk) {
       return { applied: 0, skipped, unfit: 0, durationMs: performance.now() - started };
     }
     let unfit = 0;
+    let copied = 0;
     await this.conn.run('BEGIN TRANSACTION');
     try {
       for (const layout of batch.layouts ?? []) await this.catalog.ensure(layout);
@@ -78,22 +84,26 @@ export class BatchApplier {
         const mirror = await this.catalog.ensure(schema, { reset });
         unfit += await this.applyTable(mirror, changes);
       }
+      if (batch.copyChunk) copied = await this.applyChunk(batch);
       const tc = performance.now();
       const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
       const next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
       await this.progress.write(next);
       if (batch.snapshot) await this.progress.writeSnapshot(batch.snapshot);
+      if (batch.copyPlan) await this.copies.plan(batch.copyPlan.slot, batch.copyPlan.chunks);
       if (batch.offsets) await this.progress.writeOffsets(batch.offsets);
       await this.conn.run('COMMIT');
       this.progress.committed(next);
       this.timings.commitMs += performance.now() - tc;
+      if (batch.copyChunk) await this.copies.load();
     } catch (e) {
       await this.conn.run('ROLLBACK').catch(() => {});
       this.catalog.reset();
+      this.copies.reset();
       this.stages.clear();
       throw e;
     }
-    return { applied: todo.length, skipped, unfit, durationMs: performance.now() - started };
+    return { applied: todo.length + copied, skipped, unfit, durationMs: performance.now() - started };
   }
 
   private async stageFor(mirror: MirrorTable): Promise<Stage> {
@@ -107,6 +117,17 @@ export class BatchApplier {
     return stage;
   }
 
+  /** Loads a copied chunk (its table's layout must be in the batch). */
+  private async applyChunk(batch: ChangeBatch): Promise<number> {
+    const chunk = batch.copyChunk!;
+    const schema = batch.tables.get(chunk.table);
+    if (!schema) throw new AppError('BATCH_MISSING_TABLE', `batch has a copied chunk of ${chunk.table} but not its schema`);
+    const t0 = performance.now();
+    const n = await this.copies.apply(await this.catalog.ensure(schema), chunk);
+    this.timings.stageMs += performance.now() - t0;
+    return n;
+  }
+
   /** Collapses the table's changes (final state per key, TOAST filled), stages them once and moves them. */
   private async applyTable(mirror: MirrorTable, changes: Change[]): Promise<number> {
     const keyOf = keyFunction(mirror.keyIndexes);
@@ -115,7 +136,7 @@ export class BatchApplier {
     const base = await stage.lookup(keysToLookUp(changes, keyOf), keyOf);
     this.timings.lookupMs += performance.now() - t0;
     t0 = performance.now();
-    const { rows, truncate, lastLsn } = collapseChanges(mirror, changes, base, keyOf);
+    const { rows, truncate, lastLsn } = collapseChanges(mirror, changes, base, keyOf, this.copies.window(mirror.name));
     this.timings.collapseMs += performance.now() - t0;
     return stage.apply(rows, truncate, lastLsn, this.timings);
   }

@@ -37,14 +37,18 @@ function keyPart(v: TupleValue | undefined): string {
  * row), the last row per key marked final, unchanged TOAST filled from earlier rows of the batch or
  * from `base` (the warehouse's current rows). Keys whose first change here is an insert need no
  * delete of an older mirror row (PostgreSQL's key was free), which keeps inserts a pure append.
+ * Changes at or before `replayUntil` replay over rows a resumed copy read later (src/warehouse/copy.ts):
+ * their inserts replace, and an update whose row the copy no longer had is skipped (see src/source/README.md).
  */
 export function collapseChanges(
   mirror: MirrorTable,
   changes: readonly Change[],
   base: Map<string, readonly TupleValue[]>,
   keyOf: (row: readonly TupleValue[]) => string,
+  replayUntil = 0n,
 ): Collapsed {
-  const inserts = insertsOnly(changes, keyOf);
+  const replay = replayUntil > 0n && changes.some((c) => c.lsn !== 0n && c.lsn <= replayUntil);
+  const inserts = replay ? null : insertsOnly(changes, keyOf);
   if (inserts) return inserts;
   const rows: StagedRow[] = [];
   const finals = new Map<string, StagedRow>();
@@ -75,7 +79,7 @@ export function collapseChanges(
         const key = keyOf(c.row);
         if (!seen.has(key)) {
           seen.add(key);
-          fresh.add(key);
+          if (!replay || c.lsn === 0n || c.lsn > replayUntil) fresh.add(key);
         }
         finals.set(key, stage(c, c.row, true, false));
         break;
@@ -83,9 +87,10 @@ export function collapseChanges(
       case 'U': {
         const key = keyOf(c.row);
         const fromKey = c.oldKey ? keyOf(c.oldKey) : key;
-        const row = c.row.includes(UNCHANGED)
-          ? fillUnchanged(mirror, c, finals.get(fromKey)?.row ?? base.get(fromKey))
-          : c.row;
+        const previous = finals.get(fromKey)?.row ?? base.get(fromKey);
+        // Replayed over a later copy that no longer had the row: it was deleted or moved before that copy.
+        if (!previous && replay && c.lsn <= replayUntil && fromKey === key && c.row.includes(UNCHANGED)) break;
+        const row = c.row.includes(UNCHANGED) ? fillUnchanged(mirror, c, previous) : c.row;
         seen.add(fromKey);
         if (fromKey !== key) finals.set(fromKey, stage(c, c.oldKey!, false, true));
         seen.add(key);

@@ -4,12 +4,14 @@ import { join, resolve } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { BatchSink, ChangeBatch } from '../change/index.ts';
 import { type ApplyResult, BatchApplier } from './apply.ts';
+import type { ChunkState } from './copy.ts';
 import { openWarehouseDb } from './duckdb.ts';
 import { Progress } from './offsets.ts';
 import type { StageTimings } from './stage.ts';
 import { MirrorCatalog } from './tables.ts';
 
 export type { Position, SnapshotState } from './offsets.ts';
+export type { ChunkState } from './copy.ts';
 export { Progress } from './offsets.ts';
 export { MirrorCatalog, type MirrorTable } from './tables.ts';
 export { mirrorKeySql } from './archived.ts';
@@ -59,6 +61,8 @@ export interface Warehouse extends BatchSink {
   /** A new connection on the same database (e.g. for queries); caller closes it. */
   connect(): Promise<DuckDBConnection>;
   tables(): Promise<TableInfo[]>;
+  /** The initial copy's recorded chunks of a slot and which are done (empty when none were planned). */
+  copyChunks(slot: string): Promise<ChunkState[]>;
   /** Runs `fn` on the writer connection between two applies (nothing else writes meanwhile). */
   exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -91,6 +95,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   const progress = await Progress.open(db.writer, opts.stream);
   const stageDir = openStageDir(opts.path);
   const applier = new BatchApplier(db.writer, catalog, progress, stageDir);
+  await applier.copies.load();
   const stats: WarehouseStats = {
     batches: 0,
     rowsApplied: 0,
@@ -135,6 +140,11 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     stats,
     apply,
     connect: () => connectReader(db.instance),
+    copyChunks(slot: string): Promise<ChunkState[]> {
+      const run = chain.then(() => applier.copies.state(slot));
+      chain = run.catch(() => {});
+      return run;
+    },
     exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
       const run = chain.then(() => fn(db.writer));
       chain = run.catch(() => {});

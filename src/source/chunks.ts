@@ -1,0 +1,152 @@
+/**
+ * The initial copy's chunks: key (or ctid) ranges planned inside the copy's snapshot, read with
+ * `COPY (SELECT ...) TO STDOUT` in PostgreSQL's CSV format (the same text output functions pgoutput uses).
+ */
+import type { ReservedSql, Sql } from 'postgres';
+import type { CopyChunkPlan, TableSchema } from '../change/index.ts';
+import { pgIdent } from './catalog.ts';
+
+/** int2, int4, int8: a single-column key of these types is split by value ranges. */
+const INTEGER_OIDS = new Set([20, 21, 23]);
+/** PostgreSQL 14 added TID range scans: `ctid >= '(n,0)' AND ctid < '(m,0)'` reads only those pages. */
+const TID_RANGE_SCAN = 140000;
+
+/** COPY options shared by the reader and DuckDB's CSV reader (src/warehouse/copy.ts). */
+export const COPY_FORMAT = `(FORMAT csv, DELIMITER E'\\t', NULL '\\N', QUOTE '"')`;
+
+/** A table's size as the catalog has it: estimated rows (null when never analyzed) and pages on disk. */
+export interface TableSize {
+  rows: number | null;
+  pages: number;
+}
+
+/** Estimated rows and pages of a table (cheap: pg_class and the file's size). */
+export async function tableSize(sql: Sql | ReservedSql, t: TableSchema): Promise<TableSize> {
+  const [r] = (await sql.unsafe(
+    `SELECT reltuples::float8 AS n, (pg_relation_size(oid) / current_setting('block_size')::int)::float8 AS pages
+       FROM pg_class WHERE oid = $1::regclass`,
+    [qualified(t)],
+  )) as unknown as [{ n: number; pages: number } | undefined];
+  return { rows: r && r.n >= 0 ? Math.round(r.n) : null, pages: r ? Math.round(r.pages) : 0 };
+}
+
+/**
+ * Splits a table into chunks of about `chunkRows` rows: by value ranges of a single integer key
+ * (min..max read in the snapshot), else by page (ctid) ranges on PostgreSQL 14+, else one chunk.
+ * The first and last ranges are open, so every row of the table falls in exactly one chunk.
+ */
+export async function planChunks(
+  sql: ReservedSql,
+  t: TableSchema,
+  size: TableSize,
+  opts: { chunkRows: number; version: number },
+): Promise<CopyChunkPlan[]> {
+  const table = `${t.schema}.${t.table}`;
+  const keys = t.columns.filter((c) => c.key);
+  const whole = [{ table, chunk: 0, where: '' }];
+  if (keys.length === 1 && INTEGER_OIDS.has(keys[0]!.typeOid)) {
+    const k = pgIdent(keys[0]!.name);
+    const [r] = (await sql.unsafe(`SELECT min(${k})::text AS lo, max(${k})::text AS hi FROM ${qualified(t)}`)) as unknown as [
+      { lo: string | null; hi: string | null },
+    ];
+    if (r.lo === null || r.hi === null) return whole;
+    const lo = BigInt(r.lo);
+    const span = BigInt(r.hi) - lo + 1n;
+    const rows = size.rows ?? Number(span);
+    const n = BigInt(Math.max(1, Math.min(Math.ceil(rows / opts.chunkRows), 100_000)));
+    const step = span / n > 0n ? span / n : 1n;
+    const bounds = [];
+    for (let b = lo + step; b < lo + span && bounds.length < Number(n) - 1; b += step) bounds.push(b);
+    return ranges(table, k, bounds.map(String));
+  }
+  if (opts.version >= TID_RANGE_SCAN && size.pages > 1) {
+    const rows = size.rows ?? size.pages * 50;
+    const n = Math.max(1, Math.min(Math.ceil(rows / opts.chunkRows), size.pages));
+    const step = Math.ceil(size.pages / n);
+    const bounds = [];
+    for (let p = step; p < size.pages; p += step) bounds.push(`'(${p},0)'::tid`);
+    return ranges(table, 'ctid', bounds);
+  }
+  return whole;
+}
+
+/** Chunks between consecutive bounds: `< b1`, `>= b1 AND < b2`, ..., `>= bn`. */
+function ranges(table: string, column: string, bounds: string[]): CopyChunkPlan[] {
+  if (bounds.length === 0) return [{ table, chunk: 0, where: '' }];
+  const out: CopyChunkPlan[] = [];
+  for (let i = 0; i <= bounds.length; i++) {
+    const parts = [];
+    if (i > 0) parts.push(`${column} >= ${bounds[i - 1]}`);
+    if (i < bounds.length) parts.push(`${column} < ${bounds[i]}`);
+    out.push({ table, chunk: i, where: parts.join(' AND ') });
+  }
+  return out;
+}
+
+/** Reads one chunk's rows with COPY TO STDOUT on a connection inside the copy's snapshot. */
+export async function readChunk(sql: ReservedSql, t: TableSchema, where: string): Promise<Buffer> {
+  const cols = t.columns.map((c) => pgIdent(c.name)).join(', ');
+  const filter = where ? ` WHERE ${where}` : '';
+  const stream = await sql.unsafe(`COPY (SELECT ${cols} FROM ${qualified(t)}${filter}) TO STDOUT ${COPY_FORMAT}`).readable();
+  const parts: Buffer[] = [];
+  for await (const part of stream) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** Lines of COPY CSV output (exact unless a quoted value holds a newline): for progress only. */
+export function countLines(buf: Uint8Array): number {
+  let n = 0;
+  for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) n++;
+  return n;
+}
+
+/**
+ * Parses COPY_FORMAT output into rows of PostgreSQL text values (null for NULL): for buses that carry
+ * changes (Kafka), which cannot take a raw chunk. Unquoted \N is NULL; quoted fields double their quotes.
+ */
+export function parseCopyCsv(text: string, columns: number): (string | null)[][] {
+  const rows: (string | null)[][] = [];
+  let row: (string | null)[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    let value: string | null;
+    if (text.charCodeAt(i) === 34) {
+      // '"': quoted, up to the closing quote not followed by another
+      let s = '';
+      let j = i + 1;
+      for (;;) {
+        const q = text.indexOf('"', j);
+        if (q === -1) throw new Error('unterminated quoted COPY field');
+        s += text.slice(j, q);
+        if (text.charCodeAt(q + 1) === 34) {
+          s += '"';
+          j = q + 2;
+        } else {
+          i = q + 1;
+          break;
+        }
+      }
+      value = s;
+    } else {
+      let j = i;
+      while (j < n && text.charCodeAt(j) !== 9 && text.charCodeAt(j) !== 10) j++;
+      const s = text.slice(i, j);
+      value = s === '\\N' ? null : s;
+      i = j;
+    }
+    row.push(value);
+    const sep = text.charCodeAt(i);
+    i++;
+    if (sep === 10 || i > n) {
+      if (row.length !== columns) throw new Error(`COPY row has ${row.length} fields, expected ${columns}`);
+      rows.push(row);
+      row = [];
+    }
+  }
+  return rows;
+}
+
+function qualified(t: TableSchema): string {
+  return `${pgIdent(t.schema)}.${pgIdent(t.table)}`;
+}

@@ -1,0 +1,136 @@
+/**
+ * The initial copy's chunks in the warehouse: the plan, each chunk's rows loaded from PostgreSQL's COPY
+ * output by DuckDB's CSV reader and marked done in the same transaction, and the replay windows of a
+ * resumed copy (src/source/README.md, "Initial copy").
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CopyChunk, CopyChunkPlan } from '../change/index.ts';
+import { quoteIdent } from './pg-types.ts';
+import type { MirrorTable } from './tables.ts';
+
+/** A planned chunk and whether the warehouse holds it. */
+export interface ChunkState extends CopyChunkPlan {
+  done: boolean;
+  rows: number;
+}
+
+/** Reads and writes `_ducktail.copy_chunks` and loads chunks; call its writers inside the applier's transaction. */
+export class CopyChunks {
+  /** Next `_seq` of copied rows (lsn 0) per table, so history never holds (0, seq) twice. */
+  private readonly nextSeq = new Map<string, bigint>();
+  /** Per table: changes at or before this LSN replay over rows a resumed copy read later. */
+  private windows = new Map<string, bigint>();
+  private readonly file: string;
+
+  constructor(
+    private readonly conn: DuckDBConnection,
+    stageDir: string,
+  ) {
+    this.file = join(stageDir, 'copy-chunk.csv');
+  }
+
+  /** Loads the replay windows of resumed copies (call once at start, between applies). */
+  async load(): Promise<void> {
+    const r = await this.conn.runAndReadAll(
+      `SELECT c."table", max(c.read_at) FROM _ducktail.copy_chunks c JOIN _ducktail.snapshot s USING (slot)
+        WHERE c.done AND c.read_at > s.consistent_point GROUP BY c."table"`,
+    );
+    this.windows = new Map(r.getRows() as [string, bigint][]);
+  }
+
+  /** LSN up to which the table's changes replay over later copied rows (0n: none). */
+  window(table: string): bigint {
+    return this.windows.get(table) ?? 0n;
+  }
+
+  /** Records a copy's plan, replacing what the slot recorded for its tables. */
+  async plan(slot: string, chunks: readonly CopyChunkPlan[]): Promise<void> {
+    if (chunks.length === 0) return;
+    const tables = [...new Set(chunks.map((c) => c.table))];
+    await this.conn.run(
+      `DELETE FROM _ducktail.copy_chunks WHERE slot = $1 AND "table" IN (${tables.map((_, i) => `$${i + 2}`).join(', ')})`,
+      [slot, ...tables],
+    );
+    const app = await this.conn.createAppender('copy_chunks', '_ducktail');
+    for (const c of chunks) {
+      app.appendVarchar(slot);
+      app.appendVarchar(c.table);
+      app.appendInteger(c.chunk);
+      app.appendVarchar(c.where);
+      app.appendBoolean(false);
+      for (let i = 0; i < 4; i++) app.appendNull();
+      app.endRow();
+    }
+    app.flushSync();
+    app.closeSync();
+  }
+
+  /** The slot's plan with what is done, in plan order (empty when none was recorded). */
+  async state(slot: string): Promise<ChunkState[]> {
+    const r = await this.conn.runAndReadAll(
+      'SELECT "table", chunk, "where", done, coalesce(rows, 0) FROM _ducktail.copy_chunks WHERE slot = $1 ORDER BY "table", chunk',
+      [slot],
+    );
+    return (r.getRows() as [string, number, string, boolean, bigint][]).map(([table, chunk, where, done, rows]) => ({
+      table,
+      chunk,
+      where,
+      done,
+      rows: Number(rows),
+    }));
+  }
+
+  /**
+   * Loads one chunk into the mirror and its history (op 'R', lsn 0, seq continuing the table's copied
+   * rows) and marks it done; a chunk already done is skipped. Returns the rows loaded.
+   */
+  async apply(mirror: MirrorTable, chunk: CopyChunk): Promise<number> {
+    const key = [chunk.slot, chunk.table, chunk.chunk] as const;
+    const r = await this.conn.runAndReadAll(
+      'SELECT done FROM _ducktail.copy_chunks WHERE slot = $1 AND "table" = $2 AND chunk = $3',
+      [...key],
+    );
+    if ((r.getRows()[0]?.[0] as boolean | undefined) === true) return 0;
+    writeFileSync(this.file, chunk.csv);
+    const columns = mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
+    const path = this.file.replaceAll("'", "''");
+    await this.conn.run(
+      `CREATE OR REPLACE TEMP TABLE _copy_chunk AS SELECT row_number() OVER () - 1 AS _n, * FROM read_csv('${path}', delim = '\t', quote = '"', ` +
+        `escape = '"', header = false, auto_detect = false, nullstr = '\\N', allow_quoted_nulls = false, ` +
+        `strict_mode = true, columns = {${columns}})`,
+    );
+    rmSync(this.file, { force: true });
+    const rows = await this.conn.runAndReadAll('SELECT count(*) FROM temp.main._copy_chunk');
+    const n = rows.getRows()[0]![0] as bigint;
+    const base = await this.seqBase(mirror);
+    const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
+    const casts = mirror.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
+    await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${casts} FROM temp.main._copy_chunk s`);
+    await this.conn.run(
+      `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
+        `SELECT ${casts}, 'R', 0, $1::BIGINT + s._n, make_timestamptz($2::BIGINT) FROM temp.main._copy_chunk s`,
+      [base, chunk.commitTimeUs],
+    );
+    await this.conn.run(
+      `UPDATE _ducktail.copy_chunks SET done = true, rows = $4, seq_base = $5, read_at = $6, applied_at = now()
+        WHERE slot = $1 AND "table" = $2 AND chunk = $3`,
+      [...key, n, base, chunk.readAt],
+    );
+    this.nextSeq.set(mirror.name, base + n);
+    return Number(n);
+  }
+
+  /** Forgets cached sequence numbers (after a rollback). */
+  reset(): void {
+    this.nextSeq.clear();
+  }
+
+  private async seqBase(mirror: MirrorTable): Promise<bigint> {
+    const cached = this.nextSeq.get(mirror.name);
+    if (cached !== undefined) return cached;
+    const r = await this.conn.runAndReadAll(`SELECT coalesce(max(_seq) + 1, 0)::BIGINT FROM ${mirror.history} WHERE _lsn = 0`);
+    return r.getRows()[0]![0] as bigint;
+  }
+}
