@@ -1,0 +1,57 @@
+/**
+ * The crash/fault soak (docs: README "Soak"). Short form by default; the long form by flag:
+ *   bun bench/soak.ts                      # 5 kills, 2 PostgreSQL restarts, 2 broker outages, 2 S3 outages
+ *   bun bench/soak.ts --kills 50           # long form: 50 kills (and 10/10/10 of the others)
+ *   SOAK_FULL=1 bun bench/soak.ts          # same as --kills 50
+ *   --seed N (replay a schedule), --bus inline|kafka, --rate OPS, --pg N, --brokers N, --s3 N, --keep
+ * Exits 1 when anything was lost, duplicated, hung or crashed; the printed seed replays the schedule.
+ */
+import { parseArgs } from 'node:util';
+import { formatResult, runSoak } from '../test/soak/soak.ts';
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: 'string' },
+    kills: { type: 'string' },
+    pg: { type: 'string' },
+    brokers: { type: 'string' },
+    s3: { type: 'string' },
+    bus: { type: 'string', default: 'kafka' },
+    rate: { type: 'string', default: '150' },
+    keep: { type: 'boolean', default: false },
+  },
+});
+
+function count(v: string | undefined, fallback: number, what: string): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`--${what} must be a whole number >= 0, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const full = process.env.SOAK_FULL === '1';
+const kills = count(values.kills, full ? 50 : 5, 'kills');
+const others = kills >= 20 ? Math.round(kills / 5) : 2;
+const bus = values.bus;
+if (bus !== 'kafka' && bus !== 'inline') {
+  console.error(`--bus must be kafka or inline, got ${JSON.stringify(bus)}`);
+  process.exit(2);
+}
+const result = await runSoak({
+  seed: count(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed'),
+  kills,
+  pgRestarts: count(values.pg, others, 'pg'),
+  brokerOutages: count(values.brokers, others, 'brokers'),
+  s3Outages: count(values.s3, others, 's3'),
+  bus,
+  rate: count(values.rate, 150, 'rate'),
+  gapMs: [500, 4000],
+  catchUpMs: 180_000,
+  keep: values.keep,
+  log: (line) => console.log(line),
+});
+console.log(formatResult(result));
+process.exit(result.passed ? 0 : 1);

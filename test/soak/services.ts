@@ -1,0 +1,145 @@
+/**
+ * The soak's services, each one restartable: a dedicated embedded PostgreSQL (restarted on the same
+ * port and data directory), s3rver (stopped and started on the same port and directory), the Kafka
+ * mock (brokers taken down and up), and ducktail itself as a process (kill -9 and respawn).
+ */
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type EmbeddedPostgres, postmaster, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
+import { waitFor } from '../integration/compare.ts';
+import { type S3Server, startS3 } from '../support/s3.ts';
+
+const ROOT = join(import.meta.dir, '../..');
+const PG_FLAGS = ['-c', 'fsync=off', '-c', 'max_connections=100'];
+
+/** A PostgreSQL cluster of its own, restartable on the same port. */
+export interface SoakPostgres {
+  readonly url: string;
+  /** Stops the server ('fast': clean shutdown; 'immediate': SIGQUIT, crash recovery at start), waits `downMs`, starts it again. */
+  restart(mode: 'fast' | 'immediate', downMs: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startSoakPostgres(dir: string): Promise<SoakPostgres> {
+  const dataDir = join(dir, 'pg');
+  let server: EmbeddedPostgres = await startEmbeddedPostgres({ dir: dataDir, extraFlags: PG_FLAGS });
+  const port = server.port;
+  let up = true;
+  return {
+    url: server.url,
+    async restart(mode, downMs) {
+      up = false;
+      await server.stop({ fastMs: mode === 'fast' ? 30_000 : 0 });
+      // Start only once the old postmaster is gone, or its data directory would be reused while it exits.
+      await waitFor(async () => postmaster(dataDir) === null, 30_000, 'PostgreSQL stopped');
+      await Bun.sleep(downMs);
+      server = await startEmbeddedPostgres({ dir: dataDir, port, extraFlags: PG_FLAGS });
+      up = true;
+    },
+    async stop() {
+      if (up) await server.stop({ fastMs: 10_000 });
+      up = false;
+    },
+  };
+}
+
+/** s3rver that can be stopped and started again at the same endpoint, keeping its objects. */
+export interface SoakS3 {
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly up: boolean;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startSoakS3(dir: string): Promise<SoakS3> {
+  const directory = join(dir, 's3');
+  mkdirSync(directory, { recursive: true });
+  let server: S3Server | null = await startS3({ directory });
+  const port = Number(new URL(server.endpoint).port);
+  const { endpoint, bucket } = server;
+  return {
+    endpoint,
+    bucket,
+    get up() {
+      return server !== null;
+    },
+    async stop() {
+      await server?.stop();
+      server = null;
+    },
+    async start() {
+      server ??= await startS3({ directory, port });
+    },
+  };
+}
+
+/** ducktail `run` as a child process whose output goes to `logPath`; kill -9 and respawn at will. */
+export class DucktailProcess {
+  private proc: Bun.Subprocess | null = null;
+  private killedByUs = false;
+  /** Exits the soak did not cause (each one is a finding), with their exit code or signal. */
+  readonly unexpectedExits: string[] = [];
+
+  constructor(
+    private readonly configPath: string,
+    private readonly cwd: string,
+    readonly logPath: string,
+  ) {}
+
+  spawn(): void {
+    const log = openSync(this.logPath, 'a');
+    try {
+      this.proc = Bun.spawn([process.execPath, join(ROOT, 'src/main.ts'), 'run', '--config', this.configPath], {
+        cwd: this.cwd,
+        stdio: ['ignore', log, log],
+        env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
+      });
+    } finally {
+      closeSync(log);
+    }
+    this.killedByUs = false;
+  }
+
+  get alive(): boolean {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Notes an exit the soak did not cause and respawns; true if there was one. */
+  reviveIfDead(): boolean {
+    if (this.proc === null || this.alive || this.killedByUs) return false;
+    this.unexpectedExits.push(String(this.proc.exitCode ?? this.proc.signalCode));
+    this.spawn();
+    return true;
+  }
+
+  async kill9(): Promise<void> {
+    if (!this.proc) return;
+    this.killedByUs = true;
+    this.proc.kill('SIGKILL');
+    await this.proc.exited;
+  }
+
+  /** SIGTERM and wait (at most `limitMs`); the exit code, or null if it did not exit in time (then kill -9). */
+  async stop(limitMs = 30_000): Promise<number | null> {
+    if (!this.proc || !this.alive) return this.proc?.exitCode ?? null;
+    this.killedByUs = true;
+    this.proc.kill('SIGTERM');
+    const r = await Promise.race([this.proc.exited, Bun.sleep(limitMs).then(() => 'timeout' as const)]);
+    if (r === 'timeout') {
+      this.proc.kill('SIGKILL');
+      await this.proc.exited;
+      return null;
+    }
+    return r;
+  }
+
+  /** The last `n` lines of its log. */
+  tail(n = 30): string {
+    try {
+      return readFileSync(this.logPath, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
