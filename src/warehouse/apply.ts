@@ -84,7 +84,11 @@ export class BatchApplier {
         const mirror = await this.catalog.ensure(schema, { reset });
         unfit += await this.applyTable(mirror, changes);
       }
-      if (batch.copyChunk) copied = await this.applyChunk(batch);
+      if (batch.copyChunk) {
+        const loaded = await this.applyChunk(batch);
+        copied = loaded.rows;
+        unfit += loaded.unfit;
+      }
       const tc = performance.now();
       const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
       const next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
@@ -118,7 +122,7 @@ export class BatchApplier {
   }
 
   /** Loads a copied chunk (its table's layout must be in the batch). */
-  private async applyChunk(batch: ChangeBatch): Promise<number> {
+  private async applyChunk(batch: ChangeBatch): Promise<{ rows: number; unfit: number }> {
     const chunk = batch.copyChunk!;
     const schema = batch.tables.get(chunk.table);
     if (!schema) throw new AppError('BATCH_MISSING_TABLE', `batch has a copied chunk of ${chunk.table} but not its schema`);

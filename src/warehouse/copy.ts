@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { CopyChunk, CopyChunkPlan } from '../change/index.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
+import { recordUnfit } from './unfit.ts';
 
 /** A planned chunk and whether the warehouse holds it. */
 export interface ChunkState extends CopyChunkPlan {
@@ -84,15 +85,16 @@ export class CopyChunks {
 
   /**
    * Loads one chunk into the mirror and its history (op 'R', lsn 0, seq continuing the table's copied
-   * rows) and marks it done; a chunk already done is skipped. Returns the rows loaded.
+   * rows) and marks it done; a chunk already done is skipped. Returns the rows loaded and how many
+   * values did not fit their column (NULL there, kept in `_ducktail.unfit_values`).
    */
-  async apply(mirror: MirrorTable, chunk: CopyChunk): Promise<number> {
+  async apply(mirror: MirrorTable, chunk: CopyChunk): Promise<{ rows: number; unfit: number }> {
     const key = [chunk.slot, chunk.table, chunk.chunk] as const;
     const r = await this.conn.runAndReadAll(
       'SELECT done FROM _ducktail.copy_chunks WHERE slot = $1 AND "table" = $2 AND chunk = $3',
       [...key],
     );
-    if ((r.getRows()[0]?.[0] as boolean | undefined) === true) return 0;
+    if ((r.getRows()[0]?.[0] as boolean | undefined) === true) return { rows: 0, unfit: 0 };
     writeFileSync(this.file, chunk.csv);
     const columns = mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
     const path = this.file.replaceAll("'", "''");
@@ -105,6 +107,11 @@ export class CopyChunks {
     const rows = await this.conn.runAndReadAll('SELECT count(*) FROM temp.main._copy_chunk');
     const n = rows.getRows()[0]![0] as bigint;
     const base = await this.seqBase(mirror);
+    const unfit = await recordUnfit(this.conn, mirror, 'temp.main._copy_chunk', 0, (i) => `s.c${i}`, {
+      filter: 'true',
+      lsn: '0',
+      seq: `${base}::BIGINT + s._n`,
+    });
     const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
     const casts = mirror.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
     await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${casts} FROM temp.main._copy_chunk s`);
@@ -119,7 +126,7 @@ export class CopyChunks {
       [...key, n, base, chunk.readAt],
     );
     this.nextSeq.set(mirror.name, base + n);
-    return Number(n);
+    return { rows: Number(n), unfit };
   }
 
   /** Forgets cached sequence numbers (after a rollback). */

@@ -21,14 +21,16 @@ export async function recordUnfit(
   historyFlag: number,
   /** The staged PostgreSQL text of column i (default `s.c<i>`). */
   textOf: (i: number) => string = (i) => `s.c${i}`,
+  /** For a stage without `_flags`, `_lsn`, `_seq` (a copied chunk): the rows to read and their position. */
+  rows?: { filter: string; lsn: string; seq: string },
 ): Promise<number> {
   const cols = m.columns.flatMap((c, i) => (c.unfit ? [{ name: c.name, unfit: c.unfit, i }] : []));
   if (cols.length === 0) return 0;
   const key = `CAST(to_json([${m.keyIndexes.map(textOf).join(', ')}]) AS VARCHAR)`;
   const selects = cols.map(
     ({ name, unfit, i }) =>
-      `SELECT ${literal(m.name)}, ${literal(name)}, ${key}, s._lsn, s._seq, ${textOf(i)}, now() FROM ${stage} s ` +
-      `WHERE s._flags & ${historyFlag} <> 0 AND ${textOf(i)} IS NOT NULL AND ${unfit(textOf(i))}`,
+      `SELECT ${literal(m.name)}, ${literal(name)}, ${key}, ${rows?.lsn ?? 's._lsn'}, ${rows?.seq ?? 's._seq'}, ${textOf(i)}, now() ` +
+      `FROM ${stage} s WHERE ${rows?.filter ?? `s._flags & ${historyFlag} <> 0`} AND ${textOf(i)} IS NOT NULL AND ${unfit(textOf(i))}`,
   );
   const r = await conn.run(`INSERT INTO _ducktail.unfit_values ${selects.join(' UNION ALL ')}`);
   return Number(r.rowsChanged);
