@@ -62,6 +62,8 @@ export class EventEncoder {
           'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key),
           ...(c.userType ? { 'pg.user_type': c.userType } : {}),
           ...(c.attnum !== undefined ? { 'pg.attnum': String(c.attnum) } : {}),
+          ...(c.missing !== undefined ? { 'pg.missing': c.missing } : {}),
+          ...(c.hasDefault ? { 'pg.has_default': 'true' } : {}),
         },
       })),
     };
@@ -181,6 +183,8 @@ const Field = v.object({
     'pg.type_oid': v.pipe(v.string(), v.digits()), 'pg.type_mod': v.string(), 'pg.key': v.picklist(['true', 'false']),
     'pg.user_type': v.optional(v.string()),
     'pg.attnum': v.optional(v.pipe(v.string(), v.digits())),
+    'pg.missing': v.optional(v.string()),
+    'pg.has_default': v.optional(v.picklist(['true', 'false'])),
   }),
 });
 /** The payload as ducktail reads it back (valibot): anything else is a poison message. */
@@ -324,6 +328,8 @@ function layoutOf(schemaJson: unknown): ColumnSchema[] {
     typeMod: Number(f.parameters['pg.type_mod']),
     ...(f.parameters['pg.user_type'] ? { userType: f.parameters['pg.user_type'] } : {}),
     ...(f.parameters['pg.attnum'] ? { attnum: Number(f.parameters['pg.attnum']) } : {}),
+    ...(f.parameters['pg.missing'] !== undefined ? { missing: f.parameters['pg.missing'] } : {}),
+    ...(f.parameters['pg.has_default'] === 'true' ? { hasDefault: true } : {}),
   }));
 }
 
