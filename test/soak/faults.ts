@@ -28,7 +28,10 @@ export interface FaultCounts {
   pgRestarts: number;
   brokerOutages: number;
   s3Outages: number;
-  s3OutagesWithColdMoves: number;
+  /** S3 outages that hit the pass's cold step (an upload failed, or cold files had moved before). */
+  s3OutagesHitCold: number;
+  /** Kills that hit an archive pass, a broker outage or a PostgreSQL outage (part of `kills`). */
+  killsDuringFaults: number;
   archivePasses: number;
   archivePassErrors: number;
   /** Archive requests that did not answer within 2 minutes, or failed with every service up. */
@@ -58,7 +61,8 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
     pgRestarts: 0,
     brokerOutages: 0,
     s3Outages: 0,
-    s3OutagesWithColdMoves: 0,
+    s3OutagesHitCold: 0,
+    killsDuringFaults: 0,
     archivePasses: 0,
     archivePassErrors: 0,
     archiveHangsOrFailures: 0,
@@ -86,9 +90,17 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
     }
     const cold = r.moved.filter((m) => m.to === 'cold').length;
     if (r.errors.length > 0) c.archivePassErrors++;
-    if (stopAfterMs !== null && cold > 0) c.s3OutagesWithColdMoves++;
+    if (stopAfterMs !== null && (cold > 0 || r.errors.some((e) => e.includes('COLD_UNREACHABLE')))) c.s3OutagesHitCold++;
     if (stopAfterMs === null && r.errors.length > 0) c.archiveHangsOrFailures++;
     env.log(`${at()} archive pass: ${r.moved.length} files moved (${cold} cold), errors: ${r.errors.join('; ') || 'none'}`);
+  }
+
+  async function killAndRespawn(downMs: number): Promise<void> {
+    await env.ducktail.kill9();
+    env.log(`${at()} kill -9 ducktail, down ${downMs} ms`);
+    await Bun.sleep(downMs);
+    env.ducktail.spawn();
+    c.kills++;
   }
 
   for (const fault of schedule) {
@@ -96,19 +108,28 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
     if (env.ducktail.reviveIfDead()) env.log(`${at()} ducktail had exited by itself: respawned (see its log)`);
     switch (fault) {
       case 'kill': {
-        await env.ducktail.kill9();
-        const down = between(0, 1500);
-        env.log(`${at()} kill -9 ducktail, down ${down} ms`);
-        await Bun.sleep(down);
-        env.ducktail.spawn();
-        c.kills++;
+        if (random() < 0.25) {
+          // In the middle of a tier move: the next pass must find every row exactly once.
+          await waitApi(env);
+          const after = between(0, 800);
+          const pass = env.api.archive().catch(() => null);
+          await Bun.sleep(after);
+          env.log(`${at()} kill -9 ducktail ${after} ms into an archive pass`);
+          await killAndRespawn(between(0, 1500));
+          await pass;
+          c.killsDuringFaults++;
+        } else {
+          await killAndRespawn(between(0, 1500));
+        }
         break;
       }
       case 'pg': {
         const mode = random() < 0.5 ? 'fast' : 'immediate';
         const down = between(200, 3000);
-        env.log(`${at()} PostgreSQL ${mode} restart, down ${down} ms`);
-        await env.pg.restart(mode, down);
+        const kill = random() < 0.3;
+        env.log(`${at()} PostgreSQL ${mode} restart, down ${down} ms${kill ? ', ducktail killed meanwhile' : ''}`);
+        await env.pg.restart(mode, down, kill ? () => killAndRespawn(between(0, down)) : undefined);
+        if (kill) c.killsDuringFaults++;
         c.pgRestarts++;
         break;
       }
@@ -117,8 +138,16 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
         const broker = random() < 0.4 ? -1 : 1 + Math.floor(random() * kafka.brokers);
         const down = between(1000, 6000);
         env.log(`${at()} broker ${broker === -1 ? 'all' : broker} down for ${down} ms`);
+        const kill = random() < 0.3;
         await kafka.brokerDown(broker);
-        await Bun.sleep(down);
+        const until = Date.now() + down;
+        if (kill) {
+          await Bun.sleep(between(0, down));
+          env.log(`${at()} kill -9 ducktail while the broker is down`);
+          await killAndRespawn(between(0, 1000));
+          c.killsDuringFaults++;
+        }
+        await Bun.sleep(Math.max(0, until - Date.now()));
         await kafka.brokerUp(broker);
         c.brokerOutages++;
         break;

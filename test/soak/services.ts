@@ -16,7 +16,7 @@ const PG_FLAGS = ['-c', 'fsync=off', '-c', 'max_connections=100'];
 export interface SoakPostgres {
   readonly url: string;
   /** Stops the server ('fast': clean shutdown; 'immediate': SIGQUIT, crash recovery at start), waits `downMs`, starts it again. */
-  restart(mode: 'fast' | 'immediate', downMs: number): Promise<void>;
+  restart(mode: 'fast' | 'immediate', downMs: number, whileDown?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -27,12 +27,14 @@ export async function startSoakPostgres(dir: string): Promise<SoakPostgres> {
   let up = true;
   return {
     url: server.url,
-    async restart(mode, downMs) {
+    async restart(mode, downMs, whileDown) {
       up = false;
       await server.stop({ fastMs: mode === 'fast' ? 30_000 : 0 });
       // Start only once the old postmaster is gone, or its data directory would be reused while it exits.
       await waitFor(async () => postmaster(dataDir) === null, 30_000, 'PostgreSQL stopped');
-      await Bun.sleep(downMs);
+      const until = Date.now() + downMs;
+      await whileDown?.();
+      await Bun.sleep(Math.max(0, until - Date.now()));
       server = await startEmbeddedPostgres({ dir: dataDir, port, extraFlags: PG_FLAGS });
       up = true;
     },

@@ -23,7 +23,7 @@ test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose not
   const summary = formatResult(result);
   console.log(summary);
   if (!result.passed) console.log(lines.join('\n'));
-  expect(result.kills).toBe(4);
+  expect(result.kills).toBeGreaterThanOrEqual(4);
   expect(result.pgRestarts).toBe(2);
   expect(result.brokerOutages).toBe(2);
   expect(result.s3Outages).toBe(2);

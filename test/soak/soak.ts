@@ -196,10 +196,10 @@ export function formatResult(r: SoakResult): string {
   const w = r.workload;
   return [
     `soak ${r.passed ? 'PASSED' : 'FAILED'}: seed ${r.seed}, bus ${r.bus}, ${r.seconds} s (replay: --seed ${r.seed})`,
-    `  kills survived:       ${r.kills}`,
+    `  kills survived:       ${r.kills} (${r.killsDuringFaults} of them during an archive pass, a broker outage or a PostgreSQL outage)`,
     `  PostgreSQL restarts:  ${r.pgRestarts}`,
     `  broker outages:       ${r.brokerOutages}`,
-    `  S3 outages:           ${r.s3Outages} (during archive passes; ${r.s3OutagesWithColdMoves} of those passes had moved cold files before S3 went away)`,
+    `  S3 outages:           ${r.s3Outages} (each during an archive pass; ${r.s3OutagesHitCold} hit the pass's cold step)`,
     `  archive passes:       ${r.archivePasses} (${r.archivePassErrors} reported an error, as expected during an outage; ${r.archiveHangsOrFailures} hung or failed with S3 up)`,
     `  workload:             ${w.orders} orders, ${w.updates} status moves, ${w.cancels} cancellations, old orders ${w.oldInserts}/${w.oldUpdates}/${w.oldDeletes} (ins/upd/del), ${w.failedTicks} ticks failed while PostgreSQL was down`,
     `  caught up:            ${r.caughtUp ? 'yes' : 'NO (timed out)'}; clean stop exit code ${r.cleanExit}; unexpected exits ${r.unexpectedExits.length}${r.unexpectedExits.length ? ` (${r.unexpectedExits.join(', ')})` : ''}`,
