@@ -8,7 +8,8 @@
 // Prints each run, then the medians next to their ceilings and the targets of issue 7.
 // Usage: bun bench/run.ts [rows=1000000] [mode=all|copy|stream|fresh] [--pg 18|15] [--runs 3]
 //        Mode stream copies only 10k rows first (faster when measuring streaming alone).
-//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows.
+//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows,
+//        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,6 +121,7 @@ async function once(run: number, createDb: (name: string) => Promise<string>): P
   const rawSlot = `bench_raw_${run}`;
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-'));
   const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: slot });
+  if (process.env.BENCH_DUCK_SET) await warehouse.exclusive((c) => c.run(process.env.BENCH_DUCK_SET!));
   const r: RunResult = {};
   try {
     const copyMs = await ducktail(url, slot, warehouse, 0);
