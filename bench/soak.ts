@@ -48,6 +48,7 @@ const result = await runSoak({
   s3Outages: count(values.s3, others, 's3'),
   bus,
   rate: count(values.rate, 150, 'rate'),
+  seedRows: 10_000,
   gapMs: [500, 4000],
   catchUpMs: 180_000,
   keep: values.keep,

@@ -16,6 +16,7 @@ test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose not
     s3Outages: 2,
     bus: 'kafka',
     rate: 100,
+    seedRows: 10_000,
     gapMs: [300, 2500],
     catchUpMs: 90_000,
     log: (line) => lines.push(line),
@@ -27,7 +28,8 @@ test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose not
   expect(result.pgRestarts).toBe(2);
   expect(result.brokerOutages).toBe(2);
   expect(result.s3Outages).toBe(2);
-  expect(result.verdict.rowsCompared).toBeGreaterThan(1000);
+  expect(result.verdict.rowsCompared).toBeGreaterThan(11_000);
+  expect(result.verdict.copiedOrders).toBeGreaterThan(9_000);
   expect(result.verdict.changesExpected).toBeGreaterThan(1000);
   expect(result.caughtUp).toBe(true);
   expect(result.unexpectedExits).toEqual([]);

@@ -29,6 +29,8 @@ export interface SoakOptions {
   brokerOutages: number;
   s3Outages: number;
   bus: 'kafka' | 'inline';
+  /** Old orders in the source before ducktail's first start (its initial copy, killed once). */
+  seedRows: number;
   /** Workload operations per second. */
   rate: number;
   /** Pause between two faults, ms (drawn uniformly). */
@@ -77,13 +79,20 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     }
     sql = connectSql(pg.url, { max: 4 });
     await applyDemoSchema(sql);
-    await seedOldOrders(sql, 500, random);
+    await seedOldOrders(sql, o.seedRows, random);
     const port = await freePort();
     const api = soakApi(`http://127.0.0.1:${port}`);
     const config = writeSoakConfig({ dir, url: pg.url, port, kafka: kafka?.bootstrap ?? null, prefix, s3 });
     ducktail = new DucktailProcess(config, dir, join(dir, 'ducktail.log'));
     ducktail.spawn();
-    await waitUntil(async () => (await api.answering()) && (await countOrders(api)) >= 500, 120_000, 'the initial copy');
+    // The first kill lands during start-up or the initial copy.
+    const copyKillMs = Math.round(300 + random() * 2500);
+    await Bun.sleep(copyKillMs);
+    const copiedBefore = await countOrders(api);
+    await ducktail.kill9();
+    o.log(`soak: kill -9 ducktail ${copyKillMs} ms after its first start (${copiedBefore} of ${o.seedRows} rows visible then)`);
+    ducktail.spawn();
+    await waitUntil(async () => (await api.answering()) && (await countOrders(api)) >= o.seedRows, 180_000, 'the initial copy');
     await installAudit(sql);
 
     let failedTicks = 0;
@@ -132,6 +141,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       bus: o.bus,
       seconds: Math.round((Date.now() - started) / 1000),
       ...counts,
+      kills: counts.kills + 1,
+      killsDuringFaults: counts.killsDuringFaults + 1,
       caughtUp,
       cleanExit,
       unexpectedExits: ducktail.unexpectedExits,
@@ -196,7 +207,7 @@ export function formatResult(r: SoakResult): string {
   const w = r.workload;
   return [
     `soak ${r.passed ? 'PASSED' : 'FAILED'}: seed ${r.seed}, bus ${r.bus}, ${r.seconds} s (replay: --seed ${r.seed})`,
-    `  kills survived:       ${r.kills} (${r.killsDuringFaults} of them during an archive pass, a broker outage or a PostgreSQL outage)`,
+    `  kills survived:       ${r.kills} (${r.killsDuringFaults} of them during the first start or initial copy, an archive pass, a broker outage or a PostgreSQL outage)`,
     `  PostgreSQL restarts:  ${r.pgRestarts}`,
     `  broker outages:       ${r.brokerOutages}`,
     `  S3 outages:           ${r.s3Outages} (each during an archive pass; ${r.s3OutagesHitCold} hit the pass's cold step)`,
@@ -209,6 +220,7 @@ export function formatResult(r: SoakResult): string {
     `  changes:              ${v.changesExpected} audited in the source, ${v.changesInHistory} in history; ${v.transactionsSource} source transactions, ${v.transactionsHistory} lsns in history`,
     `  changes lost:         ${v.changesLost}`,
     `  changes duplicated:   ${v.changesDuplicated} ((lsn, seq) stored twice: ${v.duplicatePositions}; lsns with a seq gap: ${v.seqGaps}; orders misordered: ${v.misordered})`,
+    `  initial copy:         ${v.copiedOrders} orders copied ('R' in history), ${v.copiedTwice} of them copied twice`,
     ...v.examples.map((e) => `    e.g. ${e}`),
     r.passed ? '' : `  kept for inspection: ${r.dir} (ducktail.log there)`,
   ].join('\n');

@@ -33,6 +33,9 @@ export interface SoakVerdict {
   misordered: number;
   transactionsSource: number;
   transactionsHistory: number;
+  /** Orders with a copy row ('R') in history, and those with more than one (a copy written twice). */
+  copiedOrders: number;
+  copiedTwice: number;
   /** Up to 10 examples of what differed. */
   examples: string[];
 }
@@ -89,6 +92,9 @@ export async function verify(sql: Sql, query: Query): Promise<SoakVerdict> {
   const gaps = await query(
     `SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM (SELECT _lsn, min(_seq) = 0 AND max(_seq) = count(DISTINCT _seq) - 1 AS ok FROM history.orders WHERE _op <> 'R' GROUP BY _lsn)`,
   );
+  const copies = await query(
+    `SELECT count(*), count(*) FILTER (WHERE c > 1) FROM (SELECT order_id, count(*) AS c FROM history.orders WHERE _op = 'R' GROUP BY order_id)`,
+  );
   const [src_tx] = await sql`SELECT count(DISTINCT xid)::int AS n FROM soak_audit`;
 
   // Order by order: the sequence of (op, status) in history vs the audit.
@@ -140,6 +146,8 @@ export async function verify(sql: Sql, query: Query): Promise<SoakVerdict> {
     misordered,
     transactionsSource: Number(src_tx!.n),
     transactionsHistory: Number(gaps[0]![0]),
+    copiedOrders: Number(copies[0]![0]),
+    copiedTwice: Number(copies[0]![1]),
     examples,
   };
 }
