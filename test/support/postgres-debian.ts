@@ -26,7 +26,7 @@ export async function startDebianPostgres(version: number): Promise<DebianPostgr
   const bin = `/usr/lib/postgresql/${version}/bin`;
   if (!existsSync(`${bin}/initdb`)) {
     // .ci/run installs it (scripts/ci-install.sh): there a missing one is a failure, not a skip.
-    if (process.env.DUCKTAIL_REQUIRE_DEBIAN_PG) throw new Error(`PostgreSQL ${version} is not installed at ${bin}: run scripts/ci-install.sh`);
+    if (process.env.REQUIRE_DEBIAN_POSTGRES) throw new Error(`PostgreSQL ${version} is not installed at ${bin}: run scripts/ci-install.sh`);
     return null;
   }
   const root = mkdtempSync(join(tmpdir(), `ducktail-pg${version}-`));
