@@ -3,6 +3,7 @@
 // bus -> DuckDB) ingests about RATE changes/s into the same DuckDB instance.
 // The big table is generated inside DuckDB (bench.orders, the demo's schema) and the analytics endpoints are
 // pointed at it through [analytics] table; the live ingest goes to public.orders in the same database file.
+// BENCH_API_CACHE=0 leaves the analytics result cache off (every request runs its query).
 // Usage: bun bench/api.ts [rows=10000000] [clients=16] [seconds=10] [rate=5000] [layout=ordered|random]
 // layout: order_date rising with order_id, as a real table is written (DuckDB's zone maps skip row groups
 // outside the range), or shuffled (every query scans the whole table).
@@ -83,6 +84,7 @@ const app = createApi({
   readiness: () => ({}),
   version: 'bench',
   analytics: { ...DEMO_ANALYTICS, table: 'bench.orders' },
+  ...(process.env.BENCH_API_CACHE === '0' ? {} : { position: () => warehouse.stats.writes }),
 });
 const server = await serveApi(app, { listen: '127.0.0.1:0' });
 

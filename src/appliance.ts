@@ -84,6 +84,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     version: opts.version,
     tokens: config.api.tokens,
     analytics: config.analytics,
+    position: () => warehouse.stats.writes,
     metrics,
     alerts,
     bodyLimitBytes: config.api.body_limit_bytes,

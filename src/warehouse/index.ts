@@ -45,6 +45,11 @@ export interface WarehouseStats {
   /** Sum of all applies' durations (ms). */
   totalApplyMs: number;
   lastCommitAt: number | null;
+  /**
+   * Writes finished on the writer connection (applies and exclusive steps, failed ones too): grows after
+   * every commit, before the write's promise settles. The API's result cache keys answers by it.
+   */
+  writes: number;
   /** Time per apply stage, summed (ms). */
   stageMs: StageTimings;
   /** Values stored as NULL for not fitting their DuckDB column exactly, since start (`_ducktail.unfit_values`). */
@@ -103,6 +108,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     lastApplyMs: 0,
     totalApplyMs: 0,
     lastCommitAt: null,
+    writes: 0,
     stageMs: applier.timings,
     unfitValues: 0,
   };
@@ -111,7 +117,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
 
   const apply = (batch: ChangeBatch): Promise<void> => {
     const run = chain.then(async () => {
-      const r: ApplyResult = await applier.apply(batch);
+      const r: ApplyResult = await applier.apply(batch).finally(() => stats.writes++);
       stats.batches++;
       stats.rowsApplied += r.applied;
       stats.rowsSkipped += r.skipped;
@@ -146,7 +152,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       return run;
     },
     exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
-      const run = chain.then(() => fn(db.writer));
+      const run = chain.then(() => fn(db.writer).finally(() => stats.writes++));
       chain = run.catch(() => {});
       return run;
     },

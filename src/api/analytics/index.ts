@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import * as v from 'valibot';
-import type { QueryEngine } from '../../warehouse/query.ts';
+import type { QueryEngine, QueryResult } from '../../warehouse/query.ts';
 import { errorBody } from '../types.ts';
+import { createResultCache } from './cache.ts';
 import { AnalyticsQuery, type AnalyticsName, BUCKET_MS, BUCKET_UNIT, parseInstant } from './schemas.ts';
 import { type AnalyticsConfig, render, type ResolvedColumns, resolveColumns, TEMPLATES } from './sql.ts';
 
@@ -30,10 +31,15 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const floorTo = (ms: number, step: number) => Math.floor(ms / step) * step;
 
 /** GET /v1/analytics/{daily-orders,revenue,top-customers,customer-activity,anomalies}, in the /v1/query shape. */
-export function analyticsRoutes(deps: { query: QueryEngine; analytics?: AnalyticsConfig; now?: () => number }): Hono {
+export function analyticsRoutes(deps: { query: QueryEngine; analytics?: AnalyticsConfig; now?: () => number; position?: () => number }): Hono {
   const cfg = deps.analytics ?? DEMO_ANALYTICS;
   const now = deps.now ?? Date.now;
   const app = new Hono();
+  // Identical requests at the same warehouse position share one query (see cache.ts); no position, no cache.
+  const position = deps.position;
+  const cache = position ? createResultCache<Omit<QueryResult, 'truncated'>>({ position }) : null;
+  const run = (sql: string, params: unknown[], signal: AbortSignal) =>
+    deps.query.query(sql, params, signal).then(({ truncated: _, ...result }) => result);
   // The column check is one catalog query; reuse its answer briefly (a schema change shows within COLUMNS_TTL_MS).
   let resolved: { at: number; cols: Promise<ResolvedColumns> } | null = null;
   const columns = () => {
@@ -73,7 +79,10 @@ export function analyticsRoutes(deps: { query: QueryEngine; analytics?: Analytic
       if (name === 'top-customers') params.push(q.limit ?? 10);
       if (name === 'anomalies') params.push(iso(from), q.threshold ?? cfg.anomaly_threshold);
       const used = Math.max(0, ...[...sql.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]))); // $1..$n, positional
-      const { truncated: _, ...result } = await deps.query.query(sql, params.slice(0, used), c.req.raw.signal);
+      const args = params.slice(0, used);
+      const result = cache
+        ? await cache.get(JSON.stringify([sql, args]), (signal) => run(sql, args, signal), c.req.raw.signal)
+        : await run(sql, args, c.req.raw.signal);
       return c.json({ ...result, from: iso(from), to: iso(to), ...(name === 'revenue' || name === 'anomalies' ? { bucket } : {}) });
     });
   }
