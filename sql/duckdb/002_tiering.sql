@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS _ducktail.tier_files (
   retired_at   TIMESTAMPTZ
 );
 
+-- The columns a file was written with (JSON: [{name, attnum}]): views map them to the current layout
+-- after RENAME/DROP COLUMN (src/tiering/layout.ts). NULL for files written before it existed.
+ALTER TABLE _ducktail.tier_files ADD COLUMN IF NOT EXISTS layout VARCHAR;
+
 -- Archived current-state rows by key: key -> (file, row). Late updates/deletes find their row here.
 CREATE TABLE IF NOT EXISTS _ducktail.tier_locator (
   table_name VARCHAR NOT NULL,

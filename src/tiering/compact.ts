@@ -3,7 +3,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { liveFiles, type ManifestFile, nextId, retireFile } from './manifest.ts';
 import { parkRetired } from './sweep.ts';
-import { lit, listLit, PARQUET_READ } from './sql.ts';
+import { lit, PARQUET_READ } from './sql.ts';
+import { archivedSql, columnsOf } from './views.ts';
 import { addWarmFile, fingerprint, TieringError, type TierSpec } from './warm.ts';
 
 /** Thresholds that trigger compaction. */
@@ -42,12 +43,9 @@ export async function compactFiles(
   opts: { pass: number; warmDir: string; refresh: () => Promise<void> },
 ): Promise<ManifestFile> {
   const ids = files.map((f) => f.id).join(', ');
-  const paths = files.map((f) => f.location);
-  const pairs = files.map((f) => `(${f.id}, ${lit(f.location)})`).join(', ');
-  const live =
-    `SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(${listLit(paths)}, ${PARQUET_READ}, filename = true, file_row_number = true) p ` +
-    `ANTI JOIN (SELECT f.path, d.row FROM _ducktail.tier_deletes d JOIN (VALUES ${pairs}) f(id, path) ON d.file_id = f.id) x ` +
-    'ON p.filename = x.path AND p.file_row_number = x.row';
+  // The live rows of the files under the current layout (files written before a rename are mapped).
+  const historyColumns = await columnsOf(conn, s.mirror.history);
+  const live = archivedSql({ m: s.mirror, kind: s.kind, files, readPath: (f) => f.location, text: [], historyColumns, guards: false });
   await conn.run('BEGIN TRANSACTION');
   let path = '';
   let file: ManifestFile;

@@ -35,6 +35,7 @@ export function createTieringFromConfig(config: Config, warehouse: Warehouse, lo
   return createTiering(tieringOptions(config), {
     exclusive: (fn) => warehouse.exclusive(fn),
     connect: () => warehouse.connect(),
+    onLayoutChange: (fn) => warehouse.onLayoutChange(fn),
     log,
     ...(metrics ? { metrics } : {}),
   });

@@ -48,6 +48,8 @@ export interface TieringDeps {
   log: Logger;
   /** The appliance's Prometheus registry (tier sizes, passes). */
   metrics?: Metrics;
+  /** Registers a callback run in the apply transaction of a schema change (views follow renames and drops). */
+  onLayoutChange?(fn: (conn: DuckDBConnection, m: MirrorTable) => Promise<void>): void;
 }
 
 /** Counters for /v1/status and /readyz. */
@@ -94,15 +96,20 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
     return new MirrorCatalog(conn).load();
   }
   /** Rewrites a table's views; DuckDB binds a view when it is created, so its cold files must be cached. */
-  async function refresh(conn: DuckDBConnection, table: string): Promise<void> {
-    const m = (await mirrors(conn)).find((t) => t.name === table);
+  async function refresh(conn: DuckDBConnection, table: string, known?: MirrorTable): Promise<void> {
+    const m = known ?? (await mirrors(conn)).find((t) => t.name === table);
     if (!m) return;
     if (cache) {
       const cold = await liveFiles(conn, `tier = 'cold' AND table_name = ${lit(table)}`);
       await cache.ensure(cold.map((f) => f.location));
     }
-    await refreshViews(conn, m, readPath);
+    await refreshViews(conn, m, readPath, opts.tables[table]?.timeColumn);
   }
+  // A RENAME or DROP COLUMN: the views map archived files to the new layout in the same transaction.
+  // A failure (e.g. S3 unreachable for an uncached cold file) must not stop the apply: the next pass repairs.
+  deps.onLayoutChange?.((conn, m) =>
+    refresh(conn, m.name, m).catch((e: unknown) => log.warn(`views of ${m.name} not rewritten after its schema change: ${errorMessage(e)}; the next archive pass does`)),
+  );
 
   async function tierSizes(): Promise<TieringStatus['tiers']> {
     const conn = await deps.connect();

@@ -25,11 +25,16 @@ export interface ManifestFile {
   minLsn: string | null;
   maxLsn: string | null;
   addedPass: number;
+  /** The file's columns as written (JSON of LayoutColumn[], src/tiering/layout.ts); null for files written before layouts were kept. */
+  layout: string | null;
+  /** min/max of the time column as epoch milliseconds (view guards). */
+  minTimeMs?: number | null;
+  maxTimeMs?: number | null;
 }
 
 const COLUMNS =
   'id, table_name, kind, tier, location, month, row_count, byte_size, checksum, first_row_id, ' +
-  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass';
+  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass, layout, epoch_ms(min_time), epoch_ms(max_time)';
 
 function toFile(r: unknown[]): ManifestFile {
   return {
@@ -50,6 +55,9 @@ function toFile(r: unknown[]): ManifestFile {
     minLsn: r[14] as string | null,
     maxLsn: r[15] as string | null,
     addedPass: Number(r[16]),
+    layout: (r[17] as string | null) ?? null,
+    minTimeMs: r[18] === null ? null : Number(r[18]),
+    maxTimeMs: r[19] === null ? null : Number(r[19]),
   };
 }
 
@@ -90,7 +98,7 @@ export async function insertFile(conn: DuckDBConnection, f: ManifestFile): Promi
     `INSERT INTO _ducktail.tier_files VALUES (${f.id}, ${lit(f.tableName)}, ${lit(f.kind)}, ${lit(f.tier)}, ` +
       `${lit(f.location)}, ${lit(f.month)}, ${f.rowCount}, ${f.byteSize}, ${lit(f.checksum)}, ${f.firstRowId}, ` +
       `${n(f.minTime, 'TIMESTAMPTZ')}, ${n(f.maxTime, 'TIMESTAMPTZ')}, ${n(f.minKey, 'VARCHAR')}, ${n(f.maxKey, 'VARCHAR')}, ` +
-      `${n(f.minLsn, 'UBIGINT')}, ${n(f.maxLsn, 'UBIGINT')}, ${f.addedPass}, NULL, NULL)`,
+      `${n(f.minLsn, 'UBIGINT')}, ${n(f.maxLsn, 'UBIGINT')}, ${f.addedPass}, NULL, NULL, ${f.layout === null ? 'NULL' : lit(f.layout)})`,
   );
 }
 

@@ -1,5 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { type MirrorTable, timeTravelSql } from '../warehouse/index.ts';
+import { type MirrorTable, quoteIdent, timeTravelSql } from '../warehouse/index.ts';
+import { mapColumns } from './layout.ts';
 import { type FileKind, liveFiles, type ManifestFile } from './manifest.ts';
 import { readList, type TextColumn, textColumns } from './parquet-types.ts';
 import { lit, listLit, PARQUET_READ } from './sql.ts';
@@ -7,33 +8,106 @@ import { lit, listLit, PARQUET_READ } from './sql.ts';
 /** Maps a manifest file to the local path DuckDB reads (warm path, cold folder, or cold cache). */
 export type ReadPath = (f: ManifestFile) => string;
 
-/**
- * The public view of one table kind: hot rows, plus the live Parquet files minus the rows recorded
- * as superseded (positions in `_ducktail.tier_deletes`), so a row is seen exactly once.
- */
-export function viewSql(m: MirrorTable, kind: FileKind, files: ManifestFile[], readPath: ReadPath, text: TextColumn[] = []): string {
-  const hot = kind === 'current' ? m.current : m.history;
-  const name = kind === 'current' ? m.currentView : m.historyView;
-  if (files.length === 0) return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot}`;
-  const paths = files.map(readPath);
-  const scan = `read_parquet(${listLit(paths)}, ${PARQUET_READ}, file_row_number = true)`;
-  let archived = `SELECT ${readList(text, 'p', 'file_row_number')} FROM ${scan} p`;
-  if (kind === 'current') {
-    // Superseded rows by position: (index of the file in this list, row number inside the file).
-    const ids = files.map((f, i) => `(${i}, ${f.id})`).join(', ');
-    archived +=
-      ` ANTI JOIN (SELECT f.idx, d.row FROM _ducktail.tier_deletes d JOIN (VALUES ${ids}) f(idx, id) ON d.file_id = f.id) x` +
-      ' ON p.file_index = x.idx AND p.file_row_number = x.row';
-  }
-  return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot} UNION ALL BY NAME ${archived}`;
+/** What the archived part of a table kind is built from. */
+export interface ArchivedInput {
+  m: MirrorTable;
+  kind: FileKind;
+  files: ManifestFile[];
+  readPath: ReadPath;
+  /** Text-stored columns to cast back (none: rows as the files hold them, e.g. for compaction). */
+  text: TextColumn[];
+  /** Columns of the hot history table (where dropped columns live on as `<name>__dropped`). */
+  historyColumns: string[];
+  /** Group files by tier and year and guard each group by the manifest's min/max (queries skip groups). */
+  guards: boolean;
+  /** The tiering time column of the current state (guards). */
+  timeColumn?: string;
 }
 
-/** Rewrites both public views of a table from the manifest (inside the caller's transaction). */
-export async function refreshViews(conn: DuckDBConnection, m: MirrorTable, readPath: ReadPath): Promise<void> {
+const DAY_MS = 86_400_000;
+const INTEGER = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/;
+
+/**
+ * A condition every row of the files holds, from the manifest's min/max: the time column (widened by
+ * a day on each side, so a session time zone converting DATE or TIMESTAMP never cuts a row) and an
+ * integer key (history: the commit LSN). DuckDB combines it with a query's own predicates on those
+ * columns and plans a group whose range cannot match as empty: its files are never read.
+ */
+function guardSql(a: ArchivedInput, files: ManifestFile[]): string {
+  const conds: string[] = [];
+  const times = files.flatMap((f) => (f.minTimeMs !== null && f.maxTimeMs !== null ? [[f.minTimeMs, f.maxTimeMs]] : []));
+  const timeCol = a.kind === 'history' ? { name: '_commit_ts', duckType: 'TIMESTAMPTZ' } : a.m.columns.find((c) => c.name === a.timeColumn);
+  if (timeCol && /^(DATE|TIMESTAMP.*)$/.test(timeCol.duckType) && times.length === files.length) {
+    const iso = (ms: number) => `CAST(TIMESTAMPTZ ${lit(new Date(ms).toISOString())} AS ${timeCol.duckType})`;
+    const lo = Math.min(...times.map((t) => t[0]!)) - DAY_MS;
+    const hi = Math.max(...times.map((t) => t[1]!)) + DAY_MS;
+    conds.push(`${quoteIdent(timeCol.name)} BETWEEN ${iso(lo)} AND ${iso(hi)}`);
+  }
+  const keyCol = a.kind === 'history' ? { name: '_lsn', duckType: 'UBIGINT' } : a.m.keyIndexes.length === 1 ? a.m.columns[a.m.keyIndexes[0]!] : undefined;
+  const bounds = files.map((f) => (a.kind === 'history' ? [f.minLsn, f.maxLsn] : [f.minKey, f.maxKey]));
+  if (keyCol && INTEGER.test(keyCol.duckType) && bounds.every((b) => b.every((v) => v !== null && /^-?\d+$/.test(v)))) {
+    const nums = bounds.map((b) => b.map((v) => BigInt(v!)));
+    const lo = nums.reduce((m, b) => (b[0]! < m ? b[0]! : m), nums[0]![0]!);
+    const hi = nums.reduce((m, b) => (b[1]! > m ? b[1]! : m), nums[0]![1]!);
+    conds.push(`${quoteIdent(keyCol.name)} BETWEEN ${lo} AND ${hi}`);
+  }
+  return conds.length > 0 ? ` WHERE ${conds.join(' AND ')}` : '';
+}
+
+/**
+ * The rows of a table kind's live files under the table's current layout (renamed columns under
+ * their new names, dropped ones left out), minus the rows recorded as superseded (positions in
+ * `_ducktail.tier_deletes`), so a row is seen exactly once. Files are read in groups of one layout
+ * (and, with guards, one tier and year).
+ */
+export function archivedSql(a: ArchivedInput): string {
+  const groups = new Map<string, ManifestFile[]>();
+  for (const f of a.files) {
+    const k = `${f.layout ?? ''}\u0000${a.guards ? `${f.tier}:${f.month.slice(0, 4)}` : ''}`;
+    groups.set(k, [...(groups.get(k) ?? []), f]);
+  }
+  const parts = [...groups.values()].map((files) => {
+    const map = mapColumns(a.m, a.kind, files[0]!.layout, a.historyColumns);
+    const exclude = ['file_row_number', ...map.drops].map(quoteIdent).join(', ');
+    const rename = map.renames.length > 0 ? ` RENAME (${map.renames.map(([f, t]) => `${quoteIdent(f)} AS ${quoteIdent(t)}`).join(', ')})` : '';
+    const position = a.kind === 'current' ? `, ([${files.map((f) => f.id).join(", ")}]::BIGINT[])[p.file_index::BIGINT + 1] AS _tier_file, p.file_row_number AS _tier_row` : '';
+    const scan = `read_parquet(${listLit(files.map(a.readPath))}, ${PARQUET_READ}, file_row_number = true)`;
+    const text = a.text.filter((t) => map.present === null || map.present.has(t.name));
+    return `SELECT ${readList(text, 'q')} FROM (SELECT p.* EXCLUDE (${exclude})${rename}${position} FROM ${scan} p) q${a.guards ? guardSql(a, files) : ''}`;
+  });
+  const all = parts.join(' UNION ALL BY NAME ');
+  if (a.kind === 'history') return all;
+  return (
+    `SELECT a.* EXCLUDE (_tier_file, _tier_row) FROM (${all}) a ` +
+    'ANTI JOIN _ducktail.tier_deletes d ON a._tier_file = d.file_id AND a._tier_row = d.row'
+  );
+}
+
+/** The public view of one table kind: hot rows, plus the archived rows of the live files. */
+export function viewSql(a: ArchivedInput): string {
+  const hot = a.kind === 'current' ? a.m.current : a.m.history;
+  const name = a.kind === 'current' ? a.m.currentView : a.m.historyView;
+  if (a.files.length === 0) return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot}`;
+  return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot} UNION ALL BY NAME ${archivedSql(a)}`;
+}
+
+/** Column names of a table or view. */
+export async function columnsOf(conn: DuckDBConnection, relation: string): Promise<string[]> {
+  const r = await conn.runAndReadAll(`SELECT column_name FROM (DESCRIBE ${relation})`);
+  return r.getRows().map((x) => x[0] as string);
+}
+
+/**
+ * Rewrites both public views of a table from the manifest and the table's current layout (inside
+ * the caller's transaction: an archive move, or the apply transaction of a schema change).
+ */
+export async function refreshViews(conn: DuckDBConnection, m: MirrorTable, readPath: ReadPath, timeColumn?: string): Promise<void> {
   const files = await liveFiles(conn, `table_name = ${lit(m.name)}`);
+  const historyColumns = await columnsOf(conn, m.history);
   for (const kind of ['current', 'history'] as const) {
     const text = await textColumns(conn, kind === 'current' ? m.current : m.history);
-    await conn.run(viewSql(m, kind, files.filter((f) => f.kind === kind), readPath, text));
+    const mine = files.filter((f) => f.kind === kind);
+    await conn.run(viewSql({ m, kind, files: mine, readPath, text, historyColumns, guards: true, ...(timeColumn ? { timeColumn } : {}) }));
   }
   for (const macro of timeTravelSql(m)) await conn.run(macro);
 }

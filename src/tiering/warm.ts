@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { AppError } from '../errors.ts';
 import { type MirrorTable, mirrorKeySql, quoteIdent } from '../warehouse/index.ts';
 import { crashPoint } from './fault.ts';
+import { fileLayout } from './layout.ts';
 import { type FileKind, insertFile, type ManifestFile, nextId, nextRowId } from './manifest.ts';
 import { readList, textColumns, writeList } from './parquet-types.ts';
 import { lit, nextMonth, PARQUET_READ } from './sql.ts';
@@ -87,6 +88,7 @@ export async function addWarmFile(
     minLsn: st.minLsn!,
     maxLsn: st.maxLsn!,
     addedPass: f.pass,
+    layout: await fileLayout(conn, s.mirror, f.path),
   };
   await insertFile(conn, file);
   if (s.kind === 'current') {

@@ -8,7 +8,7 @@ import type { ChunkState } from './copy.ts';
 import { openWarehouseDb } from './duckdb.ts';
 import { Progress } from './offsets.ts';
 import type { StageTimings } from './stage.ts';
-import { MirrorCatalog } from './tables.ts';
+import { MirrorCatalog, type MirrorTable } from './tables.ts';
 
 export type { Position, SnapshotState } from './offsets.ts';
 export type { ChunkState } from './copy.ts';
@@ -70,6 +70,8 @@ export interface Warehouse extends BatchSink {
   copyChunks(slot: string): Promise<ChunkState[]>;
   /** Runs `fn` on the writer connection between two applies (nothing else writes meanwhile). */
   exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
+  /** Runs `fn` inside the apply transaction that changed a table's layout (schema change), on the writer. */
+  onLayoutChange(fn: (conn: DuckDBConnection, m: MirrorTable) => Promise<void>): void;
   close(): Promise<void>;
 }
 
@@ -155,6 +157,9 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       const run = chain.then(() => fn(db.writer).finally(() => stats.writes++));
       chain = run.catch(() => {});
       return run;
+    },
+    onLayoutChange(fn) {
+      catalog.onLayoutChange = fn;
     },
     async tables() {
       // Its own connection: the writer may be inside a transaction.

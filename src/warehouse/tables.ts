@@ -68,6 +68,8 @@ export class MirrorCatalog {
   private readonly known = new Map<string, MirrorTable>();
   /** "table.column" already warned about (a type stored as text for want of an exact DuckDB type). */
   private readonly warned = new Set<string>();
+  /** Called in the apply transaction after a table's layout changed (tiering rewrites its views over archived files). */
+  onLayoutChange: ((conn: DuckDBConnection, m: MirrorTable) => Promise<void>) | null = null;
 
   constructor(
     private readonly conn: DuckDBConnection,
@@ -115,6 +117,7 @@ export class MirrorCatalog {
     await this.conn.run('DELETE FROM _ducktail.tables WHERE name = $1', [name]);
     await this.conn.run('INSERT INTO _ducktail.tables VALUES ($1, $2::JSON, now(), now())', [name, columnsJson]);
     this.known.set(name, next);
+    if (previous) await this.onLayoutChange?.(this.conn, next);
     return next;
   }
 
