@@ -14,12 +14,12 @@ export const UNAVAILABLE = '__debezium_unavailable_value';
 const OPS = { R: 'r', I: 'c', U: 'u', D: 'd', T: 't' } as const;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/** One message ready for the producer: explicit partition, key and value as JSON text. */
+/** One message ready for the producer: explicit partition, key as JSON text, value as UTF-8 JSON bytes. */
 export interface Encoded {
   topic: string;
   partition: number;
   key: string | undefined;
-  value: string;
+  value: Buffer;
 }
 
 /** `<prefix>.<schema>.<table>`. */
@@ -36,9 +36,12 @@ function text(value: TupleValue | undefined): string | null {
   return s;
 }
 
-/** Caches the per-table schema JSON: it is the same for every message of a table. */
+/**
+ * Caches the per-table schema block as bytes (`{"schema":...,"payload":`): it is the same ~3.4 KB in
+ * every message of a table, so it is serialized and UTF-8 encoded once per layout and only copied.
+ */
 export class EventEncoder {
-  private readonly schemas = new Map<TableSchema, string>();
+  private readonly schemas = new Map<TableSchema, Buffer>();
   private point = 0n;
 
   constructor(
@@ -46,9 +49,9 @@ export class EventEncoder {
     private readonly version: string,
   ) {}
 
-  private schemaJson(t: TableSchema): string {
-    let s = this.schemas.get(t);
-    if (s) return s;
+  private schemaPrefix(t: TableSchema): Buffer {
+    const known = this.schemas.get(t);
+    if (known) return known;
     const name = topicName(this.prefix, t);
     const row = {
       type: 'struct',
@@ -67,7 +70,7 @@ export class EventEncoder {
         },
       })),
     };
-    s = JSON.stringify({
+    const s = JSON.stringify({
       type: 'struct',
       optional: false,
       name: `${name}.Envelope`,
@@ -79,8 +82,9 @@ export class EventEncoder {
         { type: 'int64', optional: true, field: 'ts_ms' },
       ],
     });
-    this.schemas.set(t, s);
-    return s;
+    const prefix = Buffer.from(`${SCHEMA_START}${s}${PAYLOAD_AT}`);
+    this.schemas.set(t, prefix);
+    return prefix;
   }
 
   private record(t: TableSchema, row: readonly TupleValue[] | null): Record<string, string | null> | null {
@@ -130,7 +134,7 @@ export class EventEncoder {
     before: readonly TupleValue[] | null,
     after: readonly TupleValue[] | null,
     sub: number,
-  ): string {
+  ): Buffer {
     const tsMs = Number(c.commitTimeUs / 1000n);
     const unchanged = after ? t.columns.filter((_, i) => after[i] === UNCHANGED).map((col) => col.name) : [];
     const source = {
@@ -153,7 +157,13 @@ export class EventEncoder {
       unchanged,
     };
     const payload = { before: this.record(t, before), after: this.record(t, after), source, op, ts_ms: Date.now() };
-    return `{"schema":${this.schemaJson(t)},"payload":${JSON.stringify(payload)}}`;
+    const prefix = this.schemaPrefix(t);
+    const json = JSON.stringify(payload);
+    const out = Buffer.allocUnsafe(prefix.length + Buffer.byteLength(json) + 1);
+    prefix.copy(out, 0);
+    const end = prefix.length + out.write(json, prefix.length);
+    out[end] = 0x7d; // the envelope's closing brace
+    return out;
   }
 }
 
@@ -225,25 +235,60 @@ export interface Decoded {
   ord: number;
 }
 
-/** Parses and validates one value; throws a message for the dead-letter headers when it is not a ducktail event. */
-export function decodeEvent(value: string): Decoded {
-  // ducktail's own events: parse only the payload and look the layout up by the schema block's text.
-  const at = value.startsWith(SCHEMA_START) ? value.indexOf(PAYLOAD_AT) : -1;
-  let schemaText: string | undefined;
-  let payloadJson: unknown;
-  let schemaJson: unknown;
-  if (at > 0 && value.endsWith('}')) {
-    schemaText = value.slice(SCHEMA_START.length, at);
-    try {
-      payloadJson = JSON.parse(value.slice(at + PAYLOAD_AT.length, -1));
-    } catch {
-      schemaText = undefined; // not our layout after all: read it whole below
+const SCHEMA_START_BYTES = Buffer.from(SCHEMA_START);
+const PAYLOAD_AT_BYTES = Buffer.from(PAYLOAD_AT);
+const MAX_RECENT_PREFIXES = 16;
+/** Schema prefixes (`{"schema":...,"payload":` bytes) seen last, newest first, with their layout text. */
+const recentPrefixes: { bytes: Buffer; text: string }[] = [];
+
+/** The schema block's text when `value` starts with a recently seen prefix (a byte compare, no UTF-8 decoding). */
+function knownPrefix(value: Buffer): { bytes: Buffer; text: string } | undefined {
+  for (let i = 0; i < recentPrefixes.length; i++) {
+    const p = recentPrefixes[i]!;
+    if (value.length > p.bytes.length && value.compare(p.bytes, 0, p.bytes.length, 0, p.bytes.length) === 0) {
+      if (i > 0) recentPrefixes.unshift(...recentPrefixes.splice(i, 1));
+      return p;
     }
   }
+  return undefined;
+}
+
+/** Splits ducktail's own events into schema text and parsed payload; undefined when the value has another shape. */
+function splitOwn(value: Buffer): { schemaText: string; payloadJson: unknown } | undefined {
+  if (value.length < 2 || value[value.length - 1] !== 0x7d) return undefined;
+  let prefix = knownPrefix(value);
+  if (!prefix) {
+    if (value.compare(SCHEMA_START_BYTES, 0, SCHEMA_START_BYTES.length, 0, SCHEMA_START_BYTES.length) !== 0) return undefined;
+    const at = value.indexOf(PAYLOAD_AT_BYTES);
+    if (at <= 0) return undefined;
+    const end = at + PAYLOAD_AT_BYTES.length;
+    prefix = { bytes: Buffer.from(value.subarray(0, end)), text: value.toString('utf8', SCHEMA_START_BYTES.length, at) };
+  }
+  let payloadJson: unknown;
+  try {
+    payloadJson = JSON.parse(value.toString('utf8', prefix.bytes.length, value.length - 1));
+  } catch {
+    return undefined; // not our layout after all: read it whole
+  }
+  if (recentPrefixes[0] !== prefix) {
+    recentPrefixes.unshift(prefix);
+    if (recentPrefixes.length > MAX_RECENT_PREFIXES) recentPrefixes.pop();
+  }
+  return { schemaText: prefix.text, payloadJson };
+}
+
+/** Parses and validates one value; throws a message for the dead-letter headers when it is not a ducktail event. */
+export function decodeEvent(raw: Buffer | string): Decoded {
+  // ducktail's own events: parse only the payload and look the layout up by the schema block (its bytes, then its text).
+  const value = typeof raw === 'string' ? Buffer.from(raw) : raw;
+  const own = splitOwn(value);
+  const schemaText = own?.schemaText;
+  let payloadJson = own?.payloadJson;
+  let schemaJson: unknown;
   if (schemaText === undefined) {
     let json: unknown;
     try {
-      json = JSON.parse(value);
+      json = JSON.parse(value.toString());
     } catch (e) {
       throw new PoisonError('NOT_JSON', `value is not JSON: ${(e as Error).message}`);
     }

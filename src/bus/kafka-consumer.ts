@@ -16,7 +16,7 @@ interface Owned {
   buffer: Entry[];
 }
 
-type Entry = { offset: bigint; decoded: Decoded } | { offset: bigint; poison: PoisonError; key?: string; value: string };
+type Entry = { offset: bigint; decoded: Decoded } | { offset: bigint; poison: PoisonError; key?: string; value: Buffer };
 
 /** Per-partition consumer status for /v1/status. */
 export interface PartitionStatus {
@@ -38,11 +38,12 @@ export interface ConsumerStatus {
 /** What the reader needs from the rest of the bus. */
 export interface ReaderDeps {
   loadOffsets(): Promise<PartitionOffset[]>;
-  deadLetter(topic: string, key: string | undefined, value: string, headers: Map<string, string>, signal: AbortSignal): Promise<void>;
+  deadLetter(topic: string, key: string | undefined, value: Buffer, headers: Map<string, string>, signal: AbortSignal): Promise<void>;
   log(message: string): void;
 }
 
 const DISCOVER_EVERY_MS = 1_000;
+const EMPTY = Buffer.alloc(0);
 /** Extra fetches per round while they bring records and the buffers hold less than a batch. */
 const MAX_EXTRA_FETCHES = 16;
 
@@ -186,13 +187,12 @@ export class KafkaReader {
         const offset = b.firstOffset + BigInt(r.offsetDelta);
         if (offset <= expected) continue;
         expected = offset;
-        const value = r.value?.toString() ?? '';
-        const key = r.key?.toString();
+        const value = r.value ?? EMPTY;
         try {
           o.buffer.push({ offset, decoded: decodeEvent(value) });
         } catch (e) {
           const poison = e instanceof PoisonError ? e : new PoisonError('BAD_EVENT', String(e));
-          o.buffer.push({ offset, poison, key, value });
+          o.buffer.push({ offset, poison, key: r.key?.toString(), value });
         }
       }
     }
@@ -280,7 +280,7 @@ export class KafkaReader {
     });
   }
 
-  private async deadLetter(o: Owned, e: { offset: bigint; poison: PoisonError; key?: string; value: string }, signal: AbortSignal): Promise<void> {
+  private async deadLetter(o: Owned, e: { offset: bigint; poison: PoisonError; key?: string; value: Buffer }, signal: AbortSignal): Promise<void> {
     const headers = new Map([
       ['ducktail.error.code', e.poison.code],
       ['ducktail.error.message', e.poison.message],

@@ -1,4 +1,4 @@
-import { Admin, compatibilityPartitioner, ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka';
+import { Admin, compatibilityPartitioner, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
 import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, topicName } from './kafka-codec.ts';
@@ -28,7 +28,7 @@ export function partitionOf(key: string, partitions: number): number {
  */
 export class KafkaWriter {
   readonly status: ProducerStatus = { published: 0, messages: 0, error: null, retries: 0 };
-  private readonly producer: Producer<string, string, string, string>;
+  private readonly producer: Producer<string, Buffer, string, string>;
   private readonly admin: Admin;
   private readonly encoder: EventEncoder;
   private readonly partitions = new Map<string, number>();
@@ -45,7 +45,8 @@ export class KafkaWriter {
     this.producer = new Producer({
       ...base,
       clientId: `ducktail-${opts.instance}-producer`,
-      serializers: stringSerializers,
+      // Values are encoded by EventEncoder as bytes (the schema block is copied, not re-encoded per event).
+      serializers: { key: stringSerializer, value: (b: Buffer | undefined) => b, headerKey: stringSerializer, headerValue: stringSerializer },
       acks: ProduceAcks.ALL,
       idempotent: opts.idempotent,
       compression: opts.compression,
@@ -90,7 +91,7 @@ export class KafkaWriter {
   }
 
   /** Sends one raw message (the dead-letter topic), acks=all, retrying like `write`. */
-  async sendRaw(topic: string, key: string | undefined, value: string, headers: Map<string, string>, signal: AbortSignal): Promise<void> {
+  async sendRaw(topic: string, key: string | undefined, value: Buffer, headers: Map<string, string>, signal: AbortSignal): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     for (;;) {
       if (signal.aborted) throw new AppError('ABORTED', 'dead-letter send aborted: the bus is stopping');
@@ -106,7 +107,7 @@ export class KafkaWriter {
     }
   }
 
-  private async encode(batch: ChangeBatch): Promise<{ topic: string; partition: number; key?: string; value: string }[]> {
+  private async encode(batch: ChangeBatch): Promise<{ topic: string; partition: number; key?: string; value: Buffer }[]> {
     const out: Encoded[] = [];
     if (batch.snapshot?.status === 'copying') this.snapshotPoint = batch.snapshot.consistentPoint;
     if (batch.copyPoint !== undefined) this.snapshotPoint = batch.copyPoint;
