@@ -27,6 +27,8 @@ const PARTITIONS = 6;
 // The mock keeps at most 5 MB per partition and drops whole produce batches beyond it: compressed,
 // a 10k-row batch is small enough that the consumer (max 12k messages behind) never loses its place.
 const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip' | 'snappy' | 'lz4';
+// BENCH_FETCH_WORKER=0 fetches and decodes on the main thread (as before the fetch worker), for comparison.
+const FETCH_WORKER = process.env.BENCH_FETCH_WORKER !== '0';
 const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -128,7 +130,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     createWarehouse({ path: join(dir, `${name}.duckdb`), memoryLimit: '1GB', threads: 1, stream: slot });
   const [wk, wi] = [await open('kafka', `kb_k_${run}`), await open('inline', `kb_i_${run}`)];
   const kafkaBus = () =>
-    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: 6 * 2000, compression: COMPRESSION }), {
+    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: 6 * 2000, compression: COMPRESSION, fetchWorker: FETCH_WORKER }), {
       loadOffsets: () => wk.progress.kafkaOffsets(),
       log: (m) => {
         if (process.env.BENCH_VERBOSE) console.error(m);

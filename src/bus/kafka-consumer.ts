@@ -1,6 +1,8 @@
 import { Admin, Consumer } from '@platformatic/kafka';
-import type { BatchSink, Change, PartitionOffset, TableSchema } from '../change/index.ts';
-import { type Decoded, decodeEvent, PoisonError } from './kafka-codec.ts';
+import type { BatchSink, Change, ColumnSchema, PartitionOffset, TableSchema } from '../change/index.ts';
+import type { Decoded, PoisonError } from './kafka-codec.ts';
+import { type Entry, type FetchPlan, unpack } from './kafka-fetch.ts';
+import { createFetcher, type Fetcher } from './kafka-fetcher.ts';
 import { describe, sleep } from './kafka-producer.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
@@ -15,8 +17,6 @@ interface Owned {
   highWatermark: bigint;
   buffer: Entry[];
 }
-
-type Entry = { offset: bigint; decoded: Decoded } | { offset: bigint; poison: PoisonError; key?: string; value: Buffer };
 
 /** Per-partition consumer status for /v1/status. */
 export interface PartitionStatus {
@@ -43,7 +43,6 @@ export interface ReaderDeps {
 }
 
 const DISCOVER_EVERY_MS = 1_000;
-const EMPTY = Buffer.alloc(0);
 /** Extra fetches per round while they bring records and the buffers hold less than a batch. */
 const MAX_EXTRA_FETCHES = 16;
 
@@ -58,8 +57,14 @@ export class KafkaReader {
   readonly status: ConsumerStatus = { partitions: [], applied: 0, deadLetters: 0, duplicatesSkipped: 0, error: null };
   private readonly consumer: Consumer;
   private readonly admin: Admin;
+  private readonly fetcher: Fetcher;
   private readonly owned = new Map<string, Owned>();
   private discoveredAt = 0;
+  /** Topics whose metadata the fetcher refreshes before its next fetch (set by discovery). */
+  private refresh: string[] | undefined;
+  /** Layouts by the fetcher's id, and one TableSchema per layout and table (batches compare layouts by identity). */
+  private readonly layouts = new Map<number, ColumnSchema[]>();
+  private readonly tables = new Map<string, TableSchema>();
 
   constructor(
     private readonly opts: KafkaBusOptions,
@@ -72,6 +77,10 @@ export class KafkaReader {
       clientId: `ducktail-${opts.instance}-consumer`,
     });
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-reader-admin` });
+    this.fetcher = createFetcher(
+      { brokers: opts.brokers, groupId: `ducktail-${opts.topicPrefix}`, clientId: `ducktail-${opts.instance}-fetcher`, worker: opts.fetchWorker ?? true },
+      deps.log,
+    );
   }
 
   async run(sink: BatchSink, signal: AbortSignal): Promise<void> {
@@ -123,6 +132,7 @@ export class KafkaReader {
       }
     }
     this.discoveredAt = Date.now();
+    this.refresh = names;
     this.leaders = new Map();
     for (const o of this.owned.values()) {
       const leader = md.topics.get(o.topic)?.partitions[o.partition]?.leader;
@@ -138,32 +148,40 @@ export class KafkaReader {
 
   /** One fetch per leader for the partitions whose buffer has room, after what is buffered; returns records taken. */
   private async fetchAll(wait: boolean): Promise<number> {
-    let taken = 0;
-    const requests = [...this.leaders].map(async ([node, parts]) => {
+    const plan: FetchPlan = { refresh: this.refresh, wait, nodes: [] };
+    const byPartition = new Map<string, Owned>();
+    for (const [node, parts] of this.leaders) {
       const wanted = parts.filter((o) => o.buffer.length < this.opts.batchRows);
-      if (wanted.length === 0) return;
-      const res = await this.consumer.fetch({
-        node,
-        maxWaitTime: wait ? 100 : 0,
-        minBytes: 1,
-        maxBytes: 8 << 20,
-        topics: [...groupBy(wanted, (o) => o.topicId)].map(([topicId, list]) => ({
-          topicId,
-          partitions: list.map((o) => ({ partition: o.partition, fetchOffset: fetchAt(o), partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 })),
-        })),
-      });
-      for (const topicRes of res.responses) {
-        for (const pr of topicRes.partitions) {
-          const o = wanted.find((w) => w.partition === pr.partitionIndex && w.topicId === topicRes.topicId);
-          if (!o) continue;
-          if (pr.errorCode !== 0) throw new Error(`fetch ${o.topic}[${o.partition}] failed with Kafka error ${pr.errorCode}`);
-          o.highWatermark = pr.highWatermark;
-          taken += this.take(o, pr.records ?? []);
-        }
-      }
-    });
-    await Promise.all(requests);
+      if (wanted.length === 0) continue;
+      plan.nodes.push({ node, partitions: wanted.map((o) => ({ topicId: o.topicId, partition: o.partition, fetchOffset: fetchAt(o) })) });
+      for (const o of wanted) byPartition.set(`${o.topicId}/${o.partition}`, o);
+    }
+    if (plan.nodes.length === 0) return 0;
+    const res = await this.fetcher.fetch(plan);
+    this.refresh = undefined;
+    for (const [id, columns] of res.layouts) this.layouts.set(id, columns);
+    let taken = 0;
+    for (const pr of res.partitions) {
+      const o = byPartition.get(`${pr.topicId}/${pr.partition}`);
+      if (!o) continue;
+      if (pr.errorCode !== 0) throw new Error(`fetch ${o.topic}[${o.partition}] failed with Kafka error ${pr.errorCode}`);
+      o.highWatermark = pr.highWatermark;
+      const entries = unpack(pr.packed, o.buffer.at(-1)?.offset ?? o.next - 1n, (layout, name) => this.tableOf(layout, name));
+      for (const e of entries) o.buffer.push(e);
+      taken += entries.length;
+    }
     return taken;
+  }
+
+  private tableOf(layout: number, name: string): TableSchema {
+    const key = `${layout}/${name}`;
+    let t = this.tables.get(key);
+    if (!t) {
+      const dot = name.indexOf('.');
+      t = { schema: name.slice(0, dot), table: name.slice(dot + 1), columns: this.layouts.get(layout)! };
+      this.tables.set(key, t);
+    }
+    return t;
   }
 
   /** Fetches until the buffers hold a batch or the brokers have nothing more (a broker may answer one produce batch per partition). */
@@ -177,26 +195,6 @@ export class KafkaReader {
     let n = 0;
     for (const o of this.owned.values()) n += o.buffer.length;
     return n;
-  }
-
-  private take(o: Owned, batches: { firstOffset: bigint; records: { offsetDelta: number; key?: Buffer | null; value?: Buffer | null }[] }[]): number {
-    const before = o.buffer.length;
-    let expected = o.buffer.at(-1)?.offset ?? o.next - 1n;
-    for (const b of batches) {
-      for (const r of b.records) {
-        const offset = b.firstOffset + BigInt(r.offsetDelta);
-        if (offset <= expected) continue;
-        expected = offset;
-        const value = r.value ?? EMPTY;
-        try {
-          o.buffer.push({ offset, decoded: decodeEvent(value) });
-        } catch (e) {
-          const poison = e instanceof PoisonError ? e : new PoisonError('BAD_EVENT', String(e));
-          o.buffer.push({ offset, poison, key: r.key?.toString(), value });
-        }
-      }
-    }
-    return o.buffer.length - before;
   }
 
   /** Builds one batch from the buffers (respecting truncate barriers), dead-letters poison, applies it. */
@@ -315,15 +313,10 @@ export class KafkaReader {
   }
 
   async close(): Promise<void> {
+    await this.fetcher.close();
     await this.consumer.close(true).catch(() => {});
     await this.admin.close().catch(() => {});
   }
-}
-
-function groupBy<T, K>(items: T[], key: (item: T) => K): Map<K, T[]> {
-  const out = new Map<K, T[]>();
-  for (const item of items) out.set(key(item), [...(out.get(key(item)) ?? []), item]);
-  return out;
 }
 
 /** The next offset to fetch: after what is buffered, else the next to apply. */

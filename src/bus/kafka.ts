@@ -25,6 +25,8 @@ export interface KafkaBusOptions {
   maxLag: number;
   /** Most changes per warehouse transaction on the consuming side. */
   batchRows: number;
+  /** Fetch and decode in a Worker thread (default true); false keeps them on the main thread. */
+  fetchWorker?: boolean;
   deadLetterTopic: string;
   /** Written as `source.version` in every event. */
   version: string;

@@ -1,0 +1,210 @@
+import type { Consumer } from '@platformatic/kafka';
+import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
+import { type Decoded, decodeEvent, PoisonError } from './kafka-codec.ts';
+
+/**
+ * Fetching and decoding, the consumer's CPU-heavy half (record parsing, decompression, JSON parsing,
+ * validation). It runs in a Worker (kafka-fetch-worker.ts) so the main thread keeps the source and the
+ * apply path; what crosses the boundary is one compact column set per partition (typed arrays for
+ * offsets and positions, a flat array of cells), rebuilt into changes by `unpack`.
+ */
+
+/** What to fetch: per leader node, the partitions and the offset to read each from. */
+export interface FetchPlan {
+  /** Topic names whose metadata to refresh first (after a discovery: leaders may have moved). */
+  refresh?: string[];
+  wait: boolean;
+  nodes: { node: number; partitions: { topicId: string; partition: number; fetchOffset: bigint }[] }[];
+}
+
+/** The decoded records of one partition as columns. */
+export interface Packed {
+  offsets: BigInt64Array;
+  /** Layout id per record; -1 = poison (see `poison`). */
+  layouts: Int32Array;
+  ops: string;
+  tables: string[];
+  /** Row i's cells are cells[rowStart[i] .. rowStart[i + 1]). */
+  rowStart: Int32Array;
+  cells: (string | null)[];
+  /** Indexes into `cells` holding an unchanged TOAST value. */
+  unchanged: Int32Array;
+  lsn: BigInt64Array;
+  commitUs: BigInt64Array;
+  pos: BigInt64Array;
+  seq: Float64Array;
+  ord: Float64Array;
+  /** NaN = no transaction id. */
+  xid: Float64Array;
+  poison: { i: number; code: string; message: string; key?: string; value: Uint8Array }[];
+}
+
+export interface PartitionFetch {
+  topicId: string;
+  partition: number;
+  errorCode: number;
+  highWatermark: bigint;
+  packed: Packed;
+}
+
+export interface FetchResult {
+  partitions: PartitionFetch[];
+  /** Layouts first used in this result: id -> columns. */
+  layouts: [number, ColumnSchema[]][];
+}
+
+type RecordBatch = { firstOffset: bigint; records: { offsetDelta: number; key?: Buffer | null; value?: Buffer | null }[] };
+
+const EMPTY = Buffer.alloc(0);
+
+/** Assigns small ids to layouts (by identity: decodeEvent caches one array per schema block). */
+export class LayoutIds {
+  private readonly ids = new Map<ColumnSchema[], number>();
+  private fresh: [number, ColumnSchema[]][] = [];
+
+  id(columns: ColumnSchema[]): number {
+    let id = this.ids.get(columns);
+    if (id === undefined) {
+      id = this.ids.size;
+      this.ids.set(columns, id);
+      this.fresh.push([id, columns]);
+    }
+    return id;
+  }
+
+  takeFresh(): [number, ColumnSchema[]][] {
+    const out = this.fresh;
+    this.fresh = [];
+    return out;
+  }
+}
+
+/** Runs one fetch per node of the plan and decodes every record into columns. */
+export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds): Promise<FetchResult> {
+  if (plan.refresh) await consumer.metadata({ topics: plan.refresh, forceUpdate: true });
+  const partitions: PartitionFetch[] = [];
+  await Promise.all(
+    plan.nodes.map(async ({ node, partitions: wanted }) => {
+      const byTopic = new Map<string, { partition: number; fetchOffset: bigint; partitionMaxBytes: number; currentLeaderEpoch: number; lastFetchedEpoch: number }[]>();
+      for (const w of wanted) {
+        const list = byTopic.get(w.topicId) ?? [];
+        list.push({ partition: w.partition, fetchOffset: w.fetchOffset, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
+        byTopic.set(w.topicId, list);
+      }
+      const res = await consumer.fetch({
+        node,
+        maxWaitTime: plan.wait ? 100 : 0,
+        minBytes: 1,
+        maxBytes: 8 << 20,
+        topics: [...byTopic].map(([topicId, list]) => ({ topicId, partitions: list })),
+      });
+      for (const t of res.responses) {
+        for (const pr of t.partitions) {
+          const from = wanted.find((w) => w.topicId === t.topicId && w.partition === pr.partitionIndex)?.fetchOffset ?? 0n;
+          partitions.push({
+            topicId: t.topicId,
+            partition: pr.partitionIndex,
+            errorCode: pr.errorCode,
+            highWatermark: pr.highWatermark,
+            packed: pack((pr.records ?? []) as RecordBatch[], from, ids),
+          });
+        }
+      }
+    }),
+  );
+  return { partitions, layouts: ids.takeFresh() };
+}
+
+/** Decodes the records at or after `from` into columns (a broker may return a batch starting earlier). */
+export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds): Packed {
+  const decoded: { offset: bigint; d?: Decoded; poison?: PoisonError; key?: string; value: Buffer }[] = [];
+  for (const b of batches) {
+    for (const r of b.records) {
+      const offset = b.firstOffset + BigInt(r.offsetDelta);
+      if (offset < from) continue;
+      const value = r.value ?? EMPTY;
+      try {
+        decoded.push({ offset, d: decodeEvent(value), value });
+      } catch (e) {
+        decoded.push({ offset, poison: e instanceof PoisonError ? e : new PoisonError('BAD_EVENT', String(e)), key: r.key?.toString(), value });
+      }
+    }
+  }
+  const n = decoded.length;
+  const p: Packed = {
+    offsets: new BigInt64Array(n), layouts: new Int32Array(n), ops: '', tables: new Array(n), rowStart: new Int32Array(n + 1),
+    cells: [], unchanged: new Int32Array(0), lsn: new BigInt64Array(n), commitUs: new BigInt64Array(n), pos: new BigInt64Array(n),
+    seq: new Float64Array(n), ord: new Float64Array(n), xid: new Float64Array(n), poison: [],
+  };
+  const unchanged: number[] = [];
+  let ops = '';
+  for (let i = 0; i < n; i++) {
+    const e = decoded[i]!;
+    p.offsets[i] = e.offset;
+    p.rowStart[i] = p.cells.length;
+    if (!e.d) {
+      p.layouts[i] = -1;
+      ops += '-';
+      p.tables[i] = '';
+      p.poison.push({ i, code: e.poison!.code, message: e.poison!.message, key: e.key, value: new Uint8Array(e.value) });
+      continue;
+    }
+    const { change: c, table, pos, ord } = e.d;
+    p.layouts[i] = ids.id(table.columns);
+    ops += c.op;
+    p.tables[i] = c.table;
+    for (const v of c.row) {
+      if (v === UNCHANGED) {
+        unchanged.push(p.cells.length);
+        p.cells.push(null);
+      } else p.cells.push(v as string | null);
+    }
+    p.lsn[i] = c.lsn;
+    p.commitUs[i] = c.commitTimeUs;
+    p.pos[i] = pos;
+    p.seq[i] = c.seq;
+    p.ord[i] = ord;
+    p.xid[i] = c.xid ?? Number.NaN;
+  }
+  p.rowStart[n] = p.cells.length;
+  p.ops = ops;
+  p.unchanged = Int32Array.from(unchanged);
+  return p;
+}
+
+/** One record as the consumer buffers it. */
+export type Entry = { offset: bigint; decoded: Decoded } | { offset: bigint; poison: PoisonError; key?: string; value: Buffer };
+
+/** Rebuilds the records after `after` as entries; `table` gives the (shared) TableSchema of a layout id and table name. */
+export function unpack(p: Packed, after: bigint, table: (layout: number, name: string) => TableSchema): Entry[] {
+  const out: Entry[] = [];
+  const unchanged = new Set(p.unchanged);
+  let poisonAt = 0;
+  for (let i = 0; i < p.offsets.length; i++) {
+    const offset = p.offsets[i]!;
+    const layout = p.layouts[i]!;
+    if (layout < 0) {
+      const x = p.poison[poisonAt++]!;
+      if (offset > after) out.push({ offset, poison: new PoisonError(x.code, x.message), key: x.key, value: Buffer.from(x.value) });
+      continue;
+    }
+    if (offset <= after) continue;
+    const row: TupleValue[] = [];
+    for (let j = p.rowStart[i]!; j < p.rowStart[i + 1]!; j++) row.push(unchanged.has(j) ? UNCHANGED : p.cells[j]!);
+    const name = p.tables[i]!;
+    const change: Change = { op: p.ops[i] as Change['op'], table: name, row, lsn: p.lsn[i]!, seq: p.seq[i]!, commitTimeUs: p.commitUs[i]! };
+    if (!Number.isNaN(p.xid[i]!)) change.xid = p.xid[i]!;
+    out.push({ offset, decoded: { change, table: table(layout, name), pos: p.pos[i]!, ord: p.ord[i]! } });
+  }
+  return out;
+}
+
+/** The typed arrays' buffers, to transfer instead of copying. */
+export function transferables(r: FetchResult): ArrayBuffer[] {
+  const out: ArrayBuffer[] = [];
+  for (const { packed: p } of r.partitions) {
+    for (const a of [p.offsets, p.layouts, p.rowStart, p.unchanged, p.lsn, p.commitUs, p.pos, p.seq, p.ord, p.xid]) out.push(a.buffer as ArrayBuffer);
+    for (const x of p.poison) out.push(x.value.buffer as ArrayBuffer);
+  }
+  return out;
+}
