@@ -12,6 +12,7 @@ import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCH
 /** Debezium's placeholder for an unchanged TOASTed value; `source.unchanged` names those columns exactly. */
 export const UNAVAILABLE = '__debezium_unavailable_value';
 const OPS = { R: 'r', I: 'c', U: 'u', D: 'd', T: 't' } as const;
+const SLAB_BYTES = 1 << 20;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** One message ready for the producer: explicit partition, key as JSON text, value as UTF-8 JSON bytes. */
@@ -43,6 +44,9 @@ function text(value: TupleValue | undefined): string | null {
 export class EventEncoder {
   private readonly schemas = new Map<TableSchema, Buffer>();
   private point = 0n;
+  /** Values are written into shared slabs (one allocation per ~1 MB instead of one per event). */
+  private slab = Buffer.allocUnsafe(0);
+  private used = 0;
 
   constructor(
     private readonly prefix: string,
@@ -159,11 +163,17 @@ export class EventEncoder {
     const payload = { before: this.record(t, before), after: this.record(t, after), source, op, ts_ms: Date.now() };
     const prefix = this.schemaPrefix(t);
     const json = JSON.stringify(payload);
-    const out = Buffer.allocUnsafe(prefix.length + Buffer.byteLength(json) + 1);
-    prefix.copy(out, 0);
-    const end = prefix.length + out.write(json, prefix.length);
-    out[end] = 0x7d; // the envelope's closing brace
-    return out;
+    const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
+    if (this.slab.length - this.used < size) {
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+      this.used = 0;
+    }
+    const start = this.used;
+    prefix.copy(this.slab, start);
+    const end = start + prefix.length + this.slab.write(json, start + prefix.length);
+    this.slab[end] = 0x7d; // the envelope's closing brace
+    this.used = end + 1;
+    return this.slab.subarray(start, end + 1);
   }
 }
 
