@@ -44,11 +44,16 @@ function fill(sql: Sql, from: number, to: number) {
 }
 
 /** Records PostgreSQL-commit to DuckDB-commit latency of every transaction the sink applies. */
+/** DuckDB apply time of each batch in the latency phase: tells a slow apply from a slow bus at p99. */
+const applyMs: number[] = [];
+
 function timedSink(warehouse: Warehouse, latencies: number[] | null): BatchSink {
   return {
     async apply(batch: ChangeBatch) {
+      const started = performance.now();
       await warehouse.apply(batch);
       if (!latencies) return;
+      applyMs.push(performance.now() - started);
       const now = BigInt(Date.now()) * 1000n;
       let last = -1n;
       for (const c of batch.changes) {
@@ -117,6 +122,9 @@ interface RunResult {
   p50: number;
   p99: number;
   ackedP50: number;
+  ackedP99: number;
+  applyP99: number;
+  applyMax: number;
 }
 
 async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
@@ -146,7 +154,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${`kb_r_${run}`}, 'pgoutput')`;
     for (let from = 1; from <= ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, ROWS));
     const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0 };
+    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0 };
     const readers = [
       async () => {
         const k = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), ROWS);
@@ -184,6 +192,10 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     r.p50 = pct(latencies, 0.5);
     r.p99 = pct(latencies, 0.99);
     r.ackedP50 = pct(acked, 0.5);
+    r.ackedP99 = pct(acked, 0.99);
+    r.applyP99 = pct(applyMs, 0.99);
+    r.applyMax = Math.max(...applyMs);
+    applyMs.length = 0;
     return r;
   } finally {
     await wk.close();
@@ -201,7 +213,7 @@ try {
     const r = await once(i, kafka);
     results.push(r);
     const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (kafka/raw ${(r.kafka / r.raw).toFixed(2)})`;
-    console.log(`run ${i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms)`);
+    console.log(`run ${i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms)`);
   }
 } finally {
   await kafka.stop();
