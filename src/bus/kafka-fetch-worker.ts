@@ -23,6 +23,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
       groupId: m.groupId, // required by the constructor; no group request is ever sent
       clientId: m.clientId,
     });
+    self.postMessage({ ready: true });
   } else if (m.type === 'fetch') {
     try {
       const result = await fetchAndPack(consumer!, m.plan, ids);

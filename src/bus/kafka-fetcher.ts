@@ -47,7 +47,10 @@ function localFetcher(opts: FetcherOptions): Fetcher {
   };
 }
 
-type Reply = { id: number; result?: FetchResult; error?: string } | { closed: true };
+type Reply = { id: number; result?: FetchResult; error?: string } | { closed: true } | { ready: true };
+
+/** A Worker that has not answered its `open` by then is taken as unable to start (e.g. its file is missing). */
+const START_TIMEOUT_MS = 10_000;
 
 function workerFetcher(opts: FetcherOptions, failed: (e: string) => void): Fetcher {
   const worker = new Worker(new URL('./kafka-fetch-worker.ts', import.meta.url).href);
@@ -55,33 +58,42 @@ function workerFetcher(opts: FetcherOptions, failed: (e: string) => void): Fetch
   let next = 0;
   let closed: (() => void) | undefined;
   let dead = false;
+  let started: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (started = resolve));
   const post = (m: WorkerRequest) => worker.postMessage(m);
   worker.onmessage = (event: MessageEvent<Reply>) => {
     const r = event.data;
     if ('closed' in r) return closed?.();
+    if ('ready' in r) return started();
     const p = pending.get(r.id);
     pending.delete(r.id);
     if (r.error !== undefined) p?.reject(new Error(r.error));
     else p?.resolve(r.result!);
   };
-  worker.onerror = (event: ErrorEvent) => {
+  const fail = (why: string) => {
     if (dead) return;
     dead = true;
-    for (const p of pending.values()) p.reject(new Error(`fetch worker failed: ${event.message}`));
+    for (const p of pending.values()) p.reject(new Error(`fetch worker failed: ${why}`));
     pending.clear();
-    failed(event.message);
+    started();
+    failed(why);
   };
+  worker.onerror = (event: ErrorEvent) => fail(event.message);
+  const timer = setTimeout(() => fail(`no answer within ${START_TIMEOUT_MS} ms of starting`), START_TIMEOUT_MS);
+  void ready.then(() => clearTimeout(timer));
   post({ type: 'open', brokers: opts.brokers, groupId: opts.groupId, clientId: opts.clientId });
   return {
-    fetch(plan) {
-      if (dead) return Promise.reject(new Error('fetch worker stopped'));
-      return new Promise((resolve, reject) => {
+    async fetch(plan) {
+      await ready; // resolves on the worker's answer, or when it is given up (then `dead`)
+      if (dead) throw new Error('fetch worker stopped');
+      return new Promise<FetchResult>((resolve, reject) => {
         const id = next++;
         pending.set(id, { resolve, reject });
         post({ type: 'fetch', id, plan });
       });
     },
     async close() {
+      clearTimeout(timer);
       if (!dead) {
         dead = true;
         const done = new Promise<void>((resolve) => (closed = resolve));
