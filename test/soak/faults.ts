@@ -111,7 +111,7 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
         if (random() < 0.25) {
           // In the middle of a tier move: the next pass must find every row exactly once.
           await waitApi(env);
-          const after = between(0, 800);
+          const after = between(0, 3000);
           const pass = env.api.archive().catch(() => null);
           await Bun.sleep(after);
           env.log(`${at()} kill -9 ducktail ${after} ms into an archive pass`);
@@ -119,7 +119,8 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
           await pass;
           c.killsDuringFaults++;
         } else {
-          await killAndRespawn(between(0, 1500));
+          // Now and then down long enough to leave a backlog, so the next kills may land in a catch-up.
+          await killAndRespawn(random() < 0.2 ? between(3000, 10_000) : between(0, 1500));
         }
         break;
       }

@@ -23,6 +23,7 @@ export interface SoakPostgres {
 export async function startSoakPostgres(dir: string): Promise<SoakPostgres> {
   const dataDir = join(dir, 'pg');
   let server: EmbeddedPostgres = await startEmbeddedPostgres({ dir: dataDir, extraFlags: PG_FLAGS });
+  process.once('exit', () => server.killNow()); // its postmaster runs in a session of its own
   const port = server.port;
   let up = true;
   return {
@@ -91,17 +92,25 @@ export class DucktailProcess {
 
   spawn(): void {
     const log = openSync(this.logPath, 'a');
+    // Only the config file configures it: DUCKTAIL_* variables of the caller's environment would override it.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DUCKTAIL_')));
     try {
       this.proc = Bun.spawn([process.execPath, join(ROOT, 'src/main.ts'), 'run', '--config', this.configPath], {
         cwd: this.cwd,
         stdio: ['ignore', log, log],
-        env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
+        env: { ...env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
       });
     } finally {
       closeSync(log);
     }
     this.killedByUs = false;
+    if (!this.exitHook) {
+      // A soak that dies (or a test runner that gives up on it) leaves no ducktail behind.
+      this.exitHook = () => this.proc?.kill('SIGKILL');
+      process.once('exit', this.exitHook);
+    }
   }
+  private exitHook: (() => void) | null = null;
 
   get alive(): boolean {
     return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;

@@ -8,6 +8,7 @@ import { formatResult, runSoak } from './soak.ts';
 test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose nothing and duplicate nothing', async () => {
   const seed = process.env.SOAK_SEED ? Number(process.env.SOAK_SEED) : Math.floor(Math.random() * 2 ** 31);
   const lines: string[] = [];
+  console.log(`soak seed ${seed} (SOAK_SEED=${seed} replays it)`);
   const result = await runSoak({
     seed,
     kills: 4,
@@ -20,6 +21,9 @@ test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose not
     gapMs: [300, 2500],
     catchUpMs: 90_000,
     log: (line) => lines.push(line),
+  }).catch((e: unknown) => {
+    console.log(lines.join('\n'));
+    throw e;
   });
   const summary = formatResult(result);
   console.log(summary);

@@ -171,6 +171,10 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     passed = result.passed;
     if (!passed) o.log(`soak: ducktail's last log lines:\n${ducktail.tail(40)}`);
     return result;
+  } catch (e) {
+    o.log(`soak: aborted: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    if (ducktail) o.log(`soak: ducktail's last log lines:\n${ducktail.tail(40)}`);
+    throw e;
   } finally {
     stopLoad.abort();
     await Promise.all(loads).catch(() => {});
@@ -218,6 +222,7 @@ export function formatResult(r: SoakResult): string {
     `  rows lost:            ${v.rowsLost} (differing ${v.rowsDiffering})`,
     `  rows duplicated:      ${v.rowsExtra}`,
     `  changes:              ${v.changesExpected} audited in the source, ${v.changesInHistory} in history; ${v.transactionsSource} source transactions, ${v.transactionsHistory} lsns in history`,
+    `  writers' own count:   ${w.orders + w.updates + w.cancels + w.oldInserts + w.oldUpdates + w.oldDeletes} changes (a tick whose commit failed may be counted yet rolled back; the audit is the truth)`,
     `  changes lost:         ${v.changesLost}`,
     `  changes duplicated:   ${v.changesDuplicated} ((lsn, seq) stored twice: ${v.duplicatePositions}; lsns with a seq gap: ${v.seqGaps}; orders misordered: ${v.misordered})`,
     `  initial copy:         ${v.copiedOrders} orders copied ('R' in history), ${v.copiedTwice} of them copied twice`,
