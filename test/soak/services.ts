@@ -145,6 +145,17 @@ export class DucktailProcess {
     return r;
   }
 
+  /** Errors the runtime printed as uncaught (lines such as `TypeError: ...`; ducktail's own lines start with a time). */
+  uncaughtErrors(): string[] {
+    try {
+      return readFileSync(this.logPath, 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Za-z]*Error: /.test(l));
+    } catch {
+      return [];
+    }
+  }
+
   /** The last `n` lines of its log. */
   tail(n = 30): string {
     try {

@@ -49,6 +49,8 @@ export interface SoakResult extends FaultCounts {
   caughtUp: boolean;
   cleanExit: number | null;
   unexpectedExits: string[];
+  /** Uncaught errors ducktail printed and survived (reported, not a failure of the soak: the data checks decide). */
+  uncaughtInDucktail: string[];
   workload: { orders: number; updates: number; cancels: number; oldInserts: number; oldUpdates: number; oldDeletes: number; failedTicks: number };
   verdict: SoakVerdict;
   dir: string;
@@ -146,6 +148,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       caughtUp,
       cleanExit,
       unexpectedExits: ducktail.unexpectedExits,
+      uncaughtInDucktail: ducktail.uncaughtErrors(),
       workload: {
         orders: w.orders,
         updates: w.updates,
@@ -218,6 +221,7 @@ export function formatResult(r: SoakResult): string {
     `  archive passes:       ${r.archivePasses} (${r.archivePassErrors} reported an error, as expected during an outage; ${r.archiveHangsOrFailures} hung or failed with S3 up)`,
     `  workload:             ${w.orders} orders, ${w.updates} status moves, ${w.cancels} cancellations, old orders ${w.oldInserts}/${w.oldUpdates}/${w.oldDeletes} (ins/upd/del), ${w.failedTicks} ticks failed while PostgreSQL was down`,
     `  caught up:            ${r.caughtUp ? 'yes' : 'NO (timed out)'}; clean stop exit code ${r.cleanExit}; unexpected exits ${r.unexpectedExits.length}${r.unexpectedExits.length ? ` (${r.unexpectedExits.join(', ')})` : ''}`,
+    `  uncaught errors:      ${r.uncaughtInDucktail.length} printed by ducktail, which went on${r.uncaughtInDucktail.length ? ` (${[...new Set(r.uncaughtInDucktail)].join(' | ')})` : ''}`,
     `  rows compared:        ${v.rowsCompared} (md5 source ${v.sourceMd5}, warehouse ${v.mirrorMd5})`,
     `  rows lost:            ${v.rowsLost} (differing ${v.rowsDiffering})`,
     `  rows duplicated:      ${v.rowsExtra}`,
