@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
+import { type Change, type ChangeBatch, type TableSchema, UNCHANGED } from '../change/index.ts';
 import { DAY_MS, tieringOptionsIn } from '../../test/support/tiering.ts';
 import { createLogger } from '../log.ts';
 import { lockDownInstance } from '../warehouse/query.ts';
@@ -97,6 +97,16 @@ describe('tiering views', () => {
     // Orders 700..710 are ~2 years old: only the files of their group.
     expect(await filesRead(w, queries[1]!)).toBeLessThan(current / 2);
     expect(await filesRead(w, queries[2]!)).toBeLessThan(history / 2);
+  }, 60_000);
+
+  test('an update of an archived row with unchanged TOAST values takes them from the archived row', async () => {
+    const { w, tiering } = await setup();
+    const before = await one(w, 'SELECT order_date, status FROM orders WHERE order_id = 300');
+    await tiering.archive();
+    expect(await one(w, 'SELECT count(*) FROM _hot."public.orders" WHERE order_id = 300')).toEqual(['0']);
+    await w.apply(batch(V1, [{ ...change(V1, 'U', 300, 299, 5000n), row: ['300', '9.99', UNCHANGED, UNCHANGED] }]));
+    expect(await one(w, 'SELECT price, order_date, status FROM orders WHERE order_id = 300')).toEqual(['9.99', ...before]);
+    expect(await one(w, 'SELECT count(*) FROM orders WHERE order_id = 300')).toEqual(['1']);
   }, 60_000);
 
   test('RENAME and DROP COLUMN after archiving: the views map archived files to the new layout', async () => {

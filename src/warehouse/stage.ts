@@ -217,7 +217,8 @@ export class Stage {
     const select = m.columns.map((c) => c.toText(`t.${quoteIdent(c.name)}`)).join(', ');
     const stagedKey = m.columns.map((_, i) => `s.c${i}`).join(', ');
     const reader = await this.conn.runAndReadAll(
-      `SELECT ${select}, ${stagedKey} FROM ${m.current} t JOIN temp.main.${this.keyTable} s ON ${on}`,
+      // The public view: a row archived by tiering (Parquet) is the base of its unchanged TOAST values too.
+      `SELECT ${select}, ${stagedKey} FROM ${m.currentView} t JOIN temp.main.${this.keyTable} s ON ${on}`,
     );
     const n = m.columns.length;
     for (const row of reader.getRows() as (string | null)[][]) {
