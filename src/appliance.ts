@@ -80,7 +80,14 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
   const query = createQueryEngine({ instance: warehouse.instance, timeoutMs: config.api.query_timeout_ms, prepare: (sql) => tiering.prepareQuery(sql) });
   const app = createApi({
     query,
-    tables: () => tiering.prepareQuery().then(() => warehouse.tables()),
+    tables: () =>
+      tiering.prepareQuery().then(async (release) => {
+        try {
+          return await warehouse.tables();
+        } finally {
+          release();
+        }
+      }),
     version: opts.version,
     tokens: config.api.tokens,
     analytics: config.analytics,

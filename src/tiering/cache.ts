@@ -10,6 +10,11 @@ export interface ColdCache {
   pathOf(location: string): string;
   /** Makes every location present locally, evicting least recently used others beyond the size limit. */
   ensure(locations: string[]): Promise<void>;
+  /**
+   * Like ensure, and keeps the files from eviction until the returned release is called (a query
+   * reading them); meanwhile the cache may exceed its size rather than pull a file from under a reader.
+   */
+  acquire(locations: string[]): Promise<() => void>;
   /** Bytes currently cached. */
   bytes(): number;
 }
@@ -28,6 +33,8 @@ export function createColdCache(store: ColdStore, dir: string, limitBytes: numbe
 
   const pathOf = (location: string) => join(dir, location.replace(/^[a-z0-9]+:\/\//, ''));
   let chain: Promise<unknown> = Promise.resolve();
+  /** Files in use by queries (path -> readers). */
+  const pins = new Map<string, number>();
 
   async function ensureNow(locations: string[]): Promise<void> {
     const wanted = new Set(locations.map(pathOf));
@@ -47,15 +54,17 @@ export function createColdCache(store: ColdStore, dir: string, limitBytes: numbe
     }
     for (const [p, size] of entries) {
       if (total <= limitBytes) break;
-      if (wanted.has(p)) continue;
+      if (wanted.has(p) || pins.has(p)) continue;
       rmSync(p, { force: true });
       entries.delete(p);
       total -= size;
     }
-    if (total > limitBytes) {
+    let needed = 0;
+    for (const p of wanted) needed += entries.get(p) ?? 0;
+    if (needed > limitBytes) {
       throw new TieringError(
         'COLD_CACHE_TOO_SMALL',
-        `this query needs ${wanted.size} cold files (${total} bytes) but tiering.cold_cache_size allows ${limitBytes} bytes: ` +
+        `this query needs ${wanted.size} cold files (${needed} bytes) but tiering.cold_cache_size allows ${limitBytes} bytes: ` +
           'raise cold_cache_size or narrow the query to fewer tables',
       );
     }
@@ -68,6 +77,23 @@ export function createColdCache(store: ColdStore, dir: string, limitBytes: numbe
       const run = chain.then(() => ensureNow(locations));
       chain = run.catch(() => {});
       return run;
+    },
+    async acquire(locations) {
+      const run = chain.then(() => ensureNow(locations));
+      chain = run.catch(() => {});
+      await run;
+      const paths = [...new Set(locations.map(pathOf))];
+      for (const p of paths) pins.set(p, (pins.get(p) ?? 0) + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        for (const p of paths) {
+          const n = (pins.get(p) ?? 1) - 1;
+          if (n <= 0) pins.delete(p);
+          else pins.set(p, n);
+        }
+      };
     },
     bytes: () => total,
   };

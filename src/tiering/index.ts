@@ -73,8 +73,11 @@ export interface Tiering {
   init(): Promise<void>;
   /** Runs one pass now (one at a time: a second call waits for the first and runs again). */
   archive(signal?: AbortSignal): Promise<PassReport>;
-  /** Makes the cold files a query may read present in the local cache (every cold file without `sql`). */
-  prepareQuery(sql?: string): Promise<void>;
+  /**
+   * Makes the cold files a query may read present in the local cache (every cold file without `sql`)
+   * and keeps them there until the returned release is called (when the query is done).
+   */
+  prepareQuery(sql?: string): Promise<() => void>;
   /** Resolves when no pass is running. */
   idle(): Promise<void>;
   /** Starts the cron schedule; stops with the signal. */
@@ -169,7 +172,8 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
     archive,
     idle: () => chain.then(() => {}),
     async prepareQuery(sql) {
-      if (!cache) return;
+      const none = () => {};
+      if (!cache) return none;
       const conn = await deps.connect();
       let files: ManifestFile[];
       try {
@@ -179,8 +183,9 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       }
       const text = sql?.toLowerCase();
       const needed = files.filter((f) => !text || text.includes(f.tableName.slice(f.tableName.indexOf('.') + 1).toLowerCase()));
-      if (needed.length > 0) await cache.ensure(needed.map((f) => f.location));
+      const release = needed.length > 0 ? await cache.acquire(needed.map((f) => f.location)) : none;
       status.coldCacheBytes = cache.bytes();
+      return release;
     },
     schedule(signal) {
       const job = CronJob.from({

@@ -26,8 +26,8 @@ export interface QueryEngineOptions {
   instance: DuckDBInstance;
   timeoutMs?: number;
   maxRows?: number;
-  /** Runs before each query, e.g. to bring the cold files it may read into the local cache. */
-  prepare?: (sql: string) => Promise<void>;
+  /** Runs before each query, e.g. to bring the cold files it may read into the local cache; its result is called when the query is done. */
+  prepare?: (sql: string) => Promise<void | (() => void)>;
 }
 
 /** Read-only SQL over the warehouse for untrusted callers (the HTTP API). */
@@ -76,13 +76,15 @@ export function createQueryEngine(opts: QueryEngineOptions): QueryEngine {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let timedOut = false;
     const onAbort = () => conn.interrupt();
+    let release: void | (() => void);
     const close = () => {
+      release?.();
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       conn.closeSync();
     };
     try {
-      await opts.prepare?.(sql);
+      release = await opts.prepare?.(sql);
       await conn.run("SET search_path = 'public,main'");
       const extracted = await conn.extractStatements(sql).catch((e) => {
         throw new QueryError('QUERY_INVALID', (e as Error).message);
