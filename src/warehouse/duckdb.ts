@@ -42,6 +42,9 @@ export async function openWarehouseDb(opts: OpenOptions): Promise<WarehouseDb> {
   const writer = await instance.connect();
   // Timestamps render in UTC whatever the host's zone (a global setting: every connection shares it).
   await writer.run("SET GLOBAL TimeZone = 'UTC'");
+  // Tiering's views list every archived file and DuckDB reads each footer when it binds them: keep
+  // footers in memory (checked against the file's modification time; archived files never change).
+  await writer.run('SET GLOBAL parquet_metadata_cache = true');
   await writer.run(internalSql);
   await writer.run(tieringSql);
   await writer.run(unfitSql);
