@@ -1,6 +1,7 @@
 // Where an analytics query's time goes: each endpoint's SQL run alone (no ingest, 1 client) on a generated
 // ROWS-row orders table, then the same query by CONC concurrent connections, and EXPLAIN ANALYZE of one.
-// Usage: bun bench/api-explain.ts [rows=10000000] [conc=4] [endpoint-to-explain=customer-activity]
+// Usage: bun bench/api-explain.ts [rows=10000000] [conc=4] [endpoint-to-explain=customer-activity] [only]
+// only: time just the explained endpoint.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,7 +42,7 @@ const sqlOf = (name: string) => {
   return { sql, params: params.slice(0, used) };
 };
 console.log(`${ROWS} rows; alone = 1 query, median of 3; together = ${CONC} at once, wall time`);
-for (const name of Object.keys(CASES)) {
+for (const name of process.argv[5] === 'only' ? [EXPLAIN] : Object.keys(CASES)) {
   const { sql, params } = sqlOf(name);
   const alone: number[] = [];
   for (let i = 0; i < 3; i++) {
