@@ -18,6 +18,8 @@ export interface SoakEnv {
 export interface FaultPlan {
   kills: number;
   pgRestarts: number;
+  /** pg_terminate_backend rounds (defaults to pgRestarts). */
+  pgTerminations?: number;
   brokerOutages: number;
   s3Outages: number;
   gapMs: [number, number];
@@ -26,6 +28,8 @@ export interface FaultPlan {
 export interface FaultCounts {
   kills: number;
   pgRestarts: number;
+  /** Rounds of pg_terminate_backend on every connection to the source database. */
+  pgTerminations: number;
   brokerOutages: number;
   s3Outages: number;
   /** S3 outages that hit the pass's cold step (an upload failed, or cold files had moved before). */
@@ -38,7 +42,7 @@ export interface FaultCounts {
   archiveHangsOrFailures: number;
 }
 
-type Fault = 'kill' | 'pg' | 'broker' | 's3' | 'archive';
+type Fault = 'kill' | 'pg' | 'terminate' | 'broker' | 's3' | 'archive';
 
 const ARCHIVE_LIMIT_MS = 120_000;
 const API_WAIT_MS = 120_000;
@@ -48,6 +52,7 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
   const schedule: Fault[] = [
     ...Array<Fault>(plan.kills).fill('kill'),
     ...Array<Fault>(plan.pgRestarts).fill('pg'),
+    ...Array<Fault>(plan.pgTerminations ?? plan.pgRestarts).fill('terminate'),
     ...Array<Fault>(env.kafka ? plan.brokerOutages : 0).fill('broker'),
     ...Array<Fault>(plan.s3Outages).fill('s3'),
     ...Array<Fault>(plan.s3Outages).fill('archive'),
@@ -59,6 +64,7 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
   const c: FaultCounts = {
     kills: 0,
     pgRestarts: 0,
+    pgTerminations: 0,
     brokerOutages: 0,
     s3Outages: 0,
     s3OutagesHitCold: 0,
@@ -132,6 +138,12 @@ export async function runFaults(env: SoakEnv, plan: FaultPlan, random: () => num
         await env.pg.restart(mode, down, kill ? () => killAndRespawn(between(0, down)) : undefined);
         if (kill) c.killsDuringFaults++;
         c.pgRestarts++;
+        break;
+      }
+      case 'terminate': {
+        const n = await env.pg.terminateOthers();
+        env.log(`${at()} pg_terminate_backend: ${n} connections`);
+        c.pgTerminations++;
         break;
       }
       case 'broker': {

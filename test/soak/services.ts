@@ -5,6 +5,7 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import postgres from 'postgres';
 import { type EmbeddedPostgres, postmaster, startEmbeddedPostgres } from '../../src/demo/postgres.ts';
 import { waitFor } from '../integration/compare.ts';
 import { type S3Server, startS3 } from '../support/s3.ts';
@@ -17,6 +18,8 @@ export interface SoakPostgres {
   readonly url: string;
   /** Stops the server ('fast': clean shutdown; 'immediate': SIGQUIT, crash recovery at start), waits `downMs`, starts it again. */
   restart(mode: 'fast' | 'immediate', downMs: number, whileDown?: () => Promise<void>): Promise<void>;
+  /** pg_terminate_backend of every other connection to the database (ducktail's, its walsender, the workload's); how many. */
+  terminateOthers(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -38,6 +41,16 @@ export async function startSoakPostgres(dir: string): Promise<SoakPostgres> {
       await Bun.sleep(Math.max(0, until - Date.now()));
       server = await startEmbeddedPostgres({ dir: dataDir, port, extraFlags: PG_FLAGS });
       up = true;
+    },
+    async terminateOthers() {
+      const admin = postgres(server.url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      try {
+        const rows = await admin`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+                                  WHERE pid <> pg_backend_pid() AND datname = current_database()`;
+        return rows[0]!.n as number;
+      } finally {
+        await admin.end({ timeout: 1 });
+      }
     },
     async stop() {
       if (up) await server.stop({ fastMs: 10_000 });

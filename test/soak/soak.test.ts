@@ -30,6 +30,7 @@ test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose not
     const result = JSON.parse(readFileSync(json, 'utf8')) as SoakResult;
     expect(result.kills).toBeGreaterThanOrEqual(5); // 4 scheduled, 1 during the initial copy, more during outages
     expect(result.pgRestarts).toBe(2);
+    expect(result.pgTerminations).toBe(2);
     expect(result.brokerOutages).toBe(2);
     expect(result.s3Outages).toBe(2);
     expect(result.verdict.rowsCompared).toBeGreaterThan(11_000);

@@ -215,7 +215,7 @@ export function formatResult(r: SoakResult): string {
   return [
     `soak ${r.passed ? 'PASSED' : 'FAILED'}: seed ${r.seed}, bus ${r.bus}, ${r.seconds} s (replay: --seed ${r.seed})`,
     `  kills survived:       ${r.kills} (${r.killsDuringFaults} of them during the first start or initial copy, an archive pass, a broker outage or a PostgreSQL outage)`,
-    `  PostgreSQL restarts:  ${r.pgRestarts}`,
+    `  PostgreSQL restarts:  ${r.pgRestarts}; connections terminated (pg_terminate_backend) ${r.pgTerminations} times`,
     `  broker outages:       ${r.brokerOutages}`,
     `  S3 outages:           ${r.s3Outages} (each during an archive pass; ${r.s3OutagesHitCold} hit the pass's cold step)`,
     `  archive passes:       ${r.archivePasses} (${r.archivePassErrors} reported an error, as expected during an outage; ${r.archiveHangsOrFailures} hung or failed with S3 up)`,
