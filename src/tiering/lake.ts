@@ -42,6 +42,8 @@ export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind:
       min_lsn: f.minLsn,
       max_lsn: f.maxLsn,
       deleted_rows: deleted.get(f.id) ?? [],
+      // The file's own columns with PostgreSQL's attnums: match them to `columns` after a RENAME/DROP COLUMN.
+      layout: f.layout ? JSON.parse(f.layout) : null,
     })),
   };
 }
