@@ -216,13 +216,15 @@ export class Stage {
     // The staged key text is selected too, so the result is keyed exactly as the caller keyed it.
     const select = m.columns.map((c) => c.toText(`t.${quoteIdent(c.name)}`)).join(', ');
     const stagedKey = m.columns.map((_, i) => `s.c${i}`).join(', ');
-    const reader = await this.conn.runAndReadAll(
-      // The public view: a row archived by tiering (Parquet) is the base of its unchanged TOAST values too.
-      `SELECT ${select}, ${stagedKey} FROM ${m.currentView} t JOIN temp.main.${this.keyTable} s ON ${on}`,
-    );
     const n = m.columns.length;
-    for (const row of reader.getRows() as (string | null)[][]) {
-      out.set(keyOf(row.slice(n)), row.slice(0, n) as string[]);
+    // Hot rows first; keys not found there are looked up in the public view, whose archived rows
+    // (tiering's Parquet files) are then the base of their unchanged TOAST values.
+    for (const from of [m.current, m.currentView]) {
+      const reader = await this.conn.runAndReadAll(`SELECT ${select}, ${stagedKey} FROM ${from} t JOIN temp.main.${this.keyTable} s ON ${on}`);
+      for (const row of reader.getRows() as (string | null)[][]) {
+        out.set(keyOf(row.slice(n)), row.slice(0, n) as string[]);
+      }
+      if (out.size >= keys.length) break;
     }
     await this.conn.run(`DELETE FROM temp.main.${this.keyTable}`);
     return out;
