@@ -1,0 +1,49 @@
+// `npm run bench -- scale [group ...] [--duration S] [--dry]`: the workload runs docs/SCALING.md cites,
+// one after the other, each under the shared benchmark lock (flock /tmp/bench.lock) so a run never
+// competes with another engineer's benchmark; each writes bench/results/<label>-<time>.json, which
+// `npm run bench -- plot` reads (the newest file per label). Groups (default: all):
+//   rates   the shop at 1x, 10x, ..., 1,000,000x of 100 orders/day, then flat out (inline bus)
+//   kafka   the same through the Kafka bus (mock cluster, 6 partitions) at 1000x, 100,000x, flat out
+//   limits  flat out with one config edit each: batch_rows, memory_limit, 2 Kafka instances, TOAST notes
+import { join } from 'node:path';
+
+/** Operations/s of the workload for a shop doing `orders` new orders a day (70% of operations are new orders). */
+export const opsPerS = (orders: number) => orders / 86_400 / 0.7;
+
+const SHOP = 100;
+const rate = (x: number) => ['--rate', opsPerS(SHOP * x).toPrecision(4)];
+const PLAN: Record<string, { label: string; args: string[] }[]> = {
+  rates: [
+    ...[1, 10, 100, 1000, 10_000, 100_000, 1_000_000].map((x) => ({ label: `scale-inline-${x}x`, args: [...rate(x), '--bus', 'inline'] })),
+    { label: 'scale-inline-max', args: ['--rate', 'max', '--bus', 'inline'] },
+  ],
+  kafka: [
+    ...[1000, 100_000].map((x) => ({ label: `scale-kafka-${x}x`, args: [...rate(x), '--bus', 'kafka'] })),
+    { label: 'scale-kafka-max', args: ['--rate', 'max', '--bus', 'kafka'] },
+  ],
+  limits: [
+    { label: 'limit-batch-1000', args: ['--rate', 'max', '--set', 'warehouse.batch_rows=1000'] },
+    { label: 'limit-batch-50000', args: ['--rate', 'max', '--set', 'warehouse.batch_rows=50000'] },
+    { label: 'limit-memory-256MB', args: ['--rate', 'max', '--set', 'warehouse.memory_limit=256MB'] },
+    { label: 'limit-kafka-2-instances', args: ['--rate', 'max', '--bus', 'kafka', '--instances', '2'] },
+    { label: 'limit-toast', args: ['--rate', 'max', '--toast'] },
+  ],
+};
+
+if (import.meta.main) {
+  const argv = process.argv.slice(2);
+  const di = argv.indexOf('--duration');
+  const duration = di >= 0 ? argv[di + 1]! : '30';
+  const groups = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--duration');
+  const runs = (groups.length ? groups : Object.keys(PLAN)).flatMap((g) => {
+    if (!PLAN[g]) throw new Error(`unknown group ${g}; groups: ${Object.keys(PLAN).join(', ')}`);
+    return PLAN[g]!;
+  });
+  for (const r of runs) {
+    const cmd = ['flock', '/tmp/bench.lock', process.execPath, join(import.meta.dir, 'workload.ts'), ...r.args, '--duration', duration, '--label', r.label];
+    console.log(`$ ${cmd.join(' ')}`);
+    if (argv.includes('--dry')) continue;
+    const code = await Bun.spawn(cmd, { stdio: ['inherit', 'inherit', 'inherit'] }).exited;
+    if (code !== 0) console.error(`${r.label}: exited ${code}, going on with the next run`);
+  }
+}

@@ -1,0 +1,150 @@
+// What `npm run bench -- workload` watches while the orders workload runs: commit-to-queryable probes
+// (a row committed in PostgreSQL, then polled through ducktail's HTTP API until a query returns it), and
+// once a second each ducktail process's RSS and CPU (/proc) and its /metrics (rows applied, lags, alerts).
+import { readFileSync } from 'node:fs';
+import type { Sql } from 'postgres';
+
+/** One ducktail process the bench started. */
+export interface Instance {
+  pid: number;
+  base: string;
+}
+
+/** One second of the run, summed over the instances (lag: the largest). */
+export interface Sample {
+  t: number;
+  rssMB: number;
+  cpuPct: number;
+  applied: number;
+  lagS: number | null;
+  consumerLag: number | null;
+  firing: string[];
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+function procStat(pid: number): { cpuTicks: number; rssMB: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return { cpuTicks: Number(f[11]) + Number(f[12]), rssMB: rss / 1024 };
+  } catch {
+    return { cpuTicks: 0, rssMB: 0 };
+  }
+}
+
+/** The ducktail_* values the bench reads from /metrics (sums over label sets). */
+export async function scrape(base: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('ducktail_')) continue;
+    const m = /^(ducktail_[a-z_]+)(\{[^}]*\})? ([^ ]+)/.exec(line);
+    if (!m) continue;
+    const alert = m[1] === 'ducktail_alert_firing' ? /alert="([^"]+)"/.exec(m[2] ?? '')?.[1] : undefined;
+    const key = alert ? `alert:${alert}` : m[1]!;
+    out.set(key, (out.get(key) ?? 0) + Number(m[3]));
+  }
+  return out;
+}
+
+/** Total rows applied (snapshot included) over the instances. */
+export async function appliedRows(instances: Instance[]): Promise<number> {
+  let n = 0;
+  for (const i of instances) n += (await scrape(i.base)).get('ducktail_changes_applied_total') ?? 0;
+  return n;
+}
+
+/** Samples every instance once a second until stopped; `firstFiring` maps an alert to the second it first fired. */
+export function startSampler(instances: Instance[], t0: number) {
+  const samples: Sample[] = [];
+  const firstFiring = new Map<string, number>();
+  let last = instances.map((i) => procStat(i.pid).cpuTicks);
+  let lastT = performance.now();
+  let stopped = false;
+  const done = (async () => {
+    while (!stopped) {
+      await Bun.sleep(1000);
+      const now = performance.now();
+      const stats = instances.map((i) => procStat(i.pid));
+      const cpu = stats.reduce((s, x, k) => s + x.cpuTicks - last[k]!, 0);
+      last = stats.map((x) => x.cpuTicks);
+      const s: Sample = { t: (now - t0) / 1000, rssMB: stats.reduce((a, x) => a + x.rssMB, 0), cpuPct: ((cpu / TICKS) * 100_000) / (now - lastT), applied: 0, lagS: null, consumerLag: null, firing: [] };
+      lastT = now;
+      for (const i of instances) {
+        const m = await scrape(i.base).catch(() => new Map<string, number>());
+        s.applied += m.get('ducktail_changes_applied_total') ?? 0;
+        const lag = m.get('ducktail_replication_lag_seconds');
+        if (lag !== undefined) s.lagS = Math.max(s.lagS ?? 0, lag);
+        const cl = m.get('ducktail_bus_consumer_lag_messages');
+        if (cl !== undefined) s.consumerLag = (s.consumerLag ?? 0) + cl;
+        for (const [k, v] of m) if (k.startsWith('alert:') && v > 0 && !s.firing.includes(k.slice(6))) s.firing.push(k.slice(6));
+      }
+      for (const a of s.firing) if (!firstFiring.has(a)) firstFiring.set(a, s.t);
+      samples.push(s);
+    }
+  })();
+  return {
+    samples,
+    firstFiring,
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+/** Commits one probe row every `everyMs` and polls the instances' APIs until each is queryable. */
+export function startProbes(sql: Sql, instances: Instance[], everyMs = 100) {
+  const sent = new Map<number, number>();
+  const seen = new Map<number, number>();
+  let id = 0;
+  let stopped = false;
+  let finalSent = false;
+  let drainUntil = Infinity;
+  const send = async () => {
+    id++;
+    await sql`INSERT INTO probe (id) VALUES (${id})`;
+    sent.set(id, performance.now());
+  };
+  const sender = (async () => {
+    while (!stopped) {
+      await send();
+      await Bun.sleep(everyMs);
+    }
+  })();
+  const poller = (async () => {
+    while (!finalSent || seen.size < sent.size) {
+      const floor = Math.min(...[...sent.keys()].filter((k) => !seen.has(k)), Number.MAX_SAFE_INTEGER) - 1;
+      for (const i of instances) {
+        const res = await fetch(`${i.base}/v1/query`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ sql: `SELECT id FROM probe WHERE id > ${Math.max(0, floor)}` }),
+        }).catch(() => null);
+        if (!res?.ok) continue;
+        const now = performance.now();
+        for (const [k] of ((await res.json()) as { rows: [number][] }).rows) if (!seen.has(Number(k))) seen.set(Number(k), now);
+      }
+      if (performance.now() > drainUntil) break;
+      await Bun.sleep(20);
+    }
+  })();
+  return {
+    /** Stops sending, sends one last probe and waits (up to `limitMs`) until every probe is queryable. */
+    async drain(limitMs: number): Promise<{ latencies: number[]; lost: number; lastSeenMs: number }> {
+      stopped = true;
+      await sender;
+      await send();
+      drainUntil = performance.now() + limitMs;
+      finalSent = true;
+      await poller;
+      const latencies = [...sent].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []));
+      return { latencies, lost: sent.size - latencies.length, lastSeenMs: Math.max(...seen.values()) };
+    },
+  };
+}
+
+export const percentile = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]! : NaN);
