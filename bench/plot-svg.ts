@@ -50,7 +50,7 @@ export function lineChart(o: { title: string; x: string; y: string; logX?: boole
     const c = COLORS[i % COLORS.length];
     const pts = s.points.filter(([x, y]) => (!o.logX || x > 0) && (!o.logY || y > 0)).sort((a, b) => a[0] - b[0]);
     body += `<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(' ')}"/>`;
-    for (const [x, y] of pts) body += `<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`;
+    if (pts.length <= 40) for (const [x, y] of pts) body += `<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`;
     body += `<rect x="${M.l + 10}" y="${M.t + 8 + i * 18}" width="12" height="12" fill="${c}"/><text x="${M.l + 28}" y="${M.t + 18 + i * 18}">${esc(s.name)}</text>`;
   });
   return frame(o.title, body);

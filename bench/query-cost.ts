@@ -1,0 +1,43 @@
+// `npm run bench -- query-cost [rows ...]`: how query cost grows with data size, hot vs tiered. Runs
+// bench/tiering.ts (orders built directly in DuckDB, then a real archive pass: 90% of the rows to warm
+// Parquet and cold s3rver) once per size, each under the shared benchmark lock, and collects its medians
+// into bench/results/query-cost-<time>.json for docs/SCALING.md and bench/plot.ts.
+// Usage: bun bench/query-cost.ts [rows... = 1000000 10000000 50000000]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const out: Record<string, number | string>[] = [];
+const num = (text: string, re: RegExp) => {
+  const m = re.exec(text);
+  return m ? Number(m[1]) : null;
+};
+for (const rows of sizes.length ? sizes : [1_000_000, 10_000_000, 50_000_000]) {
+  const cmd = ['flock', '/tmp/bench.lock', process.execPath, join(import.meta.dir, 'tiering.ts'), String(rows), '5'];
+  console.log(`$ ${cmd.join(' ')}`);
+  const proc = Bun.spawn(cmd, { stdout: 'pipe', stderr: 'inherit' });
+  const text = await new Response(proc.stdout).text();
+  process.stdout.write(text);
+  if ((await proc.exited) !== 0) {
+    console.error(`tiering bench at ${rows} rows failed; sizes after it are skipped`);
+    break;
+  }
+  out.push({
+    rows,
+    hotMs: num(text, /revenue per day, all hot: median (\d+) ms/)!,
+    tieredMs: num(text, /revenue per day, 90% archived: median (\d+) ms/)!,
+    tieredRefilledMs: num(text, /after the refill: median (\d+) ms/)!,
+    tieredUpdatedMs: num(text, /1% of it updated: median (\d+) ms/)!,
+    archiveToWarmRowsPerS: num(text, /hot -> warm: .* = (\d+) rows\/s/)!,
+    archiveToColdRowsPerS: num(text, /warm -> cold .* = (\d+) rows\/s/)!,
+    coldReadMs: num(text, /from cold \(cached\) files: median (\d+) ms/)!,
+    warmReadMs: num(text, /from warm files: median (\d+) ms/)!,
+  });
+}
+const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
+mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
+const file = join(import.meta.dir, 'results', `query-cost-${Date.now()}.json`);
+writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
+console.log(`\nrows        hot ms   tiered ms   (90% archived: warm Parquet + cold s3rver via cache)`);
+for (const s of out) console.log(`${String(s.rows).padEnd(11)} ${String(s.hotMs).padStart(6)}   ${String(s.tieredMs).padStart(9)}`);
+console.log(`json: ${file}`);
