@@ -26,6 +26,8 @@ beforeAll(async () => {
       (5, 2, 1,  1.10, 3, 'pending',   '2026-11-22 00:00:00+00'),
       (6, 4, 1,  7.00, 1, 'cancelled', '2026-11-22 08:00:00+00'),
       (7, 9, 1, 99.00, 1, 'paid',      '2026-11-25 00:00:00+00');
+    CREATE TABLE public.guests AS SELECT * FROM public.orders;
+    INSERT INTO public.guests VALUES (8, NULL, 1, 4.00, 1, 'paid', '2026-11-21 09:00:00+00');
     CREATE TABLE public.spiky AS SELECT * FROM public.orders WHERE false;
     INSERT INTO public.spiky SELECT i, 1, 1, [10, 12, 10, 12, 10, 100, 10][i + 1], 1, 'paid',
                                     TIMESTAMPTZ '2026-11-23 10:00:00+00' + i * INTERVAL 1 MINUTE FROM range(7) t(i);`);
@@ -114,6 +116,15 @@ describe('GET /v1/analytics/*', () => {
       ['2026-11-21', 1, 1, 0, 1, '1.00'],
       ['2026-11-22', 1, 0, 1, 1, '1.00'],
     ]);
+  });
+
+  test('customer-activity: a customer whose first order is before the range returns; orders without a customer are no activity', async () => {
+    const expected = [
+      ['2026-11-21', 1, 1, 0, 1, '1.00'],
+      ['2026-11-22', 1, 0, 1, 1, '1.00'],
+    ];
+    expect((await rows('/v1/analytics/customer-activity?from=2026-11-21&to=2026-11-22')).rows).toEqual(expected);
+    expect((await rows('/v1/analytics/customer-activity?from=2026-11-21&to=2026-11-22', { table: 'public.guests' })).rows).toEqual(expected);
   });
 
   test('orders-by-status: orders and amount per status, cancelled included', async () => {
