@@ -86,14 +86,31 @@ export class KafkaReader {
   async run(sink: BatchSink, signal: AbortSignal): Promise<void> {
     const stored = new Map((await this.deps.loadOffsets()).map((o) => [`${o.topic}/${o.partition}`, o]));
     let backoff = 100;
+    // The next fill (fetch and decode, in the worker) runs while DuckDB applies the current batch: a fill
+    // only appends offsets past each buffer's tail, applying only takes from the heads; discovery waits for it.
+    let prefetch: Promise<void> | undefined;
+    const settle = async () => {
+      const p = prefetch;
+      prefetch = undefined;
+      await p;
+    };
     while (!signal.aborted) {
       try {
-        if (Date.now() - this.discoveredAt > DISCOVER_EVERY_MS) await this.discover(stored);
-        await this.fill();
+        if (Date.now() - this.discoveredAt > DISCOVER_EVERY_MS) {
+          await settle();
+          await this.discover(stored);
+        }
+        if (prefetch) await settle();
+        else await this.fill();
+        prefetch = this.fill();
+        prefetch.catch(() => {}); // surfaces at the next settle
         await this.applyBuffered(sink, signal);
         this.status.error = null;
         backoff = 100;
       } catch (e) {
+        // A pending fill is dropped, not awaited (against a broker that is down it waits for its timeout):
+        // if it lands later it only appends offsets past each buffer's tail, as any fill does.
+        prefetch = undefined;
         if (signal.aborted) break;
         if (this.status.error === null) this.deps.log(`kafka: consumer error, retrying: ${describe(e)}`);
         this.status.error = describe(e);
