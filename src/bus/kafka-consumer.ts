@@ -86,31 +86,14 @@ export class KafkaReader {
   async run(sink: BatchSink, signal: AbortSignal): Promise<void> {
     const stored = new Map((await this.deps.loadOffsets()).map((o) => [`${o.topic}/${o.partition}`, o]));
     let backoff = 100;
-    // The next fill (fetch and decode, in the worker) runs while DuckDB applies the current batch: a fill
-    // only appends offsets past each buffer's tail, applying only takes from the heads; discovery waits for it.
-    let prefetch: Promise<void> | undefined;
-    const settle = async () => {
-      const p = prefetch;
-      prefetch = undefined;
-      await p;
-    };
     while (!signal.aborted) {
       try {
-        if (Date.now() - this.discoveredAt > DISCOVER_EVERY_MS) {
-          await settle();
-          await this.discover(stored);
-        }
-        if (prefetch) await settle();
-        else await this.fill();
-        prefetch = this.fill();
-        prefetch.catch(() => {}); // surfaces at the next settle
+        if (Date.now() - this.discoveredAt > DISCOVER_EVERY_MS) await this.discover(stored);
+        await this.fill();
         await this.applyBuffered(sink, signal);
         this.status.error = null;
         backoff = 100;
       } catch (e) {
-        // A pending fill is dropped, not awaited (against a broker that is down it waits for its timeout):
-        // if it lands later it only appends offsets past each buffer's tail, as any fill does.
-        prefetch = undefined;
         if (signal.aborted) break;
         if (this.status.error === null) this.deps.log(`kafka: consumer error, retrying: ${describe(e)}`);
         this.status.error = describe(e);
@@ -173,7 +156,11 @@ export class KafkaReader {
       plan.nodes.push({ node, partitions: wanted.map((o) => ({ topicId: o.topicId, partition: o.partition, fetchOffset: fetchAt(o) })) });
       for (const o of wanted) byPartition.set(`${o.topicId}/${o.partition}`, o);
     }
-    if (plan.nodes.length === 0) return 0;
+    if (plan.nodes.length === 0) {
+      // Nothing owned yet (no topic) or every buffer full: wait like a fetch would instead of spinning.
+      if (wait) await Bun.sleep(100);
+      return 0;
+    }
     const res = await this.fetcher.fetch(plan);
     this.refresh = undefined;
     for (const [id, columns] of res.layouts) this.layouts.set(id, columns);
