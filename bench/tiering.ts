@@ -28,16 +28,18 @@ const ORDERS: TableSchema = {
     { key: false, name: 'order_date', typeOid: 1184, typeMod: -1 },
   ],
 };
+// A fixed instant (not now()): runs minutes apart must read the same rows at the window's edge.
+const NOW = new Date();
 const REVENUE =
   "SELECT date_trunc('day', order_date) AS day, sum(price * quantity) AS revenue, count(*) AS orders " +
-  "FROM orders WHERE order_date >= now() - INTERVAL 365 DAY GROUP BY day ORDER BY day";
+  `FROM orders WHERE order_date >= TIMESTAMPTZ '${NOW.toISOString()}' - INTERVAL 365 DAY GROUP BY day ORDER BY day`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-tier-'));
 const s3 = await startS3();
 const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '3GB', threads: 2, stream: 'bench' });
 try {
-  const now = Date.now();
+  const now = NOW.getTime();
   const row = (id: number, price: string): Change => ({
     op: 'U',
     table: 'public.orders',

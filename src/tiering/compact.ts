@@ -13,6 +13,8 @@ export interface CompactRules {
   minFiles: number;
   /** A file with this share of its rows superseded is rewritten without them. */
   deletedRatio: number;
+  /** max_file_rows: only files below half of it count as small. */
+  maxRows: number;
 }
 
 /** Groups of warm files of a table kind that the rules say to rewrite. */
@@ -25,8 +27,11 @@ export async function filesToCompact(conn: DuckDBConnection, s: TierSpec, rules:
   for (const f of files) byMonth.set(f.month, [...(byMonth.get(f.month) ?? []), f]);
   const groups: ManifestFile[][] = [];
   for (const month of byMonth.values()) {
-    if (month.length >= rules.minFiles) groups.push(month);
-    else for (const f of month) if ((deleted.get(f.id) ?? 0) >= rules.deletedRatio * f.rowCount) groups.push([f]);
+    // Small files of a month are merged; files already near max_file_rows (a split month) are not.
+    const small = month.filter((f) => f.rowCount < rules.maxRows / 2);
+    const merged = small.length >= rules.minFiles ? small : [];
+    if (merged.length > 0) groups.push(merged);
+    for (const f of month) if (!merged.includes(f) && (deleted.get(f.id) ?? 0) >= rules.deletedRatio * f.rowCount) groups.push([f]);
   }
   return groups;
 }

@@ -24,6 +24,7 @@ export function tieringOptions(config: Config): TieringOptions {
     coldCacheSize: t.cold_cache_size,
     compactMinFiles: t.compact_min_files,
     compactDeletedRatio: t.compact_deleted_ratio,
+    maxFileRows: t.max_file_rows,
     tables: Object.fromEntries(
       Object.entries(t.tables).map(([name, v]) => [name, { timeColumn: v.time_column, ...(v.retention_days ? { retentionDays: v.retention_days } : {}) }]),
     ),

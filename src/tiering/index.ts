@@ -36,6 +36,8 @@ export interface TieringOptions {
   coldCacheSize: string;
   compactMinFiles: number;
   compactDeletedRatio: number;
+  /** Rows per file: a month with more is split by key into several files (absent: 8M). */
+  maxFileRows?: number;
   tables: Record<string, TableTiering>;
 }
 

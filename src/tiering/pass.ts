@@ -116,11 +116,20 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
       const months = await deps.exclusive((conn) => monthsToArchive(conn, spec, cutoff));
       for (const month of months) {
         ctx.signal?.throwIfAborted();
-        const f = await deps.exclusive((conn) =>
-          moveMonthToWarm(conn, spec, { month, cutoff, warmDir: ctx.warmDir, pass, refresh: () => ctx.refresh(conn, name) }),
+        const written = await deps.exclusive((conn) =>
+          moveMonthToWarm(conn, spec, {
+            month,
+            cutoff,
+            warmDir: ctx.warmDir,
+            pass,
+            ...(ctx.opts.maxFileRows ? { maxRows: ctx.opts.maxFileRows } : {}),
+            refresh: () => ctx.refresh(conn, name),
+          }),
         );
-        report.rowsToWarm += f.rowCount;
-        report.moved.push({ table: name, kind, from: 'hot', to: 'warm', month, location: f.location, rows: f.rowCount, bytes: f.byteSize });
+        for (const f of written) {
+          report.rowsToWarm += f.rowCount;
+          report.moved.push({ table: name, kind, from: 'hot', to: 'warm', month, location: f.location, rows: f.rowCount, bytes: f.byteSize });
+        }
       }
     }
   }
@@ -128,7 +137,7 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
 
 async function compact(ctx: PassContext, pass: number, report: PassReport): Promise<void> {
   const mirrors = await ctx.deps.exclusive((conn) => ctx.mirrors(conn));
-  const rules = { minFiles: ctx.opts.compactMinFiles, deletedRatio: ctx.opts.compactDeletedRatio };
+  const rules = { minFiles: ctx.opts.compactMinFiles, deletedRatio: ctx.opts.compactDeletedRatio, maxRows: ctx.opts.maxFileRows ?? 8_000_000 };
   for (const [name, t] of Object.entries(ctx.opts.tables)) {
     const m = mirrors.find((x) => x.name === name);
     if (!m) continue;

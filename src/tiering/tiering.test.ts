@@ -108,6 +108,25 @@ describe('tiering', () => {
     expect(await one(w, TOTALS)).toEqual(expected);
   }, 30_000);
 
+  test('a month with more than max_file_rows rows is split by key into several files', async () => {
+    // Only the oldest ~3 months move (hot_days 640), ~30 orders a month.
+    const { w, tiering } = await setup(730, { maxFileRows: 12, hotDays: 640, warmDays: 5000 });
+    const before = await one(w, TOTALS);
+    const report = await tiering.archive();
+    expect(report.errors).toEqual([]);
+    expect(await one(w, TOTALS)).toEqual(before);
+    // Three files per full month and kind, none over the limit, key ranges disjoint, every archived row located once.
+    const [files, months, biggest, rows] = await one(
+      w,
+      "SELECT count(*), count(DISTINCT month), max(row_count), sum(row_count) FROM _ducktail.tier_files WHERE retired_pass IS NULL AND kind = 'current'",
+    );
+    expect(Number(months)).toBeGreaterThanOrEqual(2);
+    expect(Number(files)).toBeGreaterThanOrEqual(3 * (Number(months) - 1));
+    expect(Number(biggest)).toBeLessThanOrEqual(12);
+    expect(await one(w, 'SELECT count(*), count(DISTINCT key) FROM _ducktail.tier_locator')).toEqual([rows!, rows!]);
+    expect((await one(w, "SELECT count(*) FROM _ducktail.tier_files WHERE kind = 'history' AND row_count > 12"))[0]).toBe('0');
+  }, 60_000);
+
   test('time travel and change feed across tiers', async () => {
     const { w, tiering } = await setup();
     await tiering.archive();

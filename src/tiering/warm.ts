@@ -101,64 +101,92 @@ export async function addWarmFile(
 }
 
 /**
- * Moves the hot rows of one month older than `cutoff` into one warm Parquet file, in one transaction:
- * write (zstd, sorted by key), verify count and checksum against the hot rows, add the file (and its
- * key locator) to the manifest, delete the hot rows, rewrite the view. A crash before COMMIT leaves
- * the hot rows and an orphan file the sweep removes; after COMMIT, the file is the only copy.
+ * Key ranges splitting `rows` into files of at most about `maxRows` rows (quantiles of the sort key:
+ * the single key column, or `_lsn` for history); one range (no condition) when it fits or the key is
+ * composite. Conditions partition the key space, so every row falls in exactly one range.
+ */
+async function keyRanges(conn: DuckDBConnection, s: TierSpec, where: string, rows: number, maxRows: number): Promise<string[]> {
+  const parts = Math.ceil(rows / maxRows);
+  const keyCol = s.kind === 'history' ? { name: '_lsn', duckType: 'UBIGINT' } : s.mirror.keyIndexes.length === 1 ? s.mirror.columns[s.mirror.keyIndexes[0]!] : undefined;
+  if (parts <= 1 || !keyCol) return ['true'];
+  const key = quoteIdent(keyCol.name);
+  const qs = Array.from({ length: parts - 1 }, (_, i) => (i + 1) / parts).join(', ');
+  const r = await conn.runAndReadAll(`SELECT list_sort(list_distinct(quantile_disc(${key}, [${qs}])))::VARCHAR[] FROM ${s.hot} WHERE ${where}`);
+  const sorted = (r.getRows()[0]![0] as { items: string[] }).items.map((b) => `CAST(${lit(b)} AS ${keyCol.duckType})`);
+  if (sorted.length === 0) return ['true'];
+  return sorted.map((b, i) => (i === 0 ? `${key} <= ${b}` : `${key} > ${sorted[i - 1]} AND ${key} <= ${b}`)).concat(`${key} > ${sorted.at(-1)}`);
+}
+
+/**
+ * Moves the hot rows of one month older than `cutoff` into warm Parquet files (one, or several split
+ * by key past `maxRows`), in one transaction: write (zstd, sorted by key, row groups of at most 1M
+ * rows), verify count and checksum of each file against its hot rows, add the files (and their key
+ * locator) to the manifest, delete the hot rows, rewrite the view. A crash before COMMIT leaves the
+ * hot rows and orphan files the sweep removes; after COMMIT, the files are the only copy.
  * Runs on the writer between applies; `refresh` rewrites the table's views.
  */
 export async function moveMonthToWarm(
   conn: DuckDBConnection,
   s: TierSpec,
-  opts: { month: string; cutoff: string; warmDir: string; pass: number; refresh: () => Promise<void> },
-): Promise<ManifestFile> {
+  opts: { month: string; cutoff: string; warmDir: string; pass: number; maxRows?: number; refresh: () => Promise<void> },
+): Promise<ManifestFile[]> {
   const dir = join(tableDir(opts.warmDir, s), `month=${opts.month}`);
   const where =
     `${s.time}::TIMESTAMPTZ >= ${lit(`${opts.month}-01`)}::TIMESTAMPTZ AND ${s.time}::TIMESTAMPTZ < ${lit(nextMonth(opts.month))}::TIMESTAMPTZ ` +
     `AND ${s.time}::TIMESTAMPTZ < ${lit(opts.cutoff)}::TIMESTAMPTZ`;
-  const rows = `SELECT * FROM ${s.hot} WHERE ${where}`;
   const text = await textColumns(conn, s.hot);
   await conn.run('BEGIN TRANSACTION');
-  let path = '';
+  const paths: string[] = [];
   try {
-    const id = await nextId(conn, 'tier_file_id');
-    path = join(dir, `part-${String(opts.pass).padStart(6, '0')}-${id}.parquet`);
-    try {
-      mkdirSync(dir, { recursive: true });
-      await conn.run(
-        `COPY (SELECT ${writeList(text)} FROM ${s.hot} WHERE ${where} ORDER BY ${s.orderBy}) TO ${lit(path)} ` +
-          '(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)',
-      );
-    } catch (e) {
-      throw new TieringError(
-        'TIER_WRITE_FAILED',
-        `writing ${path} failed: ${(e as Error).message}. Nothing was moved; free space in warm_dir ` +
-          `(or point tiering.warm_dir at a larger disk) and run the archive again.`,
-        { cause: e },
-      );
+    const total = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${s.hot} WHERE ${where}`)).getRows()[0]![0]);
+    const files: ManifestFile[] = [];
+    for (const range of await keyRanges(conn, s, where, total, opts.maxRows ?? 8_000_000)) {
+      const part = `${where} AND ${range}`;
+      const rows = `SELECT * FROM ${s.hot} WHERE ${part}`;
+      const expected = await fingerprint(conn, rows);
+      if (expected.rows === 0) continue;
+      const id = await nextId(conn, 'tier_file_id');
+      const path = join(dir, `part-${String(opts.pass).padStart(6, '0')}-${id}.parquet`);
+      paths.push(path);
+      try {
+        mkdirSync(dir, { recursive: true });
+        await conn.run(
+          `COPY (SELECT ${writeList(text)} FROM ${s.hot} WHERE ${part} ORDER BY ${s.orderBy}) TO ${lit(path)} ` +
+            '(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)',
+        );
+      } catch (e) {
+        throw new TieringError(
+          'TIER_WRITE_FAILED',
+          `writing ${path} failed: ${(e as Error).message}. Nothing was moved; free space in warm_dir ` +
+            `(or point tiering.warm_dir at a larger disk) and run the archive again.`,
+          { cause: e },
+        );
+      }
+      crashPoint('warm-written');
+      const readBack = `SELECT ${readList(text, 'p')} FROM read_parquet(${lit(path)}, ${PARQUET_READ}) p`;
+      const written = await fingerprint(conn, readBack);
+      if (expected.rows !== written.rows || expected.checksum !== written.checksum) {
+        throw new TieringError(
+          'TIER_VERIFY_FAILED',
+          `${path} holds ${written.rows} rows (checksum ${written.checksum}) but ${s.hot} has ${expected.rows} ` +
+            `(checksum ${expected.checksum}) for ${opts.month}: nothing was moved`,
+        );
+      }
+      // The manifest keeps the file's own checksum (later copies are verified against it): text-stored columns as text.
+      const checksum = text.length === 0 ? written.checksum : (await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`)).checksum;
+      files.push(await addWarmFile(conn, s, { id, path, month: opts.month, rows: written.rows, checksum, pass: opts.pass }));
     }
-    crashPoint('warm-written');
-    const expected = await fingerprint(conn, rows);
-    const readBack = `SELECT ${readList(text, 'p')} FROM read_parquet(${lit(path)}, ${PARQUET_READ}) p`;
-    const written = await fingerprint(conn, readBack);
-    if (expected.rows !== written.rows || expected.checksum !== written.checksum) {
-      throw new TieringError(
-        'TIER_VERIFY_FAILED',
-        `${path} holds ${written.rows} rows (checksum ${written.checksum}) but ${s.hot} has ${expected.rows} ` +
-          `(checksum ${expected.checksum}) for ${opts.month}: nothing was moved`,
-      );
+    if (files.reduce((n, f) => n + f.rowCount, 0) !== total) {
+      throw new TieringError('TIER_VERIFY_FAILED', `the files of ${opts.month} hold ${files.reduce((n, f) => n + f.rowCount, 0)} rows, ${s.hot} has ${total}: nothing was moved`);
     }
-    // The manifest keeps the file's own checksum (later copies are verified against it): text-stored columns as text.
-    const checksum = text.length === 0 ? written.checksum : (await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`)).checksum;
-    const file = await addWarmFile(conn, s, { id, path, month: opts.month, rows: written.rows, checksum, pass: opts.pass });
     await conn.run(`DELETE FROM ${s.hot} WHERE ${where}`);
     await opts.refresh();
     crashPoint('warm-before-commit');
     await conn.run('COMMIT');
-    return file;
+    return files;
   } catch (e) {
     await conn.run('ROLLBACK').catch(() => {});
-    if (path) rmSync(path, { force: true });
+    for (const p of paths) rmSync(p, { force: true });
     throw e;
   }
 }

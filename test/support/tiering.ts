@@ -36,6 +36,7 @@ export function tieringOptionsIn(dir: string, extra: Partial<TieringOptions> = {
     coldCacheSize: '100MB',
     compactMinFiles: 8,
     compactDeletedRatio: 0.3,
+    maxFileRows: 8_000_000,
     tables: { 'public.orders': { timeColumn: 'order_date' } },
     ...extra,
   };
