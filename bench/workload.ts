@@ -105,6 +105,16 @@ const dir = mkdtempSync(join(tmpdir(), 'ducktail-workload-'));
 const pg = await startPostgres();
 const kafka = BUS === 'kafka' ? await startKafkaMock({ brokers: 3 }) : null;
 const procs: Bun.Subprocess[] = [];
+// Interrupted (Ctrl-C, timeout): take ducktail, PostgreSQL and the temporary files down with us.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const p of procs) p.kill('SIGKILL');
+    void Promise.allSettled([kafka?.stop(), stopPostgres()]).finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
 const result: Record<string, unknown> = { label: LABEL, args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, writers: RATE ? 1 : WRITERS, set: sets };
 try {
   step('PostgreSQL up');
