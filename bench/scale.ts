@@ -5,7 +5,8 @@
 // whole group (`flock /tmp/bench.lock npm run bench -- scale rates --no-lock`). Groups (default: all):
 //   rates   the shop at 1x, 10x, 100x, 1000x, 100,000x, 1,000,000x of 100 orders/day, then flat out (inline bus)
 //   kafka   the same through the Kafka bus (mock cluster, 6 partitions) at 1000x and flat out
-//   limits  flat out with one config edit each: batch_rows, memory_limit, 2 Kafka instances, TOAST notes
+//   limits  flat out with one config edit each: batch_rows, memory_limit, 2 Kafka instances; ducktail
+//           catching up on a flat-out workload it did not read live (its own ceiling); TOAST notes
 import { join } from 'node:path';
 
 /** Operations/s of the workload for a shop doing `orders` new orders a day (70% of operations are new orders). */
@@ -27,6 +28,7 @@ const PLAN: Record<string, { label: string; args: string[] }[]> = {
     { label: 'limit-batch-50000', args: ['--rate', 'max', '--set', 'warehouse.batch_rows=50000'] },
     { label: 'limit-memory-256MB', args: ['--rate', 'max', '--set', 'warehouse.memory_limit=256MB'] },
     { label: 'limit-kafka-2-instances', args: ['--rate', 'max', '--bus', 'kafka', '--instances', '2'] },
+    { label: 'limit-catch-up', args: ['--rate', 'max', '--catch-up'] },
     { label: 'limit-toast', args: ['--rate', 'max', '--toast'] },
   ],
 };

@@ -6,7 +6,7 @@
 // initial copy), pg_recvlogical on the same WAL (after ducktail stopped), kcat producing the messages
 // ducktail produced (kafka bus). Prints a table; writes JSON to bench/results/.
 // Usage: bun bench/workload.ts [--rate OPS/S|max] [--bus inline|kafka] [--duration S] [--toast] [--seed ROWS]
-//        [--writers N] [--partitions N] [--instances N] [--set section.key=value ...] [--label NAME]
+//        [--catch-up (ducktail down during the workload, then timed catching up)] [--writers N] [--partitions N] [--instances N] [--set section.key=value ...] [--label NAME]
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ const DURATION = Number(opt('--duration', '60'));
 const TOAST = argv.includes('--toast');
 const SEED = Number(opt('--seed', '200000'));
 const PARTITIONS = Number(opt('--partitions', '6'));
+const CATCH_UP = argv.includes('--catch-up');
 const WRITERS = Number(opt('--writers', '2'));
 const INSTANCES = BUS === 'kafka' ? Number(opt('--instances', '1')) : 1;
 const LABEL = opt('--label', `${BUS}-${RATE || 'max'}${TOAST ? '-toast' : ''}`);
@@ -115,7 +116,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     });
   });
 }
-const result: Record<string, unknown> = { label: LABEL, args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, writers: RATE ? 1 : WRITERS, set: sets };
+const result: Record<string, unknown> = { label: LABEL, args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, catchUp: CATCH_UP, writers: RATE ? 1 : WRITERS, set: sets };
 try {
   step('PostgreSQL up');
   const url = await pg.createDatabase('bench_workload');
@@ -134,14 +135,26 @@ try {
   step(`seeded ${SEED} orders`);
   // Start ducktail; the initial copy of the seeded rows is timed from the spawn (process start included).
   const instances: Instance[] = [];
-  const spawnT = performance.now();
+  const configs: string[] = [];
   for (let n = 0; n < INSTANCES; n++) {
     const port = await freePort();
-    const proc = spawnDucktail(['run', '--config', configFile(dir, n, url, port, kafka?.bootstrap ?? [])], { cwd: dir });
-    procs.push(proc);
-    instances.push({ pid: proc.pid, base: `http://127.0.0.1:${port}` });
+    configs.push(configFile(dir, n, url, port, kafka?.bootstrap ?? []));
+    instances.push({ pid: 0, base: `http://127.0.0.1:${port}` });
   }
-  for (let n = 0; n < INSTANCES; n++) await waitReady(procs[n]!, instances[n]!.base);
+  const spawnAll = async () => {
+    procs.length = 0;
+    for (let n = 0; n < INSTANCES; n++) {
+      procs.push(spawnDucktail(['run', '--config', configs[n]!], { cwd: dir }));
+      instances[n]!.pid = procs[n]!.pid;
+    }
+    for (let n = 0; n < INSTANCES; n++) await waitReady(procs[n]!, instances[n]!.base);
+  };
+  const stopAll = async () => {
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.exited));
+  };
+  const spawnT = performance.now();
+  await spawnAll();
   // Rows of the copy are counted through the API (the copy may bypass the changes_applied_total counter).
   const copied = async () => {
     let n = 0;
@@ -158,21 +171,28 @@ try {
   step('ducktail ready, initial copy applied');
   if (SEED > 0) result.snapshotRowsPerS = round(SEED / ((performance.now() - spawnT) / 1000));
   if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`;
-  const appliedBefore = await appliedRows(instances);
+  if (CATCH_UP) await stopAll();
+  const appliedBefore = CATCH_UP ? 0 : await appliedRows(instances);
 
-  // The workload, the probes and the sampler.
+  // The workload, the probes and the sampler (with --catch-up: ducktail is down while the workload runs,
+  // then started on the WAL it left, and timed until it has applied everything).
   const stop = new AbortController();
   const t0 = performance.now();
   const gen = startGenerator(sql, { rate: RATE, toast: TOAST, signal: stop.signal, writers: WRITERS });
-  const probes = startProbes(probeSql, instances);
-  const sampler = startSampler(instances, t0);
+  const probes = CATCH_UP ? null : startProbes(probeSql, instances);
+  let sampler = CATCH_UP ? null : startSampler(instances, t0);
   await Bun.sleep(DURATION * 1000);
   stop.abort();
   await gen.done;
   const genMs = performance.now() - t0;
   const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
   step('workload stopped');
-  const probe = await probes.drain(120_000);
+  const catchUpT = performance.now();
+  if (CATCH_UP) {
+    await spawnAll();
+    sampler = startSampler(instances, catchUpT);
+  }
+  const probe = probes ? await probes.drain(120_000) : { latencies: [], lost: 0 };
   const stats = gen.stats();
   const changes = changesOf(stats);
   // Everything committed is applied: the rows applied since the workload started reach changes + probes.
@@ -182,15 +202,22 @@ try {
   const appliedMs = performance.now() - t0;
   const appliedAll = (await appliedRows(instances)) >= want;
   if (!appliedAll) console.error(`not every committed change was applied within 2 min of the end (${await appliedRows(instances)} of ${want} rows)`);
-  await sampler.stop();
-  const samples = sampler.samples;
-  const during = samples.filter((s) => s.t <= genMs / 1000);
+  const watched = sampler!;
+  await watched.stop();
+  if (CATCH_UP) {
+    result.catchUpRowsPerS = round(changes / ((performance.now() - catchUpT) / 1000));
+    // The best second, without the process start that the figure above includes.
+    const ss = watched.samples;
+    result.catchUpPeakRowsPerS = round(Math.max(0, ...ss.slice(1).map((x, i) => (x.applied - ss[i]!.applied) / (x.t - ss[i]!.t))));
+  }
+  const samples = watched.samples;
+  const during = CATCH_UP ? samples : samples.filter((s) => s.t <= genMs / 1000);
   Object.assign(result, {
     generator: { ...stats, changes, offeredChangesPerS: round(changes / (genMs / 1000)), opsPerS: RATE || null },
     endToEndRowsPerS: round(changes / (appliedMs / 1000)),
     drainS: round((appliedMs - genMs) / 1000, 1),
     appliedAll,
-    latencyMs: { p50: round(percentile(probe.latencies, 50)), p99: round(percentile(probe.latencies, 99)), max: round(Math.max(...probe.latencies)), probes: probe.latencies.length, lost: probe.lost },
+    latencyMs: CATCH_UP ? null : { p50: round(percentile(probe.latencies, 50)), p99: round(percentile(probe.latencies, 99)), max: round(Math.max(...probe.latencies)), probes: probe.latencies.length, lost: probe.lost },
     ducktail: {
       rssPeakMB: round(Math.max(...samples.map((s) => s.rssMB)), 1),
       rssMeanMB: round(during.reduce((a, s) => a + s.rssMB, 0) / Math.max(1, during.length), 1),
@@ -198,13 +225,12 @@ try {
       maxLagS: round(Math.max(0, ...samples.map((s) => s.lagS ?? 0)), 1),
       maxConsumerLag: samples.some((s) => s.consumerLag !== null) ? Math.max(...samples.map((s) => s.consumerLag ?? 0)) : null,
     },
-    alertsFirstFiredS: Object.fromEntries(sampler.firstFiring),
+    alertsFirstFiredS: Object.fromEntries(watched.firstFiring),
     samples,
   });
 
   step('everything applied; stopping ducktail, then the ceilings');
-  for (const p of procs) p.kill('SIGTERM');
-  await Promise.all(procs.map((p) => p.exited));
+  await stopAll();
   let bytes = 0;
   for (let n = 0; n < INSTANCES; n++) for (const f of [`w${n}.duckdb`, `w${n}.duckdb.wal`]) bytes += statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0;
   result.duckdbBytes = bytes;
@@ -239,7 +265,8 @@ const rows: [string, unknown][] = [
   ['offered changes/s', r.generator.offeredChangesPerS],
   ['end-to-end rows/s', r.endToEndRowsPerS],
   ['drain after stop (s)', r.drainS],
-  ['commit-to-queryable p50/p99/max (ms)', `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max} (${r.latencyMs.probes} probes, ${r.latencyMs.lost} lost)`],
+  ['commit-to-queryable p50/p99/max (ms)', r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max} (${r.latencyMs.probes} probes, ${r.latencyMs.lost} lost)` : '-'],
+  ['catch-up rows/s from spawn | best second', r.catchUp ? `${r.catchUpRowsPerS} | ${r.catchUpPeakRowsPerS}` : '-'],
   ['ducktail RSS peak/mean (MB)', `${r.ducktail.rssPeakMB} / ${r.ducktail.rssMeanMB}`],
   ['ducktail CPU mean (% of a core)', r.ducktail.cpuPctMean],
   ['max replication lag (s)', r.ducktail.maxLagS],
