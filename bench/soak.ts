@@ -3,7 +3,7 @@
  *   bun bench/soak.ts                      # 5 kills, 2 PostgreSQL restarts, 2 broker outages, 2 S3 outages
  *   bun bench/soak.ts --kills 50           # long form: 50 kills (and 10/10/10 of the others)
  *   SOAK_FULL=1 bun bench/soak.ts          # same as --kills 50
- *   --seed N (replay a schedule), --bus inline|kafka, --rate OPS, --pg N, --brokers N, --s3 N, --keep,
+ *   --seed N (replay a schedule), --bus inline|kafka, --rate OPS, --pg N, --terminate N, --brokers N, --s3 N, --keep,
  *   --gap-ms A-B (pause between faults), --json PATH (the result as JSON)
  * Exits 1 when anything was lost, duplicated, hung or crashed; the printed seed replays the schedule.
  */
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     kills: { type: 'string' },
     pg: { type: 'string' },
+    terminate: { type: 'string' },
     brokers: { type: 'string' },
     s3: { type: 'string' },
     bus: { type: 'string', default: 'kafka' },
@@ -61,6 +62,7 @@ const result = await runSoak({
   seed: count(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed'),
   kills,
   pgRestarts: count(values.pg, others, 'pg'),
+  pgTerminations: count(values.terminate, count(values.pg, others, 'pg'), 'terminate'),
   brokerOutages: count(values.brokers, others, 'brokers'),
   s3Outages: count(values.s3, others, 's3'),
   bus,

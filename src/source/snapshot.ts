@@ -173,10 +173,32 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
     if (markers) await opts.publish({ tables: new Map(), changes: [], snapshot: { ...marker, status: 'done', rows: total } });
     return total;
   } finally {
+    // A connection the server closed under us (terminated, restarted) never answers again: postgres.js under
+    // Bun leaves its next query pending forever (test/soak/pgjs-closed-socket.ts). Wait a bounded time, keep
+    // such a connection out of the pool, and fail the attempt so the source retries with fresh connections.
+    let lost = 0;
     for (const r of readers) {
-      await r.unsafe('ROLLBACK').catch(() => {});
-      r.release();
+      if (await answers(r.unsafe('ROLLBACK'), ROLLBACK_LIMIT_MS)) r.release();
+      else lost++;
     }
+    if (lost > 0 && !opts.signal.aborted) {
+      throw new AppError('COPY_CONNECTION_LOST', `${lost} of the copy's connections to PostgreSQL stopped answering; retrying with new ones`);
+    }
+  }
+}
+
+const ROLLBACK_LIMIT_MS = 5_000;
+
+/** Whether `query` succeeds within `ms`. */
+async function answers(query: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([query.then(() => true, () => false), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

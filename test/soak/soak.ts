@@ -26,6 +26,8 @@ export interface SoakOptions {
   seed: number;
   kills: number;
   pgRestarts: number;
+  /** Rounds of pg_terminate_backend (default: as many as pgRestarts). */
+  pgTerminations?: number;
   brokerOutages: number;
   s3Outages: number;
   bus: 'kafka' | 'inline';
