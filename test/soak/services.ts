@@ -11,6 +11,8 @@ import { waitFor } from '../integration/compare.ts';
 import { type S3Server, startS3 } from '../support/s3.ts';
 
 const ROOT = join(import.meta.dir, '../..');
+/** application_name of the soak's own connections (spared by `terminateOthers`). */
+export const SOAK_APP = 'ducktail-soak';
 const PG_FLAGS = ['-c', 'fsync=off', '-c', 'max_connections=100'];
 
 /** A PostgreSQL cluster of its own, restartable on the same port. */
@@ -18,7 +20,7 @@ export interface SoakPostgres {
   readonly url: string;
   /** Stops the server ('fast': clean shutdown; 'immediate': SIGQUIT, crash recovery at start), waits `downMs`, starts it again. */
   restart(mode: 'fast' | 'immediate', downMs: number, whileDown?: () => Promise<void>): Promise<void>;
-  /** pg_terminate_backend of every other connection to the database (ducktail's, its walsender, the workload's); how many. */
+  /** pg_terminate_backend of ducktail's connections to the database (all but the soak's own); how many. */
   terminateOthers(): Promise<number>;
   stop(): Promise<void>;
 }
@@ -46,7 +48,8 @@ export async function startSoakPostgres(dir: string): Promise<SoakPostgres> {
       const admin = postgres(server.url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
       try {
         const rows = await admin`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-                                  WHERE pid <> pg_backend_pid() AND datname = current_database()`;
+                                  WHERE pid <> pg_backend_pid() AND datname = current_database()
+                                    AND application_name IS DISTINCT FROM ${SOAK_APP}`;
         return rows[0]!.n as number;
       } finally {
         await admin.end({ timeout: 1 });

@@ -19,7 +19,7 @@ import { type KafkaMock, startKafkaMock } from '../support/kafka.ts';
 import { seeded, soakApi, writeSoakConfig } from './config.ts';
 import { installAudit, seedOldOrders, startOldOrders } from './load.ts';
 import { runFaults, type FaultCounts, type SoakEnv } from './faults.ts';
-import { DucktailProcess, startSoakPostgres, startSoakS3 } from './services.ts';
+import { DucktailProcess, SOAK_APP, startSoakPostgres, startSoakS3 } from './services.ts';
 import { checksums, type SoakVerdict, verify } from './verify.ts';
 
 export interface SoakOptions {
@@ -81,7 +81,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       await kafka.createTopic(`${prefix}.public.orders`, 3, 3);
       await kafka.createTopic(`${prefix}-dead-letter`, 1, 3);
     }
-    sql = connectSql(pg.url, { max: 4 });
+    // Named, so that the pg_terminate_backend fault spares the soak's own writers and checks: postgres.js
+    // under Bun may never answer again on a pool whose connections were terminated (pgjs-closed-socket.ts).
+    const u = new URL(pg.url);
+    u.searchParams.set('application_name', SOAK_APP);
+    sql = connectSql(u.toString(), { max: 4 });
     await applyDemoSchema(sql);
     await seedOldOrders(sql, o.seedRows, random);
     const port = await freePort();
