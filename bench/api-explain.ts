@@ -9,20 +9,15 @@ import { DEMO_ANALYTICS } from '../src/api/analytics/index.ts';
 import { render, resolveColumns, TEMPLATES } from '../src/api/analytics/sql.ts';
 import { createWarehouse } from '../src/warehouse/index.ts';
 import { createQueryEngine } from '../src/warehouse/query.ts';
+import { benchOrdersSql } from './api-orders.ts';
 
 const ROWS = Number(process.argv[2] ?? 10_000_000);
 const CONC = Number(process.argv[3] ?? 4);
 const EXPLAIN = process.argv[4] ?? 'customer-activity';
-const SPAN_US = 90 * 86_400_000_000;
 const dir = mkdtempSync(join(tmpdir(), 'ducktail-api-explain-'));
 const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: 'x' });
 const gen = await warehouse.connect();
-await gen.run(`CREATE SCHEMA bench; CREATE TABLE bench.orders AS
-  SELECT g AS order_id, CAST(1 + hash(g) % 100000 AS BIGINT) AS customer_id, 1 + g % 50 AS product_id,
-         CAST(5 + CAST(hash(g * 7) % 20000 AS BIGINT) / 100.0 AS DECIMAL(10,2)) AS price, CAST(1 + g % 5 AS INTEGER) AS quantity,
-         ['pending', 'paid', 'shipped', 'delivered', 'cancelled'][CAST(1 + hash(g * 13) % 5 AS BIGINT)] AS status,
-         TIMESTAMPTZ '2026-11-25 00:00:00+00' - to_microseconds(CAST((${ROWS} - g) * ${SPAN_US / ROWS} AS BIGINT)) AS order_date
-    FROM range(${ROWS}) t(g)`);
+await gen.run(`CREATE SCHEMA bench; ${benchOrdersSql('bench.orders', ROWS)}`);
 gen.closeSync();
 const engine = createQueryEngine({ instance: warehouse.instance });
 const cols = await resolveColumns(engine, { ...DEMO_ANALYTICS, table: 'bench.orders' });

@@ -19,14 +19,13 @@ import { connectSql } from '../src/source/index.ts';
 import { createWarehouse } from '../src/warehouse/index.ts';
 import { createQueryEngine } from '../src/warehouse/query.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
+import { BENCH_DAYS, benchOrdersSql } from './api-orders.ts';
 
 const ROWS = Number(process.argv[2] ?? 10_000_000);
 const CLIENTS = Number(process.argv[3] ?? 16);
 const SECONDS = Number(process.argv[4] ?? 10);
 const RATE = Number(process.argv[5] ?? 5000);
 const LAYOUT = process.argv[6] === 'random' ? 'random' : 'ordered';
-const DAYS = 90;
-const SPAN_US = DAYS * 86_400_000_000;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -42,16 +41,9 @@ const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLim
 
 let t = performance.now();
 const gen = await warehouse.connect();
-const end = '2026-11-25 00:00:00+00';
-await gen.run(`CREATE SCHEMA IF NOT EXISTS bench;
-  CREATE TABLE bench.orders AS
-  SELECT g AS order_id, CAST(1 + hash(g) % 100000 AS BIGINT) AS customer_id, 1 + g % 50 AS product_id,
-         CAST(5 + CAST(hash(g * 7) % 20000 AS BIGINT) / 100.0 AS DECIMAL(10,2)) AS price, CAST(1 + g % 5 AS INTEGER) AS quantity,
-         ['pending', 'paid', 'shipped', 'delivered', 'cancelled'][CAST(1 + hash(g * 13) % 5 AS BIGINT)] AS status,
-         TIMESTAMPTZ '${end}' - to_microseconds(${LAYOUT === 'random' ? `CAST(hash(g * 31) % ${SPAN_US} AS BIGINT)` : `CAST((${ROWS} - g) * ${SPAN_US / ROWS} AS BIGINT)`}) AS order_date
-    FROM range(${ROWS}) t(g)`);
+await gen.run(`CREATE SCHEMA IF NOT EXISTS bench; ${benchOrdersSql('bench.orders', ROWS, LAYOUT)}`);
 gen.closeSync();
-console.log(`bench.orders: ${ROWS} rows over ${DAYS} days (${LAYOUT}) generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+console.log(`bench.orders: ${ROWS} rows over ${BENCH_DAYS} days (${LAYOUT}) generated in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
 const pipeline = startPipeline({
   warehouse,
