@@ -32,7 +32,7 @@ export async function tableSize(sql: Sql | ReservedSql, t: TableSchema): Promise
 
 /**
  * Splits a table into chunks of about `chunkRows` rows: by value ranges of a single integer key
- * (min..max read in the snapshot), else by page (ctid) ranges on PostgreSQL 14+, else one chunk.
+ * (quantiles of a sample read in the snapshot), else by page (ctid) ranges on PostgreSQL 14+, else one chunk.
  * The first and last ranges are open, so every row of the table falls in exactly one chunk.
  */
 export async function planChunks(
@@ -44,25 +44,24 @@ export async function planChunks(
   const table = `${t.schema}.${t.table}`;
   const keys = t.columns.filter((c) => c.key);
   const whole = [{ table, chunk: 0, where: '' }];
+  const estimate = size.rows ?? size.pages * 50;
+  const n = Math.max(1, Math.min(Math.ceil(estimate / opts.chunkRows), 100_000));
+  if (n === 1) return whole;
   if (keys.length === 1 && INTEGER_OIDS.has(keys[0]!.typeOid)) {
+    // Bounds at the key's quantiles in a sample of pages (at least 100 rows per chunk, 10k in all), so a sparse or
+    // skewed key still makes even chunks; the ranges are open at both ends, so the sample decides only balance.
     const k = pgIdent(keys[0]!.name);
-    const [r] = (await sql.unsafe(`SELECT min(${k})::text AS lo, max(${k})::text AS hi FROM ${qualified(t)}`)) as unknown as [
-      { lo: string | null; hi: string | null },
-    ];
-    if (r.lo === null || r.hi === null) return whole;
-    const lo = BigInt(r.lo);
-    const span = BigInt(r.hi) - lo + 1n;
-    const rows = size.rows ?? Number(span);
-    const n = BigInt(Math.max(1, Math.min(Math.ceil(rows / opts.chunkRows), 100_000)));
-    const step = span / n > 0n ? span / n : 1n;
-    const bounds = [];
-    for (let b = lo + step; b < lo + span && bounds.length < Number(n) - 1; b += step) bounds.push(b);
-    return ranges(table, k, bounds.map(String));
+    const pct = Math.min(100, (Math.max(n * 100, 10_000) / Math.max(1, estimate)) * 100);
+    const fractions = Array.from({ length: n - 1 }, (_, i) => (i + 1) / n);
+    const rows = (await sql.unsafe(
+      `SELECT DISTINCT b::text AS b, b AS o FROM unnest((SELECT percentile_disc($1::float8[]) WITHIN GROUP (ORDER BY ${k})
+         FROM ${qualified(t)} TABLESAMPLE SYSTEM (${pct}))) b WHERE b IS NOT NULL ORDER BY o`,
+      [fractions],
+    )) as unknown as { b: string }[];
+    return ranges(table, k, rows.map((r) => r.b));
   }
   if (opts.version >= TID_RANGE_SCAN && size.pages > 1) {
-    const rows = size.rows ?? size.pages * 50;
-    const n = Math.max(1, Math.min(Math.ceil(rows / opts.chunkRows), size.pages));
-    const step = Math.ceil(size.pages / n);
+    const step = Math.ceil(size.pages / Math.min(n, size.pages));
     const bounds = [];
     for (let p = step; p < size.pages; p += step) bounds.push(`'(${p},0)'::tid`);
     return ranges(table, 'ctid', bounds);
@@ -88,9 +87,20 @@ export async function readChunk(sql: ReservedSql, t: TableSchema, where: string)
   const cols = t.columns.map((c) => pgIdent(c.name)).join(', ');
   const filter = where ? ` WHERE ${where}` : '';
   const stream = await sql.unsafe(`COPY (SELECT ${cols} FROM ${qualified(t)}${filter}) TO STDOUT ${COPY_FORMAT}`).readable();
-  const parts: Buffer[] = [];
-  for await (const part of stream) parts.push(part as Buffer);
-  return Buffer.concat(parts);
+  // postgres.js pauses its socket when a push finds the stream's buffer full and resumes it from the
+  // stream's read(). When the COPY's last data and its end arrive in the same socket read, read() is never
+  // called again after the end, the socket stays paused, and the connection's next query never gets an
+  // answer (seen here as a chunk read that hangs; porsager/postgres#917). Calling read() once more after
+  // the end resumes the socket.
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (part: Buffer) => parts.push(part));
+    stream.once('end', () => {
+      (stream as unknown as { _read(n: number): void })._read(0);
+      resolve(Buffer.concat(parts));
+    });
+    stream.once('error', reject);
+  });
 }
 
 /** Lines of COPY CSV output (exact unless a quoted value holds a newline): for progress only. */
