@@ -28,7 +28,9 @@ export function writeSoakConfig(c: SoakConfigInput): string {
   const path = join(c.dir, 'ducktail.toml');
   const bus = c.kafka
     ? `[bus]\nkind = "kafka"\nbrokers = ${JSON.stringify(c.kafka)}\ntopic_prefix = "${c.prefix}"\npartitions = 3\n` +
-      `replication_factor = 3\nidempotent = false\nmax_lag = 3000\n`
+      // The mock keeps 5 MB per partition and answers OFFSET_OUT_OF_RANGE behind that (docs/TEAM-NOTES.md):
+      // about 1 KB per uncompressed message, and a killed initial copy publishes its 10,000 rows again.
+      `replication_factor = 3\nidempotent = false\nmax_lag = 3000\ncompression = "gzip"\n`
     : `[bus]\nkind = "inline"\n`;
   writeFileSync(
     path,
