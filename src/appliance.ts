@@ -97,6 +97,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     bodyLimitBytes: config.api.body_limit_bytes,
     status: () => ({ ...pipelineStatus(source, warehouse), tiering: tiering.status, bus: bus.status?.() ?? { kind: config.bus.kind } }),
     archive: () => tiering.archive(tieringStop.signal),
+    resnapshot: source ? (table: string) => source.resnapshot(table) : undefined,
     readiness: () => ({
       source: source ? sourceReadiness(source.status) : { ready: true, detail: 'disabled on this instance' },
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },

@@ -132,6 +132,9 @@ describe('auth, health, tables', () => {
     expect((await a.request('/v1/tables', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     expect((await a.request('/v1/tables', { headers: { authorization: `Bearer ${TOKEN_READ}` } })).status).toBe(200);
     expect((await a.request('/v1/admin/archive', { method: 'POST', headers: { authorization: `Bearer ${TOKEN_READ}` } })).status).toBe(403);
+    expect((await a.request('/v1/admin/resnapshot', { method: 'POST', headers: { authorization: `Bearer ${TOKEN_READ}` } })).status).toBe(403);
+    const admin = { method: 'POST', headers: { authorization: `Bearer ${TOKEN_ADMIN}` }, body: '{"table":"public.orders"}' };
+    expect((await a.request('/v1/admin/resnapshot', admin)).status).toBe(503); // no source in this process
     expect((await a.request('/healthz')).status).toBe(200);
     expect((await a.request('/readyz')).status).toBe(200);
   });

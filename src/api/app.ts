@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { AppError } from '../errors.ts';
+import { AppError, errorMessage } from '../errors.ts';
 import { QueryError } from '../warehouse/query.ts';
 import { AnalyticsConfigError, analyticsRoutes } from './analytics/index.ts';
 import dashboardApp from './dashboard/app.js' with { type: 'text' };
@@ -50,6 +50,22 @@ export function createApi(deps: ApiDeps): Hono {
   app.post('/v1/admin/archive', async (c) => {
     if (!deps.archive) return c.json(errorBody('NOT_AVAILABLE', 'tiering is not running in this process'), 503);
     return c.json(await deps.archive());
+  });
+  app.post('/v1/admin/resnapshot', async (c) => {
+    if (!deps.resnapshot) return c.json(errorBody('NOT_AVAILABLE', 'this instance does not read the source ([source] enabled = false)'), 503);
+    const body = (await c.req.json().catch(() => null)) as { table?: unknown } | null;
+    const table = body?.table;
+    if (typeof table !== 'string' || !/^[^.]+\.[^.]+$/.test(table)) {
+      return c.json(errorBody('BAD_REQUEST', 'body must be {"table": "schema.table"}'), 400);
+    }
+    try {
+      deps.resnapshot(table);
+    } catch (e) {
+      const code = e instanceof AppError ? e.code : 'INTERNAL';
+      const status = code === 'UNKNOWN_TABLE' ? 404 : code === 'NOT_STREAMING' ? 409 : 500;
+      return c.json(errorBody(code, errorMessage(e)), status);
+    }
+    return c.json({ table, status: 'copying' }, 202);
   });
   let openapi: Record<string, unknown> | null = null;
   app.get('/openapi.json', (c) => c.json((openapi ??= openApiDocument(deps.version))));

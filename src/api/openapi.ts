@@ -71,6 +71,19 @@ export function openApiDocument(version: string): Record<string, unknown> {
     '/v1/admin/archive': {
       post: { summary: 'Run one tiering pass now (scope "admin")', responses: { 200: ok('what moved'), 403: error('token lacks scope "admin"'), 503: error('tiering not running') } },
     },
+    '/v1/admin/resnapshot': {
+      post: {
+        summary: 'Copy one table again, body {"table": "schema.table"} (scope "admin")',
+        responses: {
+          202: ok('the copy is under way (see /v1/status source.snapshot)'),
+          400: error('body is not {"table": "schema.table"}'),
+          403: error('token lacks scope "admin"'),
+          404: error('table not replicated'),
+          409: error('source not streaming yet'),
+          503: error('this instance does not read the source'),
+        },
+      },
+    },
   };
   for (const [name, schema] of Object.entries(AnalyticsQuery) as [keyof typeof AnalyticsQuery, v.GenericSchema][]) {
     const s = json(schema) as { properties: Record<string, { description?: string }> };

@@ -26,6 +26,8 @@ export interface ApiDeps {
   version: string;
   /** POST /v1/admin/archive: runs one tiering pass and answers with what moved. */
   archive?: () => Promise<unknown>;
+  /** POST /v1/admin/resnapshot: copies one table again while the pipeline runs (throws AppError with a code). */
+  resnapshot?: (table: string) => void;
   /** The warehouse's write counter (stats.writes): analytics answers are cached per position; none, no cache. */
   position?: () => number;
   /** [analytics]: the table and columns of the business endpoints; default the demo shop. */

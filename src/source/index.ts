@@ -89,6 +89,12 @@ export interface Source {
   status: SourceStatus;
   /** Runs until the signal aborts; reconnects with backoff after errors. */
   run(signal: AbortSignal): Promise<void>;
+  /**
+   * Copies one table again (POST /v1/admin/resnapshot): the stream stops at a batch boundary, the table is
+   * copied from a fresh snapshot, and streaming resumes for every table. Throws AppError NOT_STREAMING or
+   * UNKNOWN_TABLE.
+   */
+  resnapshot(table: string): void;
 }
 
 /** Creates the source stage. */
@@ -144,6 +150,9 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     await copySnapshot(sql, { ...copyOpts, snapshotName: null, consistentPoint: slotAt, tables: schemas, resume: rec.chunks });
     return slotAt;
   }
+
+  /** Tables of the running stream, and the switch that stops it for a re-copy on demand. */
+  let streaming: { names: string[]; stop: AbortController } | null = null;
 
   async function runOnce(signal: AbortSignal): Promise<void> {
     const workers = opts.copyWorkers ?? 2;
@@ -220,6 +229,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           const tables = [...recopy].filter((n) => names.includes(n));
           const at = await recopyTables(opts.url, sql, types, {
             slot: opts.slot, names: tables, batchRows: opts.batchRows, connectTimeoutS: opts.connectTimeoutS,
+            rawChunks: copyOpts.rawChunks, workers, serverVersion: version,
             publish, log: deps.log, signal,
           });
           for (const n of tables) skipBefore.set(n, at);
@@ -229,6 +239,8 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
       if (signal.aborted) return;
       const sent = new Map<string, string>();
       status.phase = 'streaming';
+      const stop = new AbortController();
+      streaming = { names, stop };
       await streamChanges(
         repl,
         {
@@ -254,9 +266,10 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         },
         publish,
         status,
-        signal,
+        AbortSignal.any([signal, stop.signal]),
       );
     } finally {
+      streaming = null;
       await repl.end({ timeout: 2 }).catch(() => {});
       await sql.end({ timeout: 2 }).catch(() => {});
     }
@@ -264,6 +277,18 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
 
   return {
     status,
+    resnapshot(table: string): void {
+      const s = streaming;
+      if (!s || status.phase !== 'streaming') {
+        throw new AppError('NOT_STREAMING', `the source is ${status.phase}, not streaming: ask again once /v1/status says streaming`);
+      }
+      if (!s.names.includes(table)) {
+        throw new AppError('UNKNOWN_TABLE', `${table} is not replicated; replicated tables: ${s.names.join(', ')}`);
+      }
+      recopy.add(table);
+      deps.log(`source: ${table} will be copied again (resnapshot requested)`);
+      s.stop.abort(); // the stream publishes what it holds and returns; the next round copies the table
+    },
     async run(signal: AbortSignal): Promise<void> {
       const monitorStop = new AbortController();
       const receiveTimeoutS = opts.receiveTimeoutS ?? 60;

@@ -31,6 +31,10 @@ export async function recopyTables(
     slot: string;
     names: string[];
     batchRows: number;
+    /** Chunks as raw COPY output (inline bus), as for the initial copy. */
+    rawChunks?: boolean;
+    workers?: number;
+    serverVersion?: number;
     connectTimeoutS: number;
     publish(batch: ChangeBatch): Promise<void>;
     log(m: string): void;
@@ -51,6 +55,9 @@ export async function recopyTables(
       consistentPoint,
       tables,
       batchRows: opts.batchRows,
+      rawChunks: opts.rawChunks,
+      workers: opts.workers,
+      serverVersion: opts.serverVersion,
       publish: opts.publish,
       log: opts.log,
       signal: opts.signal,
