@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
@@ -8,7 +8,7 @@ import { freePort } from '../../src/demo/postgres.ts';
 import { createWorkload } from '../../src/demo/workload.ts';
 import { connectSql } from '../../src/source/index.ts';
 import { createWarehouse } from '../../src/warehouse/index.ts';
-import { apiClient, spawnDucktail } from '../support/ducktail-process.ts';
+import { apiClient, spawnDucktail, writeApplianceConfig } from '../support/ducktail-process.ts';
 import { startPostgres } from '../support/postgres.ts';
 import { waitFor } from './compare.ts';
 
@@ -34,13 +34,7 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   api = apiClient(base);
-  configPath = join(dir, 'ducktail.toml');
-  writeFileSync(
-    configPath,
-    `[source]\nurl = "${url}"\nslot = "resnap_slot"\npublication = "resnap_pub"\nstatus_interval_ms = 500\ncopy_chunk_rows = 2000\n` +
-      `[warehouse]\npath = "${join(dir, 'w.duckdb')}"\nbatch_rows = 500\nbatch_ms = 50\nmemory_limit = "512MB"\n` +
-      `[tiering]\nwarm_dir = "${join(dir, 'warm')}"\n[api]\nlisten = "127.0.0.1:${port}"\n[log]\nlevel = "warn"\n`,
-  );
+  configPath = writeApplianceConfig(dir, { url, slot: 'resnap_slot', port, source: 'copy_chunk_rows = 2000\n' });
 });
 
 afterAll(async () => {

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 
@@ -95,4 +96,19 @@ export async function sourceOrders(sql: Sql): Promise<string[][]> {
   const rows = await sql`SELECT order_id, customer_id, product_id, price::text, quantity, status, order_date::text
                           FROM orders ORDER BY order_id`.values();
   return rows.map((r) => r.map(String));
+}
+
+/**
+ * Writes `<dir>/ducktail.toml` for an appliance on `url` with the inline bus, the API on `port` and small
+ * batches; `source` adds [source] keys (TOML lines). Returns the file's path.
+ */
+export function writeApplianceConfig(dir: string, o: { url: string; slot: string; port: number; source?: string }): string {
+  const path = join(dir, 'ducktail.toml');
+  writeFileSync(
+    path,
+    `[source]\nurl = "${o.url}"\nslot = "${o.slot}"\npublication = "${o.slot}_pub"\nstatus_interval_ms = 500\n${o.source ?? ''}` +
+      `[warehouse]\npath = "${join(dir, 'w.duckdb')}"\nbatch_rows = 500\nbatch_ms = 50\nmemory_limit = "512MB"\n` +
+      `[tiering]\nwarm_dir = "${join(dir, 'warm')}"\n[api]\nlisten = "127.0.0.1:${o.port}"\n[log]\nlevel = "warn"\n`,
+  );
+  return path;
 }
