@@ -30,8 +30,8 @@ const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip'
 // The producer's lead over the local consumer, in messages (all partitions): the mock's 5 MB per
 // partition hold ~90k gzip-compressed events of this table, so 6 x 20k keeps a wide margin.
 const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? 6 * 20_000);
-// BENCH_FETCH_WORKER=0 fetches and decodes on the main thread (as before the fetch worker), for comparison.
-const FETCH_WORKER = process.env.BENCH_FETCH_WORKER !== '0';
+// BENCH_FETCH_WORKER=1 fetches and decodes in a Worker thread (bus option fetchWorker; off by default).
+const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
 const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;

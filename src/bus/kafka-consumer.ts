@@ -78,7 +78,7 @@ export class KafkaReader {
     });
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-reader-admin` });
     this.fetcher = createFetcher(
-      { brokers: opts.brokers, groupId: `ducktail-${opts.topicPrefix}`, clientId: `ducktail-${opts.instance}-fetcher`, worker: opts.fetchWorker ?? true },
+      { brokers: opts.brokers, groupId: `ducktail-${opts.topicPrefix}`, clientId: `ducktail-${opts.instance}-fetcher`, worker: opts.fetchWorker ?? false },
       deps.log,
     );
   }
@@ -148,7 +148,7 @@ export class KafkaReader {
 
   /** One fetch per leader for the partitions whose buffer has room, after what is buffered; returns records taken. */
   private async fetchAll(wait: boolean): Promise<number> {
-    const plan: FetchPlan = { refresh: this.refresh, wait, nodes: [] };
+    const plan: FetchPlan = { refresh: this.refresh, wait, extra: MAX_EXTRA_FETCHES, room: this.opts.batchRows - this.buffered(), nodes: [] };
     const byPartition = new Map<string, Owned>();
     for (const [node, parts] of this.leaders) {
       const wanted = parts.filter((o) => o.buffer.length < this.opts.batchRows);
@@ -191,8 +191,7 @@ export class KafkaReader {
   /** Fetches until the buffers hold a batch or the brokers have nothing more (a broker may answer one produce batch per partition). */
   private async fill(): Promise<void> {
     const idle = [...this.owned.values()].every((o) => o.buffer.length === 0);
-    let got = await this.fetchAll(idle);
-    for (let i = 0; got > 0 && i < MAX_EXTRA_FETCHES && this.buffered() < this.opts.batchRows; i++) got = await this.fetchAll(false);
+    await this.fetchAll(idle); // with its extra fetches, done by the fetcher in one call
   }
 
   private buffered(): number {

@@ -3,7 +3,7 @@
 // one request at a time from KafkaReader, answered with packed columns whose buffers are transferred.
 import { Consumer } from '@platformatic/kafka';
 import { describe } from './kafka-producer.ts';
-import { fetchAndPack, type FetchPlan, LayoutIds, transferables } from './kafka-fetch.ts';
+import { fillAndPack, type FetchPlan, LayoutIds, transferables } from './kafka-fetch.ts';
 
 declare const self: Worker;
 
@@ -26,7 +26,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
     self.postMessage({ ready: true });
   } else if (m.type === 'fetch') {
     try {
-      const result = await fetchAndPack(consumer!, m.plan, ids);
+      const result = await fillAndPack(consumer!, m.plan, ids);
       self.postMessage({ id: m.id, result }, transferables(result));
     } catch (e) {
       self.postMessage({ id: m.id, error: describe(e) });

@@ -14,6 +14,9 @@ export interface FetchPlan {
   /** Topic names whose metadata to refresh first (after a discovery: leaders may have moved). */
   refresh?: string[];
   wait: boolean;
+  /** Fetches to add while they bring records and fewer than `room` were taken (a broker may answer one produce batch per partition). */
+  extra?: number;
+  room?: number;
   nodes: { node: number; partitions: { topicId: string; partition: number; fetchOffset: bigint }[] }[];
 }
 
@@ -77,6 +80,43 @@ export class LayoutIds {
     this.fresh = [];
     return out;
   }
+}
+
+/**
+ * Runs the plan's fetches (one per node), then up to `extra` more from where each partition's records
+ * ended while they bring records and fewer than `room` were taken: all in one call, so a Worker answers
+ * a whole fill at once. A partition may appear several times in the result, in fetch order.
+ */
+export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds): Promise<FetchResult> {
+  const out = await fetchAndPack(consumer, plan, ids);
+  const next = new Map<string, bigint>();
+  const taken = (r: FetchResult) => {
+    let n = 0;
+    for (const p of r.partitions) {
+      if (p.errorCode !== 0) return -1;
+      const count = p.packed.offsets.length;
+      if (count > 0) next.set(`${p.topicId}/${p.partition}`, p.packed.offsets[count - 1]! + 1n);
+      n += count;
+    }
+    return n;
+  };
+  let got = taken(out);
+  let total = got;
+  for (let i = 0; i < (plan.extra ?? 0) && got > 0 && total < (plan.room ?? Number.POSITIVE_INFINITY); i++) {
+    const again: FetchPlan = {
+      wait: false,
+      nodes: plan.nodes.map((n) => ({
+        node: n.node,
+        partitions: n.partitions.map((p) => ({ ...p, fetchOffset: next.get(`${p.topicId}/${p.partition}`) ?? p.fetchOffset })),
+      })),
+    };
+    const r = await fetchAndPack(consumer, again, ids);
+    out.partitions.push(...r.partitions);
+    out.layouts.push(...r.layouts);
+    got = taken(r);
+    total += got;
+  }
+  return out;
 }
 
 /** Runs one fetch per node of the plan and decodes every record into columns. */

@@ -1,5 +1,5 @@
 import { Consumer } from '@platformatic/kafka';
-import { type FetchPlan, type FetchResult, fetchAndPack, LayoutIds } from './kafka-fetch.ts';
+import { type FetchPlan, type FetchResult, fillAndPack, LayoutIds } from './kafka-fetch.ts';
 import type { WorkerRequest } from './kafka-fetch-worker.ts';
 
 /** Fetches and decodes owned partitions: in a Worker thread, or in this thread when no Worker can start. */
@@ -42,7 +42,7 @@ function localFetcher(opts: FetcherOptions): Fetcher {
   });
   const ids = new LayoutIds();
   return {
-    fetch: (plan) => fetchAndPack(consumer, plan, ids),
+    fetch: (plan) => fillAndPack(consumer, plan, ids),
     close: () => consumer.close(true).catch(() => {}),
   };
 }

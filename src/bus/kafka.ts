@@ -25,7 +25,11 @@ export interface KafkaBusOptions {
   maxLag: number;
   /** Most changes per warehouse transaction on the consuming side. */
   batchRows: number;
-  /** Fetch and decode in a Worker thread (default true); false keeps them on the main thread. */
+  /**
+   * Fetch and decode in a Worker thread (default false). On the 2-core benchmark box, shared with
+   * PostgreSQL, the mock brokers and DuckDB, the Worker measured slower than the main thread
+   * (docs/PERFORMANCE.md), so it is opt-in.
+   */
   fetchWorker?: boolean;
   deadLetterTopic: string;
   /** Written as `source.version` in every event. */
