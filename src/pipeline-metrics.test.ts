@@ -54,15 +54,18 @@ test('the instrumented sink counts batches, changes and snapshot rows and observ
   const batch = (changes: Change[]): ChangeBatch => ({ tables: new Map(), changes });
   await sink.apply(batch([change(0n, 0), change(0n, 0)]));
   await sink.apply(batch([change(10n, now - 1500), change(11n, now - 200)]));
+  // A raw chunk of the initial copy counts its rows as snapshot rows and changes.
+  const csv = new TextEncoder().encode('1\ta\n2\tb\n3\tc\n');
+  await sink.apply({ ...batch([]), copyChunk: { slot: 's', table: 'public.t', chunk: 0, csv, rows: 3, readAt: 0n, commitTimeUs: 0n } });
   const failing = instrumentSink(m, { apply: async () => Promise.reject(new Error('disk full')) });
   await expect(failing.apply(batch([change(12n, now)]))).rejects.toThrow('disk full');
   const text = (await m.render()).text;
-  expect(applied).toBe(2);
-  expect(sample(text, 'ducktail_batches_applied_total')).toBe(2);
-  expect(sample(text, 'ducktail_changes_applied_total')).toBe(4);
-  expect(sample(text, 'ducktail_snapshot_rows_applied_total')).toBe(2);
+  expect(applied).toBe(3);
+  expect(sample(text, 'ducktail_batches_applied_total')).toBe(3);
+  expect(sample(text, 'ducktail_changes_applied_total')).toBe(7);
+  expect(sample(text, 'ducktail_snapshot_rows_applied_total')).toBe(5);
   expect(sample(text, 'ducktail_batch_apply_failures_total')).toBe(1);
-  expect(sample(text, 'ducktail_batch_apply_duration_seconds_count')).toBe(2);
+  expect(sample(text, 'ducktail_batch_apply_duration_seconds_count')).toBe(3);
   // One observation per streamed batch, from its oldest commit: 1.5 s.
   expect(sample(text, 'ducktail_commit_to_queryable_seconds_count')).toBe(1);
   expect(sample(text, 'ducktail_commit_to_queryable_seconds_sum')).toBe(1.5);

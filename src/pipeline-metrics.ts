@@ -108,6 +108,8 @@ export function instrumentSink(m: Metrics, sink: BatchSink, now: () => number = 
         if (c.lsn === 0n) snapshot++;
         else if (c.commitTimeUs > 0n && (oldestUs === 0n || c.commitTimeUs < oldestUs)) oldestUs = c.commitTimeUs;
       }
+      snapshot += batch.copyChunk?.rows ?? 0; // a raw chunk of the initial copy (inline bus)
+      if (batch.copyChunk) changes.inc(batch.copyChunk.rows ?? 0);
       if (snapshot > 0) snapshotRows.inc(snapshot);
       if (oldestUs > 0n) latency.observe(Math.max(0, now() - Number(oldestUs / 1000n)) / 1000);
     },

@@ -133,6 +133,8 @@ export interface CopyChunk {
   table: string;
   chunk: number;
   csv: Uint8Array;
+  /** Rows in `csv` as the source counted them (its lines), for metrics; the warehouse counts exactly. */
+  rows?: number;
   /**
    * WAL position no later than the snapshot the chunk was read in (the consistent point for the slot's
    * exported snapshot; pg_current_wal_lsn() after a later snapshot when a copy resumes). Changes of the

@@ -148,11 +148,12 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
         if (opts.signal.aborted) throw new AppError('ABORTED', 'initial copy interrupted by shutdown; it resumes on the next start');
         const { copy, chunk } = job;
         const csv = await readChunk(reader, copy.schema, chunk.where);
+        const lines = raw ? countLines(csv) : 0;
         const batches = raw
           ? [{ tables: new Map([[copy.name, copy.schema]]), changes: [], copyPoint: opts.consistentPoint,
-              copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, readAt, commitTimeUs } }]
+              copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, rows: lines, readAt, commitTimeUs } }]
           : changeBatches(copy, csv, opts.batchRows, commitTimeUs, opts.consistentPoint);
-        const rows = raw ? countLines(csv) : batches.reduce((n, b) => n + b.changes.length, 0);
+        const rows = raw ? lines : batches.reduce((n, b) => n + b.changes.length, 0);
         // Batches go out one at a time, in order; this worker reads its next chunk meanwhile.
         const mine = published.then(async () => {
           for (const b of batches) await opts.publish(b);
