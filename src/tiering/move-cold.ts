@@ -36,7 +36,13 @@ export async function moveFileToCold(ctx: ColdMoveContext, f: ManifestFile, pass
   const location = ctx.store.locationOf(join(f.kind, f.tableName, `month=${f.month}`, basename(f.location)));
   await ctx.store.put(f.location, location);
   crashPoint('cold-uploaded');
-  const size = await ctx.store.size(location);
+  // s3rver (and eventually consistent stores) can answer a HEAD right after the PUT with the object
+  // still 0 bytes or partial: ask again a few times before calling the upload bad.
+  let size = await ctx.store.size(location);
+  for (let attempt = 0; size !== f.byteSize && attempt < 5; attempt++) {
+    await Bun.sleep(100 * 2 ** attempt);
+    size = await ctx.store.size(location);
+  }
   if (size !== f.byteSize) {
     throw new TieringError('TIER_VERIFY_FAILED', `${location} has ${size} bytes, ${f.location} has ${f.byteSize}: not moved, retried next pass`);
   }
