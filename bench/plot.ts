@@ -65,7 +65,7 @@ charts.push([
     title: 'Flat out: end-to-end rows/s per configuration, and the ceilings',
     x: 'rows/s (messages/s for kcat), same box, medians not taken: one run each',
     bars: [
-      ...flat.map((r) => ({ label: String(r.label).replace(/^scale-|^limit-/, ''), value: r.endToEndRowsPerS ?? 0, group: 0 })),
+      ...flat.map((r) => ({ label: `${String(r.label).replace(/^scale-|^limit-/, '')}${r.catchUp ? ' (from spawn)' : ''}`, value: (r.catchUp ? r.catchUpRowsPerS : r.endToEndRowsPerS) ?? 0, group: 0 })),
       ...flat.map((r) => ({ label: `${String(r.label).replace(/^scale-|^limit-/, '')}: offered`, value: r.generator?.offeredChangesPerS ?? 0, group: 3 })),
       ...(ceilings?.pgRecvlogicalRowsPerS ? [{ label: 'pg_recvlogical (same WAL)', value: ceilings.pgRecvlogicalRowsPerS, group: 1 }] : []),
       ...runs('scale-kafka-max').flatMap((r) => (r.kcat ? [{ label: 'kcat producing', value: r.kcat.producedPerS, group: 1 }] : [])),

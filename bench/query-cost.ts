@@ -2,26 +2,37 @@
 // bench/tiering.ts (orders built directly in DuckDB, then a real archive pass: 90% of the rows to warm
 // Parquet and cold s3rver) once per size, each under the shared benchmark lock, and collects its medians
 // into bench/results/query-cost-<time>.json for docs/SCALING.md and bench/plot.ts.
-// Usage: bun bench/query-cost.ts [rows... = 1000000 10000000 50000000]
+// Usage: bun bench/query-cost.ts [rows... = 1000000 10000000 50000000] [--log FILE ...: parse saved bench/tiering.ts
+//        output instead of running it, one file per size]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const argv = process.argv.slice(2);
+const logs = argv.flatMap((a, i) => (argv[i - 1] === '--log' ? [a] : []));
+const sizes = argv.filter((a, i) => a !== '--log' && argv[i - 1] !== '--log').map(Number).filter((n) => n > 0);
 const out: Record<string, number | string>[] = [];
 const num = (text: string, re: RegExp) => {
   const m = re.exec(text);
   return m ? Number(m[1]) : null;
 };
-for (const rows of sizes.length ? sizes : [1_000_000, 10_000_000, 50_000_000]) {
+async function tieringOutput(rows: number, log: string | undefined): Promise<string | null> {
+  if (log) return Bun.file(log).text();
   const cmd = ['flock', '/tmp/bench.lock', process.execPath, join(import.meta.dir, 'tiering.ts'), String(rows), '5'];
   console.log(`$ ${cmd.join(' ')}`);
   const proc = Bun.spawn(cmd, { stdout: 'pipe', stderr: 'inherit' });
   const text = await new Response(proc.stdout).text();
   process.stdout.write(text);
-  if ((await proc.exited) !== 0) {
-    console.error(`tiering bench at ${rows} rows failed; sizes after it are skipped`);
+  return (await proc.exited) === 0 ? text : null;
+}
+
+const list = logs.length ? logs.map(() => 0) : sizes.length ? sizes : [1_000_000, 10_000_000, 50_000_000];
+for (let k = 0; k < list.length; k++) {
+  const text = await tieringOutput(list[k]!, logs[k]);
+  if (text === null) {
+    console.error(`tiering bench at ${list[k]} rows failed; sizes after it are skipped`);
     break;
   }
+  const rows = logs[k] ? num(text, /loaded (\d+) rows/)! : list[k]!;
   out.push({
     rows,
     hotMs: num(text, /revenue per day, all hot: median (\d+) ms/)!,
@@ -32,6 +43,8 @@ for (const rows of sizes.length ? sizes : [1_000_000, 10_000_000, 50_000_000]) {
     archiveToColdRowsPerS: num(text, /warm -> cold .* = (\d+) rows\/s/)!,
     coldReadMs: num(text, /from cold \(cached\) files: median (\d+) ms/)!,
     warmReadMs: num(text, /from warm files: median (\d+) ms/)!,
+    hotLast45Ms: num(text, /last 45 days, all hot: median (\d+) ms/)!,
+    tieredLast45Ms: num(text, /last 45 days, 90% archived: median (\d+) ms/)!,
   });
 }
 const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();

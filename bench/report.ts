@@ -16,7 +16,7 @@ for (const f of readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()) {
 }
 const n = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : (v ?? '-'));
 const lat = (r: Run) => (r.latencyMs ? `${n(r.latencyMs.p50)} / ${n(r.latencyMs.p99)} / ${n(r.latencyMs.max)}` : '-');
-const alerts = (r: Run) => Object.entries(r.alertsFirstFiredS ?? {}).map(([a, s]) => `${a} at ${s} s`).join(', ') || 'none';
+const alerts = (r: Run) => Object.entries(r.alertsFirstFiredS ?? {}).map(([a, s]) => `${a} at ${Number(s).toFixed(1)} s`).join(', ') || 'none';
 const scale = (r: Run) => {
   const m = /-(\d+)x$/.exec(r.label);
   return m ? `${n(Number(m[1]))}x (${n(Number(m[1]) * 100)} orders/day = ${opsPerS(Number(m[1]) * 100).toPrecision(3)} ops/s)` : 'flat out';
@@ -64,14 +64,14 @@ if (qc) {
     qc.sizes.map((s: Run) => [n(s.rows), n(s.hotMs), n(s.tieredMs), (s.tieredMs / s.hotMs).toFixed(2), n(s.archiveToWarmRowsPerS), qc.commit]),
   );
 }
-const files = [...newest.values()].map((r) => `bench/results/${r.file}`).sort();
+const files = [...newest.values()].filter((r) => /^(scale-|limit-|query-cost)/.test(r.label)).map((r) => `bench/results/${r.file}`).sort();
 sections.files = files.map((f) => `- \`${f}\``).join('\n');
 
 if (process.argv.includes('--write')) {
   let doc = readFileSync(DOC, 'utf8');
   for (const [name, text] of Object.entries(sections)) {
-    const re = new RegExp(`(<!-- bench:${name} -->\\n)[\\s\\S]*?(\\n<!-- /bench:${name} -->)`);
-    doc = doc.replace(re, `$1${text}$2`);
+    const re = new RegExp(`<!-- bench:${name} -->[\\s\\S]*?<!-- /bench:${name} -->`);
+    doc = doc.replace(re, () => `<!-- bench:${name} -->\n${text}\n<!-- /bench:${name} -->`);
   }
   writeFileSync(DOC, doc);
   console.log(`docs/SCALING.md: ${Object.keys(sections).join(', ')} written from ${files.length} files`);
