@@ -14,7 +14,7 @@ for (const f of readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()) {
   const r = JSON.parse(readFileSync(join(DIR, f), 'utf8')) as Run;
   if (!newest.has(r.label) || newest.get(r.label)!.at < r.at) newest.set(r.label, { ...r, file: f });
 }
-const n = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : (v ?? '-'));
+const n = (v: unknown) => (typeof v === 'number' ? (v > 0 && v < 10 && !Number.isInteger(v) ? v.toPrecision(2) : v.toLocaleString('en-US')) : (v ?? '-'));
 const lat = (r: Run) => (r.latencyMs ? `${n(r.latencyMs.p50)} / ${n(r.latencyMs.p99)} / ${n(r.latencyMs.max)}` : '-');
 const alerts = (r: Run) => Object.entries(r.alertsFirstFiredS ?? {}).map(([a, s]) => `${a} at ${Number(s).toFixed(1)} s`).join(', ') || 'none';
 const scale = (r: Run) => {
@@ -26,7 +26,8 @@ function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-const rates = [...newest.values()].filter((r) => /^scale-/.test(r.label)).sort((a, b) => (a.bus === b.bus ? (a.generator?.offeredChangesPerS ?? 0) - (b.generator?.offeredChangesPerS ?? 0) : a.bus < b.bus ? 1 : -1));
+const order = (r: Run) => (r.bus === 'kafka' ? 1e12 : 0) + (/-(\d+)x$/.exec(r.label) ? Number(/-(\d+)x$/.exec(r.label)![1]) : 1e11);
+const rates = [...newest.values()].filter((r) => /^scale-/.test(r.label)).sort((a, b) => order(a) - order(b));
 const limits = [...newest.values()].filter((r) => /^limit-|^scale-inline-max$|^scale-kafka-max$/.test(r.label));
 const sections: Record<string, string> = {
   rates: table(
