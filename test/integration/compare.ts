@@ -1,3 +1,4 @@
+import { expect } from 'bun:test';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Sql } from 'postgres';
 import { mapColumn, quoteIdent } from '../../src/warehouse/pg-types.ts';
@@ -33,4 +34,36 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000,
     await Bun.sleep(100);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * Waits (up to 30 s) until the warehouse's `public.<table>` equals the source row for row, then asserts
+ * it and that history holds no streamed change twice; returns the source's row count.
+ */
+export async function expectMirrorEqual(w: { connect(): Promise<DuckDBConnection> }, sql: Sql, table: string): Promise<number> {
+  const both = async () => {
+    const duck = await w.connect();
+    try {
+      return await snapshotBoth(sql, duck, 'public', table);
+    } finally {
+      duck.closeSync();
+    }
+  };
+  await waitFor(async () => {
+    const { source, mirror } = await both();
+    return JSON.stringify(source) === JSON.stringify(mirror);
+  }, 30_000, `${table} in sync`).catch(() => {});
+  const { source, mirror } = await both();
+  expect(mirror.length).toBe(source.length);
+  expect(mirror).toEqual(source);
+  const duck = await w.connect();
+  try {
+    const dupes = await duck.runAndReadAll(
+      `SELECT count(*) FROM (SELECT _lsn, _seq FROM history.${table} WHERE _op <> 'R' GROUP BY ALL HAVING count(*) > 1)`,
+    );
+    expect(Number(dupes.getRows()[0]![0])).toBe(0);
+  } finally {
+    duck.closeSync();
+  }
+  return source.length;
 }
