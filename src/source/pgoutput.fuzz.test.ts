@@ -9,23 +9,14 @@ import { expect, test } from 'bun:test';
 import v1 from '../../test/fixtures/pgoutput/v1.json';
 import v2 from '../../test/fixtures/pgoutput/v2-streaming.json';
 import { encodePgoutput } from '../../test/support/pgoutput-encode.ts';
+import { seeded } from '../../test/support/random.ts';
 import { AppError } from '../errors.ts';
 import { decodePgoutput, decodeReplication } from './pgoutput.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 20_000);
 
-/** mulberry32: small, seeded, reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seeded;
 
 /** The recorded pgoutput payloads, each with whether it sits between Stream Start and Stop. */
 function corpus(): { data: Uint8Array; inStream: boolean }[] {

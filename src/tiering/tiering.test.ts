@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { describe, expect, test } from 'bun:test';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Change, ChangeBatch } from '../change/index.ts';
@@ -9,15 +9,9 @@ import { createMetrics } from '../metrics/index.ts';
 import { lockDownInstance } from '../warehouse/query.ts';
 import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
+import { tempWarehouses } from '../../test/support/temp-warehouses.ts';
 
-let dirs: string[] = [];
-let open: Warehouse[] = [];
-afterEach(async () => {
-  for (const w of open) await w.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  dirs = [];
-  open = [];
-});
+const { dirs, open } = tempWarehouses();
 
 function batch(changes: Change[]): ChangeBatch {
   return { tables: new Map([['public.orders', ORDERS]]), changes };

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Change, type ChangeBatch, type TableSchema, UNCHANGED } from '../change/index.ts';
@@ -8,6 +8,7 @@ import { createLogger } from '../log.ts';
 import { lockDownInstance } from '../warehouse/query.ts';
 import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
 import { createTiering } from './index.ts';
+import { tempWarehouses } from '../../test/support/temp-warehouses.ts';
 
 /** orders(order_id bigint key, price numeric, order_date timestamptz, status text), with attnums as pgoutput's catalog gives them. */
 const V1: TableSchema = {
@@ -23,14 +24,7 @@ const V1: TableSchema = {
 /** After `ALTER TABLE orders RENAME price TO amount; ALTER TABLE orders DROP status`. */
 const V2: TableSchema = { ...V1, columns: [V1.columns[0]!, { ...V1.columns[1]!, name: 'amount' }, V1.columns[2]!] };
 
-let dirs: string[] = [];
-let open: Warehouse[] = [];
-afterEach(async () => {
-  for (const w of open) await w.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  dirs = [];
-  open = [];
-});
+const { dirs, open } = tempWarehouses();
 
 function change(schema: TableSchema, op: Change['op'], id: number, ageDays: number, lsn: bigint): Change {
   const at = Date.now() - ageDays * DAY_MS;

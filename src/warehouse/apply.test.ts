@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { describe, expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Change, ChangeBatch, TableSchema } from '../change/index.ts';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { createWarehouse, type Warehouse } from './index.ts';
+import { tempWarehouses } from '../../test/support/temp-warehouses.ts';
 
 const ORDERS: TableSchema = {
   schema: 'public',
@@ -18,14 +19,7 @@ const ORDERS: TableSchema = {
   ],
 };
 
-let dirs: string[] = [];
-let open: Warehouse[] = [];
-afterEach(async () => {
-  for (const w of open) await w.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  dirs = [];
-  open = [];
-});
+const { dirs, open } = tempWarehouses();
 
 async function warehouse(path?: string): Promise<{ w: Warehouse; path: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-apply-'));
@@ -85,7 +79,7 @@ describe('BatchApplier', () => {
     await w.apply(b);
     await w.apply(b);
     await w.close();
-    open = [];
+    open.length = 0;
     const { w: again } = await warehouse(path);
     expect(again.progress.current).toEqual({ lsn: 100n, seq: 0, ackLsn: 110n });
     await again.apply(b);
