@@ -58,7 +58,8 @@ export function lineChart(o: { title: string; x: string; y: string; logX?: boole
 
 /** Horizontal bars, one per row, labelled with their value. */
 export function barChart(o: { title: string; x: string; bars: { label: string; value: number; group?: number }[] }): string {
-  const left = 230;
+  // Room for the longest label (about 7.6 px per character at the chart's font size).
+  const left = Math.max(120, Math.ceil(Math.max(...o.bars.map((b) => b.label.length)) * 7.6) + 16);
   const max = Math.max(...o.bars.map((b) => b.value), 1) * 1.15;
   const h = (H - M.t - M.b) / Math.max(1, o.bars.length);
   let body = `<text x="${(W + left) / 2}" y="${H - 12}" text-anchor="middle">${esc(o.x)}</text>`;
