@@ -135,6 +135,14 @@ export async function streamChanges(
     state.pendingChanges = 0;
     pendingTables = new Map();
     pendingAck = undefined;
+    return enqueue(batch);
+  };
+
+  /**
+   * Chains one publish after the batches in flight (strictly in order); a failure ends the stream.
+   * A batch carrying an ackLsn is confirmed once durable, and promptly reported to the server.
+   */
+  const enqueue = (batch: ChangeBatch): Promise<void> => {
     state.inflightBatches = ++inflightCount;
     inflight = inflight.then(async () => {
       try {
@@ -241,19 +249,7 @@ export async function streamChanges(
       const layouts = result.layouts.filter((t) => (relationSeen.get(`${t.schema}.${t.table}`) ?? -1) <= startedAt);
       if (layouts.length === 0) return;
       result.sent(layouts.map((t) => `${t.schema}.${t.table}`));
-      state.inflightBatches = ++inflightCount;
-      inflight = inflight.then(async () => {
-        try {
-          if (!failure) await publish({ tables: new Map(), changes: [], layouts });
-        } catch (e) {
-          failure = e;
-          stream.destroy();
-        } finally {
-          state.inflightBatches = --inflightCount;
-          inflightDone.shift();
-        }
-      });
-      inflightDone.push(inflight);
+      void enqueue({ tables: new Map(), changes: [], layouts });
     }
   }, Math.max(20, Math.min(opts.batchMs, 1000) / 2));
 

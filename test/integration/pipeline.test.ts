@@ -3,64 +3,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
-import { createInlineBus } from '../../src/bus/index.ts';
-import { startPipeline } from '../../src/pipeline.ts';
-import { connectSql, readSlot, type SourceStatus } from '../../src/source/index.ts';
-import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
+import { connectSql, readSlot } from '../../src/source/index.ts';
 import { startPostgres } from '../support/postgres.ts';
-import { snapshotBoth, waitFor } from './compare.ts';
-
-interface Running {
-  warehouse: Warehouse;
-  stop(): Promise<void>;
-  status: SourceStatus;
-}
+import { expectMirrorEqual, waitFor } from './compare.ts';
+import { type InlinePipeline, startInlinePipeline } from './inline-pipeline.ts';
 
 let url: string;
 let sql: Sql;
 let dir: string;
 const SLOT = 'it_pipeline';
 
-async function start(timing: { batchMs: number; statusIntervalMs: number; batchAdaptive?: boolean; confirmIntervalMs?: number } = { batchMs: 50, statusIntervalMs: 200 }): Promise<Running> {
-  const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
-  const pipeline = startPipeline({
-    warehouse,
-    bus: createInlineBus(),
-    source: { url, slot: SLOT, publication: 'it_pub', tables: [], batchRows: 500, ...timing, connectTimeoutS: 10 },
-    log: (m) => {
-      if (process.env.IT_DEBUG) console.error('[source]', m);
-    },
-  });
-  return {
-    warehouse,
-    status: pipeline.source!.status,
-    async stop() {
-      await pipeline.stop();
-      await warehouse.close();
-    },
-  };
-}
-
-async function inSync(w: Warehouse, table: string): Promise<boolean> {
-  const duck = await w.connect();
-  try {
-    const { source, mirror } = await snapshotBoth(sql, duck, 'public', table);
-    return JSON.stringify(source) === JSON.stringify(mirror);
-  } catch {
-    return false;
-  } finally {
-    duck.closeSync();
-  }
-}
-
-async function expectInSync(w: Warehouse, table: string): Promise<void> {
-  await waitFor(() => inSync(w, table), 30_000, `${table} in sync`).catch(() => {});
-  const duck = await w.connect();
-  const { source, mirror } = await snapshotBoth(sql, duck, 'public', table);
-  duck.closeSync();
-  const diff = source.findIndex((r, i) => JSON.stringify(r) !== JSON.stringify(mirror[i]));
-  if (diff >= 0) console.error(`${table}: first difference at row ${diff}`, source[diff], mirror[diff], source.length, mirror.length);
-  expect(mirror).toEqual(source);
+function start(
+  timing: { batchMs: number; statusIntervalMs: number; batchAdaptive?: boolean; confirmIntervalMs?: number } = { batchMs: 50, statusIntervalMs: 200 },
+): Promise<InlinePipeline> {
+  return startInlinePipeline(dir, { url, slot: SLOT, publication: 'it_pub', batchRows: 500, ...timing });
 }
 
 beforeAll(async () => {
@@ -87,8 +43,8 @@ describe('inline pipeline against a real PostgreSQL', () => {
   test('copies existing rows, streams changes, keeps TOAST, confirms only what is applied, resumes without duplicates', async () => {
     const p = await start();
     await waitFor(async () => p.status.phase === 'streaming', 30_000, 'streaming');
-    await expectInSync(p.warehouse, 'items');
-    await expectInSync(p.warehouse, 'docs');
+    await expectMirrorEqual(p.warehouse, sql, 'items');
+    await expectMirrorEqual(p.warehouse, sql, 'docs');
     // The copy's progress as /v1/status shows it: the last table copied, all its rows, done.
     const copied = p.status.snapshot!;
     expect(copied.etaS).toBe(0);
@@ -104,8 +60,8 @@ describe('inline pipeline against a real PostgreSQL', () => {
     await sql.begin(async (tx) => {
       for (let i = 0; i < 1200; i++) await tx`INSERT INTO items VALUES (${10_000 + i}, 1.00, 1, 'tx', now(), NULL, true)`;
     });
-    await expectInSync(p.warehouse, 'items');
-    await expectInSync(p.warehouse, 'docs');
+    await expectMirrorEqual(p.warehouse, sql, 'items');
+    await expectMirrorEqual(p.warehouse, sql, 'docs');
 
     const duck = await p.warehouse.connect();
     const nullBodies = await duck.runAndReadAll("SELECT count(*) FROM history.docs WHERE body IS NULL");
@@ -121,7 +77,7 @@ describe('inline pipeline against a real PostgreSQL', () => {
     // Changes while ducktail is down, then a restart: it resumes from the slot, nothing twice.
     await sql`UPDATE items SET qty = qty + 100 WHERE id <= 50`;
     const again = await start();
-    await expectInSync(again.warehouse, 'items');
+    await expectMirrorEqual(again.warehouse, sql, 'items');
     const duck2 = await again.warehouse.connect();
     const after = Number((await duck2.runAndReadAll('SELECT count(*) FROM history.items')).getRows()[0]![0]);
     const dupes = await duck2.runAndReadAll(
@@ -150,7 +106,7 @@ describe('inline pipeline against a real PostgreSQL', () => {
     expect(ackLsn).toBeGreaterThan(before);
     expect(confirmed).toBeGreaterThanOrEqual(ackLsn);
     const again = await start();
-    await expectInSync(again.warehouse, 'items');
+    await expectMirrorEqual(again.warehouse, sql, 'items');
     await again.stop();
   });
 
@@ -183,7 +139,7 @@ describe('inline pipeline against a real PostgreSQL', () => {
     await sql`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = ${SLOT}`;
     await waitFor(async () => p.status.restarts > 0 && p.status.phase === 'streaming', 15_000, 'reconnected');
     await sql`INSERT INTO items VALUES (20005, 1.00, 1, 'after the restart', now(), NULL, NULL)`;
-    await expectInSync(p.warehouse, 'items');
+    await expectMirrorEqual(p.warehouse, sql, 'items');
     // Resumed at the warehouse's position: the server skipped the applied transaction, nothing was re-read.
     expect(p.warehouse.stats.rowsSkipped).toBe(skipped);
     await waitFor(async () => (await readSlot(sql, SLOT))!.confirmedFlushLsn >= durable, 5_000, 'durable position confirmed');
