@@ -4,11 +4,13 @@
 // The big table is generated inside DuckDB (bench.orders, the demo's schema) and the analytics endpoints are
 // pointed at it through [analytics] table; the live ingest goes to public.orders in the same database file.
 // BENCH_API_CACHE=0 leaves the analytics result cache off (every request runs its query).
-// Usage: bun bench/api.ts [rows=10000000] [clients=16] [seconds=10] [rate=5000] [layout=ordered|random]
+// Usage: bun bench/api.ts [rows=10000000] [clients=16, or a list: 1,16,50,100] [seconds=10] [rate=5000] [layout=ordered|random]
+// BENCH_LABEL=name also writes the figures to bench/results/<name>-<time>.json (docs/SCALING.md, analytics
+// under concurrent queries).
 // layout: order_date rising with order_id, as a real table is written (DuckDB's zone maps skip row groups
 // outside the range), or shuffled (every query scans the whole table).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApi, serveApi } from '../src/api/index.ts';
 import { DEMO_ANALYTICS } from '../src/api/analytics/index.ts';
@@ -22,7 +24,8 @@ import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
 import { BENCH_DAYS, benchOrdersSql } from './api-orders.ts';
 
 const ROWS = Number(process.argv[2] ?? 10_000_000);
-const CLIENTS = Number(process.argv[3] ?? 16);
+const CLIENT_COUNTS = (process.argv[3] ?? '16').split(',').map(Number);
+if (CLIENT_COUNTS.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`clients must be whole numbers >= 1, e.g. 16 or 1,16,50; got ${process.argv[3]}`);
 const SECONDS = Number(process.argv[4] ?? 10);
 const RATE = Number(process.argv[5] ?? 5000);
 const LAYOUT = process.argv[6] === 'random' ? 'random' : 'ordered';
@@ -99,30 +102,44 @@ const ENDPOINTS: [string, string, RequestInit?][] = [
   ['GET anomalies 1m (last 6 h)', '/v1/analytics/anomalies?bucket=1m&from=2026-11-24T18:00:00Z&to=2026-11-25T00:00:00Z'],
 ];
 
-console.log(`\n${CLIENTS} clients, ${SECONDS} s per endpoint, ingest target ${RATE} changes/s (other work may share the 2 cores)`);
-console.log('endpoint                                   requests   p50 ms   p99 ms   errors   ingest changes/s');
+console.log(`\n${CLIENT_COUNTS.join(', ')} clients, ${SECONDS} s per endpoint and count, ingest target ${RATE} changes/s (other work may share the 2 cores)`);
+console.log('endpoint                                   clients requests   p50 ms   p99 ms   errors   ingest changes/s');
+const results: { endpoint: string; clients: number; requests: number; perS: number; p50: number; p99: number; max: number; errors: number; ingestPerS: number }[] = [];
+const loadAtStart = loadavg()[0];
 for (const [name, path, init] of ENDPOINTS) {
-  const times: number[] = [];
-  let errors = 0;
-  const applied0 = warehouse.stats.rowsApplied;
-  const started = performance.now();
-  const until = started + SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (performance.now() < until) {
-        const t0 = performance.now();
-        // A reset connection counts as an error: Bun.serve closes a request idle for 60 s (idleTimeout).
-        const res = await fetch(server.url + path, init).catch(() => null);
-        await res?.arrayBuffer();
-        if (res?.status === 200) times.push(performance.now() - t0);
-        else errors++;
-      }
-    }),
-  );
-  const ingestRate = ((warehouse.stats.rowsApplied - applied0) / (performance.now() - started)) * 1000;
-  console.log(
-    `${name.padEnd(42)} ${String(times.length).padStart(8)} ${pct(times, 50).toFixed(1).padStart(8)} ${pct(times, 99).toFixed(1).padStart(8)} ${String(errors).padStart(8)} ${ingestRate.toFixed(0).padStart(18)}`,
-  );
+  for (const CLIENTS of CLIENT_COUNTS) {
+    const times: number[] = [];
+    let errors = 0;
+    const applied0 = warehouse.stats.rowsApplied;
+    const started = performance.now();
+    const until = started + SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async () => {
+        while (performance.now() < until) {
+          const t0 = performance.now();
+          // A reset connection counts as an error: Bun.serve closes a request idle for 60 s (idleTimeout).
+          const res = await fetch(server.url + path, init).catch(() => null);
+          await res?.arrayBuffer();
+          if (res?.status === 200) times.push(performance.now() - t0);
+          else errors++;
+        }
+      }),
+    );
+    const elapsed = performance.now() - started;
+    const ingestRate = ((warehouse.stats.rowsApplied - applied0) / elapsed) * 1000;
+    results.push({ endpoint: name, clients: CLIENTS, requests: times.length, perS: (times.length / elapsed) * 1000, p50: pct(times, 50), p99: pct(times, 99), max: Math.max(...times), errors, ingestPerS: ingestRate });
+    console.log(
+      `${name.padEnd(42)} ${String(CLIENTS).padStart(7)} ${String(times.length).padStart(8)} ${pct(times, 50).toFixed(1).padStart(8)} ${pct(times, 99).toFixed(1).padStart(8)} ${String(errors).padStart(8)} ${ingestRate.toFixed(0).padStart(18)}`,
+    );
+  }
+}
+if (process.env.BENCH_LABEL) {
+  const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
+  const out = join(import.meta.dir, 'results', `${process.env.BENCH_LABEL}-${Date.now()}.json`);
+  mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
+  const run = { label: process.env.BENCH_LABEL, args: process.argv.slice(2), rows: ROWS, seconds: SECONDS, ingestTarget: RATE, layout: LAYOUT, cache: process.env.BENCH_API_CACHE !== '0', commit, at: new Date().toISOString(), loadAvgAtStart: loadAtStart, cores: navigator.hardwareConcurrency, results };
+  writeFileSync(out, `${JSON.stringify(run, null, 1)}\n`);
+  console.log(`json: ${out}`);
 }
 
 ingestStop.abort();

@@ -1,23 +1,19 @@
-// `npm run bench -- plot [results dir]`: the PNG plots of docs/SCALING.md from the bench JSON (the newest
-// file per label in bench/results/), drawn as SVG (bench/plot-svg.ts) and rendered by Debian's chromium
+// `npm run bench -- plot [results dir]`: the PNG plots of docs/SCALING.md from the bench JSON (per label the
+// median of its newest 3 runs in bench/results/, bench/results.ts), drawn as SVG (bench/plot-svg.ts) and rendered by Debian's chromium
 // through playwright-core (scripts/ci-install.sh installs it). Writes docs/scaling-*.png.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { barChart, lineChart, type Series } from './plot-svg.ts';
+import { loadRuns, medianOf, RESULTS_DIR, type Run } from './results.ts';
 
-const DIR = process.argv[2] ?? join(import.meta.dir, 'results');
+const DIR = process.argv[2] ?? RESULTS_DIR;
 const DOCS = join(import.meta.dir, '../docs');
 const CHROMIUM = '/usr/bin/chromium';
 
-// biome-ignore lint: bench JSON is read loosely
-type Run = Record<string, any>;
-const newest = new Map<string, Run>();
-for (const f of readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()) {
-  const r = JSON.parse(readFileSync(join(DIR, f), 'utf8')) as Run;
-  const prev = newest.get(r.label);
-  if (!prev || prev.at < r.at) newest.set(r.label, r);
-}
+// Per label the median of its newest 3 runs, as bench/report.ts tables them.
+const all = loadRuns(DIR);
+const newest = new Map([...all].map(([label, runs]) => [label, medianOf(runs, 3)]));
 const runs = (prefix: string) => [...newest.values()].filter((r) => String(r.label).startsWith(prefix));
 const offered = (r: Run) => Math.max(r.generator?.offeredChangesPerS ?? 0, 0.001);
 
@@ -63,7 +59,7 @@ charts.push([
   'scaling-throughput.png',
   barChart({
     title: 'Flat out: end-to-end rows/s per configuration, and the ceilings',
-    x: 'rows/s (messages/s for kcat), same box, medians not taken: one run each',
+    x: 'rows/s (messages/s for kcat), same box, median of up to 3 runs each',
     bars: [
       ...flat.map((r) => ({ label: `${String(r.label).replace(/^scale-|^limit-/, '')}${r.catchUp ? ' (from spawn)' : ''}`, value: (r.catchUp ? r.catchUpRowsPerS : r.endToEndRowsPerS) ?? 0, group: 0 })),
       ...flat.map((r) => ({ label: `${String(r.label).replace(/^scale-|^limit-/, '')}: offered`, value: r.generator?.offeredChangesPerS ?? 0, group: 3 })),
@@ -88,20 +84,41 @@ if (timeline) {
     }),
   ]);
 }
-const qc = newest.get('query-cost');
-if (qc) {
+// Query cost: per size, its newest measurement (sizes are measured in separate lock turns).
+const bySize = new Map<number, Run>();
+for (const r of all.get('query-cost') ?? []) for (const s of r.sizes) if (!bySize.has(s.rows)) bySize.set(s.rows, s);
+const sizes = [...bySize.values()].sort((a, b) => a.rows - b.rows);
+if (sizes.length) {
+  const line = (name: string, pick: (s: Run) => number | undefined): Series => ({ name, points: sizes.flatMap((s) => (pick(s) ? [[s.rows, pick(s)!] as [number, number]] : [])) });
   charts.push([
     'scaling-query-cost.png',
     lineChart({
-      title: 'Revenue per day over a year: query time vs rows, hot vs 90% tiered',
+      title: 'Revenue per day: query time vs rows, hot vs 90% tiered',
       x: 'rows in orders (log)',
       y: 'median ms (log)',
       logX: true,
       logY: true,
       series: [
-        { name: 'all hot (DuckDB)', points: qc.sizes.map((s: Run) => [s.rows, s.hotMs]) },
-        { name: '90% archived (warm Parquet + cold via cache)', points: qc.sizes.map((s: Run) => [s.rows, s.tieredMs]) },
+        line('year, all hot (DuckDB)', (s) => s.hotMs),
+        line('year, 90% archived (warm Parquet + cold via cache)', (s) => s.tieredMs),
+        line('last 45 days, all hot', (s) => s.hotLast45Ms),
+        line('last 45 days, 90% archived', (s) => s.tieredLast45Ms),
       ],
+    }),
+  ]);
+}
+const conc = newest.get('analytics-concurrency');
+if (conc) {
+  const eps = [...new Set((conc.results as Run[]).map((x) => x.endpoint))];
+  charts.push([
+    'scaling-concurrency.png',
+    lineChart({
+      title: `API p99 vs concurrent clients (${(conc.rows / 1e6).toFixed(0)}M orders, ${conc.ingestTarget} changes/s ingested)`,
+      x: 'concurrent clients (log)',
+      y: 'p99 ms (log)',
+      logX: true,
+      logY: true,
+      series: eps.map((ep) => ({ name: ep.replace(/^GET |^POST /, ''), points: (conc.results as Run[]).filter((x) => x.endpoint === ep && x.p99 > 0).map((x) => [x.clients, x.p99] as [number, number]) })),
     }),
   ]);
 }

@@ -2,14 +2,18 @@
 // bench/tiering.ts (orders built directly in DuckDB, then a real archive pass: 90% of the rows to warm
 // Parquet and cold s3rver) once per size, each under the shared benchmark lock, and collects its medians
 // into bench/results/query-cost-<time>.json for docs/SCALING.md and bench/plot.ts.
-// Usage: bun bench/query-cost.ts [rows... = 1000000 10000000 50000000] [--log FILE ...: parse saved bench/tiering.ts
-//        output instead of running it, one file per size]
+// Usage: bun bench/query-cost.ts [rows... = 1000000 10000000 50000000] [--runs N: query runs per median, default 5]
+//        [--log FILE ...: parse saved bench/tiering.ts output instead of running it, one file per size]
+// One size per lock turn: at 50M rows a turn takes about 8 min with --runs 3 on the 2-core box.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 const argv = process.argv.slice(2);
 const logs = argv.flatMap((a, i) => (argv[i - 1] === '--log' ? [a] : []));
-const sizes = argv.filter((a, i) => a !== '--log' && argv[i - 1] !== '--log').map(Number).filter((n) => n > 0);
+const RUNS = argv.includes('--runs') ? Number(argv[argv.indexOf('--runs') + 1]) : 5;
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error('--runs must be a whole number >= 1');
+const sizes = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--log' && argv[i - 1] !== '--runs').map(Number).filter((n) => n > 0);
 const out: Record<string, number | string>[] = [];
 const num = (text: string, re: RegExp) => {
   const m = re.exec(text);
@@ -17,7 +21,7 @@ const num = (text: string, re: RegExp) => {
 };
 async function tieringOutput(rows: number, log: string | undefined): Promise<string | null> {
   if (log) return Bun.file(log).text();
-  const cmd = ['flock', '/tmp/bench.lock', process.execPath, join(import.meta.dir, 'tiering.ts'), String(rows), '5'];
+  const cmd = ['flock', '/tmp/bench.lock', process.execPath, join(import.meta.dir, 'tiering.ts'), String(rows), String(RUNS)];
   console.log(`$ ${cmd.join(' ')}`);
   const proc = Bun.spawn(cmd, { stdout: 'pipe', stderr: 'inherit' });
   const text = await new Response(proc.stdout).text();
@@ -35,6 +39,7 @@ for (let k = 0; k < list.length; k++) {
   const rows = logs[k] ? num(text, /loaded (\d+) rows/)! : list[k]!;
   out.push({
     rows,
+    loadS: num(text, /loaded \d+ rows in ([\d.]+) s/) ?? -1,
     hotMs: num(text, /revenue per day, all hot: median (\d+) ms/)!,
     tieredMs: num(text, /revenue per day, 90% archived: median (\d+) ms/)!,
     tieredRefilledMs: num(text, /after the refill: median (\d+) ms/)!,
@@ -50,7 +55,7 @@ for (let k = 0; k < list.length; k++) {
 const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
 mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
 const file = join(import.meta.dir, 'results', `query-cost-${Date.now()}.json`);
-writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
+writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, runs: RUNS, loadAvg: loadavg()[0], at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
 console.log(`\nrows        hot ms   tiered ms   (90% archived: warm Parquet + cold s3rver via cache)`);
 for (const s of out) console.log(`${String(s.rows).padEnd(11)} ${String(s.hotMs).padStart(6)}   ${String(s.tieredMs).padStart(9)}`);
 console.log(`json: ${file}`);

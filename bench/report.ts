@@ -1,22 +1,30 @@
-// `npm run bench -- report [--write]`: the tables of docs/SCALING.md from the newest bench JSON per label
-// in bench/results/. Prints them as Markdown; with --write replaces the text between
-// <!-- bench:NAME --> and <!-- /bench:NAME --> in docs/SCALING.md, so the doc shows what the JSON holds.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// `npm run bench -- report [--write] [--runs N]`: the tables of docs/SCALING.md from bench/results/: per label,
+// the median of its newest N runs (default 3, bench/results.ts), with the range where a figure is quoted.
+// Prints them as Markdown; with --write replaces the text between <!-- bench:NAME --> and
+// <!-- /bench:NAME --> in docs/SCALING.md, so the doc shows what the JSON holds.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadRuns, medianOf, range, RESULTS_DIR, type Run } from './results.ts';
 import { opsPerS } from './scale.ts';
 
-// biome-ignore lint: bench JSON is read loosely
-type Run = Record<string, any>;
-const DIR = join(import.meta.dir, 'results');
 const DOC = join(import.meta.dir, '../docs/SCALING.md');
-const newest = new Map<string, Run>();
-for (const f of readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()) {
-  const r = JSON.parse(readFileSync(join(DIR, f), 'utf8')) as Run;
-  if (!newest.has(r.label) || newest.get(r.label)!.at < r.at) newest.set(r.label, { ...r, file: f });
-}
-const n = (v: unknown) => (typeof v === 'number' ? (v > 0 && v < 10 && !Number.isInteger(v) ? v.toPrecision(2) : v.toLocaleString('en-US')) : (v ?? '-'));
+const ri = process.argv.indexOf('--runs');
+const N = ri >= 0 ? Number(process.argv[ri + 1]) : 3;
+const all = loadRuns(RESULTS_DIR);
+const med = new Map([...all].map(([label, runs]) => [label, medianOf(runs, N)]));
+
+const n = (v: unknown): string => (typeof v === 'number' ? (v > 0 && v < 10 && !Number.isInteger(v) ? v.toPrecision(2) : (Math.round(v * 10) / 10).toLocaleString('en-US')) : String(v ?? '-'));
+const k = (v: number) => (v >= 10_000 ? `${Math.round(v / 1000)}k` : n(Math.round(v)));
+/** "median (min-max)" when more than one run, the figure alone otherwise. */
+const spread = (r: Run, pick: (r: Run) => number | null | undefined) => {
+  const v = pick(r);
+  if (typeof v !== 'number') return '-';
+  const g = range(r, pick);
+  return r.of.length > 1 && g && g[0] !== g[1] ? `${n(Math.round(v))} (${k(g[0])}-${k(g[1])})` : n(Math.round(v));
+};
 const lat = (r: Run) => (r.latencyMs ? `${n(r.latencyMs.p50)} / ${n(r.latencyMs.p99)} / ${n(r.latencyMs.max)}` : '-');
-const alerts = (r: Run) => Object.entries(r.alertsFirstFiredS ?? {}).map(([a, s]) => `${a} at ${Number(s).toFixed(1)} s`).join(', ') || 'none';
+const alerts = (r: Run) => (r.alerts as { name: string; runs: number; medianS: number }[]).map((a) => `${a.name} at ${a.medianS.toFixed(1)} s (${a.runs}/${r.of.length})`).join(', ') || 'none';
+const runsCol = (r: Run) => `${r.of.length}, ${r.commits.join(' ')}`;
 const scale = (r: Run) => {
   const m = /-(\d+)x$/.exec(r.label);
   return m ? `${n(Number(m[1]))}x (${n(Number(m[1]) * 100)} orders/day = ${opsPerS(Number(m[1]) * 100).toPrecision(3)} ops/s)` : 'flat out';
@@ -27,45 +35,86 @@ function table(head: string[], rows: string[][]): string {
 }
 
 const order = (r: Run) => (r.bus === 'kafka' ? 1e12 : 0) + (/-(\d+)x$/.exec(r.label) ? Number(/-(\d+)x$/.exec(r.label)![1]) : 1e11);
-const rates = [...newest.values()].filter((r) => /^scale-/.test(r.label)).sort((a, b) => order(a) - order(b));
-const limits = [...newest.values()].filter((r) => /^limit-|^scale-inline-max$|^scale-kafka-max$/.test(r.label));
+const rates = [...med.values()].filter((r) => /^scale-/.test(r.label)).sort((a, b) => order(a) - order(b));
+const limits = [...med.values()].filter((r) => /^limit-|^scale-inline-max$|^scale-kafka-max$/.test(r.label)).sort((a, b) => String(a.label).localeCompare(b.label));
+const e2e = (r: Run) => r.endToEndRowsPerS;
 const sections: Record<string, string> = {
   rates: table(
-    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired', 'commit'],
-    rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), n(r.endToEndRowsPerS), lat(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), r.commit]),
+    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'runs, commits'],
+    rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), runsCol(r)]),
   ),
   limits: table(
-    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s', 'catch-up rows/s (from spawn / best second)', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired'],
+    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'runs, commits'],
     limits.map((r) => [
       r.label,
       [...(r.set ?? []), r.instances > 1 ? `bus.instances=${r.instances}` : '', r.toast ? 'TOAST notes' : ''].filter(Boolean).join(', ') || '(defaults)',
       n(r.generator?.offeredChangesPerS),
-      n(r.endToEndRowsPerS),
-      r.catchUp ? `${n(r.catchUpRowsPerS)} / ${n(r.catchUpPeakRowsPerS)}` : '-',
+      spread(r, e2e),
+      r.catchUp ? `${spread(r, (x) => x.catchUpRowsPerS)} / ${n(r.catchUpPeakRowsPerS)}` : '-',
       lat(r),
       n(r.ducktail?.cpuPctMean),
       n(r.ducktail?.rssPeakMB),
       `${n(r.ducktail?.maxLagS)} / ${n(r.ducktail?.maxConsumerLag)}`,
       alerts(r),
+      runsCol(r),
     ]),
   ),
   ceilings: table(
-    ['run', 'ducktail', 'ceiling in the same run', 'ratio'],
-    [...newest.values()].filter((r) => /^scale-.*max$|^limit-catch-up$/.test(r.label)).flatMap((r) => [
-      ...(r.snapshotRowsPerS ? [[r.label, `initial copy ${n(r.snapshotRowsPerS)} rows/s (${n(r.seed)} rows, process start included)`, `COPY TO STDOUT ${n(r.copyToStdoutRowsPerS)} rows/s`, (r.snapshotRowsPerS / r.copyToStdoutRowsPerS).toFixed(2)]] : []),
-      ...(r.pgRecvlogicalRowsPerS ? [[r.label, r.catchUp ? `catch-up ${n(r.catchUpPeakRowsPerS)} rows/s (best second)` : `live ${n(r.endToEndRowsPerS)} rows/s`, `pg_recvlogical ${n(r.pgRecvlogicalRowsPerS)} rows/s (same WAL, afterwards)`, ((r.catchUp ? r.catchUpPeakRowsPerS : r.endToEndRowsPerS) / r.pgRecvlogicalRowsPerS).toFixed(2)]] : []),
-      ...(r.kcat ? [[r.label, `produced ${n(r.generator?.changes)} changes at ${n(r.endToEndRowsPerS)}/s end to end`, `kcat -P the same ${n(r.kcat.messages)} messages: ${n(r.kcat.producedPerS)} msg/s`, (r.endToEndRowsPerS / r.kcat.producedPerS).toFixed(2)]] : []),
-    ]),
+    ['run', 'ducktail', 'ceiling in the same run', 'ratio (median of the per-run ratios)'],
+    [...med.values()].filter((r) => /^scale-.*max$|^limit-catch-up$/.test(r.label)).flatMap((r) => {
+      const ratio = (pick: (x: Run) => number | null) => {
+        const xs = (r.of as Run[]).map(pick).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+        return xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(2) : '-';
+      };
+      const live = (x: Run) => (x.catchUp ? x.catchUpPeakRowsPerS : x.endToEndRowsPerS);
+      return [
+        ...(r.snapshotRowsPerS ? [[r.label, `initial copy ${n(r.snapshotRowsPerS)} rows/s (${n(r.seed)} rows, process start included)`, `COPY TO STDOUT ${n(r.copyToStdoutRowsPerS)} rows/s`, ratio((x) => x.snapshotRowsPerS / x.copyToStdoutRowsPerS)]] : []),
+        ...(r.pgRecvlogicalRowsPerS ? [[r.label, r.catchUp ? `catch-up ${n(r.catchUpPeakRowsPerS)} rows/s (best second)` : `live ${n(r.endToEndRowsPerS)} rows/s`, `pg_recvlogical ${n(r.pgRecvlogicalRowsPerS)} rows/s (same WAL, afterwards)`, ratio((x) => live(x) / x.pgRecvlogicalRowsPerS)]] : []),
+        ...(r.kcat ? [[r.label, `produced ${n(r.generator?.changes)} changes at ${n(r.endToEndRowsPerS)}/s end to end`, `kcat -P the same ${n(r.kcat.messages)} messages: ${n(r.kcat.producedPerS)} msg/s`, ratio((x) => x.endToEndRowsPerS / x.kcat?.producedPerS)]] : []),
+      ];
+    }),
   ),
 };
-const qc = newest.get('query-cost');
-if (qc) {
+
+// Query cost: per size, the newest measurement of it (sizes are run in separate invocations).
+const qcRuns = all.get('query-cost') ?? [];
+const bySize = new Map<number, Run>();
+for (const r of qcRuns) for (const s of r.sizes) if (!bySize.has(s.rows)) bySize.set(s.rows, { ...s, commit: r.commit, at: r.at, runs: r.runs ?? 5, file: r.file });
+const sizes = [...bySize.values()].sort((a, b) => a.rows - b.rows);
+if (sizes.length) {
   sections.querycost = table(
-    ['rows', 'all hot ms', '90% archived ms', 'archived / hot', 'archive pass hot -> warm rows/s', 'commit'],
-    qc.sizes.map((s: Run) => [n(s.rows), n(s.hotMs), n(s.tieredMs), (s.tieredMs / s.hotMs).toFixed(2), n(s.archiveToWarmRowsPerS), qc.commit]),
+    ['rows', 'year, all hot ms', 'year, 90% archived ms (x hot)', 'last 45 days, hot ms', 'last 45 days, archived ms (x hot)', '100 days from cold / warm ms', 'archive pass hot -> warm rows/s', 'medians of', 'commit, when'],
+    sizes.map((s) => [
+      n(s.rows),
+      n(s.hotMs),
+      `${n(s.tieredMs)} (${(s.tieredMs / s.hotMs).toFixed(2)})`,
+      n(s.hotLast45Ms),
+      s.tieredLast45Ms ? `${n(s.tieredLast45Ms)} (${(s.tieredLast45Ms / s.hotLast45Ms).toFixed(2)})` : '-',
+      `${n(s.coldReadMs)} / ${n(s.warmReadMs)}`,
+      n(s.archiveToWarmRowsPerS),
+      `${s.runs} queries`,
+      `${s.commit}, ${String(s.at).slice(0, 16).replace('T', ' ')}`,
+    ]),
   );
 }
-const files = [...newest.values()].filter((r) => /^(scale-|limit-|query-cost)/.test(r.label)).map((r) => `bench/results/${r.file}`).sort();
+
+// Analytics under concurrent clients (bench/api.ts with a list of client counts).
+const conc = med.get('analytics-concurrency');
+if (conc) {
+  const counts = [...new Set((conc.results as Run[]).map((x) => x.clients))].sort((a, b) => a - b);
+  const eps = [...new Set((conc.results as Run[]).map((x) => x.endpoint))];
+  const cell = (ep: string, c: number) => {
+    const x = (conc.results as Run[]).find((y) => y.endpoint === ep && y.clients === c);
+    return x ? `${n(Math.round(x.p50))} / ${n(Math.round(x.p99))} (${n(Math.round(x.perS))}/s${x.errors ? `, ${x.errors} errors` : ''})` : '-';
+  };
+  sections.concurrency = table(
+    ['endpoint', ...counts.map((c) => `${c} clients: p50 / p99 ms (answers/s)`)],
+    eps.map((ep) => [ep, ...counts.map((c) => cell(ep, c))]),
+  );
+}
+
+const cited = [...med.values()].filter((r) => /^(scale-|limit-|analytics-|soak-)/.test(r.label)).flatMap((r) => (r.of as Run[]).map((x) => x.file));
+const files = [...cited, ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
 sections.files = files.map((f) => `- \`${f}\``).join('\n');
 
 if (process.argv.includes('--write')) {

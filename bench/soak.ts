@@ -4,10 +4,12 @@
  *   bun bench/soak.ts --kills 50           # long form: 50 kills (and 10/10/10 of the others)
  *   SOAK_FULL=1 bun bench/soak.ts          # same as --kills 50
  *   --seed N (replay a schedule), --bus inline|kafka, --rate OPS, --pg N, --terminate N, --brokers N, --s3 N, --keep,
- *   --gap-ms A-B (pause between faults), --json PATH (the result as JSON)
+ *   --gap-ms A-B (pause between faults), --json PATH (the result as JSON), --save (the result as
+ *   bench/results/soak-long-<time>.json, or soak-<time>.json under 50 kills, with the commit: docs/SCALING.md cites it)
  * Exits 1 when anything was lost, duplicated, hung or crashed; the printed seed replays the schedule.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatResult, runSoak } from '../test/soak/soak.ts';
 
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '150' },
     keep: { type: 'boolean', default: false },
     json: { type: 'string' },
+    save: { type: 'boolean', default: false },
     'gap-ms': { type: 'string', default: '500-4000' },
   },
 });
@@ -75,5 +78,14 @@ const result = await runSoak({
 });
 console.log(formatResult(result));
 console.log(`  soak process:         ${ownUncaught} uncaught errors in its own PostgreSQL client`);
-if (values.json) writeFileSync(values.json, JSON.stringify({ ...result, ownUncaught }, null, 2));
+const label = kills >= 50 ? 'soak-long' : 'soak';
+const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
+const saved = JSON.stringify({ label, commit, at: new Date().toISOString(), args: process.argv.slice(2), ...result, ownUncaught }, null, 2);
+if (values.json) writeFileSync(values.json, saved);
+if (values.save) {
+  const file = join(import.meta.dir, 'results', `${label}-${Date.now()}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${saved}\n`);
+  console.log(`  json:                 ${file}`);
+}
 process.exit(result.passed ? 0 : 1);

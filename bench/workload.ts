@@ -7,8 +7,8 @@
 // ducktail produced (kafka bus). Prints a table; writes JSON to bench/results/.
 // Usage: bun bench/workload.ts [--rate OPS/S|max] [--bus inline|kafka] [--duration S] [--toast] [--seed ROWS]
 //        [--catch-up (ducktail down during the workload, then timed catching up)] [--writers N] [--partitions N] [--instances N] [--set section.key=value ...] [--label NAME]
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyDemoSchema } from '../src/demo/schema.ts';
 import { freePort } from '../src/demo/postgres.ts';
@@ -44,6 +44,13 @@ const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const PSQL = Bun.which('psql');
 const KCAT = Bun.which('kcat') ?? Bun.which('kafkacat');
 const round = (n: number, d = 0) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : null);
+
+/** /proc/stat's first line: busy and total jiffies of the whole machine. */
+function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - (f[4] ?? 0), total };
+}
 
 async function timed(cmd: string[], stdin?: string): Promise<number> {
   const started = performance.now();
@@ -178,6 +185,8 @@ try {
   // then started on the WAL it left, and timed until it has applied everything).
   const stop = new AbortController();
   const t0 = performance.now();
+  const machine0 = machineTicks();
+  result.loadAvgAtStart = round(loadavg()[0]!, 2);
   const gen = startGenerator(sql, { rate: RATE, toast: TOAST, signal: stop.signal, writers: WRITERS });
   const probes = CATCH_UP ? null : startProbes(probeSql, instances);
   let sampler = CATCH_UP ? null : startSampler(instances, t0);
@@ -200,8 +209,17 @@ try {
   const until = performance.now() + 120_000;
   while ((await appliedRows(instances)) < want && performance.now() < until) await Bun.sleep(50);
   const appliedMs = performance.now() - t0;
+  // The whole box's CPU over the run, in cores busy (of navigator.hardwareConcurrency): ducktail, PostgreSQL,
+  // the generator, and whatever else ran meanwhile (the box is shared; compare with ducktail's own CPU).
+  const machine1 = machineTicks();
+  result.machineBusyCores = round((machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total) * navigator.hardwareConcurrency, 2);
   const appliedAll = (await appliedRows(instances)) >= want;
-  if (!appliedAll) console.error(`not every committed change was applied within 2 min of the end (${await appliedRows(instances)} of ${want} rows)`);
+  if (!appliedAll) {
+    console.error(`not every committed change was applied within 2 min of the end (${await appliedRows(instances)} of ${want} rows)`);
+    // Why, in ducktail's words (e.g. the Kafka consumer stopped on OFFSET_OUT_OF_RANGE): each instance's status then.
+    result.statusWhenBehind = await Promise.all(instances.map((i) => fetch(`${i.base}/v1/status`).then((r) => r.json(), (e: unknown) => String(e))));
+    result.appliedWhenGivenUp = await appliedRows(instances);
+  }
   const watched = sampler!;
   await watched.stop();
   if (CATCH_UP) {
@@ -272,6 +290,7 @@ const rows: [string, unknown][] = [
   ['max replication lag (s)', r.ducktail.maxLagS],
   ['max consumer lag (messages)', r.ducktail.maxConsumerLag ?? '-'],
   ['DuckDB file (MB)', round(r.duckdbBytes / 1e6, 1)],
+  ['machine: cores busy during the run | load at start', `${r.machineBusyCores} of ${r.cores} | ${r.loadAvgAtStart}`],
   ['alerts first fired (s into run)', JSON.stringify(r.alertsFirstFiredS)],
   ['initial copy rows/s | COPY TO STDOUT', `${r.snapshotRowsPerS ?? '-'} | ${r.copyToStdoutRowsPerS ?? '-'}`],
   ['pg_recvlogical on the same WAL (rows/s)', r.pgRecvlogicalRowsPerS ?? '-'],

@@ -1,0 +1,39 @@
+// The medians docs/SCALING.md quotes: per label the newest runs, numbers by median, alerts counted per run.
+import { expect, test } from 'bun:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadRuns, median, medianOf, range } from './results.ts';
+
+test('median of odd and even counts', () => {
+  expect(median([3, 1, 2])).toBe(2);
+  expect(median([4, 1, 3, 2])).toBe(2.5);
+});
+
+test('medianOf: newest 3 runs of a label, field by field; alerts with the runs they fired in', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-results-'));
+  try {
+    const run = (i: number, rate: number, p99: number, alerts: Record<string, number>) =>
+      writeFileSync(
+        join(dir, `x-${i}.json`),
+        JSON.stringify({ label: 'x', at: `2026-11-25T10:0${i}:00Z`, commit: `c${i}`, endToEndRowsPerS: rate, latencyMs: { p50: 10 * i, p99 }, alertsFirstFiredS: alerts, samples: [{ t: i }] }),
+      );
+    run(1, 9999, 9999, { slow_query: 1 }); // oldest: left out of a median of 3
+    run(2, 100, 50, { consumer_lag: 4 });
+    run(3, 300, 70, {});
+    run(4, 200, 60, { consumer_lag: 6 });
+    writeFileSync(join(dir, 'other.json'), JSON.stringify({ label: 'y', at: '2026-11-25T10:00:00Z', sizes: [] }));
+    const runs = loadRuns(dir);
+    expect(runs.get('x')!.map((r) => r.commit)).toEqual(['c4', 'c3', 'c2', 'c1']); // newest first
+    const m = medianOf(runs.get('x')!, 3);
+    expect(m.endToEndRowsPerS).toBe(200);
+    expect(m.latencyMs).toEqual({ p50: 30, p99: 60 });
+    expect(m.alerts).toEqual([{ name: 'consumer_lag', runs: 2, medianS: 5 }]);
+    expect(m.samples).toEqual([{ t: 4 }]); // from the run whose rows/s is the median
+    expect(m.commits).toEqual(['c4', 'c3', 'c2']);
+    expect(range(m, (r) => r.endToEndRowsPerS)).toEqual([100, 300]);
+    expect(medianOf(runs.get('y')!, 3).of).toHaveLength(1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,72 @@
+// The bench JSON in bench/results/, read the way docs/SCALING.md quotes it: per label, the newest `n`
+// runs (default 3) and their median, field by field. bench/report.ts (tables) and bench/plot.ts (PNGs)
+// both read through here, so a table and its plot always show the same runs.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// biome-ignore lint: bench JSON is read loosely
+export type Run = Record<string, any>;
+
+export const RESULTS_DIR = join(import.meta.dir, 'results');
+
+/** Every run in `dir`, by label, newest first; `file` is the JSON's name. */
+export function loadRuns(dir = RESULTS_DIR): Map<string, Run[]> {
+  const by = new Map<string, Run[]>();
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    const r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as Run;
+    if (typeof r.label !== 'string') continue;
+    by.set(r.label, [...(by.get(r.label) ?? []), { ...r, file: f }]);
+  }
+  for (const runs of by.values()) runs.sort((a, b) => String(b.at).localeCompare(String(a.at)));
+  return by;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Numbers replaced by their median over `runs` (where present), objects merged the same way; arrays and strings from the first (newest) run. */
+function merge(runs: Run[]): Run {
+  const first = runs[0]!;
+  const out: Run = {};
+  for (const [k, v] of Object.entries(first)) {
+    const vs = runs.map((r) => r?.[k]);
+    if (typeof v === 'number') out[k] = median(vs.filter((x): x is number => typeof x === 'number'));
+    else if (v && typeof v === 'object' && !Array.isArray(v)) out[k] = merge(vs.filter((x) => x && typeof x === 'object'));
+    else out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * The median of the newest `n` runs of one label. `of` = the runs it was taken over; `range(pick)` =
+ * [min, max] of a figure over them; `alerts`: each alert that fired in any run, in how many, and the
+ * median second it first fired; `samples` (the timeline) from the run whose end-to-end rows/s is the median.
+ */
+export function medianOf(runs: Run[], n = 3): Run {
+  const of = runs.slice(0, n);
+  const out = merge(of);
+  const byRate = [...of].sort((a, b) => (a.endToEndRowsPerS ?? 0) - (b.endToEndRowsPerS ?? 0));
+  out.samples = byRate[Math.floor(byRate.length / 2)]?.samples ?? of[0]!.samples;
+  const names = new Set(of.flatMap((r) => Object.keys(r.alertsFirstFiredS ?? {})));
+  out.alerts = [...names].sort().map((name) => {
+    const at = of.map((r) => r.alertsFirstFiredS?.[name]).filter((x): x is number => typeof x === 'number');
+    return { name, runs: at.length, medianS: median(at) };
+  });
+  out.of = of;
+  out.commits = [...new Set(of.map((r) => r.commit))];
+  return out;
+}
+
+/** [min, max] of `pick` over the runs a median was taken of (nulls skipped). */
+export function range(m: Run, pick: (r: Run) => number | null | undefined): [number, number] | null {
+  const xs = (m.of as Run[]).map(pick).filter((x): x is number => typeof x === 'number');
+  return xs.length ? [Math.min(...xs), Math.max(...xs)] : null;
+}
+
+/** Per label, the median of its newest `n` runs. */
+export function medians(dir = RESULTS_DIR, n = 3): Map<string, Run> {
+  return new Map([...loadRuns(dir)].map(([label, runs]) => [label, medianOf(runs, n)]));
+}
