@@ -132,7 +132,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
           unfitWarnedAt = Date.now();
           opts.warn?.(
             `${r.unfit} value(s) did not fit their DuckDB column exactly (NaN or ±Infinity in a numeric, an unconstrained ` +
-              `numeric past DECIMAL(38,18)): stored as NULL, kept exactly in _ducktail.unfit_values (${stats.unfitValues} since start; docs/TYPES.md)`,
+              `numeric past DECIMAL(38,18), a timestamp past year 294247): stored as NULL, kept exactly in _ducktail.unfit_values (${stats.unfitValues} since start; docs/TYPES.md)`,
           );
         }
       }

@@ -80,12 +80,19 @@ const cast = (duckType: string): Conv => ({
   toText: (ref) => `CAST(${ref} AS VARCHAR)`,
 });
 
-/** DuckDB reads BC only as "YYYY-MM-DD (BC) hh:mm:ss"; PostgreSQL writes "YYYY-MM-DD hh:mm:ss BC". */
+/**
+ * DuckDB reads BC only as "YYYY-MM-DD (BC) hh:mm:ss"; PostgreSQL writes "YYYY-MM-DD hh:mm:ss BC".
+ * PostgreSQL's timestamps go to year 294276, DuckDB's TIMESTAMP stops at 294247-01-10: a value past it
+ * (a six-digit year DuckDB cannot read) is unfit. DATE reaches year 5881580 in both.
+ */
 function dateTime(duckType: string): Conv {
+  const unfit = duckType === 'DATE' ? undefined : (ref: string) => `(strpos(${ref}, '-') > 6 AND TRY_CAST(${ref} AS ${duckType}) IS NULL)`;
+  const bc = (ref: string) =>
+    `CASE WHEN ends_with(${ref}, ' BC') THEN regexp_replace(${ref}, '^(\\d+-\\d+-\\d+)(.*) BC$', '\\1 (BC)\\2') ELSE ${ref} END`;
   return {
     duckType,
-    fromText: (ref) =>
-      `CAST(CASE WHEN ends_with(${ref}, ' BC') THEN regexp_replace(${ref}, '^(\\d+-\\d+-\\d+)(.*) BC$', '\\1 (BC)\\2') ELSE ${ref} END AS ${duckType})`,
+    ...(unfit ? { unfit } : {}),
+    fromText: (ref) => `CAST(${unfit ? `CASE WHEN ${unfit(ref)} THEN NULL ELSE ${bc(ref)} END` : bc(ref)} AS ${duckType})`,
     toText: (ref) =>
       `(CASE WHEN contains(CAST(${ref} AS VARCHAR), ' (BC)') THEN replace(CAST(${ref} AS VARCHAR), ' (BC)', '') || ' BC' ELSE CAST(${ref} AS VARCHAR) END)`,
   };
