@@ -40,6 +40,8 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
         log: opts.log,
       })
     : null;
+  // Kafka: the consumer asks for a re-copy when a layout change cannot be applied in place.
+  if (source) bus.setRecopy?.((table) => source.resnapshot(table));
   const sourceDone = source?.run(sourceStop.signal) ?? Promise.resolve();
   let stopping: Promise<void> | null = null;
   return {

@@ -18,4 +18,9 @@ export interface Bus {
   /** What the bus reports in /v1/status (Kafka: partitions owned, offsets and lag). */
   status?(): Record<string, unknown>;
   readiness?(): BusReadiness;
+  /**
+   * Kafka: how the consumer asks the source (same process) to copy a table again when the warehouse
+   * cannot apply its layout change in place; the inline bus gets that from the failed publish itself.
+   */
+  setRecopy?(recopy: (table: string) => void): void;
 }

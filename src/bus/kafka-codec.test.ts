@@ -1,6 +1,7 @@
 import { expect, test } from 'bun:test';
 import type { Change, TableSchema } from '../change/index.ts';
-import { decodeEvent, EventEncoder } from './kafka-codec.ts';
+import { decodeEvent } from './kafka-decode.ts';
+import { EventEncoder } from './kafka-encode.ts';
 
 test('the schema block carries every column fact the warehouse needs to rebuild the layout', () => {
   const table: TableSchema = {

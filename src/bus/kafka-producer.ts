@@ -1,7 +1,7 @@
 import { Admin, compatibilityPartitioner, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
 import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
-import { type Encoded, EventEncoder, topicName } from './kafka-codec.ts';
+import { type Encoded, EventEncoder, topicName } from './kafka-encode.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** What the producer side shows in /v1/status and /readyz. */

@@ -57,8 +57,10 @@ interface Queued {
  */
 export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
   const writer = new KafkaWriter(opts, deps.log);
+  let recopy: ((table: string) => void) | undefined;
   const reader = new KafkaReader(opts, {
     loadOffsets: deps.loadOffsets,
+    recopy: () => recopy,
     deadLetter: (topic, key, value, headers, signal) => writer.sendRaw(topic, key, value, headers, signal),
     log: deps.log,
   });
@@ -125,9 +127,14 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
       await reader.close();
     },
     status: () => ({ kind: 'kafka', producer: writer.status, consumer: reader.status }),
+    setRecopy(fn: (table: string) => void): void {
+      recopy = fn;
+    },
     readiness(): BusReadiness {
       if (writer.status.error) return { ready: false, detail: `publishing stalled (source held back): ${writer.status.error}` };
       if (reader.status.error) return { ready: false, detail: `consuming stalled: ${reader.status.error}` };
+      const lost = reader.status.partitions.find((p) => p.held?.code === 'KAFKA_OFFSET_OUT_OF_RANGE');
+      if (lost) return { ready: false, detail: `KAFKA_OFFSET_OUT_OF_RANGE: ${lost.held!.message}` };
       return { ready: true, detail: `${reader.status.partitions.length} partitions owned` };
     },
   };
