@@ -195,6 +195,17 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         await dropSlot(sql, opts.slot);
         slot = null;
       }
+      const durable = slot && resumed === null && deps.durableLsn ? await deps.durableLsn() : null;
+      const resumeAt = slot && durable !== null ? await resumePoint(sql, durable, slot.confirmedFlushLsn) : null;
+      if (slot && durable !== null && resumeAt === null) {
+        deps.log(
+          `the source's WAL is behind what the warehouse applied (${formatLsn(durable)}): it was restored from a backup ` +
+            `or replaced. The warehouse holds changes this server never had: dropping slot ${opts.slot} and copying every ` +
+            'table again (history keeps the abandoned changes: README, "Source restored from a backup")',
+        );
+        await dropSlot(sql, opts.slot);
+        slot = null;
+      }
       let startLsn = 0n;
       let confirmedLsn: bigint;
       if (resumed !== null) {
@@ -214,11 +225,10 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         confirmedLsn = created.consistentPoint;
       } else {
         confirmedLsn = slot.confirmedFlushLsn;
-        const durable = deps.durableLsn ? await resumePoint(sql, await deps.durableLsn(), confirmedLsn, deps.log) : confirmedLsn;
-        if (durable > confirmedLsn) {
-          deps.log(`resuming at ${formatLsn(durable)}, what the warehouse holds (the slot had confirmed ${formatLsn(confirmedLsn)})`);
-          startLsn = durable;
-          confirmedLsn = durable;
+        if (resumeAt !== null && resumeAt > confirmedLsn) {
+          deps.log(`resuming at ${formatLsn(resumeAt)}, what the warehouse holds (the slot had confirmed ${formatLsn(confirmedLsn)})`);
+          startLsn = resumeAt;
+          confirmedLsn = resumeAt;
         }
         if (follow && deps.mirroredTables) {
           const mirrored = new Set(await deps.mirroredTables().catch(() => names)); // unknown: copy nothing
