@@ -37,6 +37,7 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
         recordedCopy: bus.inline
           ? async (slot) => ({ ...(await warehouse.progress.snapshotState(slot)), chunks: await warehouse.copyChunks(slot) })
           : undefined,
+        publishAhead: bus.publishAhead,
         log: opts.log,
       })
     : null;

@@ -15,6 +15,8 @@ export interface Bus {
   close(): Promise<void>;
   /** True for the inline bus: "durable" then means committed in the warehouse, whose position the source may resume from. */
   inline?: boolean;
+  /** Batches `publish` may be handed before the earlier ones resolved (it keeps their order); unset = one at a time. */
+  publishAhead?: number;
   /** What the bus reports in /v1/status (Kafka: partitions owned, offsets and lag). */
   status?(): Record<string, unknown>;
   readiness?(): BusReadiness;

@@ -66,6 +66,8 @@ export interface SourceDeps {
    * the copy then sends chunks and resumes after a crash at the next one. Absent: rows as changes, no resume.
    */
   recordedCopy?(slot: string): Promise<RecordedCopy>;
+  /** Batches the bus takes before the earlier ones are durable (it keeps their order); unset = one at a time. */
+  publishAhead?: number;
   log(message: string): void;
 }
 
@@ -263,6 +265,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           statusIntervalMs: opts.statusIntervalMs,
           receiveTimeoutMs: (opts.receiveTimeoutS ?? 60) * 1000,
           confirmIntervalMs: opts.confirmIntervalMs ?? 1000,
+          publishAhead: deps.publishAhead,
           confirmedLsn,
           startLsn,
           messages: version >= 140000,
