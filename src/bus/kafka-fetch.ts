@@ -93,20 +93,28 @@ export class LayoutIds {
 export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds | null): Promise<FetchResult> {
   const out = await fetchAndPack(consumer, plan, ids);
   const next = new Map<string, bigint>();
+  const from = new Map<string, bigint>(plan.nodes.flatMap((n) => n.partitions.map((p) => [`${p.topicId}/${p.partition}`, p.fetchOffset] as const)));
+  /** Some partition's log goes on past what was fetched: asking again brings more at once. */
+  let behind = false;
   const taken = (r: FetchResult) => {
     let n = 0;
+    behind = false;
     for (const p of r.partitions) {
       if (p.errorCode !== 0) return -1;
       const count = p.packed?.offsets.length ?? p.entries!.length;
       const last = p.packed ? p.packed.offsets[count - 1] : p.entries![count - 1]?.offset;
-      if (count > 0) next.set(`${p.topicId}/${p.partition}`, last! + 1n);
+      const id = `${p.topicId}/${p.partition}`;
+      if (count > 0) next.set(id, last! + 1n);
+      if (p.highWatermark > (next.get(id) ?? from.get(id) ?? 0n)) behind = true; // a broker may answer some partitions empty
       n += count;
     }
     return n;
   };
   let got = taken(out);
   let total = got;
-  for (let i = 0; i < (plan.extra ?? 0) && got > 0 && total < (plan.room ?? Number.POSITIVE_INFINITY); i++) {
+  // Only while the brokers hold more than they answered: fetching on behind a live stream would hold
+  // what was fetched back from the warehouse (latency) for records that arrive one batch at a time.
+  for (let i = 0; i < (plan.extra ?? 0) && got >= 0 && behind && total < (plan.room ?? Number.POSITIVE_INFINITY); i++) {
     const again: FetchPlan = {
       wait: false,
       nodes: plan.nodes.map((n) => ({
