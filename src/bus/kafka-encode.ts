@@ -12,6 +12,8 @@ import { type Change, type TableSchema, type TupleValue, UNCHANGED } from '../ch
 export const UNAVAILABLE = '__debezium_unavailable_value';
 const OPS = { R: 'r', I: 'c', U: 'u', D: 'd', T: 't' } as const;
 const SLAB_BYTES = 1 << 20;
+/** Slabs kept for reuse: two 10k-row batches of ~3.5 KB events. */
+const MAX_POOLED_SLABS = 72;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 /** Every value starts with the schema block and then the payload: the decoder finds the payload by these bytes. */
 export const SCHEMA_START = '{"schema":';
@@ -46,9 +48,15 @@ function text(value: TupleValue | undefined): string | null {
 export class EventEncoder {
   private readonly schemas = new Map<TableSchema, Buffer>();
   private point = 0n;
-  /** Values are written into shared slabs (one allocation per ~1 MB instead of one per event). */
-  private slab = Buffer.allocUnsafe(0);
+  /**
+   * Values are written into shared 1 MB slabs (one allocation per ~300 events instead of one per event).
+   * A batch's slabs go back to a pool once the brokers acknowledged it (`release`): fresh memory costs
+   * page faults on first write, about 2 µs per event, more than copying the schema block.
+   */
+  private slab: Buffer = Buffer.allocUnsafe(0);
   private used = 0;
+  private taken: Buffer[] = [];
+  private readonly pool: Buffer[] = [];
 
   constructor(
     private readonly prefix: string,
@@ -106,6 +114,22 @@ export class EventEncoder {
       if (c.key) out[c.name] = text(row[i]);
     });
     return JSON.stringify(out);
+  }
+
+  /** Starts a batch's values in a slab of their own, so the batch's slabs can be reused once it is acknowledged. */
+  startBatch(): void {
+    this.used = this.slab.length;
+    this.taken = [];
+  }
+
+  /** The slabs holding the values encoded since `startBatch`. */
+  endBatch(): Buffer[] {
+    return this.taken;
+  }
+
+  /** Slabs whose values the client no longer holds (their send was acknowledged): reused, up to MAX_POOLED_SLABS. */
+  release(slabs: Buffer[]): void {
+    for (const slab of slabs) if (slab.length === SLAB_BYTES && this.pool.length < MAX_POOLED_SLABS) this.pool.push(slab);
   }
 
   /** One change as Debezium events: an update that moved the primary key becomes a delete and a create, as Debezium does. */
@@ -167,8 +191,9 @@ export class EventEncoder {
     const json = JSON.stringify(payload);
     const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
     if (this.slab.length - this.used < size) {
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+      this.slab = (size <= SLAB_BYTES ? this.pool.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
       this.used = 0;
+      this.taken.push(this.slab);
     }
     const start = this.used;
     prefix.copy(this.slab, start);

@@ -16,6 +16,8 @@ export interface ProducerStatus {
 
 /** One message as the client sends it. */
 type Message = { topic: string; partition: number; key?: string; value: Buffer };
+/** A batch's messages, and the encoder's slabs holding their values (reused once the batch is acknowledged). */
+type Encoding = { messages: Message[]; slabs: Buffer[] };
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
@@ -57,19 +59,20 @@ export class KafkaWriter {
   }
 
   /** Encodes a batch before its turn to be sent (while the batch before it is acknowledged). */
-  encodeAhead(batch: ChangeBatch): Promise<Message[]> {
+  encodeAhead(batch: ChangeBatch): Promise<Encoding> {
     return this.encode(batch);
   }
 
   /** Sends every change of the batch (first as `encoded`, when given); resolves when all brokers acknowledged all of them. */
-  async write(batch: ChangeBatch, signal: AbortSignal, encoded?: Message[]): Promise<void> {
+  async write(batch: ChangeBatch, signal: AbortSignal, encoded?: Encoding): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     for (;;) {
       if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
       try {
-        const messages = encoded ?? (await this.encode(batch));
-        encoded = undefined; // a retry encodes again: partition counts may have changed
+        const { messages, slabs } = encoded ?? (await this.encode(batch));
+        encoded = undefined; // a retry encodes again (partition counts may have changed); a failed send's slabs are not reused
         if (messages.length > 0) this.noteEnds(messages, (await this.producer.send({ messages })).offsets ?? []);
+        this.encoder.release(slabs); // acknowledged: the client holds none of these values any more
         this.status.published++;
         this.status.messages += messages.length;
         this.status.error = null;
@@ -113,7 +116,7 @@ export class KafkaWriter {
     }
   }
 
-  private async encode(batch: ChangeBatch): Promise<Message[]> {
+  private async encode(batch: ChangeBatch): Promise<Encoding> {
     const out: Encoded[] = [];
     // The copy a batch belongs to is fixed when it is first encoded (a retry may encode it after later batches).
     let point = this.points.get(batch);
@@ -125,13 +128,15 @@ export class KafkaWriter {
     }
     const counts = new Map<string, number>();
     for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
+    this.encoder.startBatch(); // no await from here to endBatch: the slabs are this batch's alone
     for (const c of batch.changes) {
       const table = batch.tables.get(c.table) as TableSchema | undefined;
       if (!table) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${c.table} but not its schema`);
       const n = counts.get(c.table)!;
       for (const m of this.encoder.encode(c, table, n, (key) => partitionOf(key, n), point)) out.push(m);
     }
-    return out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m));
+    const slabs = this.encoder.endBatch();
+    return { messages: out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m)), slabs };
   }
 
   /** Partition count of `topic`, creating it (configured partitions and replication) when missing. */
