@@ -52,3 +52,10 @@ function cacheRoot(): string {
   const home = homedir();
   return home && home !== '/' ? join(home, '.cache', 'ducktail') : join(tmpdir(), 'ducktail-cache');
 }
+
+/** The native binding under @duckdb/node-api (data chunk vectors), loaded the same way. */
+export async function loadBindings(): Promise<typeof import('@duckdb/node-bindings')> {
+  await loadDuckDb();
+  const m = (await import('@duckdb/node-bindings')) as typeof import('@duckdb/node-bindings') & { default?: typeof import('@duckdb/node-bindings') };
+  return m.default ?? m;
+}

@@ -1,8 +1,7 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
-import { byteaHex, CsvBuffer } from './csv.ts';
+import { byteaHex } from './csv.ts';
+import { ColumnWriter, kindOf, META_COLUMNS, typedColumnType } from './columns.ts';
 import { supersedeArchived, truncateArchived } from './archived.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
@@ -51,48 +50,52 @@ function appendText(ap: DuckDBAppender, v: TupleValue | undefined): void {
   ap.appendVarchar(typeof v === 'string' ? v : byteaHex(v));
 }
 
-/** Columns staged as text too: those with values that may not fit their DuckDB type, and then the key's. */
-function textColumns(m: MirrorTable): number[] {
-  const unfit = m.columns.flatMap((c, i) => (c.unfit ? [i] : []));
-  return unfit.length === 0 ? [] : [...new Set([...m.keyIndexes, ...unfit])];
-}
-
-/**
- * Per-connection staging of one mirror layout. A batch is written once as CSV text and loaded by
- * DuckDB's CSV reader (one native call instead of one per value) into a staging table typed like
- * the mirror, converting each column once with its mapping's `fromText` (src/warehouse/pg-types.ts);
- * set-based statements then move the typed rows into the mirror and the history.
- */
 export class Stage {
   private readonly table: string;
   private readonly keyTable: string;
-  private readonly file: string;
-  private readonly csv = new CsvBuffer();
+  /** Columns whose values may not fit their DuckDB type, and the key columns (kept as text for those rows). */
+  private readonly watch: number[];
+  private readonly keep: number[];
 
   private constructor(
     private readonly conn: DuckDBConnection,
     private readonly mirror: MirrorTable,
-    id: string,
-    dir: string,
+    private readonly id: string,
+    private readonly writer: ColumnWriter,
   ) {
     this.table = `temp.main._stage_${id}`;
     this.keyTable = `_stage_k_${id}`;
-    this.file = join(dir, `stage-${id}.csv`);
+    this.watch = mirror.columns.flatMap((c, i) => (c.unfit ? [i] : []));
+    this.keep = this.watch.length > 0 ? mirror.keyIndexes : [];
   }
 
-  /** Creates (or replaces) the staging tables of a layout; `dir` holds the batch files. */
-  static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string, dir: string): Promise<Stage> {
-    // Typed like the mirror: each value is converted from PostgreSQL's text once, while loading. Columns
-    // whose values may not fit (and then the key) keep the text of rows with such a value in t<i>, for
-    // _ducktail.unfit_values.
-    const typed = mirror.columns.map((c, i) => `c${i} ${c.duckType}`).join(', ');
-    const text = textColumns(mirror).map((i) => `, t${i} VARCHAR`).join('');
-    await conn.run(
-      `CREATE OR REPLACE TEMP TABLE _stage_${id} (_flags UTINYINT, _op VARCHAR, _lsn UBIGINT, _seq INTEGER, ` +
-        `_commit_us BIGINT, ${typed}${text})`,
-    );
+  /** Creates (or replaces) the staging tables of a layout. */
+  static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string): Promise<Stage> {
+    // Per column a typed c<i> (unless the type has no parser) and a text twin x<i> (unless it is text
+    // itself) for the values the parser refuses, converted by SQL when moved.
+    const kinds = mirror.columns.map(kindOf);
+    const cols = mirror.columns.flatMap((c, i) => [
+      ...(kinds[i] === 'text' ? [] : [`c${i} ${typedColumnType(kinds[i]!, c.duckType)}`]),
+      ...(kinds[i] === 'str' ? [] : [`x${i} VARCHAR`]),
+    ]);
+    await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_${id} (${META_COLUMNS}, ${cols.join(', ')})`);
     await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_k_${id} (${mirror.columns.map((_, i) => `c${i} VARCHAR`).join(', ')})`);
-    return new Stage(conn, mirror, id, dir);
+    const writer = await ColumnWriter.create(kinds, mirror.columns.map((c) => c.duckType));
+    return new Stage(conn, mirror, id, writer);
+  }
+
+  /** SQL of column i's value in the staging row `s`, given whether some value of the batch went to its text twin. */
+  private value(i: number): string {
+    const kind = this.writer.kinds[i]!;
+    const c = this.mirror.columns[i]!;
+    if (kind === 'str') return `s.c${i}`;
+    if (kind === 'text') return c.fromText(`s.x${i}`);
+    return this.writer.textUsed[i] ? `COALESCE(s.c${i}, ${c.fromText(`s.x${i}`)})` : `s.c${i}`;
+  }
+
+  /** SQL of column i's PostgreSQL text in `s`, where `_ducktail.unfit_values` needs it (unfit columns, keys). */
+  private text(i: number): string {
+    return this.writer.kinds[i] === 'str' ? `s.c${i}` : `s.x${i}`;
   }
 
   /**
@@ -106,14 +109,15 @@ export class Stage {
     let unfit = 0;
     if (rows.length > 0) {
       replaces = await this.load(rows);
-      unfit = await recordUnfit(this.conn, m, this.table, HISTORY, (i) => `s.t${i}`);
+      // Only values the parser refused can be unfit.
+      if (this.watch.some((i) => this.writer.textUsed[i])) unfit = await recordUnfit(this.conn, m, this.table, HISTORY, (i) => this.text(i));
     }
     let t1 = performance.now();
     timings.stageMs += t1 - t0;
     t0 = t1;
 
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
-    const values = m.columns.map((_, i) => `s.c${i}`).join(', ');
+    const values = m.columns.map((_, i) => this.value(i)).join(', ');
     if (truncate) {
       await this.conn.run(`DELETE FROM ${m.current}`);
       await truncateArchived(this.conn, m, lastLsn);
@@ -121,11 +125,11 @@ export class Stage {
     if (rows.length === 0) return 0;
     if (replaces && !truncate) {
       const on = m.keyIndexes
-        .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = s.c${i}`)
+        .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${this.value(i)}`)
         .join(' AND ');
       const replaced = `(SELECT * FROM ${this.table} WHERE _flags & ${FINAL | REPLACES} = ${FINAL | REPLACES})`;
       await this.conn.run(`DELETE FROM ${m.current} USING ${replaced} s WHERE ${on}`);
-      await supersedeArchived(this.conn, m, replaced, lastLsn, true, this.table);
+      await supersedeArchived(this.conn, m, replaced, lastLsn, true);
     }
     await this.conn.run(
       `INSERT INTO ${m.current} (${names}) SELECT ${values} FROM ${this.table} s WHERE s._flags & ${FINAL | DELETED} = ${FINAL}`,
@@ -135,7 +139,7 @@ export class Stage {
     t0 = t1;
     await this.conn.run(
       `INSERT INTO ${m.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
-        `SELECT ${values}, s._op, s._lsn, s._seq, make_timestamptz(s._commit_us) FROM ${this.table} s ` +
+        `SELECT ${values}, chr(s._op), s._lsn, s._seq, make_timestamptz(s._commit_us) FROM ${this.table} s ` +
         `WHERE s._flags & ${HISTORY} <> 0`,
     );
     t1 = performance.now();
@@ -146,55 +150,31 @@ export class Stage {
     return unfit;
   }
 
-  /** Writes the rows as CSV and loads them into the staging table; true when some final row replaces a key. */
+  /** Appends the rows to the staging table as data chunks; true when some final row replaces a key. */
   private async load(rows: StagedRow[]): Promise<boolean> {
     const n = this.mirror.columns.length;
-    const csv = this.csv;
-    csv.reset();
+    const w = this.writer;
     let replaces = false;
-    for (let r = 0; r < rows.length; r++) {
-      const s = rows[r]!;
-      let flags = 0;
-      if (s.history) flags |= HISTORY;
-      if (s.final) flags |= FINAL;
-      if (s.deleted) flags |= DELETED;
-      if (s.final && s.replaces) {
-        flags |= REPLACES;
-        replaces = true;
+    const ap = await this.conn.createAppender(`_stage_${this.id}`, 'main', 'temp');
+    try {
+      w.begin(ap);
+      for (let r = 0; r < rows.length; r++) {
+        const s = rows[r]!;
+        let flags = 0;
+        if (s.history) flags |= HISTORY;
+        if (s.final) flags |= FINAL;
+        if (s.deleted) flags |= DELETED;
+        if (s.final && s.replaces) {
+          flags |= REPLACES;
+          replaces = true;
+        }
+        w.row({ flags, op: s.op, lsn: s.lsn, seq: s.seq, commitTimeUs: s.commitTimeUs }, s.row, n, this.watch, this.keep);
       }
-      csv.ascii(`${flags}\t${s.op}\t`);
-      csv.bigint(s.lsn);
-      csv.tab();
-      csv.ascii(String(s.seq));
-      csv.tab();
-      csv.bigint(s.commitTimeUs);
-      for (let i = 0; i < n; i++) {
-        csv.tab();
-        csv.field(s.row[i]);
-      }
-      csv.newline();
+      w.flush();
+      ap.flushSync();
+    } finally {
+      ap.closeSync();
     }
-    // Overwritten by the next batch; the folder is removed when the warehouse closes.
-    writeFileSync(this.file, csv.bytes());
-    const columns = [
-      `'_flags': 'UTINYINT'`,
-      `'_op': 'VARCHAR'`,
-      `'_lsn': 'UBIGINT'`,
-      `'_seq': 'INTEGER'`,
-      `'_commit_us': 'BIGINT'`,
-      ...this.mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`),
-    ].join(', ');
-    const path = this.file.replaceAll("'", "''");
-    const casts = this.mirror.columns.map((c, i) => c.fromText(`c${i}`)).join(', ');
-    // Only rows with an unfit value keep text (NULL otherwise: next to nothing to store).
-    const m = this.mirror;
-    const anyUnfit = m.columns.flatMap((c, i) => (c.unfit ? [`(c${i} IS NOT NULL AND ${c.unfit(`c${i}`)})`] : [])).join(' OR ');
-    const text = textColumns(m).map((i) => `, CASE WHEN ${anyUnfit} THEN c${i} END`).join('');
-    await this.conn.run(
-      `INSERT INTO ${this.table} SELECT _flags, _op, _lsn, _seq, _commit_us, ${casts}${text} FROM read_csv('${path}', delim = '\t', quote = '"', escape = '"', ` +
-        `header = false, auto_detect = false, nullstr = '\\N', allow_quoted_nulls = false, strict_mode = true, ` +
-        `columns = {${columns}})`,
-    );
     return replaces;
   }
 

@@ -1,0 +1,75 @@
+import { expect, test } from 'bun:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ColumnSchema, TableSchema } from '../change/index.ts';
+import { tempWarehouses } from '../../test/support/temp-warehouses.ts';
+import { kindOf } from './columns.ts';
+import { createWarehouse } from './index.ts';
+import { mapColumn } from './pg-types.ts';
+
+const { dirs, open } = tempWarehouses();
+
+const num = (p: number, s: number) => ((p << 16) | s) + 4;
+/** PostgreSQL text outputs per type, parsed by JS (typed staging) or refused to SQL's fromText. */
+const CASES: [string, number, number, string[]][] = [
+  ['i8', 20, -1, ['0', '-1', '42', '9007199254740991', '9007199254740993', '-9223372036854775808', '9223372036854775807', '123456789012345', '-1234567890123456']],
+  ['i4', 23, -1, ['0', '-2147483648', '2147483647', '7']],
+  ['i2', 21, -1, ['-32768', '32767', '0']],
+  ['b', 16, -1, ['t', 'f']],
+  ['f8', 701, -1, ['1.5', '-0', 'NaN', 'Infinity', '-Infinity', '1e+300', '2.2250738585072014e-308', '0.1', '-123.456e-7']],
+  ['n102', 1700, num(10, 2), ['0.00', '-12.34', '99999999.99', '12.3', '7', '-0.01', 'NaN']],
+  ['n41', 1700, num(4, 1), ['-999.9', '0.5', '999.9']],
+  ['n186', 1700, num(18, 6), ['123456789012.123456', '-1.000001', '999999999999.999999']],
+  ['n', 1700, -1, ['1.5', '-0.000000000000000001', 'NaN']],
+  ['d', 1082, -1, ['2026-11-23', '0001-01-01', '1999-12-31', '2000-02-29', '1969-12-31', 'infinity', '-infinity', '4713-01-01 BC']],
+  ['tz', 1184, -1, [
+    '2026-11-23 00:00:01+00', '2026-11-23 00:00:01.5+00', '2026-11-23 23:59:59.999999+05:30', '1969-12-31 23:59:59.123456-08',
+    '0001-01-01 00:00:00+00', '9999-12-31 23:59:59.999999+00', '2300-01-01 00:00:00.000001+00', '1900-01-01 00:00:00+00:19:32',
+    '1900-01-01 12:00:00-00:19:32', 'infinity', '-infinity', '0001-01-01 00:00:00+00 BC', '2026-02-28 10:00:00.12+00',
+  ]],
+  ['ts', 1114, -1, ['2026-11-23 00:00:01', '2026-11-23 00:00:01.000001', '1500-06-15 12:00:00', '1960-01-01 00:00:00.9', 'infinity', '0044-03-15 12:00:00 BC']],
+  ['t', 25, -1, ['', 'a\tb', 'üñí €', '\\N', 'x'.repeat(300)]],
+];
+
+test('every kind: the JS parsers store exactly what the SQL conversion of the same text stores', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-columns-'));
+  dirs.push(dir);
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  open.push(w);
+  const columns: ColumnSchema[] = [
+    { key: true, name: 'id', typeOid: 20, typeMod: -1 },
+    ...CASES.map(([name, typeOid, typeMod]) => ({ key: false, name, typeOid, typeMod })),
+  ];
+  const schema: TableSchema = { schema: 'public', table: 'kinds', columns };
+  expect(columns.map((c) => kindOf(mapColumn(c)))).toEqual(['i64', 'i64', 'i32', 'i16', 'bool', 'f64', 'dec64', 'dec16', 'dec64', 'text', 'date', 'ts', 'ts', 'str']);
+  const rowCount = Math.max(...CASES.map(([, , , v]) => v.length)) + 1;
+  // Row 0 is all NULL; more rows than a data chunk (2,048) so a batch spans several chunks.
+  const rows = Array.from({ length: 2100 }, (_, r) => [String(r), ...CASES.map(([, , , v]) => (r === 0 ? null : v[(r - 1) % v.length]!))]);
+  await w.apply({
+    tables: new Map([['public.kinds', schema]]),
+    changes: rows.map((row, seq) => ({ op: 'I' as const, table: 'public.kinds', row, lsn: 10n, seq, commitTimeUs: 1n })),
+    ackLsn: 11n,
+  });
+  const c = await w.connect();
+  try {
+    for (const [i, [name, typeOid, typeMod, values]] of CASES.entries()) {
+      const m = mapColumn({ key: false, name, typeOid, typeMod });
+      const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+      const expected = await c.runAndReadAll(
+        `SELECT CAST(${m.fromText('v')} AS VARCHAR) FROM (VALUES ${values.map((v, k) => `(${k}, ${lit(v)})`).join(', ')}) t(k, v) ORDER BY k`,
+      );
+      const got = await c.runAndReadAll(`SELECT CAST("${name}" AS VARCHAR) FROM kinds WHERE id BETWEEN 1 AND ${values.length} ORDER BY id`);
+      expect({ name, values: got.getRows().map((r) => r[0]) }).toEqual({ name, values: expected.getRows().map((r) => r[0]) });
+      const hist = await c.runAndReadAll(`SELECT count(*) FROM history.kinds WHERE "${name}" IS NOT DISTINCT FROM (SELECT "${name}" FROM kinds k WHERE k.id = history.kinds.id)`);
+      expect(Number(hist.getRows()[0]![0])).toBe(rows.length);
+      void i;
+    }
+    const nulls = await c.runAndReadAll(`SELECT ${CASES.map(([n]) => `"${n}" IS NULL`).join(' AND ')} FROM kinds WHERE id = 0`);
+    expect(nulls.getRows()[0]![0]).toBe(true);
+    expect(Number((await c.runAndReadAll('SELECT count(*) FROM kinds')).getRows()[0]![0])).toBe(rows.length);
+  } finally {
+    c.closeSync();
+  }
+  void rowCount;
+});
