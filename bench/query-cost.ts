@@ -3,6 +3,7 @@
 // Parquet and cold s3rver) once per size, each under the shared benchmark lock, and collects its medians
 // into bench/results/query-cost-<time>.json for docs/SCALING.md and bench/plot.ts.
 // Usage: bun bench/query-cost.ts [rows... = 1000000 10000000 50000000] [--runs N: query runs per median, default 5]
+//        [--no-lock: the caller holds flock /tmp/bench.lock for all sizes]
 //        [--log FILE ...: parse saved bench/tiering.ts output instead of running it, one file per size]
 // One size per lock turn: at 50M rows a turn takes about 8 min with --runs 3 on the 2-core box.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ const num = (text: string, re: RegExp) => {
 };
 async function tieringOutput(rows: number, log: string | undefined): Promise<string | null> {
   if (log) return Bun.file(log).text();
-  const cmd = ['flock', '/tmp/bench.lock', process.execPath, join(import.meta.dir, 'tiering.ts'), String(rows), String(RUNS)];
+  const cmd = [...(argv.includes('--no-lock') ? [] : ['flock', '/tmp/bench.lock']), process.execPath, join(import.meta.dir, 'tiering.ts'), String(rows), String(RUNS)];
   console.log(`$ ${cmd.join(' ')}`);
   const proc = Bun.spawn(cmd, { stdout: 'pipe', stderr: 'inherit' });
   const text = await new Response(proc.stdout).text();

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadRuns, medianOf, range, RESULTS_DIR, type Run } from './results.ts';
+import { formatResult, type SoakResult } from '../test/soak/soak.ts';
 import { opsPerS } from './scale.ts';
 
 const DOC = join(import.meta.dir, '../docs/SCALING.md');
@@ -111,6 +112,18 @@ if (conc) {
     ['endpoint', ...counts.map((c) => `${c} clients: p50 / p99 ms (answers/s)`)],
     eps.map((ep) => [ep, ...counts.map((c) => cell(ep, c))]),
   );
+}
+
+// The soak's long form: every run, newest first, as it printed its counts, with the command.
+const soaks = all.get('soak-long') ?? [];
+if (soaks.length) {
+  sections.soak = soaks
+    .map((r) => {
+      const cmd = `flock /tmp/bench.lock bun bench/soak.ts ${(r.args as string[]).filter((a, i, xs) => a !== '--save' && a !== '--json' && xs[i - 1] !== '--json').join(' ')}`;
+      const when = `${String(r.at).slice(0, 16).replace('T', ' ')} UTC, commit ${r.commit}${r.note ? ` (${r.note})` : ''}`;
+      return `${when}:\n\n\`\`\`\n$ ${cmd}\n${formatResult(r as SoakResult).trimEnd()}\n  soak process:         ${r.ownUncaught} uncaught errors in its own PostgreSQL client\n\`\`\``;
+    })
+    .join('\n\n');
 }
 
 const cited = [...med.values()].filter((r) => /^(scale-|limit-|analytics-|soak-)/.test(r.label)).flatMap((r) => (r.of as Run[]).map((x) => x.file));

@@ -1,4 +1,4 @@
-// `npm run bench -- scale [group ...] [--repeat N] [--duration S] [--dry] [--no-lock]`: the workload runs docs/SCALING.md cites,
+// `npm run bench -- scale [group ...] [--repeat N] [--only LABEL,...] [--duration S] [--dry] [--no-lock]`: the workload runs docs/SCALING.md cites,
 // one after the other, each under the shared benchmark lock (flock /tmp/bench.lock) so a run never
 // competes with another engineer's benchmark; each writes bench/results/<label>-<time>.json, which
 // `npm run bench -- plot` reads (the newest file per label). --no-lock: the caller holds the lock for the
@@ -24,7 +24,7 @@ const SEED = ['--seed', '50000'];
 const PLAN: Record<string, { label: string; args: string[]; script?: string }[]> = {
   rates: [
     ...[1, 10, 100, 1000, 100_000, 1_000_000].map((x) => ({ label: `scale-inline-${x}x`, args: [...rate(x), '--bus', 'inline', ...SEED] })),
-    { label: 'scale-inline-max', args: ['--rate', 'max', '--bus', 'inline'] },
+    { label: 'scale-inline-max', args: ['--rate', 'max', '--bus', 'inline', ...SEED] },
   ],
   kafka: [
     { label: 'scale-kafka-max', args: ['--rate', 'max', '--bus', 'kafka', ...SEED] },
@@ -54,12 +54,14 @@ if (import.meta.main) {
   const duration = value('--duration', '30');
   const repeat = Number(value('--repeat', '1'));
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number >= 1, got ${value('--repeat', '1')}`);
-  const groups = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== '--duration' && argv[i - 1] !== '--repeat');
+  const groups = argv.filter((a, i) => !a.startsWith('--') && !['--duration', '--repeat', '--only'].includes(argv[i - 1]!));
   const round = (groups.length ? groups : Object.keys(PLAN)).flatMap((g) => {
     if (!PLAN[g]) throw new Error(`unknown group ${g}; groups: ${Object.keys(PLAN).join(', ')}`);
     return PLAN[g]!;
   });
-  const runs = Array.from({ length: repeat }, () => round).flat();
+  // --only label,label: just those runs of the groups (e.g. the flat-out rows docs/SCALING.md quotes most).
+  const only = argv.includes('--only') ? value('--only', '').split(',') : null;
+  const runs = Array.from({ length: repeat }, () => round.filter((r) => !only || only.includes(r.label))).flat();
   for (const r of runs) {
     const lock = argv.includes('--no-lock') ? [] : ['flock', '/tmp/bench.lock'];
     const args = r.script ? r.args : [...r.args, '--duration', duration, '--label', r.label];

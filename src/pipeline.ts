@@ -37,9 +37,12 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
         recordedCopy: bus.inline
           ? async (slot) => ({ ...(await warehouse.progress.snapshotState(slot)), chunks: await warehouse.copyChunks(slot) })
           : undefined,
+        publishAhead: bus.publishAhead,
         log: opts.log,
       })
     : null;
+  // Kafka: the consumer asks for a re-copy when a layout change cannot be applied in place.
+  if (source) bus.setRecopy?.((table) => source.resnapshot(table));
   const sourceDone = source?.run(sourceStop.signal) ?? Promise.resolve();
   let stopping: Promise<void> | null = null;
   return {

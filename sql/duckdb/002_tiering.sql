@@ -61,3 +61,14 @@ CREATE TABLE IF NOT EXISTS _ducktail.tier_trash (
   location  VARCHAR NOT NULL,
   queued_at TIMESTAMPTZ NOT NULL
 );
+
+-- The LSN of the archived version of each located row (its last change, from the history at archive
+-- time; 0 = unknown, for entries made before it existed): a late change supersedes the row only when
+-- its own LSN is higher, so replaying an old change never removes a newer archived version.
+ALTER TABLE _ducktail.tier_locator ADD COLUMN IF NOT EXISTS lsn UBIGINT DEFAULT 0;
+
+-- Deletion vectors: more than a few superseded rows of a file leave tier_deletes for one Parquet file
+-- of positions per data file (row, lsn sorted by row), outside the Hive layout
+-- (<warm_dir>/_deletes/<kind>/<table>/dv-<file id>-<pass>.parquet). dv_rows = its row count.
+ALTER TABLE _ducktail.tier_files ADD COLUMN IF NOT EXISTS deletion_vector VARCHAR;
+ALTER TABLE _ducktail.tier_files ADD COLUMN IF NOT EXISTS dv_rows BIGINT DEFAULT 0;

@@ -15,7 +15,14 @@ export interface Bus {
   close(): Promise<void>;
   /** True for the inline bus: "durable" then means committed in the warehouse, whose position the source may resume from. */
   inline?: boolean;
+  /** Batches `publish` may be handed before the earlier ones resolved (it keeps their order); unset = one at a time. */
+  publishAhead?: number;
   /** What the bus reports in /v1/status (Kafka: partitions owned, offsets and lag). */
   status?(): Record<string, unknown>;
   readiness?(): BusReadiness;
+  /**
+   * Kafka: how the consumer asks the source (same process) to copy a table again when the warehouse
+   * cannot apply its layout change in place; the inline bus gets that from the failed publish itself.
+   */
+  setRecopy?(recopy: (table: string) => void): void;
 }

@@ -1,6 +1,9 @@
 import { expect, test } from 'bun:test';
+import { compatibilityPartitioner } from '@platformatic/kafka';
 import type { Change, TableSchema } from '../change/index.ts';
-import { decodeEvent, EventEncoder } from './kafka-codec.ts';
+import { decodeEvent } from './kafka-decode.ts';
+import { EventEncoder } from './kafka-encode.ts';
+import { partitionOf } from './kafka-partition.ts';
 
 test('the schema block carries every column fact the warehouse needs to rebuild the layout', () => {
   const table: TableSchema = {
@@ -18,4 +21,12 @@ test('the schema block carries every column fact the warehouse needs to rebuild 
   const decoded = decodeEvent(event!.value);
   expect(decoded.table.columns).toEqual(table.columns);
   expect(decoded.change.row).toEqual(['1', '7', null, 'happy']);
+});
+
+test('partitionOf agrees with the Java-compatible partitioner of the Kafka client on every key shape', () => {
+  const keys = ['', 'a', 'ab', 'abc', 'abcd', '{"id":"1"}', '{"order_id":"123456789"}', 'ünïcødé-ключ-鍵', 'x'.repeat(300)];
+  for (let i = 0; i < 2000; i++) keys.push(JSON.stringify({ id: String(i * 7919), t: 'k'.repeat(i % 13) }));
+  for (const key of keys) {
+    for (const n of [1, 3, 6, 7]) expect(partitionOf(key, n)).toBe(compatibilityPartitioner({ topic: '' } as never, Buffer.from(key)) % n);
+  }
 });

@@ -1,22 +1,16 @@
 import { Admin, Consumer } from '@platformatic/kafka';
-import type { BatchSink, Change, ColumnSchema, PartitionOffset, TableSchema } from '../change/index.ts';
-import type { Decoded, PoisonError } from './kafka-codec.ts';
-import { type Entry, type FetchPlan, unpack } from './kafka-fetch.ts';
+import type { BatchSink, ColumnSchema, PartitionOffset, TableSchema } from '../change/index.ts';
+import { RecopyNeeded } from '../errors.ts';
+import type { PoisonError } from './kafka-decode.ts';
+import { type FetchPlan, unpack } from './kafka-fetch.ts';
 import { createFetcher, type Fetcher } from './kafka-fetcher.ts';
+import { Holds } from './kafka-holds.ts';
 import { describe, sleep } from './kafka-producer.ts';
+import { commitSelection, type Owned, offsetsOf, type Selection, selectBatch } from './kafka-select.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
-/** One owned partition: where we read, where the last applied change stands, what is fetched but not applied. */
-interface Owned {
-  topic: string;
-  topicId: string;
-  partition: number;
-  next: bigint;
-  lsn: bigint;
-  ord: number;
-  highWatermark: bigint;
-  buffer: Entry[];
-}
+/** Kafka's error code for a fetch offset outside the partition's log (deleted by retention, or never written). */
+const OFFSET_OUT_OF_RANGE = 1;
 
 /** Per-partition consumer status for /v1/status. */
 export interface PartitionStatus {
@@ -25,6 +19,8 @@ export interface PartitionStatus {
   nextOffset: string;
   highWatermark: string;
   lag: string;
+  /** Set while the partition is held (its events skipped until a copy of its table arrives): why. */
+  held?: { code: string; message: string; since: string };
 }
 
 export interface ConsumerStatus {
@@ -32,6 +28,10 @@ export interface ConsumerStatus {
   applied: number;
   deadLetters: number;
   duplicatesSkipped: number;
+  /** Events skipped on held partitions: superseded by the copy of their table that ends the hold. */
+  supersededSkipped: number;
+  /** Times a stored offset was found outside the broker's log (KAFKA_OFFSET_OUT_OF_RANGE). */
+  offsetOutOfRange: number;
   error: string | null;
 }
 
@@ -39,6 +39,8 @@ export interface ConsumerStatus {
 export interface ReaderDeps {
   loadOffsets(): Promise<PartitionOffset[]>;
   deadLetter(topic: string, key: string | undefined, value: Buffer, headers: Map<string, string>, signal: AbortSignal): Promise<void>;
+  /** The source's re-copy of one table ("schema.table"), when this instance reads the slot; throws while it cannot start one. */
+  recopy?(): ((table: string) => void) | undefined;
   log(message: string): void;
 }
 
@@ -54,7 +56,9 @@ const MAX_EXTRA_FETCHES = 16;
  * owned partition of its topic has reached it, so it cuts every partition at the same point.
  */
 export class KafkaReader {
-  readonly status: ConsumerStatus = { partitions: [], applied: 0, deadLetters: 0, duplicatesSkipped: 0, error: null };
+  readonly status: ConsumerStatus = {
+    partitions: [], applied: 0, deadLetters: 0, duplicatesSkipped: 0, supersededSkipped: 0, offsetOutOfRange: 0, error: null,
+  };
   private readonly consumer: Consumer;
   private readonly admin: Admin;
   private readonly fetcher: Fetcher;
@@ -65,6 +69,9 @@ export class KafkaReader {
   /** Layouts by the fetcher's id, and one TableSchema per layout and table (batches compare layouts by identity). */
   private readonly layouts = new Map<number, ColumnSchema[]>();
   private readonly tables = new Map<string, TableSchema>();
+  /** The batch being applied (its entries stay buffered until it commits). */
+  private selection: Selection | null = null;
+  private readonly holds: Holds;
 
   constructor(
     private readonly opts: KafkaBusOptions,
@@ -77,6 +84,7 @@ export class KafkaReader {
       clientId: `ducktail-${opts.instance}-consumer`,
     });
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-reader-admin` });
+    this.holds = new Holds(opts.topicPrefix, this.status, deps, this.consumer);
     this.fetcher = createFetcher(
       { brokers: opts.brokers, groupId: `ducktail-${opts.topicPrefix}`, clientId: `ducktail-${opts.instance}-fetcher`, worker: opts.fetchWorker ?? false },
       deps.log,
@@ -89,8 +97,8 @@ export class KafkaReader {
     while (!signal.aborted) {
       try {
         if (Date.now() - this.discoveredAt > DISCOVER_EVERY_MS) await this.discover(stored);
-        await this.fill();
-        await this.applyBuffered(sink, signal);
+        this.holds.requestCopies();
+        await this.round(sink, signal);
         this.status.error = null;
         backoff = 100;
       } catch (e) {
@@ -124,10 +132,12 @@ export class KafkaReader {
           topicId: t.id,
           partition: p,
           next: s?.next ?? 0n,
+          readAt: s?.next ?? 0n,
           lsn: s?.lsn ?? 0n,
           ord: s?.ord ?? -1,
           highWatermark: 0n,
           buffer: [],
+          hold: null,
         });
       }
     }
@@ -151,7 +161,7 @@ export class KafkaReader {
     const plan: FetchPlan = { refresh: this.refresh, wait, extra: MAX_EXTRA_FETCHES, room: this.opts.batchRows - this.buffered(), nodes: [] };
     const byPartition = new Map<string, Owned>();
     for (const [node, parts] of this.leaders) {
-      const wanted = parts.filter((o) => o.buffer.length < this.opts.batchRows);
+      const wanted = parts.filter((o) => this.left(o) < this.opts.batchRows);
       if (wanted.length === 0) continue;
       plan.nodes.push({ node, partitions: wanted.map((o) => ({ topicId: o.topicId, partition: o.partition, fetchOffset: fetchAt(o) })) });
       for (const o of wanted) byPartition.set(`${o.topicId}/${o.partition}`, o);
@@ -168,9 +178,16 @@ export class KafkaReader {
     for (const pr of res.partitions) {
       const o = byPartition.get(`${pr.topicId}/${pr.partition}`);
       if (!o) continue;
+      if (pr.errorCode === OFFSET_OUT_OF_RANGE) {
+        if (o.buffer.length === 0) await this.holds.outOfRange(o, fetchAt(o));
+        continue;
+      }
       if (pr.errorCode !== 0) throw new Error(`fetch ${o.topic}[${o.partition}] failed with Kafka error ${pr.errorCode}`);
       o.highWatermark = pr.highWatermark;
-      const entries = unpack(pr.packed, o.buffer.at(-1)?.offset ?? o.next - 1n, (layout, name) => this.tableOf(layout, name));
+      const after = o.buffer.at(-1)?.offset ?? o.readAt - 1n;
+      const entries = pr.entries
+        ? pr.entries.filter((e) => e.offset > after)
+        : unpack(pr.packed!, after, (layout, name) => this.tableOf(layout, name));
       for (const e of entries) o.buffer.push(e);
       taken += entries.length;
     }
@@ -188,97 +205,51 @@ export class KafkaReader {
     return t;
   }
 
-  /** Fetches until the buffers hold a batch or the brokers have nothing more (a broker may answer one produce batch per partition). */
-  private async fill(): Promise<void> {
-    const idle = [...this.owned.values()].every((o) => o.buffer.length === 0);
-    await this.fetchAll(idle); // with its extra fetches, done by the fetcher in one call
+  /** Entries buffered and not in the batch being applied. */
+  private left(o: Owned): number {
+    return o.buffer.length - (this.selection?.taken.get(o)?.count ?? 0);
   }
 
   private buffered(): number {
     let n = 0;
-    for (const o of this.owned.values()) n += o.buffer.length;
+    for (const o of this.owned.values()) n += this.left(o);
     return n;
   }
 
-  /** Builds one batch from the buffers (respecting truncate barriers), dead-letters poison, applies it. */
-  private async applyBuffered(sink: BatchSink, signal: AbortSignal): Promise<void> {
-    const changes: Change[] = [];
-    const tables = new Map<string, TableSchema>();
-    const touched = new Set<Owned>();
-    let ackLsn = 0n;
-    const limit = this.opts.batchRows;
-    let progress = true;
-    let cut = false;
-    // One layout per table per batch, and a copy's reset first for its table (the applier replaces the mirror then).
-    const fits = (d: Decoded) => {
-      const known = tables.get(d.change.table);
-      if (known && known.columns !== d.table.columns) return false;
-      return !(d.change.op === 'T' && d.change.lsn === 0n && changes.some((c) => c.table === d.change.table));
-    };
-    while (progress && !cut && changes.length < limit) {
-      progress = false;
-      for (const o of this.owned.values()) {
-        if (cut) break;
-        while (changes.length < limit) {
-          const head = o.buffer[0];
-          if (!head) break;
-          if ('poison' in head) {
-            await this.deadLetter(o, head, signal);
-          } else if (before(head.decoded, o)) {
-            this.status.duplicatesSkipped++; // written twice by a producer retry (or a source restart)
-          } else if (head.decoded.change.op === 'T') {
-            if (!this.truncateReady(o.topic, head.decoded)) break;
-            const d = head.decoded;
-            if (!fits(d)) {
-              cut = true;
-              break;
-            }
-            for (const other of this.partitionsOf(o.topic)) this.advance(other, other.buffer.shift()!.offset, d, touched);
-            changes.push(d.change);
-            tables.set(d.change.table, d.table);
-            progress = true;
-            continue;
-          } else {
-            const d = head.decoded;
-            if (!fits(d)) {
-              cut = true;
-              break;
-            }
-            changes.push(d.change);
-            tables.set(d.change.table, d.table);
-            if (d.change.lsn > ackLsn) ackLsn = d.change.lsn;
-          }
-          o.buffer.shift();
-          this.advance(o, head.offset, 'decoded' in head ? head.decoded : undefined, touched);
-          progress = true;
-        }
-      }
+  /** Builds the next batch, fetches the next round while DuckDB applies it, then makes it the partitions' state. */
+  private async round(sink: BatchSink, signal: AbortSignal): Promise<void> {
+    if (this.buffered() === 0) await this.fetchAll(true);
+    const s = selectBatch(this.owned.values(), this.opts.batchRows);
+    this.selection = s;
+    // Pipelined: the next fetch (network, gunzip, decode on this thread) overlaps the apply (DuckDB's threads).
+    const fetching = this.fetchAll(s.taken.size === 0).then(
+      () => null,
+      (e: unknown) => ({ e }),
+    );
+    const applying = await this.applySelection(s, sink, signal).then(
+      () => null,
+      (e: unknown) => ({ e }),
+    );
+    this.selection = null;
+    const fetched = await fetching; // never two fetches at once
+    if (applying) throw applying.e;
+    if (fetched) throw fetched.e;
+  }
+
+  private async applySelection(s: Selection, sink: BatchSink, signal: AbortSignal): Promise<void> {
+    if (s.taken.size === 0) return;
+    for (const { o, entry } of s.poison) await this.deadLetter(o, entry, signal);
+    try {
+      await sink.apply({ tables: s.tables, changes: s.changes, offsets: offsetsOf(s), ackLsn: s.ackLsn > 0n ? s.ackLsn : undefined });
+    } catch (e) {
+      if (!(e instanceof RecopyNeeded)) throw e;
+      this.holds.forCopy(this.owned.values(), e);
+      return; // the same entries are selected again, the held tables' skipped
     }
-    if (touched.size === 0) return;
-    const offsets: PartitionOffset[] = [...touched].map((o) => ({ topic: o.topic, partition: o.partition, next: o.next, lsn: o.lsn, ord: o.ord }));
-    await sink.apply({ tables, changes, offsets, ackLsn: ackLsn > 0n ? ackLsn : undefined });
-    this.status.applied += changes.length;
-  }
-
-  private advance(o: Owned, offset: bigint, d: Decoded | undefined, touched: Set<Owned>): void {
-    o.next = offset + 1n;
-    if (d && !before(d, o)) {
-      o.lsn = d.pos;
-      o.ord = d.ord;
-    }
-    touched.add(o);
-  }
-
-  private partitionsOf(topic: string): Owned[] {
-    return [...this.owned.values()].filter((o) => o.topic === topic);
-  }
-
-  /** Every owned partition of the topic has this truncate at the head of its buffer. */
-  private truncateReady(topic: string, d: Decoded): boolean {
-    return this.partitionsOf(topic).every((o) => {
-      const h = o.buffer[0];
-      return h !== undefined && 'decoded' in h && h.decoded.change.op === 'T' && h.decoded.pos === d.pos && h.decoded.ord === d.ord;
-    });
+    commitSelection(s);
+    this.status.applied += s.changes.length;
+    this.status.duplicatesSkipped += s.duplicates;
+    this.status.supersededSkipped += s.superseded;
   }
 
   private async deadLetter(o: Owned, e: { offset: bigint; poison: PoisonError; key?: string; value: Buffer }, signal: AbortSignal): Promise<void> {
@@ -312,6 +283,7 @@ export class KafkaReader {
       nextOffset: String(o.next),
       highWatermark: String(o.highWatermark),
       lag: String(o.highWatermark > o.next ? o.highWatermark - o.next : 0n),
+      ...(o.hold ? { held: { code: o.hold.code, message: o.hold.message, since: new Date(o.hold.since).toISOString() } } : {}),
     }));
   }
 
@@ -322,13 +294,8 @@ export class KafkaReader {
   }
 }
 
-/** The next offset to fetch: after what is buffered, else the next to apply. */
+/** The next offset to fetch: after what is buffered, else after what was taken from the buffer. */
 function fetchAt(o: Owned): bigint {
   const last = o.buffer.at(-1);
-  return last ? last.offset + 1n : o.next;
-}
-
-/** The event is at or before the partition's last applied change. */
-function before(d: Decoded, o: Owned): boolean {
-  return d.pos < o.lsn || (d.pos === o.lsn && d.ord <= o.ord);
+  return last ? last.offset + 1n : o.readAt;
 }

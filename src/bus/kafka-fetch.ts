@@ -1,6 +1,7 @@
 import type { Consumer } from '@platformatic/kafka';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
-import { type Decoded, decodeEvent, PoisonError } from './kafka-codec.ts';
+import { decodeEvent, PoisonError } from './kafka-decode.ts';
+import type { Entry } from './kafka-select.ts';
 
 /**
  * Fetching and decoding, the consumer's CPU-heavy half (record parsing, decompression, JSON parsing,
@@ -47,7 +48,9 @@ export interface PartitionFetch {
   partition: number;
   errorCode: number;
   highWatermark: bigint;
-  packed: Packed;
+  /** The records as columns (from a Worker), or as entries (decoded on the calling thread: nothing to pack). */
+  packed?: Packed;
+  entries?: Entry[];
 }
 
 export interface FetchResult {
@@ -87,22 +90,31 @@ export class LayoutIds {
  * ended while they bring records and fewer than `room` were taken: all in one call, so a Worker answers
  * a whole fill at once. A partition may appear several times in the result, in fetch order.
  */
-export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds): Promise<FetchResult> {
+export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds | null): Promise<FetchResult> {
   const out = await fetchAndPack(consumer, plan, ids);
   const next = new Map<string, bigint>();
+  const from = new Map<string, bigint>(plan.nodes.flatMap((n) => n.partitions.map((p) => [`${p.topicId}/${p.partition}`, p.fetchOffset] as const)));
+  /** Some partition's log goes on past what was fetched: asking again brings more at once. */
+  let behind = false;
   const taken = (r: FetchResult) => {
     let n = 0;
+    behind = false;
     for (const p of r.partitions) {
       if (p.errorCode !== 0) return -1;
-      const count = p.packed.offsets.length;
-      if (count > 0) next.set(`${p.topicId}/${p.partition}`, p.packed.offsets[count - 1]! + 1n);
+      const count = p.packed?.offsets.length ?? p.entries!.length;
+      const last = p.packed ? p.packed.offsets[count - 1] : p.entries![count - 1]?.offset;
+      const id = `${p.topicId}/${p.partition}`;
+      if (count > 0) next.set(id, last! + 1n);
+      if (p.highWatermark > (next.get(id) ?? from.get(id) ?? 0n)) behind = true; // a broker may answer some partitions empty
       n += count;
     }
     return n;
   };
   let got = taken(out);
   let total = got;
-  for (let i = 0; i < (plan.extra ?? 0) && got > 0 && total < (plan.room ?? Number.POSITIVE_INFINITY); i++) {
+  // Only while the brokers hold more than they answered: fetching on behind a live stream would hold
+  // what was fetched back from the warehouse (latency) for records that arrive one batch at a time.
+  for (let i = 0; i < (plan.extra ?? 0) && got >= 0 && behind && total < (plan.room ?? Number.POSITIVE_INFINITY); i++) {
     const again: FetchPlan = {
       wait: false,
       nodes: plan.nodes.map((n) => ({
@@ -119,8 +131,8 @@ export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: Layo
   return out;
 }
 
-/** Runs one fetch per node of the plan and decodes every record into columns. */
-export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds): Promise<FetchResult> {
+/** Runs one fetch per node of the plan and decodes every record: into columns with `ids` (for a Worker's answer), else into entries. */
+export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: LayoutIds | null): Promise<FetchResult> {
   if (plan.refresh) await consumer.metadata({ topics: plan.refresh, forceUpdate: true });
   const partitions: PartitionFetch[] = [];
   await Promise.all(
@@ -131,45 +143,67 @@ export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: Lay
         list.push({ partition: w.partition, fetchOffset: w.fetchOffset, partitionMaxBytes: 1 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 });
         byTopic.set(w.topicId, list);
       }
-      const res = await consumer.fetch({
-        node,
-        maxWaitTime: plan.wait ? 100 : 0,
-        minBytes: 1,
-        maxBytes: 8 << 20,
-        topics: [...byTopic].map(([topicId, list]) => ({ topicId, partitions: list })),
-      });
+      const res = await consumer
+        .fetch({
+          node,
+          maxWaitTime: plan.wait ? 100 : 0,
+          minBytes: 1,
+          maxBytes: 8 << 20,
+          topics: [...byTopic].map(([topicId, list]) => ({ topicId, partitions: list })),
+        })
+        .catch((e: unknown) => responseOf(e) ?? Promise.reject(e)); // partition errors: the caller sees each code
       for (const t of res.responses) {
         for (const pr of t.partitions) {
           const from = wanted.find((w) => w.topicId === t.topicId && w.partition === pr.partitionIndex)?.fetchOffset ?? 0n;
+          const records = (pr.records ?? []) as RecordBatch[];
           partitions.push({
             topicId: t.topicId,
             partition: pr.partitionIndex,
             errorCode: pr.errorCode,
             highWatermark: pr.highWatermark,
-            packed: pack((pr.records ?? []) as RecordBatch[], from, ids),
+            ...(ids ? { packed: pack(records, from, ids) } : { entries: decodeRecords(records, from) }),
           });
         }
       }
     }),
   );
-  return { partitions, layouts: ids.takeFresh() };
+  return { partitions, layouts: ids?.takeFresh() ?? [] };
 }
 
-/** Decodes the records at or after `from` into columns (a broker may return a batch starting earlier). */
-export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds): Packed {
-  const decoded: { offset: bigint; d?: Decoded; poison?: PoisonError; key?: string; value: Buffer }[] = [];
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+
+/** The broker's answer inside the client's error for a response with partition errors (e.g. OFFSET_OUT_OF_RANGE). */
+function responseOf(e: unknown): FetchResponse | undefined {
+  let cur = e as { response?: unknown; errors?: unknown[]; cause?: unknown } | undefined;
+  for (let i = 0; cur && i < 4; i++) {
+    const r = cur.response as FetchResponse | undefined;
+    if (r && Array.isArray(r.responses)) return r;
+    cur = (cur.errors?.[0] ?? cur.cause) as typeof cur;
+  }
+  return undefined;
+}
+
+/** Decodes the records at or after `from` (a broker may return a batch starting earlier). */
+export function decodeRecords(batches: RecordBatch[], from: bigint): Entry[] {
+  const out: Entry[] = [];
   for (const b of batches) {
     for (const r of b.records) {
       const offset = b.firstOffset + BigInt(r.offsetDelta);
       if (offset < from) continue;
       const value = r.value ?? EMPTY;
       try {
-        decoded.push({ offset, d: decodeEvent(value), value });
+        out.push({ offset, decoded: decodeEvent(value) });
       } catch (e) {
-        decoded.push({ offset, poison: e instanceof PoisonError ? e : new PoisonError('BAD_EVENT', String(e)), key: r.key?.toString(), value });
+        out.push({ offset, poison: e instanceof PoisonError ? e : new PoisonError('BAD_EVENT', String(e)), key: r.key?.toString(), value });
       }
     }
   }
+  return out;
+}
+
+/** Decodes the records at or after `from` into columns. */
+export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds): Packed {
+  const decoded = decodeRecords(batches, from);
   const n = decoded.length;
   const p: Packed = {
     offsets: new BigInt64Array(n), layouts: new Int32Array(n), ops: '', tables: new Array(n), rowStart: new Int32Array(n + 1),
@@ -182,14 +216,14 @@ export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds): Pack
     const e = decoded[i]!;
     p.offsets[i] = e.offset;
     p.rowStart[i] = p.cells.length;
-    if (!e.d) {
+    if ('poison' in e) {
       p.layouts[i] = -1;
       ops += '-';
       p.tables[i] = '';
-      p.poison.push({ i, code: e.poison!.code, message: e.poison!.message, key: e.key, value: new Uint8Array(e.value) });
+      p.poison.push({ i, code: e.poison.code, message: e.poison.message, key: e.key, value: new Uint8Array(e.value) });
       continue;
     }
-    const { change: c, table, pos, ord } = e.d;
+    const { change: c, table, pos, ord } = e.decoded;
     p.layouts[i] = ids.id(table.columns);
     ops += c.op;
     p.tables[i] = c.table;
@@ -211,9 +245,6 @@ export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds): Pack
   p.unchanged = Int32Array.from(unchanged);
   return p;
 }
-
-/** One record as the consumer buffers it. */
-export type Entry = { offset: bigint; decoded: Decoded } | { offset: bigint; poison: PoisonError; key?: string; value: Buffer };
 
 /** Rebuilds the records after `after` as entries; `table` gives the (shared) TableSchema of a layout id and table name. */
 export function unpack(p: Packed, after: bigint, table: (layout: number, name: string) => TableSchema): Entry[] {
@@ -243,6 +274,7 @@ export function unpack(p: Packed, after: bigint, table: (layout: number, name: s
 export function transferables(r: FetchResult): ArrayBuffer[] {
   const out: ArrayBuffer[] = [];
   for (const { packed: p } of r.partitions) {
+    if (!p) continue;
     for (const a of [p.offsets, p.layouts, p.rowStart, p.unchanged, p.lsn, p.commitUs, p.pos, p.seq, p.ord, p.xid]) out.push(a.buffer as ArrayBuffer);
     for (const x of p.poison) out.push(x.value.buffer as ArrayBuffer);
   }

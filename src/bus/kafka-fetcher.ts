@@ -1,5 +1,5 @@
 import { Consumer } from '@platformatic/kafka';
-import { type FetchPlan, type FetchResult, fillAndPack, LayoutIds } from './kafka-fetch.ts';
+import { type FetchPlan, type FetchResult, fillAndPack } from './kafka-fetch.ts';
 import type { WorkerRequest } from './kafka-fetch-worker.ts';
 
 /** Fetches and decodes owned partitions: in a Worker thread, or in this thread when no Worker can start. */
@@ -40,9 +40,8 @@ function localFetcher(opts: FetcherOptions): Fetcher {
     groupId: opts.groupId, // required by the constructor; no group request is ever sent
     clientId: opts.clientId,
   });
-  const ids = new LayoutIds();
   return {
-    fetch: (plan) => fillAndPack(consumer, plan, ids),
+    fetch: (plan) => fillAndPack(consumer, plan, null),
     close: () => consumer.close(true).catch(() => {}),
   };
 }

@@ -1,7 +1,8 @@
-import { Admin, compatibilityPartitioner, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
+import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
 import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
-import { type Encoded, EventEncoder, topicName } from './kafka-codec.ts';
+import { type Encoded, EventEncoder, topicName } from './kafka-encode.ts';
+import { partitionOf } from './kafka-partition.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** What the producer side shows in /v1/status and /readyz. */
@@ -13,13 +14,13 @@ export interface ProducerStatus {
   retries: number;
 }
 
+/** One message as the client sends it. */
+type Message = { topic: string; partition: number; key?: string; value: Buffer };
+/** A batch's messages, and the encoder's slabs holding their values (reused once the batch is acknowledged). */
+type Encoding = { messages: Message[]; slabs: Buffer[] };
+
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
-
-/** Java client's default partitioner: murmur2 of the key bytes, positive, modulo the partition count. */
-export function partitionOf(key: string, partitions: number): number {
-  return compatibilityPartitioner({ topic: '' }, Buffer.from(key)) % partitions;
-}
 
 /**
  * Writes batches to Kafka: one topic per table, key = primary key, explicit Java-compatible partition,
@@ -36,6 +37,7 @@ export class KafkaWriter {
   readonly ends = new Map<string, bigint>();
   /** Consistent point of the initial copy being published: the order key of its lsn-0 events. */
   private snapshotPoint = 0n;
+  private readonly points = new WeakMap<ChangeBatch, bigint>();
 
   constructor(
     private readonly opts: KafkaBusOptions,
@@ -56,14 +58,21 @@ export class KafkaWriter {
     this.encoder = new EventEncoder(opts.topicPrefix, opts.version);
   }
 
-  /** Sends every change of the batch; resolves when all brokers acknowledged all of them. */
-  async write(batch: ChangeBatch, signal: AbortSignal): Promise<void> {
+  /** Encodes a batch before its turn to be sent (while the batch before it is acknowledged). */
+  encodeAhead(batch: ChangeBatch): Promise<Encoding> {
+    return this.encode(batch);
+  }
+
+  /** Sends every change of the batch (first as `encoded`, when given); resolves when all brokers acknowledged all of them. */
+  async write(batch: ChangeBatch, signal: AbortSignal, encoded?: Encoding): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     for (;;) {
       if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
       try {
-        const messages = await this.encode(batch);
+        const { messages, slabs } = encoded ?? (await this.encode(batch));
+        encoded = undefined; // a retry encodes again (partition counts may have changed); a failed send's slabs are not reused
         if (messages.length > 0) this.noteEnds(messages, (await this.producer.send({ messages })).offsets ?? []);
+        this.encoder.release(slabs); // acknowledged: the client holds none of these values any more
         this.status.published++;
         this.status.messages += messages.length;
         this.status.error = null;
@@ -107,19 +116,27 @@ export class KafkaWriter {
     }
   }
 
-  private async encode(batch: ChangeBatch): Promise<{ topic: string; partition: number; key?: string; value: Buffer }[]> {
+  private async encode(batch: ChangeBatch): Promise<Encoding> {
     const out: Encoded[] = [];
-    if (batch.snapshot?.status === 'copying') this.snapshotPoint = batch.snapshot.consistentPoint;
-    if (batch.copyPoint !== undefined) this.snapshotPoint = batch.copyPoint;
+    // The copy a batch belongs to is fixed when it is first encoded (a retry may encode it after later batches).
+    let point = this.points.get(batch);
+    if (point === undefined) {
+      if (batch.snapshot?.status === 'copying') this.snapshotPoint = batch.snapshot.consistentPoint;
+      if (batch.copyPoint !== undefined) this.snapshotPoint = batch.copyPoint;
+      point = this.snapshotPoint;
+      this.points.set(batch, point);
+    }
     const counts = new Map<string, number>();
     for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
+    this.encoder.startBatch(); // no await from here to endBatch: the slabs are this batch's alone
     for (const c of batch.changes) {
       const table = batch.tables.get(c.table) as TableSchema | undefined;
       if (!table) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${c.table} but not its schema`);
       const n = counts.get(c.table)!;
-      for (const m of this.encoder.encode(c, table, n, (key) => partitionOf(key, n), this.snapshotPoint)) out.push(m);
+      for (const m of this.encoder.encode(c, table, n, (key) => partitionOf(key, n), point)) out.push(m);
     }
-    return out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m));
+    const slabs = this.encoder.endBatch();
+    return { messages: out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m)), slabs };
   }
 
   /** Partition count of `topic`, creating it (configured partitions and replication) when missing. */

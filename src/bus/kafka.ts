@@ -57,8 +57,10 @@ interface Queued {
  */
 export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
   const writer = new KafkaWriter(opts, deps.log);
+  let recopy: ((table: string) => void) | undefined;
   const reader = new KafkaReader(opts, {
     loadOffsets: deps.loadOffsets,
+    recopy: () => recopy,
     deadLetter: (topic, key, value, headers, signal) => writer.sendRaw(topic, key, value, headers, signal),
     log: deps.log,
   });
@@ -72,25 +74,42 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
   let running = false;
   const watched = new WeakSet<AbortSignal>();
 
+  /** The last send handed to the chain (sends run one after another). */
+  let sending: Promise<void> = Promise.resolve();
+
+  /**
+   * Sends the queued batches in order, one send in flight at a time (without the idempotent producer,
+   * two sends to one partition could land in the wrong order after a retry), while the next batch is
+   * encoded: encoding (this thread) overlaps the send and acknowledgement of the one before.
+   */
   async function pump(): Promise<void> {
     pumping = true;
     try {
       while (queue.length > 0) {
         if (opts.lingerMs > 0 && queue.length === 1 && !queue[0]!.batch.snapshot) await Bun.sleep(opts.lingerMs);
-        while (opts.maxLag > 0 && running && reader.lag(writer.ends) > BigInt(opts.maxLag) && !stop.signal.aborted) await Bun.sleep(10);
         const taken = takeMergeable(queue);
         const batch = merge(taken.map((q) => q.batch));
-        try {
-          await writer.write(batch, stop.signal);
-          if (batch.snapshot) {
-            await ready;
-            await sink!.apply({ tables: new Map(), changes: [], snapshot: batch.snapshot });
+        const encoded = writer.encodeAhead(batch).catch(() => undefined); // a failure is met again, and retried, by write
+        const before = sending;
+        sending = (async () => {
+          try {
+            await before;
+            while (opts.maxLag > 0 && running && reader.lag(writer.ends) > BigInt(opts.maxLag) && !stop.signal.aborted) await Bun.sleep(10);
+            await writer.write(batch, stop.signal, await encoded);
+            if (batch.snapshot) {
+              await ready;
+              await sink!.apply({ tables: new Map(), changes: [], snapshot: batch.snapshot });
+            }
+            for (const q of taken) q.resolve();
+          } catch (e) {
+            for (const q of taken) q.reject(e);
+            for (const q of queue.splice(0)) q.reject(e); // later batches must not overtake a failed one
+            throw e;
           }
-          for (const q of taken) q.resolve();
-        } catch (e) {
-          for (const q of taken) q.reject(e);
-          for (const q of queue.splice(0)) q.reject(e); // later batches must not overtake a failed one
-        }
+        })();
+        sending.catch(() => {}); // its publishers hear of a failure
+        // At most one batch encoded ahead of the send in flight (memory bounded).
+        await before.catch(() => {});
       }
     } finally {
       pumping = false;
@@ -98,6 +117,7 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
   }
 
   return {
+    publishAhead: PUBLISH_AHEAD,
     publish(batch: ChangeBatch, signal?: AbortSignal): Promise<void> {
       if (closed) return Promise.reject(new AppError('BUS_CLOSED', 'the kafka bus is closed'));
       const done = new Promise<void>((resolve, reject) => queue.push({ batch, resolve, reject }));
@@ -125,20 +145,36 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
       await reader.close();
     },
     status: () => ({ kind: 'kafka', producer: writer.status, consumer: reader.status }),
+    setRecopy(fn: (table: string) => void): void {
+      recopy = fn;
+    },
     readiness(): BusReadiness {
       if (writer.status.error) return { ready: false, detail: `publishing stalled (source held back): ${writer.status.error}` };
       if (reader.status.error) return { ready: false, detail: `consuming stalled: ${reader.status.error}` };
+      const lost = reader.status.partitions.find((p) => p.held?.code === 'KAFKA_OFFSET_OUT_OF_RANGE');
+      if (lost) return { ready: false, detail: `KAFKA_OFFSET_OUT_OF_RANGE: ${lost.held!.message}` };
       return { ready: true, detail: `${reader.status.partitions.length} partitions owned` };
     },
   };
 }
 
-/** The queued batches one send may carry: consecutive ones, a snapshot marker always alone. */
+/** Batches the source may hand over before the earlier ones are acknowledged (the queue keeps their order). */
+const PUBLISH_AHEAD = 4;
+
+/** Most changes one send carries when merging queued batches (a broker limits a record batch's bytes). */
+const MAX_MERGED_CHANGES = 10_000;
+
+/** The queued batches one send may carry: consecutive ones up to MAX_MERGED_CHANGES, a snapshot marker always alone. */
 function takeMergeable(queue: Queued[]): Queued[] {
   if (queue[0]!.batch.snapshot) return queue.splice(0, 1);
   const point = queue[0]!.batch.copyPoint;
   let n = 1;
-  while (n < queue.length && !queue[n]!.batch.snapshot && queue[n]!.batch.copyPoint === point) n++;
+  let changes = queue[0]!.batch.changes.length;
+  while (n < queue.length && !queue[n]!.batch.snapshot && queue[n]!.batch.copyPoint === point) {
+    changes += queue[n]!.batch.changes.length;
+    if (changes > MAX_MERGED_CHANGES) break;
+    n++;
+  }
   return queue.splice(0, n);
 }
 

@@ -77,6 +77,7 @@ const Tiering = v.object({
   compact_min_files: v.optional(int(2, 'files of one month that trigger compaction'), 8),
   compact_deleted_ratio: v.optional(v.pipe(v.number(), v.minValue(0.01), v.maxValue(1, 'a ratio between 0.01 and 1')), 0.3),
   max_file_rows: v.optional(int(1, 'rows of one Parquet file; a larger month is split by key'), 8_000_000),
+  max_file_size: v.optional(v.pipe(v.string(), v.regex(SIZE, 'must be a size like "256MB"')), '256MB'),
   tables: v.optional(
     v.record(
       v.pipe(v.string(), v.regex(TABLE, 'table keys must be "schema.table"')),

@@ -66,6 +66,8 @@ export interface SourceDeps {
    * the copy then sends chunks and resumes after a crash at the next one. Absent: rows as changes, no resume.
    */
   recordedCopy?(slot: string): Promise<RecordedCopy>;
+  /** Batches the bus takes before the earlier ones are durable (it keeps their order); unset = one at a time. */
+  publishAhead?: number;
   log(message: string): void;
 }
 
@@ -195,6 +197,17 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         await dropSlot(sql, opts.slot);
         slot = null;
       }
+      const durable = slot && resumed === null && deps.durableLsn ? await deps.durableLsn() : null;
+      const resumeAt = slot && durable !== null ? await resumePoint(sql, durable, slot.confirmedFlushLsn) : null;
+      if (slot && durable !== null && resumeAt === null) {
+        deps.log(
+          `the source's WAL is behind what the warehouse applied (${formatLsn(durable)}): it was restored from a backup ` +
+            `or replaced. The warehouse holds changes this server never had: dropping slot ${opts.slot} and copying every ` +
+            'table again (history keeps the abandoned changes: README, "Source restored from a backup")',
+        );
+        await dropSlot(sql, opts.slot);
+        slot = null;
+      }
       let startLsn = 0n;
       let confirmedLsn: bigint;
       if (resumed !== null) {
@@ -214,11 +227,10 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         confirmedLsn = created.consistentPoint;
       } else {
         confirmedLsn = slot.confirmedFlushLsn;
-        const durable = deps.durableLsn ? await resumePoint(sql, await deps.durableLsn(), confirmedLsn, deps.log) : confirmedLsn;
-        if (durable > confirmedLsn) {
-          deps.log(`resuming at ${formatLsn(durable)}, what the warehouse holds (the slot had confirmed ${formatLsn(confirmedLsn)})`);
-          startLsn = durable;
-          confirmedLsn = durable;
+        if (resumeAt !== null && resumeAt > confirmedLsn) {
+          deps.log(`resuming at ${formatLsn(resumeAt)}, what the warehouse holds (the slot had confirmed ${formatLsn(confirmedLsn)})`);
+          startLsn = resumeAt;
+          confirmedLsn = resumeAt;
         }
         if (follow && deps.mirroredTables) {
           const mirrored = new Set(await deps.mirroredTables().catch(() => names)); // unknown: copy nothing
@@ -253,6 +265,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           statusIntervalMs: opts.statusIntervalMs,
           receiveTimeoutMs: (opts.receiveTimeoutS ?? 60) * 1000,
           confirmIntervalMs: opts.confirmIntervalMs ?? 1000,
+          publishAhead: deps.publishAhead,
           confirmedLsn,
           startLsn,
           messages: version >= 140000,

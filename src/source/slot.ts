@@ -112,24 +112,16 @@ export async function dropSlot(sql: Sql, slot: string): Promise<void> {
 
 /**
  * Where streaming of an existing slot resumes: the downstream's durable position (`durable`) when it is
- * ahead of the slot's confirmed one, else the slot's. A durable position beyond the server's WAL is
- * ignored with a warning: the warehouse then outlived a restored or replaced cluster, and only the
- * slot knows where this server's stream stands.
+ * ahead of the slot's confirmed one, else the slot's. Null when the durable position is beyond the
+ * server's WAL: the warehouse then outlived a restored or replaced cluster (a backup put back, a replica
+ * promoted behind it), holds changes this server never had, and this server writes new changes at
+ * positions the warehouse took as applied. Only a new copy is right then.
  */
-export async function resumePoint(
-  sql: Sql,
-  durable: bigint,
-  confirmed: bigint,
-  log: (message: string) => void,
-): Promise<bigint> {
+export async function resumePoint(sql: Sql, durable: bigint, confirmed: bigint): Promise<bigint | null> {
   if (durable <= confirmed) return confirmed;
   const [{ wal }] = (await sql`
     SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS wal`) as unknown as [
     { wal: string },
   ];
-  if (durable > parseLsn(wal)) {
-    log(`the warehouse's position ${formatLsn(durable)} is beyond this server's WAL (${wal}): resuming at the slot's ${formatLsn(confirmed)}`);
-    return confirmed;
-  }
-  return durable;
+  return durable > parseLsn(wal) ? null : durable;
 }

@@ -25,6 +25,11 @@ export interface StreamOptions {
   receiveTimeoutMs?: number;
   /** A newly durable position is confirmed to PostgreSQL at most this often (sooner than status_interval_ms). */
   confirmIntervalMs: number;
+  /**
+   * Batches the bus accepts before the earlier ones are durable (it keeps their order, Kafka); they are
+   * still confirmed strictly in order. Unset: one publish at a time (inline: each is a warehouse apply).
+   */
+  publishAhead?: number;
   /** Position the slot has confirmed already: never report less. */
   confirmedLsn: bigint;
   /** Where START_REPLICATION starts (0 = the slot's confirmed position). */
@@ -95,6 +100,7 @@ export async function streamChanges(
   let pendingSince = 0;
   let inflight: Promise<void> = Promise.resolve();
   let inflightCount = 0;
+  const maxInflight = Math.max(MAX_INFLIGHT, opts.publishAhead ?? 0);
   /** Completion of each batch in flight, oldest first (batches complete in order). */
   const inflightDone: Promise<void>[] = [];
   let failure: unknown = null;
@@ -144,10 +150,12 @@ export async function streamChanges(
    */
   const enqueue = (batch: ChangeBatch): Promise<void> => {
     state.inflightBatches = ++inflightCount;
+    const early = opts.publishAhead ? publish(batch) : undefined; // sent while the ones before are acknowledged
+    early?.catch(() => {}); // awaited below, in order
     inflight = inflight.then(async () => {
       try {
         if (failure) return;
-        await publish(batch);
+        await (early ?? publish(batch));
         if (batch.ackLsn !== undefined) confirmed(batch.ackLsn);
       } catch (e) {
         failure = e;
@@ -169,7 +177,7 @@ export async function streamChanges(
    * are in flight, so the next batch is decoded while DuckDB (off the JS thread) applies the previous.
    */
   const room = async (): Promise<void> => {
-    while (inflightCount >= MAX_INFLIGHT && !failure && inflightDone.length > 0) await inflightDone[0];
+    while (inflightCount >= maxInflight && !failure && inflightDone.length > 0) await inflightDone[0];
   };
 
   /**
@@ -217,7 +225,7 @@ export async function streamChanges(
   const ticker = setInterval(() => {
     if (failure || !checkAlive()) return;
     const due = (pending.length > 0 || pendingAck !== undefined) && Date.now() - pendingSince >= opts.batchMs;
-    if (due && inflightCount < MAX_INFLIGHT) void flush();
+    if (due && inflightCount < maxInflight) void flush();
     const sinceStatus = Date.now() - lastStatusAt;
     const newlyDurable = state.flushedLsn > lastSentFlushed && sinceStatus >= opts.confirmIntervalMs;
     if (sinceStatus >= opts.statusIntervalMs || newlyDurable) sendStatus();

@@ -2,6 +2,7 @@ import type { Config } from '../config/index.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics/index.ts';
 import type { Warehouse } from '../warehouse/index.ts';
+import { parseSize } from './cache.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
 
 /** The tiering options of a validated config. */
@@ -25,6 +26,7 @@ export function tieringOptions(config: Config): TieringOptions {
     compactMinFiles: t.compact_min_files,
     compactDeletedRatio: t.compact_deleted_ratio,
     maxFileRows: t.max_file_rows,
+    maxFileBytes: parseSize(t.max_file_size),
     tables: Object.fromEntries(
       Object.entries(t.tables).map(([name, v]) => [name, { timeColumn: v.time_column, ...(v.retention_days ? { retentionDays: v.retention_days } : {}) }]),
     ),

@@ -38,6 +38,10 @@ export interface TieringOptions {
   compactDeletedRatio: number;
   /** Rows per file: a month with more is split by key into several files (absent: 8M). */
   maxFileRows?: number;
+  /** Bytes per file (max_file_size): a month whose rows would make a larger file is split by key (absent: 256 MiB). */
+  maxFileBytes?: number;
+  /** A file with this many inline deletes gets them in its deletion vector (absent: 64). */
+  vectorMinRows?: number;
   tables: Record<string, TableTiering>;
 }
 
@@ -136,7 +140,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       let result = 'failed';
       try {
         const report = await runPass(
-          { opts, warmDir, store, cache, deps, refresh, mirrors, signal },
+          { opts, warmDir, store, cache, deps, refresh, readPath, mirrors, signal },
         );
         status.passes++;
         status.lastPass = report;

@@ -5,6 +5,7 @@ import type { MirrorTable } from '../warehouse/index.ts';
 import type { ColdStore } from './cold.ts';
 import { type FileKind, liveFiles } from './manifest.ts';
 import { lit } from './sql.ts';
+import { supersededSql } from './views.ts';
 
 /**
  * `_manifest.json` beside a table's files (warm folder and cold store), so other engines can use the
@@ -13,9 +14,8 @@ import { lit } from './sql.ts';
  */
 export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind: FileKind, timeColumn: string, folder: string) {
   const files = await liveFiles(conn, `table_name = ${lit(m.name)} AND kind = ${lit(kind)}`);
-  const dels = await conn.runAndReadAll(
-    `SELECT file_id, list(row ORDER BY row) FROM _ducktail.tier_deletes WHERE file_id IN (SELECT id FROM _ducktail.tier_files WHERE table_name = ${lit(m.name)} AND retired_pass IS NULL) GROUP BY file_id`,
-  );
+  const ids = files.map((f) => f.id).join(', ') || 'NULL';
+  const dels = await conn.runAndReadAll(`SELECT file_id, list(row ORDER BY row) FROM (${supersededSql(files)}) WHERE file_id IN (${ids}) GROUP BY file_id`);
   const deleted = new Map(dels.getRows().map((r) => [Number(r[0]), (r[1] as { items: unknown[] }).items.map(Number)]));
   const cols = await conn.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE ${kind === 'current' ? m.current : m.history})`);
   return {
@@ -41,7 +41,9 @@ export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind:
       max_key: f.maxKey,
       min_lsn: f.minLsn,
       max_lsn: f.maxLsn,
+      // Positions to skip: the inline ones and those of the deletion vector (also listed here).
       deleted_rows: deleted.get(f.id) ?? [],
+      deletion_vector: f.deletionVector ? relative(folder, f.deletionVector) : null,
       // The file's own columns with PostgreSQL's attnums: match them to `columns` after a RENAME/DROP COLUMN.
       layout: f.layout ? JSON.parse(f.layout) : null,
     })),

@@ -27,6 +27,9 @@ export interface ManifestFile {
   addedPass: number;
   /** The file's columns as written (JSON of LayoutColumn[], src/tiering/layout.ts); null for files written before layouts were kept. */
   layout: string | null;
+  /** Location of the file's deletion vector (Parquet of superseded positions), and its row count. */
+  deletionVector?: string | null;
+  dvRows?: number;
   /** min/max of the time column as epoch milliseconds (view guards). */
   minTimeMs?: number | null;
   maxTimeMs?: number | null;
@@ -34,7 +37,7 @@ export interface ManifestFile {
 
 const COLUMNS =
   'id, table_name, kind, tier, location, month, row_count, byte_size, checksum, first_row_id, ' +
-  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass, layout, epoch_ms(min_time), epoch_ms(max_time)';
+  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass, layout, epoch_ms(min_time), epoch_ms(max_time), deletion_vector, coalesce(dv_rows, 0)';
 
 function toFile(r: unknown[]): ManifestFile {
   return {
@@ -58,6 +61,8 @@ function toFile(r: unknown[]): ManifestFile {
     layout: (r[17] as string | null) ?? null,
     minTimeMs: r[18] === null ? null : Number(r[18]),
     maxTimeMs: r[19] === null ? null : Number(r[19]),
+    deletionVector: (r[20] as string | null) ?? null,
+    dvRows: Number(r[21]),
   };
 }
 
@@ -72,7 +77,8 @@ export async function liveFiles(conn: DuckDBConnection, where = 'true'): Promise
 /** Every location the manifest knows (live or retired) and every queued for deletion. */
 export async function knownLocations(conn: DuckDBConnection): Promise<Set<string>> {
   const r = await conn.runAndReadAll(
-    'SELECT location FROM _ducktail.tier_files UNION SELECT location FROM _ducktail.tier_trash',
+    'SELECT location FROM _ducktail.tier_files UNION SELECT location FROM _ducktail.tier_trash ' +
+      'UNION SELECT deletion_vector FROM _ducktail.tier_files WHERE deletion_vector IS NOT NULL',
   );
   return new Set(r.getRows().map((x) => x[0] as string));
 }
@@ -95,15 +101,22 @@ export async function nextRowId(conn: DuckDBConnection, table: string, kind: Fil
 export async function insertFile(conn: DuckDBConnection, f: ManifestFile): Promise<void> {
   const n = (v: string | null, cast: string) => (v === null ? 'NULL' : `${lit(v)}::${cast}`);
   await conn.run(
-    `INSERT INTO _ducktail.tier_files VALUES (${f.id}, ${lit(f.tableName)}, ${lit(f.kind)}, ${lit(f.tier)}, ` +
+    'INSERT INTO _ducktail.tier_files (id, table_name, kind, tier, location, month, row_count, byte_size, checksum, first_row_id, ' +
+      'min_time, max_time, min_key, max_key, min_lsn, max_lsn, added_pass, retired_pass, retired_at, layout, deletion_vector, dv_rows) ' +
+      `VALUES (${f.id}, ${lit(f.tableName)}, ${lit(f.kind)}, ${lit(f.tier)}, ` +
       `${lit(f.location)}, ${lit(f.month)}, ${f.rowCount}, ${f.byteSize}, ${lit(f.checksum)}, ${f.firstRowId}, ` +
       `${n(f.minTime, 'TIMESTAMPTZ')}, ${n(f.maxTime, 'TIMESTAMPTZ')}, ${n(f.minKey, 'VARCHAR')}, ${n(f.maxKey, 'VARCHAR')}, ` +
-      `${n(f.minLsn, 'UBIGINT')}, ${n(f.maxLsn, 'UBIGINT')}, ${f.addedPass}, NULL, NULL, ${f.layout === null ? 'NULL' : lit(f.layout)})`,
+      `${n(f.minLsn, 'UBIGINT')}, ${n(f.maxLsn, 'UBIGINT')}, ${f.addedPass}, NULL, NULL, ${f.layout === null ? 'NULL' : lit(f.layout)}, ` +
+      `${f.deletionVector ? lit(f.deletionVector) : 'NULL'}, ${f.dvRows ?? 0})`,
   );
 }
 
-/** Retires a file and queues its bytes for deletion after the grace period (caller's transaction). */
-export async function retireFile(conn: DuckDBConnection, f: ManifestFile, pass: number): Promise<void> {
+/**
+ * Retires a file and queues its bytes for deletion after the grace period (caller's transaction),
+ * with its deletion vector unless the file's copy in another tier keeps using it.
+ */
+export async function retireFile(conn: DuckDBConnection, f: ManifestFile, pass: number, keepVector = false): Promise<void> {
   await conn.run(`UPDATE _ducktail.tier_files SET retired_pass = ${pass}, retired_at = now() WHERE id = ${f.id}`);
   await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(f.location)}, now())`);
+  if (f.deletionVector && !keepVector) await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(f.deletionVector)}, now())`);
 }

@@ -64,7 +64,7 @@ export async function moveFileToCold(ctx: ColdMoveContext, f: ManifestFile, pass
       if (Number(live.getRows()[0]![0]) !== 1) throw new TieringError('TIER_CONFLICT', `file ${f.location} changed during the move`);
       const cold: ManifestFile = { ...f, id: await nextId(w, 'tier_file_id'), tier: 'cold', location, addedPass: pass };
       await insertFile(w, cold);
-      await retireFile(w, f, pass);
+      await retireFile(w, f, pass, true);
       await w.run(`UPDATE _ducktail.tier_deletes SET file_id = ${cold.id} WHERE file_id = ${f.id}`);
       await w.run(`UPDATE _ducktail.tier_locator SET file_id = ${cold.id} WHERE file_id = ${f.id}`);
       await ctx.refresh(w, f.tableName);

@@ -10,7 +10,9 @@ import { liveFiles, nextId, retireFile } from './manifest.ts';
 import { moveFileToCold } from './move-cold.ts';
 import { daysBefore, lit } from './sql.ts';
 import { parkRetired, sweep, type SweepResult } from './sweep.ts';
-import { monthsToArchive, moveMonthToWarm, TieringError, tierSpec } from './warm.ts';
+import { flushDeletes } from './vectors.ts';
+import type { ReadPath } from './views.ts';
+import { DEFAULT_FILE_BYTES, monthsToArchive, moveMonthToWarm, TieringError, tierSpec } from './warm.ts';
 
 /** One file a pass wrote. */
 export interface MovedFile {
@@ -36,6 +38,8 @@ export interface PassReport {
   expired: number;
   /** Files rewritten by compaction (merged or without their superseded rows), and the files they became. */
   compacted: { from: number; into: number };
+  /** Files whose inline deletes went into their deletion vector. */
+  vectors: number;
   sweep: SweepResult;
   /** Problems that stopped part of the pass (retried by the next one). */
   errors: string[];
@@ -49,6 +53,8 @@ export interface PassContext {
   cache: ColdCache | null;
   deps: TieringDeps;
   refresh(conn: DuckDBConnection, table: string): Promise<void>;
+  /** The local path DuckDB reads a live file from (cold: folder or cache). */
+  readPath: ReadPath;
   mirrors(conn: DuckDBConnection): Promise<MirrorTable[]>;
   signal?: AbortSignal;
 }
@@ -72,6 +78,7 @@ export async function runPass(ctx: PassContext): Promise<PassReport> {
     rowsToCold: 0,
     expired: 0,
     compacted: { from: 0, into: 0 },
+    vectors: 0,
     sweep: { trashDeleted: 0, orphansDeleted: 0, errors: [] },
     errors: [],
   };
@@ -86,6 +93,7 @@ export async function runPass(ctx: PassContext): Promise<PassReport> {
     report.errors.push(...report.sweep.errors);
     await hotToWarm(ctx, pass, daysBefore(now, opts.hotDays), report);
     await compact(ctx, pass, report);
+    await vectors(ctx, pass, report);
     await warmToCold(ctx, pass, daysBefore(now, opts.warmDays), report);
     await expire(ctx, pass, now, report);
     await manifests(ctx, report);
@@ -122,7 +130,7 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
             cutoff,
             warmDir: ctx.warmDir,
             pass,
-            ...(ctx.opts.maxFileRows ? { maxRows: ctx.opts.maxFileRows } : {}),
+            limits: { ...(ctx.opts.maxFileRows ? { maxRows: ctx.opts.maxFileRows } : {}), ...(ctx.opts.maxFileBytes ? { maxBytes: ctx.opts.maxFileBytes } : {}) },
             refresh: () => ctx.refresh(conn, name),
           }),
         );
@@ -137,7 +145,12 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
 
 async function compact(ctx: PassContext, pass: number, report: PassReport): Promise<void> {
   const mirrors = await ctx.deps.exclusive((conn) => ctx.mirrors(conn));
-  const rules = { minFiles: ctx.opts.compactMinFiles, deletedRatio: ctx.opts.compactDeletedRatio, maxRows: ctx.opts.maxFileRows ?? 8_000_000 };
+  const rules = {
+    minFiles: ctx.opts.compactMinFiles,
+    deletedRatio: ctx.opts.compactDeletedRatio,
+    maxRows: ctx.opts.maxFileRows ?? 8_000_000,
+    maxBytes: ctx.opts.maxFileBytes ?? DEFAULT_FILE_BYTES,
+  };
   for (const [name, t] of Object.entries(ctx.opts.tables)) {
     const m = mirrors.find((x) => x.name === name);
     if (!m) continue;
@@ -147,12 +160,27 @@ async function compact(ctx: PassContext, pass: number, report: PassReport): Prom
       for (const files of groups) {
         ctx.signal?.throwIfAborted();
         await ctx.deps.exclusive((conn) =>
-          compactFiles(conn, spec, files, { pass, warmDir: ctx.warmDir, refresh: () => ctx.refresh(conn, name) }),
+          compactFiles(conn, spec, files, { pass, warmDir: ctx.warmDir, readPath: ctx.readPath, refresh: () => ctx.refresh(conn, name) }),
         );
         report.compacted.from += files.length;
         report.compacted.into++;
       }
     }
+  }
+}
+
+/** Files with many inline deletes get them in their deletion vector. */
+async function vectors(ctx: PassContext, pass: number, report: PassReport): Promise<void> {
+  for (const name of Object.keys(ctx.opts.tables)) {
+    ctx.signal?.throwIfAborted();
+    report.vectors += await ctx.deps.exclusive((conn) =>
+      flushDeletes(conn, name, {
+        warmDir: ctx.warmDir,
+        pass,
+        ...(ctx.opts.vectorMinRows ? { minRows: ctx.opts.vectorMinRows } : {}),
+        refresh: () => ctx.refresh(conn, name),
+      }),
+    );
   }
 }
 

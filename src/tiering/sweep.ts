@@ -22,7 +22,7 @@ function deleteLocation(store: ColdStore, location: string): Promise<void> {
 function warmFiles(warmDir: string): { location: string; ageMs: number }[] {
   const now = Date.now();
   const out: { location: string; ageMs: number }[] = [];
-  for (const kind of ['current', 'history', '_retired']) {
+  for (const kind of ['current', 'history', '_retired', '_deletes', '_tmp']) {
     const root = join(warmDir, kind);
     if (!existsSync(root)) continue;
     for (const rel of readdirSync(root, { recursive: true }) as string[]) {

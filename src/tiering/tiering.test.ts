@@ -1,46 +1,18 @@
 import { describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Change, ChangeBatch } from '../change/index.ts';
-import { ORDERS, orderChange, tieringOptionsIn } from '../../test/support/tiering.ts';
+import { firstRow, orderChange, ordersBatch, tieredOrders } from '../../test/support/tiering.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics/index.ts';
-import { lockDownInstance } from '../warehouse/query.ts';
-import { createWarehouse, type Warehouse } from '../warehouse/index.ts';
 import { createTiering, type Tiering, type TieringOptions } from './index.ts';
 import { tempWarehouses } from '../../test/support/temp-warehouses.ts';
 
-const { dirs, open } = tempWarehouses();
+const temps = tempWarehouses();
 
-function batch(changes: Change[]): ChangeBatch {
-  return { tables: new Map([['public.orders', ORDERS]]), changes };
-}
+const batch = ordersBatch;
+const setup = (n = 730, extra: Partial<TieringOptions> = {}) => tieredOrders(temps, n, extra);
+const one = firstRow;
 const order = orderChange;
-
-/** A warehouse with `n` orders spread over two years (one per ~day), committed at their order dates. */
-async function setup(n = 730, extra: Partial<TieringOptions> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'ducktail-tier-'));
-  dirs.push(dir);
-  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
-  open.push(w);
-  const changes = Array.from({ length: n }, (_, i) => order('I', i + 1, `${(i % 97) + 1}.25`, (i * 730) / n, 100n + BigInt(i), 0));
-  await w.apply(batch(changes));
-  const opts = tieringOptionsIn(dir, extra);
-  const tiering = createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
-  await lockDownInstance(w.instance, { allowedDirectories: [...tiering.readDirs, dir] });
-  await tiering.init();
-  return { w, tiering, dir, opts };
-}
-
-async function one(w: Warehouse, sql: string): Promise<string[]> {
-  const c = await w.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRows()[0]!.map((v) => String(v));
-  } finally {
-    c.closeSync();
-  }
-}
 
 const TOTALS = 'SELECT count(*), sum(price), count(DISTINCT order_id) FROM orders';
 

@@ -77,10 +77,20 @@ export function archivedSql(a: ArchivedInput): string {
   });
   const all = parts.join(' UNION ALL BY NAME ');
   if (a.kind === 'history') return all;
-  return (
-    `SELECT a.* EXCLUDE (_tier_file, _tier_row) FROM (${all}) a ` +
-    'ANTI JOIN _ducktail.tier_deletes d ON a._tier_file = d.file_id AND a._tier_row = d.row'
-  );
+  return `SELECT a.* EXCLUDE (_tier_file, _tier_row) FROM (${all}) a ANTI JOIN (${supersededSql(a.files)}) d ON a._tier_file = d.file_id AND a._tier_row = d.row`;
+}
+
+/**
+ * Positions (file_id, row) of superseded archived rows: the inline ones (`_ducktail.tier_deletes`)
+ * and those of the files' deletion vectors (local Parquet files of positions, one per data file).
+ */
+export function supersededSql(files: ManifestFile[]): string {
+  const inline = 'SELECT file_id, row FROM _ducktail.tier_deletes';
+  const withVector = files.filter((f) => f.deletionVector);
+  if (withVector.length === 0) return inline;
+  const ids = withVector.map((f) => f.id).join(', ');
+  const vectors = `read_parquet(${listLit(withVector.map((f) => f.deletionVector!))}, ${PARQUET_READ})`;
+  return `${inline} UNION ALL SELECT ([${ids}]::BIGINT[])[v.file_index::BIGINT + 1], v.row FROM ${vectors} v`;
 }
 
 /** The public view of one table kind: hot rows, plus the archived rows of the live files. */

@@ -8,6 +8,12 @@ import { fileLayout } from './layout.ts';
 import { type FileKind, insertFile, type ManifestFile, nextId, nextRowId } from './manifest.ts';
 import { readList, textColumns, writeList } from './parquet-types.ts';
 import { lit, nextMonth, PARQUET_READ } from './sql.ts';
+import { bytesPerRow, type FileLimits, keyRanges } from './split.ts';
+
+/** Target size of one Parquet file (max_file_size: files toward 128-512 MiB). */
+export const DEFAULT_FILE_BYTES = 256 * 2 ** 20;
+/** Months with fewer rows are written as one file without measuring their bytes per row. */
+const SMALL_MONTH_ROWS = 1_000;
 
 /** A tiering failure with a stable code (TIER_WRITE_FAILED, TIER_VERIFY_FAILED, COLD_UNREACHABLE, ...). */
 export class TieringError extends AppError {}
@@ -32,6 +38,12 @@ export function tierSpec(m: MirrorTable, kind: FileKind, timeColumn: string): Ti
 /** Folder of a table kind's files under a tier root: `<root>/<kind>/<schema.table>`. */
 export function tableDir(root: string, spec: { kind: FileKind; mirror: MirrorTable }): string {
   return join(root, spec.kind, spec.mirror.name);
+}
+
+/** Where a month's sample is written to measure bytes per row: outside the Hive layout, swept if left. */
+function samplePath(warmDir: string, s: TierSpec, pass: number): string {
+  mkdirSync(join(warmDir, '_tmp'), { recursive: true });
+  return join(warmDir, '_tmp', `sample-${s.kind}-${s.mirror.name}-${pass}.parquet`);
 }
 
 /** Months (YYYY-MM) that hold hot rows older than `cutoff`. */
@@ -67,7 +79,7 @@ async function fileStats(conn: DuckDBConnection, s: TierSpec, path: string) {
 export async function addWarmFile(
   conn: DuckDBConnection,
   s: TierSpec,
-  f: { id: number; path: string; month: string; rows: number; checksum: string; pass: number },
+  f: { id: number; path: string; month: string; rows: number; checksum: string; pass: number; versions: VersionSource },
 ): Promise<ManifestFile> {
   const st = await fileStats(conn, s, f.path);
   const file: ManifestFile = {
@@ -91,30 +103,36 @@ export async function addWarmFile(
     layout: await fileLayout(conn, s.mirror, f.path),
   };
   await insertFile(conn, file);
-  if (s.kind === 'current') {
-    await conn.run(
-      `INSERT INTO _ducktail.tier_locator SELECT ${lit(s.mirror.name)}, ${mirrorKeySql(s.mirror, 'p')}, ${f.id}, file_row_number ` +
-        `FROM read_parquet(${lit(f.path)}, ${PARQUET_READ}, file_row_number = true) p`,
-    );
-  }
+  if (s.kind === 'current') await locate(conn, s, f.id, f.path, f.versions);
   return file;
 }
 
 /**
- * Key ranges splitting `rows` into files of at most about `maxRows` rows (quantiles of the sort key:
- * the single key column, or `_lsn` for history); one range (no condition) when it fits or the key is
- * composite. Conditions partition the key space, so every row falls in exactly one range.
+ * Where the version LSN of a new file's rows comes from (`tier_locator.lsn`): the table's history
+ * (the newest `_lsn` of each key, hot or archived: a row written from the hot table), or the locator
+ * entries of the files it replaces (compaction). 0 when unknown (rows of the initial copy).
  */
-async function keyRanges(conn: DuckDBConnection, s: TierSpec, where: string, rows: number, maxRows: number): Promise<string[]> {
-  const parts = Math.ceil(rows / maxRows);
-  const keyCol = s.kind === 'history' ? { name: '_lsn', duckType: 'UBIGINT' } : s.mirror.keyIndexes.length === 1 ? s.mirror.columns[s.mirror.keyIndexes[0]!] : undefined;
-  if (parts <= 1 || !keyCol) return ['true'];
-  const key = quoteIdent(keyCol.name);
-  const qs = Array.from({ length: parts - 1 }, (_, i) => (i + 1) / parts).join(', ');
-  const r = await conn.runAndReadAll(`SELECT list_sort(list_distinct(quantile_disc(${key}, [${qs}])))::VARCHAR[] FROM ${s.hot} WHERE ${where}`);
-  const sorted = (r.getRows()[0]![0] as { items: string[] }).items.map((b) => `CAST(${lit(b)} AS ${keyCol.duckType})`);
-  if (sorted.length === 0) return ['true'];
-  return sorted.map((b, i) => (i === 0 ? `${key} <= ${b}` : `${key} > ${sorted[i - 1]} AND ${key} <= ${b}`)).concat(`${key} > ${sorted.at(-1)}`);
+export type VersionSource = { history: true } | { files: number[] };
+
+/** Adds the key -> (file, row, version LSN) locator entries of a new current-state file. */
+async function locate(conn: DuckDBConnection, s: TierSpec, id: number, path: string, from: VersionSource): Promise<void> {
+  const m = s.mirror;
+  const keys = m.keyIndexes.map((i) => quoteIdent(m.columns[i]!.name));
+  const rows = `(SELECT p.file_row_number AS _tier_row, ${keys.map((k) => `p.${k}`).join(', ')} FROM read_parquet(${lit(path)}, ${PARQUET_READ}, file_row_number = true) p)`;
+  let versions: string;
+  let on: string;
+  if ('files' in from) {
+    versions = `(SELECT key, lsn FROM _ducktail.tier_locator WHERE table_name = ${lit(m.name)} AND file_id IN (${from.files.join(', ') || 'NULL'}))`;
+    on = `v.key = ${mirrorKeySql(m, 'f')}`;
+  } else {
+    const match = keys.map((k) => `h.${k} = f.${k}`).join(' AND ');
+    versions = `(SELECT ${keys.map((k) => `h.${k}`).join(', ')}, max(h._lsn) AS lsn FROM ${m.historyView} h SEMI JOIN ${rows} f ON ${match} GROUP BY ALL)`;
+    on = keys.map((k) => `v.${k} = f.${k}`).join(' AND ');
+  }
+  await conn.run(
+    `INSERT INTO _ducktail.tier_locator (table_name, key, file_id, row, lsn) SELECT ${lit(m.name)}, ${mirrorKeySql(m, 'f')}, ${id}, f._tier_row, coalesce(v.lsn, 0) ` +
+      `FROM ${rows} f LEFT JOIN ${versions} v ON ${on}`,
+  );
 }
 
 /**
@@ -128,7 +146,7 @@ async function keyRanges(conn: DuckDBConnection, s: TierSpec, where: string, row
 export async function moveMonthToWarm(
   conn: DuckDBConnection,
   s: TierSpec,
-  opts: { month: string; cutoff: string; warmDir: string; pass: number; maxRows?: number; refresh: () => Promise<void> },
+  opts: { month: string; cutoff: string; warmDir: string; pass: number; limits?: Partial<FileLimits>; refresh: () => Promise<void> },
 ): Promise<ManifestFile[]> {
   const dir = join(tableDir(opts.warmDir, s), `month=${opts.month}`);
   const where =
@@ -140,7 +158,9 @@ export async function moveMonthToWarm(
   try {
     const total = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${s.hot} WHERE ${where}`)).getRows()[0]![0]);
     const files: ManifestFile[] = [];
-    for (const range of await keyRanges(conn, s, where, total, opts.maxRows ?? 8_000_000)) {
+    const limits = { maxRows: opts.limits?.maxRows ?? 8_000_000, maxBytes: opts.limits?.maxBytes ?? DEFAULT_FILE_BYTES };
+    const perRow = total > SMALL_MONTH_ROWS ? await bytesPerRow(conn, s, where, total, samplePath(opts.warmDir, s, opts.pass), writeList(text)) : 0;
+    for (const range of await keyRanges(conn, s, where, total, perRow, limits)) {
       const part = `${where} AND ${range}`;
       const rows = `SELECT * FROM ${s.hot} WHERE ${part}`;
       const expected = await fingerprint(conn, rows);
@@ -174,7 +194,7 @@ export async function moveMonthToWarm(
       }
       // The manifest keeps the file's own checksum (later copies are verified against it): text-stored columns as text.
       const checksum = text.length === 0 ? written.checksum : (await fingerprint(conn, `SELECT * FROM read_parquet(${lit(path)}, ${PARQUET_READ})`)).checksum;
-      files.push(await addWarmFile(conn, s, { id, path, month: opts.month, rows: written.rows, checksum, pass: opts.pass }));
+      files.push(await addWarmFile(conn, s, { id, path, month: opts.month, rows: written.rows, checksum, pass: opts.pass, versions: { history: true } }));
     }
     if (files.reduce((n, f) => n + f.rowCount, 0) !== total) {
       throw new TieringError('TIER_VERIFY_FAILED', `the files of ${opts.month} hold ${files.reduce((n, f) => n + f.rowCount, 0)} rows, ${s.hot} has ${total}: nothing was moved`);

@@ -91,7 +91,10 @@ export class BatchApplier {
       }
       const tc = performance.now();
       const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
-      const next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
+      let next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
+      // A whole new copy starts the stream over at its consistent point, also when that is behind the stored
+      // position (a source restored from a backup writes new changes at positions already seen).
+      if (batch.snapshot?.status === 'copying') next = { lsn: 0n, seq: -1, ackLsn: batch.snapshot.consistentPoint };
       await this.progress.write(next);
       if (batch.snapshot) await this.progress.writeSnapshot(batch.snapshot);
       if (batch.copyPlan) await this.copies.plan(batch.copyPlan.slot, batch.copyPlan.chunks);

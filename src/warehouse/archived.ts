@@ -20,7 +20,12 @@ function literal(s: string): string {
  * An update or delete of keys whose row was archived to Parquet: records the row's position in
  * `_ducktail.tier_deletes` (found through the key -> (file, row) locator) and forgets the locator
  * entry, in the caller's transaction. The staged rows are columns c0..cn under `stage`
- * (PostgreSQL text, or already typed like the mirror).
+ * (PostgreSQL text, or already typed like the mirror), with their change's `_lsn` when typed.
+ *
+ * A change supersedes an archived row only when its LSN is higher than the archived version's
+ * (`tier_locator.lsn`): a replayed older change leaves a newer archived version in place, and when
+ * `stageTable` (the staging table under `stage`) is given, its rows of such keys at or before the
+ * archived version are removed, so the replay writes nothing hot or to the history either.
  */
 export async function supersedeArchived(
   conn: DuckDBConnection,
@@ -29,22 +34,34 @@ export async function supersedeArchived(
   lsn: bigint,
   /** The staged columns already have the mirror's types (no conversion from text). */
   typed = false,
+  stageTable?: string,
 ): Promise<void> {
   const staged = keyTextSql(m.keyIndexes.map((i) => (typed ? `s.c${i}` : m.columns[i]!.fromText(`s.c${i}`))));
   const name = literal(m.name);
-  const hit = `SELECT l.file_id, l.row FROM _ducktail.tier_locator l JOIN ${stage} s ON l.key = ${staged} WHERE l.table_name = ${name}`;
-  const r = await conn.runAndReadAll(`INSERT INTO _ducktail.tier_deletes SELECT file_id, row, ${lsn}::UBIGINT FROM (${hit})`);
-  if (Number(r.getRows()[0]?.[0] ?? 0) === 0) return;
+  const changeLsn = typed ? 's._lsn' : `${lsn}::UBIGINT`;
+  // One join with the locator: the archived rows of the staged keys, their version and the change's LSN.
   await conn.run(
-    `DELETE FROM _ducktail.tier_locator l USING ${stage} s WHERE l.table_name = ${name} AND l.key = ${staged}`,
+    `CREATE OR REPLACE TEMP TABLE _tier_hits AS SELECT l.file_id, l.row, l.key, l.lsn AS version, ${changeLsn} AS change ` +
+      `FROM _ducktail.tier_locator l JOIN ${stage} s ON l.key = ${staged} WHERE l.table_name = ${name}`,
   );
+  const r = await conn.runAndReadAll(
+    'INSERT INTO _ducktail.tier_deletes SELECT file_id, row, change FROM temp.main._tier_hits WHERE change > version',
+  );
+  if (Number(r.getRows()[0]?.[0] ?? 0) > 0) {
+    await conn.run(
+      `DELETE FROM _ducktail.tier_locator l USING temp.main._tier_hits h WHERE l.table_name = ${name} AND l.file_id = h.file_id AND l.row = h.row AND h.change > h.version`,
+    );
+  }
+  if (stageTable && typed) {
+    // Replayed changes at or before the archived version: not applied at all.
+    await conn.run(`DELETE FROM ${stageTable} s USING temp.main._tier_hits h WHERE h.change <= h.version AND h.key = ${staged} AND s._lsn <= h.version`);
+  }
+  await conn.run('DROP TABLE temp.main._tier_hits');
 }
 
-/** A TRUNCATE: every archived current row of the table stops being current. */
+/** A TRUNCATE at `lsn`: every archived current row of the table of an older version stops being current. */
 export async function truncateArchived(conn: DuckDBConnection, m: MirrorTable, lsn: bigint): Promise<void> {
-  const name = literal(m.name);
-  await conn.run(
-    `INSERT INTO _ducktail.tier_deletes SELECT file_id, row, ${lsn}::UBIGINT FROM _ducktail.tier_locator WHERE table_name = ${name}`,
-  );
-  await conn.run(`DELETE FROM _ducktail.tier_locator WHERE table_name = ${name}`);
+  const where = `table_name = ${literal(m.name)} AND lsn < ${lsn}::UBIGINT`;
+  await conn.run(`INSERT INTO _ducktail.tier_deletes SELECT file_id, row, ${lsn}::UBIGINT FROM _ducktail.tier_locator WHERE ${where}`);
+  await conn.run(`DELETE FROM _ducktail.tier_locator WHERE ${where}`);
 }

@@ -87,6 +87,9 @@ export class CopyChunks {
    * Loads one chunk into the mirror and its history (op 'R', lsn 0, seq continuing the table's copied
    * rows) and marks it done; a chunk already done is skipped. Returns the rows loaded and how many
    * values did not fit their column (NULL there, kept in `_ducktail.unfit_values`).
+   *
+   * DuckDB's CSV reader parses the chunk and converts it once, numbered in file order, into a typed
+   * temporary table (with the text of columns whose values may not fit); both INSERTs copy from it.
    */
   async apply(mirror: MirrorTable, chunk: CopyChunk): Promise<{ rows: number; unfit: number }> {
     const key = [chunk.slot, chunk.table, chunk.chunk] as const;
@@ -96,37 +99,42 @@ export class CopyChunks {
     );
     if ((r.getRows()[0]?.[0] as boolean | undefined) === true) return { rows: 0, unfit: 0 };
     writeFileSync(this.file, chunk.csv);
-    const columns = mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
-    const path = this.file.replaceAll("'", "''");
-    await this.conn.run(
-      `CREATE OR REPLACE TEMP TABLE _copy_chunk AS SELECT row_number() OVER () - 1 AS _n, * FROM read_csv('${path}', delim = '\t', quote = '"', ` +
-        `escape = '"', header = false, auto_detect = false, nullstr = '\\N', allow_quoted_nulls = false, ` +
-        `strict_mode = true, columns = {${columns}})`,
-    );
-    rmSync(this.file, { force: true });
-    const rows = await this.conn.runAndReadAll('SELECT count(*) FROM temp.main._copy_chunk');
-    const n = rows.getRows()[0]![0] as bigint;
-    const base = await this.seqBase(mirror);
-    const unfit = await recordUnfit(this.conn, mirror, 'temp.main._copy_chunk', 0, (i) => `s.c${i}`, {
-      filter: 'true',
-      lsn: '0',
-      seq: `${base}::BIGINT + s._n`,
-    });
-    const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
-    const casts = mirror.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
-    await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${casts} FROM temp.main._copy_chunk s`);
-    await this.conn.run(
-      `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
-        `SELECT ${casts}, 'R', 0, $1::BIGINT + s._n, make_timestamptz($2::BIGINT) FROM temp.main._copy_chunk s`,
-      [base, chunk.commitTimeUs],
-    );
-    await this.conn.run(
-      `UPDATE _ducktail.copy_chunks SET done = true, rows = $4, seq_base = $5, read_at = $6, applied_at = now()
-        WHERE slot = $1 AND "table" = $2 AND chunk = $3`,
-      [...key, n, base, chunk.readAt],
-    );
-    this.nextSeq.set(mirror.name, base + n);
-    return { rows: Number(n), unfit };
+    const stage = 'temp.main._copy_chunk';
+    try {
+      const columns = mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
+      const path = this.file.replaceAll("'", "''");
+      const typed = mirror.columns.map((c, i) => `${c.fromText(`s.c${i}`)} AS c${i}`);
+      const texts = mirror.columns.flatMap((c, i) => (c.unfit ? [`s.c${i} AS t${i}`] : []));
+      await this.conn.run(
+        `CREATE OR REPLACE TEMP TABLE _copy_chunk AS SELECT s.ordinality - 1 AS _n, ${[...typed, ...texts].join(', ')} ` +
+          `FROM read_csv('${path}', delim = '\t', quote = '"', escape = '"', header = false, auto_detect = false, nullstr = '\\N', ` +
+          `allow_quoted_nulls = false, strict_mode = true, columns = {${columns}}) WITH ORDINALITY s`,
+      );
+      const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
+      const values = mirror.columns.map((_, i) => `s.c${i}`).join(', ');
+      const loaded = await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${values} FROM ${stage} s`);
+      const n = BigInt(loaded.rowsChanged);
+      const base = await this.seqBase(mirror);
+      await this.conn.run(
+        `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
+          `SELECT ${values}, 'R', 0, $1::BIGINT + s._n, make_timestamptz($2::BIGINT) FROM ${stage} s`,
+        [base, chunk.commitTimeUs],
+      );
+      const unfit = await recordUnfit(this.conn, mirror, stage, 0, (i) => (mirror.columns[i]!.unfit ? `s.t${i}` : `CAST(s.c${i} AS VARCHAR)`), {
+        filter: 'true',
+        lsn: '0',
+        seq: `${base}::BIGINT + s._n`,
+      });
+      await this.conn.run(
+        `UPDATE _ducktail.copy_chunks SET done = true, rows = $4, seq_base = $5, read_at = $6, applied_at = now()
+          WHERE slot = $1 AND "table" = $2 AND chunk = $3`,
+        [...key, n, base, chunk.readAt],
+      );
+      this.nextSeq.set(mirror.name, base + n);
+      return { rows: Number(n), unfit };
+    } finally {
+      rmSync(this.file, { force: true });
+    }
   }
 
   /** Forgets cached sequence numbers (after a rollback). */

@@ -129,7 +129,7 @@ export class Stage {
         .join(' AND ');
       const replaced = `(SELECT * FROM ${this.table} WHERE _flags & ${FINAL | REPLACES} = ${FINAL | REPLACES})`;
       await this.conn.run(`DELETE FROM ${m.current} USING ${replaced} s WHERE ${on}`);
-      await supersedeArchived(this.conn, m, replaced, lastLsn, true);
+      await supersedeArchived(this.conn, m, replaced, lastLsn, true, this.table);
     }
     await this.conn.run(
       `INSERT INTO ${m.current} (${names}) SELECT ${values} FROM ${this.table} s WHERE s._flags & ${FINAL | DELETED} = ${FINAL}`,

@@ -15,6 +15,8 @@ export async function startInlinePipeline(
   dir: string,
   source: Partial<SourceOptions> & { url: string; slot: string },
   warn?: (m: string) => void,
+  /** Also receives the pipeline's log lines. */
+  onLog?: (m: string) => void,
 ): Promise<InlinePipeline> {
   const warehouse = await createWarehouse({
     path: join(dir, `${source.slot}.duckdb`), memoryLimit: '256MB', threads: 1, stream: source.slot, ...(warn ? { warn } : {}),
@@ -27,6 +29,7 @@ export async function startInlinePipeline(
       ...source,
     },
     log: (m) => {
+      onLog?.(m);
       if (process.env.IT_DEBUG) console.error(`[${source.slot}]`, m);
     },
   });

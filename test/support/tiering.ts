@@ -1,7 +1,12 @@
 /** Shared fixtures of the tiering tests: a small orders table and the options of a tiering stage in a folder. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Change, TableSchema } from '../../src/change/index.ts';
-import type { TieringOptions } from '../../src/tiering/index.ts';
+import type { Change, ChangeBatch, TableSchema } from '../../src/change/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { createTiering, type TieringOptions } from '../../src/tiering/index.ts';
+import { createWarehouse, type Warehouse } from '../../src/warehouse/index.ts';
+import { lockDownInstance } from '../../src/warehouse/query.ts';
 
 /** public.orders(order_id bigint key, price numeric(10,2), order_date timestamptz). */
 export const ORDERS: TableSchema = {
@@ -40,4 +45,37 @@ export function tieringOptionsIn(dir: string, extra: Partial<TieringOptions> = {
     tables: { 'public.orders': { timeColumn: 'order_date' } },
     ...extra,
   };
+}
+
+/** A batch of orders changes. */
+export function ordersBatch(changes: Change[]): ChangeBatch {
+  return { tables: new Map([['public.orders', ORDERS]]), changes };
+}
+
+/**
+ * A warehouse with `n` orders spread over two years (one per ~day), committed at their order dates,
+ * and a tiering stage over it (folders under a temp dir registered in `temps`, from tempWarehouses()).
+ */
+export async function tieredOrders(temps: { dirs: string[]; open: Warehouse[] }, n = 730, extra: Partial<TieringOptions> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-tier-'));
+  temps.dirs.push(dir);
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  temps.open.push(w);
+  const changes = Array.from({ length: n }, (_, i) => orderChange('I', i + 1, `${(i % 97) + 1}.25`, (i * 730) / n, 100n + BigInt(i), 0));
+  await w.apply(ordersBatch(changes));
+  const opts = tieringOptionsIn(dir, extra);
+  const tiering = createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error') });
+  await lockDownInstance(w.instance, { allowedDirectories: [...tiering.readDirs, dir] });
+  await tiering.init();
+  return { w, tiering, dir, opts };
+}
+
+/** The first row of a query, as strings. */
+export async function firstRow(w: Warehouse, sql: string): Promise<string[]> {
+  const c = await w.connect();
+  try {
+    return (await c.runAndReadAll(sql)).getRows()[0]!.map((v) => String(v));
+  } finally {
+    c.closeSync();
+  }
 }

@@ -1,199 +1,12 @@
 import * as v from 'valibot';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
+import { PAYLOAD_AT, SCHEMA_START } from './kafka-encode.ts';
 
 /**
- * Debezium's JSON envelope with schemas enabled (JsonConverter `schemas.enable=true`): every value is
- * `{"schema": ..., "payload": {before, after, source, op, ts_ms}}`. The schema block is how a consumer
- * (ours included) rebuilds the table's layout from Kafka alone: each column is a field in attribute
- * order, with its PostgreSQL type OID, type modifier and key flag as field parameters. Values are
- * PostgreSQL's exact text form (a Kafka Connect "string"), never converted through a float.
+ * Reading events back (ours, or any producer's in the same envelope): the payload is validated with
+ * valibot and the layout rebuilt from the schema block, cached by the block's bytes since it repeats in
+ * every event of a table. Anything that does not fit is a PoisonError for the dead-letter topic.
  */
-
-/** Debezium's placeholder for an unchanged TOASTed value; `source.unchanged` names those columns exactly. */
-export const UNAVAILABLE = '__debezium_unavailable_value';
-const OPS = { R: 'r', I: 'c', U: 'u', D: 'd', T: 't' } as const;
-const SLAB_BYTES = 1 << 20;
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-/** One message ready for the producer: explicit partition, key as JSON text, value as UTF-8 JSON bytes. */
-export interface Encoded {
-  topic: string;
-  partition: number;
-  key: string | undefined;
-  value: Buffer;
-}
-
-/** `<prefix>.<schema>.<table>`. */
-export function topicName(prefix: string, table: TableSchema): string {
-  return `${prefix}.${table.schema}.${table.table}`;
-}
-
-function text(value: TupleValue | undefined): string | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'string') return value;
-  if (value === UNCHANGED) return UNAVAILABLE;
-  let s = '\\x';
-  for (const b of value) s += HEX[b];
-  return s;
-}
-
-/**
- * Caches the per-table schema block as bytes (`{"schema":...,"payload":`): it is the same ~3.4 KB in
- * every message of a table, so it is serialized and UTF-8 encoded once per layout and only copied.
- */
-export class EventEncoder {
-  private readonly schemas = new Map<TableSchema, Buffer>();
-  private point = 0n;
-  /** Values are written into shared slabs (one allocation per ~1 MB instead of one per event). */
-  private slab = Buffer.allocUnsafe(0);
-  private used = 0;
-
-  constructor(
-    private readonly prefix: string,
-    private readonly version: string,
-  ) {}
-
-  private schemaPrefix(t: TableSchema): Buffer {
-    const known = this.schemas.get(t);
-    if (known) return known;
-    const name = topicName(this.prefix, t);
-    const row = {
-      type: 'struct',
-      optional: true,
-      name: `${name}.Value`,
-      fields: t.columns.map((c) => ({
-        field: c.name,
-        type: 'string',
-        optional: !c.key,
-        parameters: {
-          'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key),
-          ...(c.userType ? { 'pg.user_type': c.userType } : {}),
-          ...(c.attnum !== undefined ? { 'pg.attnum': String(c.attnum) } : {}),
-          ...(c.missing !== undefined ? { 'pg.missing': c.missing } : {}),
-          ...(c.hasDefault ? { 'pg.has_default': 'true' } : {}),
-        },
-      })),
-    };
-    const s = JSON.stringify({
-      type: 'struct',
-      optional: false,
-      name: `${name}.Envelope`,
-      fields: [
-        { ...row, field: 'before' },
-        { ...row, field: 'after' },
-        { type: 'struct', optional: false, name: 'io.debezium.connector.postgresql.Source', field: 'source', fields: SOURCE_FIELDS },
-        { type: 'string', optional: false, field: 'op' },
-        { type: 'int64', optional: true, field: 'ts_ms' },
-      ],
-    });
-    const prefix = Buffer.from(`${SCHEMA_START}${s}${PAYLOAD_AT}`);
-    this.schemas.set(t, prefix);
-    return prefix;
-  }
-
-  private record(t: TableSchema, row: readonly TupleValue[] | null): Record<string, string | null> | null {
-    if (!row) return null;
-    const out: Record<string, string | null> = {};
-    t.columns.forEach((c, i) => (out[c.name] = text(row[i])));
-    return out;
-  }
-
-  private keyOf(t: TableSchema, row: readonly TupleValue[]): string {
-    const out: Record<string, string | null> = {};
-    t.columns.forEach((c, i) => {
-      if (c.key) out[c.name] = text(row[i]);
-    });
-    return JSON.stringify(out);
-  }
-
-  /** One change as Debezium events: an update that moved the primary key becomes a delete and a create, as Debezium does. */
-  encode(c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): Encoded[] {
-    const topic = topicName(this.prefix, t);
-    this.point = snapshotPoint;
-    if (c.op === 'T') {
-      // A truncate covers every key: one event per partition, applied once all owned partitions reach it.
-      const value = this.value(t, c, 't', null, null, 0);
-      return Array.from({ length: partitions }, (_, partition) => ({ topic, partition, key: undefined, value }));
-    }
-    if (c.op === 'U' && c.oldKey) {
-      const oldKey = this.keyOf(t, c.oldKey);
-      const newKey = this.keyOf(t, c.row);
-      if (oldKey !== newKey) {
-        return [
-          { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', c.oldKey, null, 0) },
-          { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, c.row, 1) },
-        ];
-      }
-    }
-    const key = this.keyOf(t, c.row);
-    const op = OPS[c.op];
-    const value = c.op === 'D' ? this.value(t, c, op, c.row, null, 0) : this.value(t, c, op, null, c.row, 0);
-    return [{ topic, partition: partitionOf(key), key, value }];
-  }
-
-  private value(
-    t: TableSchema,
-    c: Change,
-    op: string,
-    before: readonly TupleValue[] | null,
-    after: readonly TupleValue[] | null,
-    sub: number,
-  ): Buffer {
-    const tsMs = Number(c.commitTimeUs / 1000n);
-    const unchanged = after ? t.columns.filter((_, i) => after[i] === UNCHANGED).map((col) => col.name) : [];
-    const source = {
-      version: this.version,
-      connector: 'postgresql',
-      name: this.prefix,
-      ts_ms: tsMs,
-      ts_us: Number(c.commitTimeUs),
-      snapshot: c.op === 'R' ? 'true' : 'false',
-      db: '',
-      schema: t.schema,
-      table: t.table,
-      txId: c.xid ?? null,
-      lsn: Number(c.lsn),
-      seq: c.seq,
-      // ducktail's order key inside a partition (dedup of a producer's retries): snapshot events sort at
-      // their slot's consistent point (a reset first), streamed ones at their commit LSN.
-      pos_lsn: Number(c.lsn === 0n ? this.point : c.lsn),
-      pos_ord: c.lsn === 0n ? (c.op === 'T' ? 0 : c.seq * 2 + 2) : c.seq * 2 + sub,
-      unchanged,
-    };
-    const payload = { before: this.record(t, before), after: this.record(t, after), source, op, ts_ms: Date.now() };
-    const prefix = this.schemaPrefix(t);
-    const json = JSON.stringify(payload);
-    const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
-    if (this.slab.length - this.used < size) {
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
-      this.used = 0;
-    }
-    const start = this.used;
-    prefix.copy(this.slab, start);
-    const end = start + prefix.length + this.slab.write(json, start + prefix.length);
-    this.slab[end] = 0x7d; // the envelope's closing brace
-    this.used = end + 1;
-    return this.slab.subarray(start, end + 1);
-  }
-}
-
-const SOURCE_FIELDS = [
-  { type: 'string', optional: false, field: 'version' },
-  { type: 'string', optional: false, field: 'connector' },
-  { type: 'string', optional: false, field: 'name' },
-  { type: 'int64', optional: false, field: 'ts_ms' },
-  { type: 'int64', optional: true, field: 'ts_us' },
-  { type: 'string', optional: true, field: 'snapshot' },
-  { type: 'string', optional: false, field: 'db' },
-  { type: 'string', optional: false, field: 'schema' },
-  { type: 'string', optional: false, field: 'table' },
-  { type: 'int64', optional: true, field: 'txId' },
-  { type: 'int64', optional: true, field: 'lsn' },
-  { type: 'int64', optional: false, field: 'seq' },
-  { type: 'int64', optional: false, field: 'pos_lsn' },
-  { type: 'int64', optional: false, field: 'pos_ord' },
-  { type: 'array', optional: true, field: 'unchanged', items: { type: 'string', optional: false } },
-];
 
 const Int = v.pipe(v.number(), v.integer(), v.minValue(0));
 const Row = v.nullable(v.record(v.string(), v.nullable(v.string())));
@@ -231,8 +44,6 @@ const SchemaSchema = v.object({
 /** The whole envelope (for documentation and other readers; `decodeEvent` checks its two parts separately). */
 export const EventSchema = v.object({ schema: SchemaSchema, payload: PayloadSchema });
 
-const SCHEMA_START = '{"schema":';
-const PAYLOAD_AT = ',"payload":';
 const MAX_CACHED_LAYOUTS = 1000;
 /** Column layouts by the exact text of their schema block: it repeats in every event of a table. */
 const layouts = new Map<string, ColumnSchema[]>();
@@ -305,12 +116,7 @@ export function decodeEvent(raw: Buffer | string): Decoded {
     if (typeof json !== 'object' || json === null) throw new PoisonError('NOT_ENVELOPE', 'not a Debezium envelope: not an object');
     ({ schema: schemaJson, payload: payloadJson } = json as { schema?: unknown; payload?: unknown });
   }
-  const parsed = v.safeParse(PayloadSchema, payloadJson);
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    throw new PoisonError('NOT_ENVELOPE', `not a Debezium envelope: payload.${v.getDotPath(issue) ?? ''}: ${issue.message}`);
-  }
-  const payload = parsed.output;
+  const payload = quickPayload(payloadJson) ?? validPayload(payloadJson);
   const s = payload.source;
   let columns = schemaText === undefined ? undefined : layouts.get(schemaText);
   if (!columns) {
@@ -322,10 +128,10 @@ export function decodeEvent(raw: Buffer | string): Decoded {
     }
   }
   const table: TableSchema = { schema: s.schema, table: s.table, columns };
-  const unchanged = new Set(s.unchanged);
+  const unchanged = s.unchanged && s.unchanged.length > 0 ? new Set(s.unchanged) : undefined;
   const image = payload.op === 'd' ? payload.before : payload.after;
   if (!image && payload.op !== 't') throw new PoisonError('NOT_ENVELOPE', `op "${payload.op}" without its row image`);
-  const row: TupleValue[] = payload.op === 't' ? [] : table.columns.map((c) => (unchanged.has(c.name) ? UNCHANGED : (image![c.name] ?? null)));
+  const row: TupleValue[] = payload.op === 't' ? [] : table.columns.map((c) => (unchanged?.has(c.name) ? UNCHANGED : (image![c.name] ?? null)));
   table.columns.forEach((c, i) => {
     const value = row[i];
     if (typeof value === 'string' && !fits(c.typeOid, value)) {
@@ -337,6 +143,48 @@ export function decodeEvent(raw: Buffer | string): Decoded {
   const change: Change = { op, table: `${s.schema}.${s.table}`, row, lsn: BigInt(s.lsn), seq: s.seq, commitTimeUs };
   if (s.txId !== undefined && s.txId !== null) change.xid = s.txId;
   return { change, table, pos: BigInt(s.pos_lsn), ord: s.pos_ord };
+}
+
+type Payload = v.InferOutput<typeof PayloadSchema>;
+
+/** The payload checked by valibot; a poison error naming the first issue. */
+function validPayload(json: unknown): Payload {
+  const parsed = v.safeParse(PayloadSchema, json);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    throw new PoisonError('NOT_ENVELOPE', `not a Debezium envelope: payload.${v.getDotPath(issue) ?? ''}: ${issue.message}`);
+  }
+  return parsed.output;
+}
+
+const OP_CODES = new Set(['r', 'c', 'u', 'd', 't']);
+const isCount = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+function isRow(x: unknown): boolean {
+  if (x === null) return true;
+  if (typeof x !== 'object' || Array.isArray(x)) return false;
+  for (const key in x) {
+    const value = (x as Record<string, unknown>)[key];
+    if (value !== null && typeof value !== 'string') return false;
+  }
+  return true;
+}
+
+/**
+ * The same checks as PayloadSchema (or stricter), without valibot's per-call cost: it runs for every
+ * event. Undefined when anything differs; valibot then decides, and names the issue.
+ */
+function quickPayload(json: unknown): Payload | undefined {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  const p = json as Record<string, unknown>;
+  const src = p.source as Record<string, unknown> | null | undefined;
+  if (!isRow(p.before) || !isRow(p.after) || typeof p.op !== 'string' || !OP_CODES.has(p.op)) return undefined;
+  if (typeof src !== 'object' || src === null || Array.isArray(src)) return undefined;
+  if (typeof src.schema !== 'string' || typeof src.table !== 'string') return undefined;
+  if (!isCount(src.lsn) || !isCount(src.seq) || !isCount(src.pos_lsn) || !isCount(src.pos_ord) || !isCount(src.ts_ms)) return undefined;
+  if (src.ts_us !== undefined && !isCount(src.ts_us)) return undefined;
+  if (src.txId !== undefined && src.txId !== null && !isCount(src.txId)) return undefined;
+  if (src.unchanged !== undefined && !(Array.isArray(src.unchanged) && src.unchanged.every((u) => typeof u === 'string'))) return undefined;
+  return json as Payload;
 }
 
 function change0(s: { schema: string; table: string; lsn: number }): string {
