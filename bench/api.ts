@@ -22,6 +22,7 @@ import { createWarehouse } from '../src/warehouse/index.ts';
 import { createQueryEngine } from '../src/warehouse/query.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
 import { BENCH_DAYS, benchOrdersSql } from './api-orders.ts';
+import { codeCommit } from './results.ts';
 
 const ROWS = Number(process.argv[2] ?? 10_000_000);
 const CLIENT_COUNTS = (process.argv[3] ?? '16').split(',').map(Number);
@@ -106,6 +107,7 @@ console.log(`\n${CLIENT_COUNTS.join(', ')} clients, ${SECONDS} s per endpoint an
 console.log('endpoint                                   clients requests   p50 ms   p99 ms   errors   ingest changes/s');
 const results: { endpoint: string; clients: number; requests: number; perS: number; p50: number; p99: number; max: number; errors: number; ingestPerS: number }[] = [];
 const loadAtStart = loadavg()[0];
+const code = codeCommit();
 for (const [name, path, init] of ENDPOINTS) {
   for (const CLIENTS of CLIENT_COUNTS) {
     const times: number[] = [];
@@ -137,7 +139,7 @@ if (process.env.BENCH_LABEL) {
   const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
   const out = join(import.meta.dir, 'results', `${process.env.BENCH_LABEL}-${Date.now()}.json`);
   mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
-  const run = { label: process.env.BENCH_LABEL, args: process.argv.slice(2), rows: ROWS, seconds: SECONDS, ingestTarget: RATE, layout: LAYOUT, cache: process.env.BENCH_API_CACHE !== '0', commit, at: new Date().toISOString(), loadAvgAtStart: loadAtStart, cores: navigator.hardwareConcurrency, results };
+  const run = { label: process.env.BENCH_LABEL, args: process.argv.slice(2), rows: ROWS, seconds: SECONDS, ingestTarget: RATE, layout: LAYOUT, cache: process.env.BENCH_API_CACHE !== '0', commit, codeCommit: code, at: new Date().toISOString(), loadAvgAtStart: loadAtStart, cores: navigator.hardwareConcurrency, results };
   writeFileSync(out, `${JSON.stringify(run, null, 1)}\n`);
   console.log(`json: ${out}`);
 }

@@ -9,6 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { codeCommit } from './results.ts';
 
 const argv = process.argv.slice(2);
 const logs = argv.flatMap((a, i) => (argv[i - 1] === '--log' ? [a] : []));
@@ -30,6 +31,7 @@ async function tieringOutput(rows: number, log: string | undefined): Promise<str
   return (await proc.exited) === 0 ? text : null;
 }
 
+const code = codeCommit();
 const list = logs.length ? logs.map(() => 0) : sizes.length ? sizes : [1_000_000, 10_000_000, 50_000_000];
 for (let k = 0; k < list.length; k++) {
   const text = await tieringOutput(list[k]!, logs[k]);
@@ -56,7 +58,7 @@ for (let k = 0; k < list.length; k++) {
 const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
 mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
 const file = join(import.meta.dir, 'results', `query-cost-${Date.now()}.json`);
-writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, runs: RUNS, loadAvg: loadavg()[0], at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
+writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, codeCommit: code, runs: RUNS, loadAvg: loadavg()[0], at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
 console.log(`\nrows        hot ms   tiered ms   (90% archived: warm Parquet + cold s3rver via cache)`);
 for (const s of out) console.log(`${String(s.rows).padEnd(11)} ${String(s.hotMs).padStart(6)}   ${String(s.tieredMs).padStart(9)}`);
 console.log(`json: ${file}`);

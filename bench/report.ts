@@ -26,6 +26,8 @@ const spread = (r: Run, pick: (r: Run) => number | null | undefined) => {
 const lat = (r: Run) => (r.latencyMs ? `${n(r.latencyMs.p50)} / ${n(r.latencyMs.p99)} / ${n(r.latencyMs.max)}` : '-');
 const alerts = (r: Run) => (r.alerts as { name: string; runs: number; medianS: number }[]).map((a) => `${a.name} at ${a.medianS.toFixed(1)} s (${a.runs}/${r.of.length})`).join(', ') || 'none';
 const runsCol = (r: Run) => `${r.of.length}, ${r.commits.join(' ')}`;
+/** The whole box's CPU during the runs (median, cores busy of 2) and the 1-minute load when they started. */
+const box = (r: Run) => (typeof r.machineBusyCores === 'number' ? `${n(r.machineBusyCores)} / ${n(r.loadAvgAtStart)}` : '-');
 const scale = (r: Run) => {
   const m = /-(\d+)x$/.exec(r.label);
   return m ? `${n(Number(m[1]))}x (${n(Number(m[1]) * 100)} orders/day = ${opsPerS(Number(m[1]) * 100).toPrecision(3)} ops/s)` : 'flat out';
@@ -41,11 +43,11 @@ const limits = [...med.values()].filter((r) => /^limit-|^scale-inline-max$|^scal
 const e2e = (r: Run) => r.endToEndRowsPerS;
 const sections: Record<string, string> = {
   rates: table(
-    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'runs, commits'],
-    rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), runsCol(r)]),
+    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start', 'runs, commits'],
+    rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), box(r), runsCol(r)]),
   ),
   limits: table(
-    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'runs, commits'],
+    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'box busy cores / load at start', 'runs, commits'],
     limits.map((r) => [
       r.label,
       [...(r.set ?? []), r.instances > 1 ? `bus.instances=${r.instances}` : '', r.toast ? 'TOAST notes' : ''].filter(Boolean).join(', ') || '(defaults)',
@@ -57,6 +59,7 @@ const sections: Record<string, string> = {
       n(r.ducktail?.rssPeakMB),
       `${n(r.ducktail?.maxLagS)} / ${n(r.ducktail?.maxConsumerLag)}`,
       alerts(r),
+      box(r),
       runsCol(r),
     ]),
   ),

@@ -56,7 +56,7 @@ export function medianOf(runs: Run[], n = 3): Run {
     return { name, runs: at.length, medianS: median(at) };
   });
   out.of = of;
-  out.commits = [...new Set(of.map((r) => r.commit))];
+  out.commits = [...new Set(of.map((r) => r.codeCommit ?? r.commit))];
   return out;
 }
 
@@ -69,4 +69,13 @@ export function range(m: Run, pick: (r: Run) => number | null | undefined): [num
 /** Per label, the median of its newest `n` runs. */
 export function medians(dir = RESULTS_DIR, n = 3): Map<string, Run> {
   return new Map([...loadRuns(dir)].map(([label, runs]) => [label, medianOf(runs, n)]));
+}
+
+/**
+ * The newest commit that changed what runs (src/, patches/, package-lock.json): the code a run measured, a
+ * commit of main even when HEAD is a bench-only commit of a branch that is rebased later. Taken at the start.
+ */
+export function codeCommit(): string {
+  const r = Bun.spawnSync(['git', 'log', '-1', '--format=%h', '--', 'src', 'patches', 'package-lock.json'], { cwd: join(import.meta.dir, '..') });
+  return r.stdout.toString().trim();
 }

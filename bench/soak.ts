@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatResult, runSoak } from '../test/soak/soak.ts';
+import { codeCommit } from './results.ts';
 
 const { values } = parseArgs({
   options: {
@@ -61,6 +62,7 @@ process.on('uncaughtException', (e) => {
   ownUncaught++;
   console.log(`soak process: uncaught ${e instanceof Error ? e.message : String(e)}`);
 });
+const code = codeCommit();
 const result = await runSoak({
   seed: count(values.seed, Math.floor(Math.random() * 2 ** 31), 'seed'),
   kills,
@@ -80,7 +82,7 @@ console.log(formatResult(result));
 console.log(`  soak process:         ${ownUncaught} uncaught errors in its own PostgreSQL client`);
 const label = kills >= 50 ? 'soak-long' : 'soak';
 const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
-const saved = JSON.stringify({ label, commit, at: new Date().toISOString(), args: process.argv.slice(2), ...result, ownUncaught }, null, 2);
+const saved = JSON.stringify({ label, commit, codeCommit: code, at: new Date().toISOString(), args: process.argv.slice(2), ...result, ownUncaught }, null, 2);
 if (values.json) writeFileSync(values.json, saved);
 if (values.save) {
   const file = join(import.meta.dir, 'results', `${label}-${Date.now()}.json`);

@@ -17,6 +17,7 @@ import { startKafkaMock } from '../test/support/kafka.ts';
 import { spawnDucktail } from '../test/support/ducktail-process.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
 import { changesOf, prepareToast, seedOrders, startGenerator } from './workload-gen.ts';
+import { codeCommit } from './results.ts';
 import { appliedRows, type Instance, percentile, startProbes, startSampler } from './workload-watch.ts';
 
 const argv = process.argv.slice(2);
@@ -123,7 +124,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     });
   });
 }
-const result: Record<string, unknown> = { label: LABEL, args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, catchUp: CATCH_UP, writers: RATE ? 1 : WRITERS, set: sets };
+const result: Record<string, unknown> = { codeCommit: codeCommit(), label: LABEL, args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, catchUp: CATCH_UP, writers: RATE ? 1 : WRITERS, set: sets };
 try {
   step('PostgreSQL up');
   const url = await pg.createDatabase('bench_workload');
@@ -296,7 +297,7 @@ const rows: [string, unknown][] = [
   ['pg_recvlogical on the same WAL (rows/s)', r.pgRecvlogicalRowsPerS ?? '-'],
   ['kcat producing the same messages (msg/s)', r.kcat ? `${r.kcat.producedPerS} (${r.kcat.messages} messages)` : '-'],
 ];
-console.log(`\nworkload ${LABEL}: ${BUS} bus${kafka ? ` (${PARTITIONS} partitions, ${INSTANCES} instance(s))` : ''}, rate ${RATE ? `${RATE} ops/s` : `flat out (${WRITERS} writers)`}, ${DURATION} s, seed ${SEED}${TOAST ? ', TOAST notes' : ''}${sets.length ? `, ${sets.join(' ')}` : ''}, commit ${commit}`);
+console.log(`\nworkload ${LABEL}: ${BUS} bus${kafka ? ` (${PARTITIONS} partitions, ${INSTANCES} instance(s))` : ''}, rate ${RATE ? `${RATE} ops/s` : `flat out (${WRITERS} writers)`}, ${DURATION} s, seed ${SEED}${TOAST ? ', TOAST notes' : ''}${sets.length ? `, ${sets.join(' ')}` : ''}, commit ${commit} (code ${r.codeCommit})`);
 for (const [k, v] of rows) console.log(`  ${k.padEnd(42)} ${v}`);
 mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
 const out = join(import.meta.dir, 'results', `${LABEL}-${Date.now()}.json`);
