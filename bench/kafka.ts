@@ -46,11 +46,22 @@ function fill(sql: Sql, from: number, to: number) {
 /** Records PostgreSQL-commit to DuckDB-commit latency of every transaction the sink applies. */
 /** DuckDB apply time of each batch in the latency phase: tells a slow apply from a slow bus at p99. */
 const applyMs: number[] = [];
+/** Commit to the start of the DuckDB apply of the batch holding the change (source, Kafka both ways, consumer queueing). */
+const reachedMs: number[] = [];
 
 function timedSink(warehouse: Warehouse, latencies: number[] | null): BatchSink {
   return {
     async apply(batch: ChangeBatch) {
       const started = performance.now();
+      if (latencies) {
+        const at = BigInt(Date.now()) * 1000n;
+        let prev = -1n;
+        for (const c of batch.changes) {
+          if (c.lsn === prev || c.lsn === 0n) continue;
+          prev = c.lsn;
+          reachedMs.push(Number(at - c.commitTimeUs) / 1000);
+        }
+      }
       await warehouse.apply(batch);
       if (!latencies) return;
       applyMs.push(performance.now() - started);
@@ -125,6 +136,8 @@ interface RunResult {
   ackedP99: number;
   applyP99: number;
   applyMax: number;
+  reachedP50: number;
+  reachedP99: number;
 }
 
 async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
@@ -154,7 +167,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${`kb_r_${run}`}, 'pgoutput')`;
     for (let from = 1; from <= ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, ROWS));
     const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0 };
+    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0, reachedP50: 0, reachedP99: 0 };
     const readers = [
       async () => {
         const k = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), ROWS);
@@ -195,7 +208,10 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     r.ackedP99 = pct(acked, 0.99);
     r.applyP99 = pct(applyMs, 0.99);
     r.applyMax = Math.max(...applyMs);
+    r.reachedP50 = pct(reachedMs, 0.5);
+    r.reachedP99 = pct(reachedMs, 0.99);
     applyMs.length = 0;
+    reachedMs.length = 0;
     return r;
   } finally {
     await wk.close();
@@ -213,7 +229,7 @@ try {
     const r = await once(i, kafka);
     results.push(r);
     const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (kafka/raw ${(r.kafka / r.raw).toFixed(2)})`;
-    console.log(`run ${i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms)`);
+    console.log(`run ${i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms)`);
   }
 } finally {
   await kafka.stop();

@@ -62,6 +62,12 @@ export interface FetchResult {
 type RecordBatch = { firstOffset: bigint; records: { offsetDelta: number; key?: Buffer | null; value?: Buffer | null }[] };
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * How long an idle fetch lets the broker wait for data. A real broker answers as soon as data arrives
+ * (long poll); librdkafka's mock answers only after the whole wait with what it held when asked, so a
+ * long wait adds its length to commit-to-queryable latency. Short: more requests while idle, no more.
+ */
+const IDLE_WAIT_MS = 20;
 
 /** Assigns small ids to layouts (by identity: decodeEvent caches one array per schema block). */
 export class LayoutIds {
@@ -146,7 +152,7 @@ export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: Lay
       const res = await consumer
         .fetch({
           node,
-          maxWaitTime: plan.wait ? 100 : 0,
+          maxWaitTime: plan.wait ? IDLE_WAIT_MS : 0,
           minBytes: 1,
           maxBytes: 8 << 20,
           topics: [...byTopic].map(([topicId, list]) => ({ topicId, partitions: list })),

@@ -184,9 +184,10 @@ export async function streamChanges(
    * Adaptive batching: complete transactions are handed over as soon as nothing more is waiting to be
    * read and no batch is in flight, so a quiet stream gets small, fresh batches and a busy one big
    * batches (what arrived while the previous one was applied); batch_rows and batch_ms stay upper bounds.
+   * A bus that takes batches ahead (Kafka) gets them while one is in flight: it sends what queued together.
    */
   const cutIfIdle = () => {
-    if (!opts.batchAdaptive || failure || pendingAck === undefined || inflightCount > 0) return;
+    if (!opts.batchAdaptive || failure || pendingAck === undefined || inflightCount >= (opts.publishAhead ? maxInflight : 1)) return;
     if ((stream as unknown as { readableLength: number }).readableLength > 0) return;
     void flush();
   };
