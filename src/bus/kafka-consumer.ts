@@ -7,33 +7,11 @@ import { createFetcher, type Fetcher } from './kafka-fetcher.ts';
 import { Holds } from './kafka-holds.ts';
 import { describe, sleep } from './kafka-producer.ts';
 import { commitSelection, type Owned, offsetsOf, type Selection, selectBatch } from './kafka-select.ts';
+import { type ConsumerStatus, partitionStatus } from './kafka-status.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** Kafka's error code for a fetch offset outside the partition's log (deleted by retention, or never written). */
 const OFFSET_OUT_OF_RANGE = 1;
-
-/** Per-partition consumer status for /v1/status. */
-export interface PartitionStatus {
-  topic: string;
-  partition: number;
-  nextOffset: string;
-  highWatermark: string;
-  lag: string;
-  /** Set while the partition is held (its events skipped until a copy of its table arrives): why. */
-  held?: { code: string; message: string; since: string };
-}
-
-export interface ConsumerStatus {
-  partitions: PartitionStatus[];
-  applied: number;
-  deadLetters: number;
-  duplicatesSkipped: number;
-  /** Events skipped on held partitions: superseded by the copy of their table that ends the hold. */
-  supersededSkipped: number;
-  /** Times a stored offset was found outside the broker's log (KAFKA_OFFSET_OUT_OF_RANGE). */
-  offsetOutOfRange: number;
-  error: string | null;
-}
 
 /** What the reader needs from the rest of the bus. */
 export interface ReaderDeps {
@@ -72,6 +50,8 @@ export class KafkaReader {
   /** The batch being applied (its entries stay buffered until it commits). */
   private selection: Selection | null = null;
   private readonly holds: Holds;
+  /** Offset of the last poison message sent to the dead-letter topic, per partition. */
+  private readonly deadLettered = new WeakMap<Owned, bigint>();
 
   constructor(
     private readonly opts: KafkaBusOptions,
@@ -238,7 +218,11 @@ export class KafkaReader {
 
   private async applySelection(s: Selection, sink: BatchSink, signal: AbortSignal): Promise<void> {
     if (s.taken.size === 0) return;
-    for (const { o, entry } of s.poison) await this.deadLetter(o, entry, signal);
+    for (const { o, entry } of s.poison) {
+      if (entry.offset <= (this.deadLettered.get(o) ?? -1n)) continue; // sent before a refused apply of the same selection
+      await this.deadLetter(o, entry, signal);
+      this.deadLettered.set(o, entry.offset);
+    }
     try {
       await sink.apply({ tables: s.tables, changes: s.changes, offsets: offsetsOf(s), ackLsn: s.ackLsn > 0n ? s.ackLsn : undefined });
     } catch (e) {
@@ -277,14 +261,7 @@ export class KafkaReader {
   }
 
   private refreshStatus(): void {
-    this.status.partitions = [...this.owned.values()].map((o) => ({
-      topic: o.topic,
-      partition: o.partition,
-      nextOffset: String(o.next),
-      highWatermark: String(o.highWatermark),
-      lag: String(o.highWatermark > o.next ? o.highWatermark - o.next : 0n),
-      ...(o.hold ? { held: { code: o.hold.code, message: o.hold.message, since: new Date(o.hold.since).toISOString() } } : {}),
-    }));
+    this.status.partitions = [...this.owned.values()].map(partitionStatus);
   }
 
   async close(): Promise<void> {
