@@ -210,6 +210,7 @@ function pipelineStatus(source: Source | null, warehouse: Warehouse): Record<str
           pendingChanges: s.pendingChanges,
           inflightBatches: s.inflightBatches,
           snapshot: s.snapshot,
+          recopying: s.recopying,
           lastMessageAt: iso(s.lastMessageAt),
           lastCommitAt: iso(Number(s.lastCommitTimeUs / 1000n)),
           ...slotLag(s),

@@ -113,6 +113,18 @@ export interface ChangeBatch {
   copyChunk?: CopyChunk;
   /** The chunks the initial copy will read (sent with its 'copying' marker), so a restart resumes at the next one. */
   copyPlan?: { slot: string; chunks: CopyChunkPlan[] };
+  /**
+   * Changes of a re-copied table read from its copy's own slot while the main stream went on (catch-up,
+   * src/source/README.md): applied as they come, without the stream's (lsn, seq) filter and without
+   * moving the stream's position, which is already past them.
+   */
+  catchUp?: boolean;
+  /**
+   * The end of a re-copy while streaming: `table`'s recorded plan under `slot` is replaced by its hand-over
+   * point `at` (the main stream applies the table's changes from commit LSN `at` on), in the same transaction
+   * as the catch-up's last changes.
+   */
+  copyHandoff?: { slot: string; table: string; at: bigint };
 }
 
 /** One planned chunk of an initial copy: a key (or ctid) range of one table. */

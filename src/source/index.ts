@@ -9,6 +9,7 @@ import { formatLsn } from './lsn.ts';
 import { type StreamState, streamChanges } from './stream.ts';
 import { UserTypes } from './user-types.ts';
 import { checkCatalog, recopyTables } from './recopy.ts';
+import { LiveRecopy, recopySlotKey } from './recopy-live.ts';
 
 export { checkPrerequisites, type Problem } from './catalog.ts';
 export { connectSql, readSlot } from './slot.ts';
@@ -44,7 +45,7 @@ export interface SourceOptions {
 export interface RecordedCopy {
   status: 'none' | 'copying' | 'done';
   consistentPoint: bigint;
-  chunks: { table: string; chunk: number; where: string; done: boolean; rows: number }[];
+  chunks: { table: string; chunk: number; where: string; done: boolean; rows: number; readAt?: bigint }[];
 }
 
 /** What the source needs from the rest of the appliance. */
@@ -84,6 +85,8 @@ export interface SourceStatus extends StreamState {
   heartbeat: HeartbeatState;
   /** The initial copy's progress (rows, rows/s, ETA) while it runs or after it ran; null when none ran. */
   snapshot: SnapshotProgress | null;
+  /** Tables being copied again while the others stream (resnapshot, a table that joined the publication). */
+  recopying: string[];
 }
 
 /** The PostgreSQL source: slot, initial copy, then the replication stream, restarted on failure. */
@@ -115,6 +118,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     unconfirmedSinceUs: 0n,
     slot: emptySlotHealth(),
     snapshot: null,
+    recopying: [],
     heartbeat: { intervalS: opts.heartbeatIntervalS ?? 0, lastLsn: null, lastAt: null, error: null },
   };
 
@@ -154,7 +158,22 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
   }
 
   /** Tables of the running stream, and the switch that stops it for a re-copy on demand. */
-  let streaming: { names: string[]; stop: AbortController } | null = null;
+  let streaming: { names: string[]; tables: Set<string>; stop: AbortController } | null = null;
+  /** Re-copies beside the stream (inline bus: raw chunks recorded in the warehouse); null until the first connect. */
+  let live: LiveRecopy | null = null;
+  let runSignal: AbortSignal | null = null;
+  /** Copies `table` beside the stream; false when that is not possible here (then the stream stops for it). */
+  const recopyLive = (table: string, tables?: Set<string>, names?: string[]): boolean => {
+    if (!live || !runSignal) return false;
+    tables?.add(table);
+    if (names && !names.includes(table)) names.push(table);
+    live.start(table, runSignal);
+    status.recopying = live.tables;
+    void live.settled().then(() => {
+      status.recopying = live?.tables ?? [];
+    });
+    return true;
+  };
 
   async function runOnce(signal: AbortSignal): Promise<void> {
     const workers = opts.copyWorkers ?? 2;
@@ -188,6 +207,17 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         },
         signal,
       };
+      if (deps.recordedCopy && !live) {
+        live = new LiveRecopy(
+          {
+            url: opts.url, slot: opts.slot, publication: opts.publication, batchRows: opts.batchRows, batchMs: opts.batchMs,
+            statusIntervalMs: opts.statusIntervalMs, connectTimeoutS: opts.connectTimeoutS, workers,
+            chunkRows: copyOpts.chunkRows, serverVersion: version, publish, log: deps.log, progress: copyOpts.progress,
+          },
+          skipBefore,
+          status,
+        );
+      }
       let resumed: bigint | null = null;
       if (slot && !(await deps.snapshotDone(opts.slot))) {
         resumed = await resumeCopy(sql, slot.confirmedFlushLsn, names, schemas, copyOpts);
@@ -234,7 +264,17 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         }
         if (follow && deps.mirroredTables) {
           const mirrored = new Set(await deps.mirroredTables().catch(() => names)); // unknown: copy nothing
-          for (const n of names) if (!mirrored.has(n)) recopy.add(n); // joined the publication while ducktail was away
+          // Joined the publication while ducktail was away: copied beside the stream (else before it).
+          for (const n of names) if (!mirrored.has(n) && !recopyLive(n)) recopy.add(n);
+        }
+        if (live && deps.recordedCopy) {
+          // Re-copies beside the stream that a stop interrupted start again; finished ones keep their hand-over
+          // point, so a replay from before it does not apply the table's changes twice.
+          const rec = await deps.recordedCopy(recopySlotKey(opts.slot));
+          for (const c of rec.chunks) {
+            if (c.chunk < 0 && c.readAt !== undefined && !skipBefore.has(c.table)) skipBefore.set(c.table, c.readAt);
+          }
+          for (const t of new Set(rec.chunks.filter((c) => c.chunk >= 0).map((c) => c.table))) if (names.includes(t)) recopyLive(t);
         }
         if (recopy.size > 0) {
           status.phase = 'snapshot';
@@ -252,13 +292,14 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
       const sent = new Map<string, string>();
       status.phase = 'streaming';
       const stop = new AbortController();
-      streaming = { names, stop };
+      const tables = new Set(names);
+      streaming = { names, tables, stop };
       await streamChanges(
         repl,
         {
           slot: opts.slot,
           publication: opts.publication,
-          tables: new Set(names),
+          tables,
           batchRows: opts.batchRows,
           batchMs: opts.batchMs,
           batchAdaptive: opts.batchAdaptive ?? true,
@@ -272,12 +313,13 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           resolveColumns: async (relationId, columns) => types.resolve(await types.withAttnums(relationId, columns)),
           skipBefore,
           follow,
+          onRecopy: (added) => added.every((t) => recopyLive(t, tables, names)),
           idleCheck: {
             everyMs: Math.max(1000, opts.statusIntervalMs),
             run: () => checkCatalog(sql, types, { publication: opts.publication, follow, known: new Set(names), sent }),
           },
         },
-        publish,
+        live ? (b) => live!.publishMain(b) : publish,
         status,
         AbortSignal.any([signal, stop.signal]),
       );
@@ -297,6 +339,10 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
       }
       if (!s.names.includes(table)) {
         throw new AppError('UNKNOWN_TABLE', `${table} is not replicated; replicated tables: ${s.names.join(', ')}`);
+      }
+      if (recopyLive(table)) {
+        deps.log(`source: ${table} is being copied again beside the stream (resnapshot requested)`);
+        return;
       }
       recopy.add(table);
       deps.log(`source: ${table} will be copied again (resnapshot requested)`);
@@ -319,6 +365,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         monitorStop.signal,
       );
       let backoffMs = 500;
+      runSignal = signal;
       while (!signal.aborted) {
         try {
           await runOnce(signal);
@@ -341,6 +388,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           backoffMs = Math.min(backoffMs * 2, 30_000);
         }
       }
+      await live?.settled(); // re-copies beside the stream end with the signal and close their connections
       status.phase = 'stopped';
       // The monitor closes its connection on abort (2 s limit): a query stuck on a frozen server
       // is cut instead of holding the stop.

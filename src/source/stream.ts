@@ -47,6 +47,11 @@ export interface StreamOptions {
    * (RecopyNeeded ends the stream), layouts to send to the warehouse (DDL without DML).
    */
   idleCheck?: { everyMs: number; run(): Promise<CatalogCheck> };
+  /**
+   * Tables to copy while the stream goes on (a table that joined the publication): returns true when it
+   * took them (they are then in `tables` with a `skipBefore` entry), false to end the stream (RecopyNeeded).
+   */
+  onRecopy?(tables: string[]): boolean;
 }
 
 /** Observable state of the stream, for /readyz and /metrics. */
@@ -61,6 +66,8 @@ export interface StreamState {
   inflightBatches: number;
   /** Commit time (µs since the Unix epoch) of the oldest transaction received and not yet confirmed; 0n when none. */
   unconfirmedSinceUs: bigint;
+  /** Highest commit LSN of a transaction whose Begin was received (a re-copy hands over past it). */
+  lastFinalLsn?: bigint;
 }
 
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
@@ -249,7 +256,7 @@ export async function streamChanges(
     if (held && idle && !failure && state.receivedLsn >= held.result.walLsn) {
       const { result, startedAt } = held;
       held = null;
-      if (result.recopy.length > 0) {
+      if (result.recopy.length > 0 && !opts.onRecopy?.(result.recopy)) {
         failure = new RecopyNeeded(result.recopy, `${result.recopy.join(', ')} joined the publication: copying`);
         stream.destroy();
         return;
@@ -280,6 +287,7 @@ export async function streamChanges(
     switch (m.tag) {
       case 'Begin':
         tx = { finalLsn: m.finalLsn, commitTimeUs: pgEpochUsToUnixUs(m.commitTime), seq: 0, xid: m.xid };
+        if (state.lastFinalLsn === undefined || m.finalLsn > state.lastFinalLsn) state.lastFinalLsn = m.finalLsn;
         return;
       case 'Commit':
         note();
@@ -343,7 +351,7 @@ export async function streamChanges(
     const seq = tx.seq++;
     if (!opts.tables.has(rel.name)) {
       if (!opts.follow) return;
-      throw new RecopyNeeded([rel.name], `${rel.name} joined the publication: copying its rows`);
+      if (!opts.onRecopy?.([rel.name])) throw new RecopyNeeded([rel.name], `${rel.name} joined the publication: copying its rows`);
     }
     const skip = opts.skipBefore?.get(rel.name);
     if (skip !== undefined && tx.finalLsn < skip) return; // in the copy already

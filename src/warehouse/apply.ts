@@ -65,10 +65,10 @@ export class BatchApplier {
     const started = performance.now();
     const pos = this.progress.current;
     // Kafka batches interleave partitions (not in (lsn, seq) order); the consumer dedups them per partition.
-    const todo = batch.offsets || !replayed(batch, pos) ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
+    const todo = batch.offsets || batch.catchUp || !replayed(batch, pos) ? batch.changes : batch.changes.filter((c) => !alreadyApplied(c, pos));
     const skipped = batch.changes.length - todo.length;
     const nextAck = batch.ackLsn !== undefined && batch.ackLsn > pos.ackLsn ? batch.ackLsn : pos.ackLsn;
-    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length && !batch.copyChunk) {
+    if (todo.length === 0 && nextAck === pos.ackLsn && !batch.snapshot && !batch.offsets?.length && !batch.layouts?.length && !batch.copyChunk && !batch.copyHandoff) {
       return { applied: 0, skipped, unfit: 0, durationMs: performance.now() - started };
     }
     let unfit = 0;
@@ -90,7 +90,7 @@ export class BatchApplier {
         unfit += loaded.unfit;
       }
       const tc = performance.now();
-      const last = batch.offsets ? undefined : todo.findLast((c) => c.lsn !== 0n);
+      const last = batch.offsets || batch.catchUp ? undefined : todo.findLast((c) => c.lsn !== 0n);
       let next: Position = last ? { lsn: last.lsn, seq: last.seq, ackLsn: nextAck } : { ...pos, ackLsn: nextAck };
       // A whole new copy starts the stream over at its consistent point, also when that is behind the stored
       // position (a source restored from a backup writes new changes at positions already seen).
@@ -98,6 +98,7 @@ export class BatchApplier {
       await this.progress.write(next);
       if (batch.snapshot) await this.progress.writeSnapshot(batch.snapshot);
       if (batch.copyPlan) await this.copies.plan(batch.copyPlan.slot, batch.copyPlan.chunks);
+      if (batch.copyHandoff) await this.copies.handoff(batch.copyHandoff);
       if (batch.offsets) await this.progress.writeOffsets(batch.offsets);
       await this.conn.run('COMMIT');
       this.progress.committed(next);

@@ -15,6 +15,8 @@ import { recordUnfit } from './unfit.ts';
 export interface ChunkState extends CopyChunkPlan {
   done: boolean;
   rows: number;
+  /** WAL position the chunk was read at (0 when not done); for a re-copy's hand-over row (chunk -1), the hand-over point. */
+  readAt: bigint;
 }
 
 /** Reads and writes `_ducktail.copy_chunks` and loads chunks; call its writers inside the applier's transaction. */
@@ -68,18 +70,28 @@ export class CopyChunks {
     app.closeSync();
   }
 
+  /** Replaces a re-copied table's plan under `slot` by its hand-over point (chunk -1, `read_at` = the point). */
+  async handoff(h: { slot: string; table: string; at: bigint }): Promise<void> {
+    await this.conn.run('DELETE FROM _ducktail.copy_chunks WHERE slot = $1 AND "table" = $2', [h.slot, h.table]);
+    await this.conn.run(
+      `INSERT INTO _ducktail.copy_chunks VALUES ($1, $2, -1, '', true, 0, NULL, $3::UBIGINT, now())`,
+      [h.slot, h.table, h.at],
+    );
+  }
+
   /** The slot's plan with what is done, in plan order (empty when none was recorded). */
   async state(slot: string): Promise<ChunkState[]> {
     const r = await this.conn.runAndReadAll(
-      'SELECT "table", chunk, "where", done, coalesce(rows, 0) FROM _ducktail.copy_chunks WHERE slot = $1 ORDER BY "table", chunk',
+      'SELECT "table", chunk, "where", done, coalesce(rows, 0), coalesce(read_at, 0) FROM _ducktail.copy_chunks WHERE slot = $1 ORDER BY "table", chunk',
       [slot],
     );
-    return (r.getRows() as [string, number, string, boolean, bigint][]).map(([table, chunk, where, done, rows]) => ({
+    return (r.getRows() as [string, number, string, boolean, bigint, bigint][]).map(([table, chunk, where, done, rows, readAt]) => ({
       table,
       chunk,
       where,
       done,
       rows: Number(rows),
+      readAt,
     }));
   }
 
