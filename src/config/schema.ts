@@ -24,7 +24,7 @@ const Source = v.object({
   heartbeat_interval_s: v.optional(int(0, 'seconds between heartbeats that keep the slot advancing on a quiet database; 0 = off'), 30),
   connect_timeout_s: v.optional(int(1, 'seconds'), 30),
   copy_workers: v.optional(v.pipe(int(1, 'connections reading the initial copy at once'), v.maxValue(64, 'must be <= 64 (connections reading the initial copy at once)')), 2),
-  copy_chunk_rows: v.optional(int(1000, 'rows per chunk of the initial copy'), 100_000),
+  copy_chunk_rows: v.optional(int(1000, 'rows per chunk of the initial copy'), 250_000),
 });
 
 /** [bus]: inline (embedded) or Kafka. */

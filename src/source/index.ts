@@ -37,7 +37,7 @@ export interface SourceOptions {
   receiveTimeoutS?: number;
   /** Connections reading the initial copy's chunks at the same time (default 2). */
   copyWorkers?: number;
-  /** Rows per chunk of the initial copy, about (default 100000). */
+  /** Rows per chunk of the initial copy, about (default 250000: above DuckDB's row group, see docs/PERFORMANCE.md). */
   copyChunkRows?: number;
 }
 
@@ -197,7 +197,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
         slot: opts.slot,
         batchRows: opts.batchRows,
         workers,
-        chunkRows: opts.copyChunkRows ?? 100_000,
+        chunkRows: opts.copyChunkRows ?? 250_000,
         serverVersion: version,
         rawChunks: deps.recordedCopy !== undefined,
         publish,
