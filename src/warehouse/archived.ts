@@ -38,6 +38,7 @@ export async function supersedeArchived(
 ): Promise<void> {
   const staged = keyTextSql(m.keyIndexes.map((i) => (typed ? `s.c${i}` : m.columns[i]!.fromText(`s.c${i}`))));
   const name = literal(m.name);
+  if (!(await hasArchived(conn, name))) return;
   const changeLsn = typed ? 's._lsn' : `${lsn}::UBIGINT`;
   // One join with the locator: the archived rows of the staged keys, their version and the change's LSN.
   await conn.run(
@@ -56,7 +57,14 @@ export async function supersedeArchived(
     // Replayed changes at or before the archived version: not applied at all.
     await conn.run(`DELETE FROM ${stageTable} s USING temp.main._tier_hits h WHERE h.change <= h.version AND h.key = ${staged} AND s._lsn <= h.version`);
   }
-  await conn.run('DROP TABLE temp.main._tier_hits');
+}
+
+/** Whether the table has live archived current-state files (the manifest is small; the locator is not). */
+async function hasArchived(conn: DuckDBConnection, name: string): Promise<boolean> {
+  const r = await conn.runAndReadAll(
+    `SELECT count(*) FROM _ducktail.tier_files WHERE table_name = ${name} AND kind = 'current' AND retired_pass IS NULL`,
+  );
+  return Number(r.getRows()[0]![0]) > 0;
 }
 
 /** A TRUNCATE at `lsn`: every archived current row of the table of an older version stops being current. */
