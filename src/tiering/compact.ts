@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { liveFiles, type ManifestFile, nextId, retireFile } from './manifest.ts';
 import { parkRetired } from './sweep.ts';
-import { lit, PARQUET_READ } from './sql.ts';
+import { lit, PARQUET_READ, PARQUET_WRITE } from './sql.ts';
 import { archivedSql, columnsOf, type ReadPath } from './views.ts';
 import { addWarmFile, fingerprint, tableDir, TieringError, type TierSpec } from './warm.ts';
 
@@ -66,7 +66,7 @@ export async function compactFiles(
     const id = await nextId(conn, 'tier_file_id');
     path = join(tableDir(opts.warmDir, s), `month=${files[0]!.month}`, `part-${String(opts.pass).padStart(6, '0')}-${id}.parquet`);
     mkdirSync(dirname(path), { recursive: true });
-    await conn.run(`COPY (${live} ORDER BY ${s.orderBy}) TO ${lit(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)`).catch((e: unknown) => {
+    await conn.run(`COPY (${live} ORDER BY ${s.orderBy}) TO ${lit(path)} ${PARQUET_WRITE}`).catch((e: unknown) => {
       throw new TieringError('TIER_WRITE_FAILED', `compacting into ${path} failed: ${(e as Error).message}; free space in warm_dir`, { cause: e });
     });
     const expected = await fingerprint(conn, live);

@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { rmSync, statSync } from 'node:fs';
 import { quoteIdent } from '../warehouse/index.ts';
-import { lit, PARQUET_READ } from './sql.ts';
+import { lit, PARQUET_READ, PARQUET_WRITE } from './sql.ts';
 import type { TierSpec } from './warm.ts';
 
 /** Rows written to measure a table's Parquet bytes per row when the manifest has too few yet. */
@@ -26,7 +26,7 @@ export async function bytesPerRow(conn: DuckDBConnection, s: TierSpec, where: st
   const n = Math.min(rows, SAMPLE_ROWS);
   try {
     await conn.run(
-      `COPY (SELECT ${select} FROM ${s.hot} WHERE ${where} ORDER BY ${s.orderBy} LIMIT ${n}) TO ${lit(samplePath)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)`,
+      `COPY (SELECT ${select} FROM ${s.hot} WHERE ${where} ORDER BY ${s.orderBy} LIMIT ${n}) TO ${lit(samplePath)} ${PARQUET_WRITE}`,
     );
     return statSync(samplePath).size / n;
   } finally {

@@ -13,6 +13,12 @@ export function listLit(items: string[]): string {
 /** Options every read of ducktail's own Parquet files uses (explicit file lists, no Hive columns). */
 export const PARQUET_READ = 'hive_partitioning = false, union_by_name = true';
 
+/**
+ * Options of every data file ducktail writes: zstd, row groups of 1M rows (measured: 2M orders over
+ * 300 days, last 45 days / a year, row groups of 25k rows were 2x slower than one per month file).
+ */
+export const PARQUET_WRITE = '(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)';
+
 /** First instant of the month after `month` (YYYY-MM), as YYYY-MM-01. */
 export function nextMonth(month: string): string {
   const [y, m] = month.split('-').map(Number) as [number, number];

@@ -7,7 +7,7 @@ import { crashPoint } from './fault.ts';
 import { fileLayout } from './layout.ts';
 import { type FileKind, insertFile, type ManifestFile, nextId, nextRowId } from './manifest.ts';
 import { readList, textColumns, writeList } from './parquet-types.ts';
-import { lit, nextMonth, PARQUET_READ } from './sql.ts';
+import { lit, nextMonth, PARQUET_READ, PARQUET_WRITE } from './sql.ts';
 import { bytesPerRow, type FileLimits, keyRanges } from './split.ts';
 
 /** Target size of one Parquet file (max_file_size: files toward 128-512 MiB). */
@@ -172,7 +172,7 @@ export async function moveMonthToWarm(
         mkdirSync(dir, { recursive: true });
         await conn.run(
           `COPY (SELECT ${writeList(text)} FROM ${s.hot} WHERE ${part} ORDER BY ${s.orderBy}) TO ${lit(path)} ` +
-            '(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)',
+            PARQUET_WRITE,
         );
       } catch (e) {
         throw new TieringError(
