@@ -48,7 +48,7 @@ describe('tiering', () => {
     expect(text).toContain('ducktail_tier_passes_total{result="done"} 1');
     expect(text).toContain('ducktail_tier_pass_duration_seconds_count 1');
     expect(text).toContain('ducktail_tier_cold_cache_bytes 0');
-  }, 30_000);
+  }, 60_000);
 
   test('updates and deletes of archived rows show at once, replays change nothing', async () => {
     const { w, tiering } = await setup();
