@@ -34,6 +34,9 @@ describe('archived rows: version LSNs and deletion vectors', () => {
     await w.apply(replay([order('U', 100, '3000.00', 100, 6000n, 0)]));
     expect(await one(w, 'SELECT price, count(*) OVER () FROM orders WHERE order_id = 100')).toEqual(['3000.00', '1']);
     expect(await one(w, 'SELECT count(*) FROM orders')).toEqual([expected[0]!]);
+    // A copy's reset (TRUNCATE at LSN 0) supersedes every archived row, whatever its version; copied rows (LSN 0) apply.
+    await w.apply(batch([{ ...order('T', 0, '0', 0, 0n, 0), row: [] }, ...[1, 2, 3].map((id) => order('I', id, '1.00', 400, 0n, id))]));
+    expect(await one(w, TOTALS)).toEqual(['3', '3.00', '3']);
   }, 60_000);
 
   test('many deletes of a file go to its deletion vector, which moves to cold and is compacted away', async () => {

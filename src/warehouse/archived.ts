@@ -45,17 +45,17 @@ export async function supersedeArchived(
     `CREATE OR REPLACE TEMP TABLE _tier_hits AS SELECT l.file_id, l.row, l.key, l.lsn AS version, ${changeLsn} AS change ` +
       `FROM _ducktail.tier_locator l JOIN ${stage} s ON l.key = ${staged} WHERE l.table_name = ${name}`,
   );
-  const r = await conn.runAndReadAll(
-    'INSERT INTO _ducktail.tier_deletes SELECT file_id, row, change FROM temp.main._tier_hits WHERE change > version',
-  );
+  // A change of unknown position (LSN 0: a copied row) always applies, as before versions were kept.
+  const newer = '(h.change > h.version OR h.change = 0)';
+  const r = await conn.runAndReadAll(`INSERT INTO _ducktail.tier_deletes SELECT file_id, row, change FROM temp.main._tier_hits h WHERE ${newer}`);
   if (Number(r.getRows()[0]?.[0] ?? 0) > 0) {
     await conn.run(
-      `DELETE FROM _ducktail.tier_locator l USING temp.main._tier_hits h WHERE l.table_name = ${name} AND l.file_id = h.file_id AND l.row = h.row AND h.change > h.version`,
+      `DELETE FROM _ducktail.tier_locator l USING temp.main._tier_hits h WHERE l.table_name = ${name} AND l.file_id = h.file_id AND l.row = h.row AND ${newer}`,
     );
   }
   if (stageTable && typed) {
     // Replayed changes at or before the archived version: not applied at all.
-    await conn.run(`DELETE FROM ${stageTable} s USING temp.main._tier_hits h WHERE h.change <= h.version AND h.key = ${staged} AND s._lsn <= h.version`);
+    await conn.run(`DELETE FROM ${stageTable} s USING temp.main._tier_hits h WHERE NOT ${newer} AND h.key = ${staged} AND s._lsn <= h.version`);
   }
 }
 
@@ -67,9 +67,12 @@ async function hasArchived(conn: DuckDBConnection, name: string): Promise<boolea
   return Number(r.getRows()[0]![0]) > 0;
 }
 
-/** A TRUNCATE at `lsn`: every archived current row of the table of an older version stops being current. */
+/**
+ * A TRUNCATE at `lsn`: every archived current row of the table of an older version stops being
+ * current; all of them at LSN 0 (a copy's reset).
+ */
 export async function truncateArchived(conn: DuckDBConnection, m: MirrorTable, lsn: bigint): Promise<void> {
-  const where = `table_name = ${literal(m.name)} AND lsn < ${lsn}::UBIGINT`;
+  const where = `table_name = ${literal(m.name)}${lsn === 0n ? '' : ` AND lsn < ${lsn}::UBIGINT`}`;
   await conn.run(`INSERT INTO _ducktail.tier_deletes SELECT file_id, row, ${lsn}::UBIGINT FROM _ducktail.tier_locator WHERE ${where}`);
   await conn.run(`DELETE FROM _ducktail.tier_locator WHERE ${where}`);
 }
