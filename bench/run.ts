@@ -9,7 +9,7 @@
 // Usage: bun bench/run.ts [rows=1000000] [mode=all|copy|stream|fresh] [--pg 18|15] [--runs 3]
 //        Mode stream copies only 10k rows first (faster when measuring streaming alone).
 //        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows,
-//        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first.
+//        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first, BENCH_CHECKPOINT_MB the warehouse's checkpoint_wal_mb.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,7 +67,14 @@ function profile(warehouse: Warehouse, ms: number): void {
   if (!process.env.BENCH_PROFILE) return;
   const st = warehouse.stats;
   const parts = Object.entries(st.stageMs).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
-  console.error(`profile: wall ${Math.round(ms)} ms, apply ${Math.round(st.totalApplyMs)} ms in ${st.batches} batches (${parts})`);
+  const ck = st.checkpoint;
+  console.error(
+    `profile: wall ${Math.round(ms)} ms, apply ${Math.round(st.totalApplyMs)} ms in ${st.batches} batches (${parts}); ` +
+      `scheduled checkpoints ${ck.checkpoints} (${Math.round(ck.checkpointMs)} ms, ${ck.checkpointsRefused} refused), WAL ${(ck.walBytes / 1048576).toFixed(1)} MiB; ` +
+      `RSS ${Math.round(process.memoryUsage().rss / 1048576)} MiB`,
+  );
+  ck.checkpoints = 0;
+  ck.checkpointMs = 0;
   st.totalApplyMs = 0;
   st.batches = 0;
   for (const k of Object.keys(st.stageMs) as (keyof typeof st.stageMs)[]) st.stageMs[k] = 0;
@@ -120,7 +127,8 @@ async function once(run: number, createDb: (name: string) => Promise<string>): P
   const slot = `bench_${run}`; // slots are cluster-wide: one per run's database
   const rawSlot = `bench_raw_${run}`;
   const dir = mkdtempSync(join(tmpdir(), 'ducktail-bench-'));
-  const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: slot });
+  const checkpointWalMb = process.env.BENCH_CHECKPOINT_MB ? Number(process.env.BENCH_CHECKPOINT_MB) : undefined;
+  const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: slot, checkpointWalMb });
   if (process.env.BENCH_DUCK_SET) await warehouse.exclusive((c) => c.run(process.env.BENCH_DUCK_SET!));
   const r: RunResult = {};
   try {
@@ -149,7 +157,9 @@ async function once(run: number, createDb: (name: string) => Promise<string>): P
       while (pipeline.source!.status.phase !== 'streaming') await waitStep(pipeline.source!.status);
       const probe = connectSql(url, { max: 1 });
       try {
+        const t0 = performance.now();
         r.fresh = await measureFreshness(sql, probe, seen, { rate: FRESH_RATE, seconds: FRESH_SECONDS, firstId: 10 * ROWS });
+        profile(warehouse, performance.now() - t0);
       } finally {
         await probe.end();
         await pipeline.stop();

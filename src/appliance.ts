@@ -29,6 +29,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     path: config.warehouse.path,
     memoryLimit: config.warehouse.memory_limit,
     threads: config.warehouse.threads,
+    checkpointWalMb: config.warehouse.checkpoint_wal_mb,
     stream: config.source.slot,
     warn: (m) => log.warn(m),
   });

@@ -55,6 +55,7 @@ const Warehouse = v.object({
   batch_rows: v.optional(int(1, 'changes per warehouse transaction'), 10_000),
   batch_ms: v.optional(int(1, 'milliseconds a batch may wait'), 200),
   batch_adaptive: v.optional(v.boolean(), true),
+  checkpoint_wal_mb: v.optional(int(1, 'MB of DuckDB WAL between checkpoints'), 64),
 });
 
 /** [tiering]: hot DuckDB, warm local Parquet, cold Parquet in S3 or a folder. */

@@ -48,6 +48,7 @@ export class BatchApplier {
     historyMs: 0,
     clearMs: 0,
     commitMs: 0,
+    directAppends: 0,
   };
 
   constructor(

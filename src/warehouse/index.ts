@@ -5,6 +5,7 @@ import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { BatchSink, ChangeBatch } from '../change/index.ts';
 import { type ApplyResult, BatchApplier } from './apply.ts';
 import type { ChunkState } from './copy.ts';
+import { automaticThreshold, CheckpointScheduler, type CheckpointStats } from './checkpoint.ts';
 import { openWarehouseDb } from './duckdb.ts';
 import { Progress } from './offsets.ts';
 import type { StageTimings } from './stage.ts';
@@ -27,6 +28,11 @@ export interface WarehouseOptions {
   stream: string;
   /** Warnings about the data, e.g. a column type stored as text (once per column). */
   warn?: (message: string) => void;
+  /**
+   * WAL size (MB) at which the warehouse checkpoints between applies (src/warehouse/checkpoint.ts);
+   * DuckDB's automatic checkpoint inside a batch's COMMIT is pushed to 4 times this. Default 64.
+   */
+  checkpointWalMb?: number;
 }
 
 /** A mirrored table as listed by the API. */
@@ -54,6 +60,8 @@ export interface WarehouseStats {
   stageMs: StageTimings;
   /** Values stored as NULL for not fitting their DuckDB column exactly, since start (`_ducktail.unfit_values`). */
   unfitValues: number;
+  /** Checkpoints the warehouse scheduled between applies, their time, and the WAL's size after the last apply. */
+  checkpoint: CheckpointStats;
 }
 
 /** The embedded DuckDB warehouse: applies batches (the bus's sink) and lists its tables. */
@@ -113,11 +121,27 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     writes: 0,
     stageMs: applier.timings,
     unfitValues: 0,
+    checkpoint: { checkpoints: 0, checkpointMs: 0, checkpointsRefused: 0, walBytes: 0 },
   };
   let unfitWarnedAt = 0;
   let chain: Promise<unknown> = Promise.resolve();
+  /** Applies called and not yet settled. */
+  let queued = 0;
+  const walBudget = (opts.checkpointWalMb ?? 64) * 1048576;
+  await db.writer.run(`SET GLOBAL checkpoint_threshold = '${automaticThreshold(walBudget)}'`);
+  const checkpoints = new CheckpointScheduler(
+    { path: opts.path, walBudget, idleMs: 1000, idleMinimum: walBudget / 16 },
+    stats.checkpoint,
+    () => {
+      const run = chain.then(() => db.writer.run('CHECKPOINT'));
+      chain = run.catch(() => {});
+      return run.then(() => {});
+    },
+    () => queued,
+  );
 
   const apply = (batch: ChangeBatch): Promise<void> => {
+    queued++;
     const run = chain.then(async () => {
       const r: ApplyResult = await applier.apply(batch).finally(() => stats.writes++);
       stats.batches++;
@@ -138,6 +162,12 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       }
     });
     chain = run.catch(() => {});
+    void run
+      .catch(() => {})
+      .finally(() => {
+        queued--;
+        checkpoints.afterApply();
+      });
     return run;
   };
 
@@ -180,6 +210,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       }
     },
     async close() {
+      checkpoints.close();
       await chain;
       db.close();
       rmSync(stageDir, { recursive: true, force: true });

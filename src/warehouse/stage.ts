@@ -1,22 +1,25 @@
 import type { DuckDBAppender, DuckDBConnection } from '@duckdb/node-api';
 import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { byteaHex } from './csv.ts';
-import { ColumnWriter, kindOf, META_COLUMNS, typedColumnType } from './columns.ts';
+import { ColumnWriter, kindOf, META_COLUMNS, type Source, typedColumnType } from './columns.ts';
 import { supersedeArchived, truncateArchived } from './archived.ts';
 import { quoteIdent } from './pg-types.ts';
-import type { MirrorTable } from './tables.ts';
+import { HOT_SCHEMA, historyName, type MirrorTable } from './tables.ts';
 import { recordUnfit } from './unfit.ts';
 
 /** Milliseconds spent per apply stage, summed over batches (for profiling and /metrics). */
 export interface StageTimings {
   collapseMs: number;
   lookupMs: number;
-  /** Writing the batch as CSV text and loading it into the staging table (DuckDB's CSV reader). */
+  /** Parsing the batch into typed column buffers and appending them to the staging table (general path). */
   stageMs: number;
+  /** Mirror and history: the INSERTs from the staging table, or the direct appends of fresh inserts. */
   currentMs: number;
   historyMs: number;
   clearMs: number;
   commitMs: number;
+  /** Batches (per table) of fresh inserts appended straight to the mirror and history (a count, not ms). */
+  directAppends: number;
 }
 
 /**
@@ -56,6 +59,9 @@ export class Stage {
   /** Columns whose values may not fit their DuckDB type, and the key columns (kept as text for those rows). */
   private readonly watch: number[];
   private readonly keep: number[];
+  private readonly stageSources: Source[];
+  /** How fresh inserts are appended straight to the mirror and the history (null = never: through staging). */
+  private direct: { mirror: Source[]; history: Source[] } | null | undefined;
 
   private constructor(
     private readonly conn: DuckDBConnection,
@@ -67,6 +73,11 @@ export class Stage {
     this.keyTable = `_stage_k_${id}`;
     this.watch = mirror.columns.flatMap((c, i) => (c.unfit ? [i] : []));
     this.keep = this.watch.length > 0 ? mirror.keyIndexes : [];
+    this.stageSources = ['flags', 'op', 'lsn', 'seq', 'commit'];
+    writer.kinds.forEach((k, i) => {
+      if (k !== 'text') this.stageSources.push({ col: i });
+      if (k !== 'str') this.stageSources.push({ twin: i });
+    });
   }
 
   /** Creates (or replaces) the staging tables of a layout. */
@@ -90,7 +101,7 @@ export class Stage {
     const c = this.mirror.columns[i]!;
     if (kind === 'str') return `s.c${i}`;
     if (kind === 'text') return c.fromText(`s.x${i}`);
-    return this.writer.textUsed[i] ? `COALESCE(s.c${i}, ${c.fromText(`s.x${i}`)})` : `s.c${i}`;
+    return this.writer.textUsed(i) ? `COALESCE(s.c${i}, ${c.fromText(`s.x${i}`)})` : `s.c${i}`;
   }
 
   /** SQL of column i's PostgreSQL text in `s`, where `_ducktail.unfit_values` needs it (unfit columns, keys). */
@@ -108,9 +119,11 @@ export class Stage {
     let replaces = false;
     let unfit = 0;
     if (rows.length > 0) {
-      replaces = await this.load(rows);
+      replaces = this.parse(rows);
+      if (!truncate && !replaces && (await this.appendFresh(rows, timings, t0))) return 0;
+      await this.append(`_stage_${this.id}`, 'temp', 'main', this.stageSources);
       // Only values the parser refused can be unfit.
-      if (this.watch.some((i) => this.writer.textUsed[i])) unfit = await recordUnfit(this.conn, m, this.table, HISTORY, (i) => this.text(i));
+      if (this.watch.some((i) => this.writer.textUsed(i))) unfit = await recordUnfit(this.conn, m, this.table, HISTORY, (i) => this.text(i));
     }
     let t1 = performance.now();
     timings.stageMs += t1 - t0;
@@ -150,32 +163,101 @@ export class Stage {
     return unfit;
   }
 
-  /** Appends the rows to the staging table as data chunks; true when some final row replaces a key. */
-  private async load(rows: StagedRow[]): Promise<boolean> {
-    const n = this.mirror.columns.length;
+  /** Parses the rows into the column buffers; true when some final row replaces a key. */
+  private parse(rows: StagedRow[]): boolean {
     const w = this.writer;
     let replaces = false;
-    const ap = await this.conn.createAppender(`_stage_${this.id}`, 'main', 'temp');
-    try {
-      w.begin(ap);
-      for (let r = 0; r < rows.length; r++) {
-        const s = rows[r]!;
-        let flags = 0;
-        if (s.history) flags |= HISTORY;
-        if (s.final) flags |= FINAL;
-        if (s.deleted) flags |= DELETED;
-        if (s.final && s.replaces) {
-          flags |= REPLACES;
-          replaces = true;
-        }
-        w.row({ flags, op: s.op, lsn: s.lsn, seq: s.seq, commitTimeUs: s.commitTimeUs }, s.row, n, this.watch, this.keep);
+    w.begin(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const s = rows[r]!;
+      let flags = 0;
+      if (s.history) flags |= HISTORY;
+      if (s.final) flags |= FINAL;
+      if (s.deleted) flags |= DELETED;
+      if (s.final && s.replaces) {
+        flags |= REPLACES;
+        replaces = true;
       }
-      w.flush();
-      ap.flushSync();
+      w.row({ flags, op: s.op, lsn: s.lsn, seq: s.seq, commitTimeUs: s.commitTimeUs }, s.row, this.watch, this.keep);
+    }
+    return replaces;
+  }
+
+  /** Appends the parsed rows to a table through an appender (inside the apply's transaction). */
+  private async append(table: string, catalog: string | undefined, schema: string, sources: Source[]): Promise<void> {
+    const ap = await this.conn.createAppender(table, schema, catalog);
+    try {
+      this.writer.appendTo(ap, sources);
     } finally {
       ap.closeSync();
     }
-    return replaces;
+  }
+
+  /**
+   * Fresh inserts (keys first inserted here, nothing deleted, every value parsed): appended straight
+   * to the mirror and the history, no staging table, no INSERT ... SELECT. False when the batch is not so.
+   */
+  private async appendFresh(rows: StagedRow[], timings: StageTimings, started: number): Promise<boolean> {
+    const w = this.writer;
+    if (w.kinds.some((k, i) => k === 'text' || w.textUsed(i))) return false;
+    if (!rows.every((r) => r.history && r.final && !r.deleted)) return false;
+    const direct = await this.directSources();
+    if (!direct) return false;
+    const m = this.mirror;
+    let t0 = performance.now();
+    timings.stageMs += t0 - started;
+    await this.append(m.name, undefined, HOT_SCHEMA, direct.mirror);
+    const t1 = performance.now();
+    timings.currentMs += t1 - t0;
+    t0 = t1;
+    await this.append(this.historyTable, undefined, HOT_SCHEMA, direct.history);
+    timings.historyMs += performance.now() - t0;
+    timings.directAppends++;
+    return true;
+  }
+
+  private get historyTable(): string {
+    return `history.${historyName(this.mirror.schema.schema, this.mirror.schema.table)}`;
+  }
+
+  /**
+   * The sources of the mirror's and the history's columns, in their physical order (ALTERs move
+   * columns; history keeps dropped ones); null when some column has a default, a type that does not
+   * store what the parser writes, or no source.
+   */
+  private async directSources(): Promise<{ mirror: Source[]; history: Source[] } | null> {
+    if (this.direct !== undefined) return this.direct;
+    const m = this.mirror;
+    const byName = new Map(m.columns.map((c, i) => [c.name, i]));
+    const meta: Record<string, Source> = { _op: 'opText', _lsn: 'lsn', _seq: 'seq', _commit_ts: 'commit' };
+    const sourcesOf = async (table: string, history: boolean): Promise<Source[] | null> => {
+      const r = await this.conn.runAndReadAll(
+        'SELECT column_name, column_default FROM duckdb_columns() WHERE database_name = current_database() ' +
+          'AND schema_name = $1 AND table_name = $2 ORDER BY column_index',
+        [HOT_SCHEMA, table],
+      );
+      const cols = r.getRows() as [string, string | null][];
+      const out: Source[] = [];
+      for (const [name, dflt] of cols) {
+        const i = byName.get(name);
+        if (i !== undefined) out.push({ col: i });
+        else if (history && meta[name]) out.push(meta[name]!);
+        else if (dflt === null) out.push('null');
+        else return null;
+      }
+      const covered = new Set(out.flatMap((s) => (typeof s === 'object' && 'col' in s ? [s.col] : [])));
+      if (covered.size !== m.columns.length || (history && out.filter((s) => typeof s === 'string' && s !== 'null').length !== 4)) return null;
+      const ap = await this.conn.createAppender(table, HOT_SCHEMA);
+      try {
+        return this.writer.check(ap, out);
+      } finally {
+        ap.closeSync();
+      }
+    };
+    const mirror = await sourcesOf(m.name, false);
+    const history = mirror && (await sourcesOf(this.historyTable, true));
+    this.direct = mirror && history ? { mirror, history } : null;
+    return this.direct;
   }
 
   /** Current rows of the given keys as PostgreSQL text, keyed like the applier keys them. */
