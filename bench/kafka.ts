@@ -51,29 +51,26 @@ const applyMs: number[] = [];
 /** Commit to the start of the DuckDB apply of the batch holding the change (source, Kafka both ways, consumer queueing). */
 const reachedMs: number[] = [];
 
+/** Milliseconds from each transaction's commit (once per transaction of the batch) to now, into `out`. */
+function sinceCommit(batch: ChangeBatch, out: number[]): void {
+  const now = BigInt(Date.now()) * 1000n;
+  let last = -1n;
+  for (const c of batch.changes) {
+    if (c.lsn === last || c.lsn === 0n) continue;
+    last = c.lsn;
+    out.push(Number(now - c.commitTimeUs) / 1000);
+  }
+}
+
 function timedSink(warehouse: Warehouse, latencies: number[] | null): BatchSink {
   return {
     async apply(batch: ChangeBatch) {
       const started = performance.now();
-      if (latencies) {
-        const at = BigInt(Date.now()) * 1000n;
-        let prev = -1n;
-        for (const c of batch.changes) {
-          if (c.lsn === prev || c.lsn === 0n) continue;
-          prev = c.lsn;
-          reachedMs.push(Number(at - c.commitTimeUs) / 1000);
-        }
-      }
+      if (latencies) sinceCommit(batch, reachedMs);
       await warehouse.apply(batch);
       if (!latencies) return;
       applyMs.push(performance.now() - started);
-      const now = BigInt(Date.now()) * 1000n;
-      let last = -1n;
-      for (const c of batch.changes) {
-        if (c.lsn === last || c.lsn === 0n) continue;
-        last = c.lsn;
-        latencies.push(Number(now - c.commitTimeUs) / 1000);
-      }
+      sinceCommit(batch, latencies);
     },
   };
 }
