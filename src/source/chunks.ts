@@ -8,6 +8,8 @@ import { pgIdent } from './catalog.ts';
 
 /** int2, int4, int8: a single-column key of these types is split by value ranges. */
 const INTEGER_OIDS = new Set([20, 21, 23]);
+/** DuckDB's row group is 122,880 rows: chunks are kept above it when split for the workers. */
+const MIN_CHUNK_ROWS = 125_000;
 /** PostgreSQL 14 added TID range scans: `ctid >= '(n,0)' AND ctid < '(m,0)'` reads only those pages. */
 const TID_RANGE_SCAN = 140000;
 
@@ -39,13 +41,16 @@ export async function planChunks(
   sql: ReservedSql,
   t: TableSchema,
   size: TableSize,
-  opts: { chunkRows: number; version: number },
+  opts: { chunkRows: number; version: number; workers?: number },
 ): Promise<CopyChunkPlan[]> {
   const table = `${t.schema}.${t.table}`;
   const keys = t.columns.filter((c) => c.key);
   const whole = [{ table, chunk: 0, where: '' }];
   const estimate = size.rows ?? size.pages * 50;
-  const n = Math.max(1, Math.min(Math.ceil(estimate / opts.chunkRows), 100_000));
+  // Enough chunks for every worker to have a second one to read while the warehouse loads its first,
+  // but none below DuckDB's row group (smaller ones go through its WAL: docs/PERFORMANCE.md).
+  const perWorker = Math.min(2 * (opts.workers ?? 1), Math.floor(estimate / MIN_CHUNK_ROWS));
+  const n = Math.max(1, perWorker, Math.min(Math.ceil(estimate / opts.chunkRows), 100_000));
   if (n === 1) return whole;
   if (keys.length === 1 && INTEGER_OIDS.has(keys[0]!.typeOid)) {
     // Bounds at the key's quantiles in a sample of pages (at least 100 rows per chunk, 10k in all), so a sparse or

@@ -114,7 +114,7 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
       const recorded = opts.resume?.filter((c) => c.table === name);
       const chunks = recorded?.length
         ? recorded
-        : await planChunks(leader, t, size, { chunkRows: opts.chunkRows ?? 250_000, version: opts.serverVersion ?? 0 });
+        : await planChunks(leader, t, size, { chunkRows: opts.chunkRows ?? 250_000, version: opts.serverVersion ?? 0, workers });
       plan.push(...chunks);
       const todo = chunks.filter((c) => !('done' in c && c.done));
       const start = recorded?.reduce((n, c) => n + c.rows, 0) ?? 0;
