@@ -6,7 +6,7 @@ import { emptySlotHealth, type HeartbeatState, runMonitor, type SlotHealth, slee
 import { copySnapshot, type SnapshotOptions, type SnapshotProgress } from './snapshot.ts';
 import { assertUsableSlot, connectReplication, connectSql, createSlot, dropSlot, readSlot, resumePoint } from './slot.ts';
 import { formatLsn } from './lsn.ts';
-import { type StreamState, streamChanges } from './stream.ts';
+import { emptyStreamState, type StreamState, streamChanges } from './stream.ts';
 import { UserTypes } from './user-types.ts';
 import { checkCatalog, recopyTables } from './recopy.ts';
 import { LiveRecopy, recopySlotKey } from './recopy-live.ts';
@@ -109,13 +109,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     error: null,
     restarts: 0,
     failuresInARow: 0,
-    receivedLsn: 0n,
-    flushedLsn: 0n,
-    lastMessageAt: 0,
-    lastCommitTimeUs: 0n,
-    pendingChanges: 0,
-    inflightBatches: 0,
-    unconfirmedSinceUs: 0n,
+    ...emptyStreamState(),
     slot: emptySlotHealth(),
     snapshot: null,
     recopying: [],

@@ -12,7 +12,7 @@ import { sleep } from './monitor.ts';
 import { currentLayout } from './recopy.ts';
 import { connectReplication, connectSql } from './slot.ts';
 import { copySnapshot, type SnapshotProgress } from './snapshot.ts';
-import { type StreamState, streamChanges } from './stream.ts';
+import { emptyStreamState, type StreamState, streamChanges } from './stream.ts';
 import { UserTypes } from './user-types.ts';
 
 /** While a table is copied, every change of it is dropped from the main stream. */
@@ -138,15 +138,6 @@ export class LiveRecopy {
       // even when nothing else is written.
       await sql`SELECT pg_logical_emit_message(true, 'ducktail_recopy', ${table})`;
       let done = false;
-      const state: StreamState = {
-        receivedLsn: 0n,
-        flushedLsn: 0n,
-        lastMessageAt: 0,
-        lastCommitTimeUs: 0n,
-        pendingChanges: 0,
-        inflightBatches: 0,
-        unconfirmedSinceUs: 0n,
-      };
       const catchUp = async (b: ChangeBatch): Promise<void> => {
         if (done) return;
         const end = b.ackLsn;
@@ -178,7 +169,7 @@ export class LiveRecopy {
           resolveColumns: async (relationId, columns) => types.resolve(await types.withAttnums(relationId, columns)),
         },
         catchUp,
-        state,
+        emptyStreamState(),
         AbortSignal.any([signal, handedOver.signal]),
       );
       if (!done && !signal.aborted) throw new AppError('RECOPY_CATCH_UP_ENDED', `the catch-up stream of ${table} ended before its hand-over`);

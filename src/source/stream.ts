@@ -70,6 +70,11 @@ export interface StreamState {
   lastFinalLsn?: bigint;
 }
 
+/** A stream's state before it has read anything. */
+export function emptyStreamState(): StreamState {
+  return { receivedLsn: 0n, flushedLsn: 0n, lastMessageAt: 0, lastCommitTimeUs: 0n, pendingChanges: 0, inflightBatches: 0, unconfirmedSinceUs: 0n };
+}
+
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
 const MAX_INFLIGHT = 2;
 
