@@ -100,8 +100,9 @@ export class CopyChunks {
    * rows) and marks it done; a chunk already done is skipped. Returns the rows loaded and how many
    * values did not fit their column (NULL there, kept in `_ducktail.unfit_values`).
    *
-   * DuckDB's CSV reader parses the chunk and converts it once, numbered in file order, into a typed
-   * temporary table (with the text of columns whose values may not fit); both INSERTs copy from it.
+   * DuckDB's CSV reader parses and converts the chunk once, numbered in file order, into the history;
+   * the mirror copies those typed rows back (the transaction's own rows: `_lsn` 0, `_seq` from the base).
+   * Only when a column that may hold unfit values got a NULL is the file read again for their text.
    */
   async apply(mirror: MirrorTable, chunk: CopyChunk): Promise<{ rows: number; unfit: number }> {
     const key = [chunk.slot, chunk.table, chunk.chunk] as const;
@@ -111,32 +112,24 @@ export class CopyChunks {
     );
     if ((r.getRows()[0]?.[0] as boolean | undefined) === true) return { rows: 0, unfit: 0 };
     writeFileSync(this.file, chunk.csv);
-    const stage = 'temp.main._copy_chunk';
     try {
       const columns = mirror.columns.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
       const path = this.file.replaceAll("'", "''");
-      const typed = mirror.columns.map((c, i) => `${c.fromText(`s.c${i}`)} AS c${i}`);
-      const texts = mirror.columns.flatMap((c, i) => (c.unfit ? [`s.c${i} AS t${i}`] : []));
-      await this.conn.run(
-        `CREATE OR REPLACE TEMP TABLE _copy_chunk AS SELECT s.ordinality - 1 AS _n, ${[...typed, ...texts].join(', ')} ` +
-          `FROM read_csv('${path}', delim = '\t', quote = '"', escape = '"', header = false, auto_detect = false, nullstr = '\\N', ` +
-          `allow_quoted_nulls = false, strict_mode = true, columns = {${columns}}) WITH ORDINALITY s`,
-      );
+      const csv =
+        `read_csv('${path}', delim = '\t', quote = '"', escape = '"', header = false, auto_detect = false, nullstr = '\\N', ` +
+        `allow_quoted_nulls = false, strict_mode = true, columns = {${columns}}) WITH ORDINALITY`;
       const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
-      const values = mirror.columns.map((_, i) => `s.c${i}`).join(', ');
-      const loaded = await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${values} FROM ${stage} s`);
-      const n = BigInt(loaded.rowsChanged);
+      const casts = mirror.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
       const base = await this.seqBase(mirror);
-      await this.conn.run(
+      const mine = `_lsn = 0 AND _seq >= $1::BIGINT`;
+      const loaded = await this.conn.run(
         `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
-          `SELECT ${values}, 'R', 0, $1::BIGINT + s._n, make_timestamptz($2::BIGINT) FROM ${stage} s`,
+          `SELECT ${casts}, 'R', 0, $1::BIGINT + s.ordinality - 1, make_timestamptz($2::BIGINT) FROM ${csv} s`,
         [base, chunk.commitTimeUs],
       );
-      const unfit = await recordUnfit(this.conn, mirror, stage, 0, (i) => (mirror.columns[i]!.unfit ? `s.t${i}` : `CAST(s.c${i} AS VARCHAR)`), {
-        filter: 'true',
-        lsn: '0',
-        seq: `${base}::BIGINT + s._n`,
-      });
+      const n = BigInt(loaded.rowsChanged);
+      await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${names} FROM ${mirror.history} WHERE ${mine}`, [base]);
+      const unfit = await this.recordUnfit(mirror, csv, base, mine);
       await this.conn.run(
         `UPDATE _ducktail.copy_chunks SET done = true, rows = $4, seq_base = $5, read_at = $6, applied_at = now()
           WHERE slot = $1 AND "table" = $2 AND chunk = $3`,
@@ -147,6 +140,22 @@ export class CopyChunks {
     } finally {
       rmSync(this.file, { force: true });
     }
+  }
+
+  /** Unfit values of the chunk: none unless a column that may hold them got a NULL (then its text is read again). */
+  private async recordUnfit(mirror: MirrorTable, csv: string, base: bigint, mine: string): Promise<number> {
+    const nullable = mirror.columns.flatMap((c) => (c.unfit ? [`${quoteIdent(c.name)} IS NULL`] : []));
+    if (nullable.length === 0) return 0;
+    const r = await this.conn.runAndReadAll(
+      `SELECT count(*) FROM ${mirror.history} WHERE ${mine} AND (${nullable.join(' OR ')})`,
+      [base],
+    );
+    if (Number(r.getRows()[0]![0]) === 0) return 0;
+    return recordUnfit(this.conn, mirror, `(SELECT * FROM ${csv})`, 0, (i) => `s.c${i}`, {
+      filter: 'true',
+      lsn: '0',
+      seq: `${base}::BIGINT + s.ordinality - 1`,
+    });
   }
 
   /** Forgets cached sequence numbers (after a rollback). */
