@@ -19,7 +19,7 @@ const orders: TableSchema = {
     col('quantity', 23), col('status', 25), col('order_date', 1184),
   ],
 };
-const dir = mkdtempSync(join(tmpdir(), 'ducktail-apply-'));
+const dir = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'ducktail-apply-'));
 const warehouse = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '2GB', threads: 2, stream: 'bench' });
 if (process.env.BENCH_DUCK_SET) await warehouse.exclusive((c) => c.run(process.env.BENCH_DUCK_SET!));
 const tables = new Map([['public.orders', orders]]);

@@ -118,3 +118,36 @@ test('fresh inserts appended straight to the mirror and history store what stagi
     c.closeSync();
   }
 });
+
+test('a key without a parser (uuid) and a key the parser refuses are converted by SQL where replaced keys need them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-columns-'));
+  dirs.push(dir);
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  open.push(w);
+  const columns: ColumnSchema[] = [
+    { key: true, name: 'u', typeOid: 2950, typeMod: -1 },
+    { key: true, name: 'at', typeOid: 1184, typeMod: -1 },
+    { key: false, name: 'v', typeOid: 23, typeMod: -1 },
+  ];
+  const tables = new Map([['public.k', { schema: 'public', table: 'k', columns }]]);
+  const u = (n: number) => `00000000-0000-0000-0000-00000000000${n}`;
+  const ch = (op: 'I' | 'U' | 'D', lsn: bigint, seq: number, row: (string | null)[]) => ({ op, table: 'public.k', row, lsn, seq, commitTimeUs: 1n });
+  await w.apply({ tables, ackLsn: 11n, changes: [
+    ch('I', 10n, 0, [u(1), '2026-01-01 00:00:00+00', '1']),
+    ch('I', 10n, 1, [u(2), 'infinity', '2']),
+    ch('I', 10n, 2, [u(3), '0001-01-01 00:00:00+00 BC', '3']),
+  ] });
+  await w.apply({ tables, ackLsn: 21n, changes: [
+    ch('U', 20n, 0, [u(1), '2026-01-01 00:00:00+00', '10']),
+    ch('U', 20n, 1, [u(2), 'infinity', '20']),
+    ch('D', 20n, 2, [u(3), '0001-01-01 00:00:00+00 BC', null]),
+  ] });
+  const c = await w.connect();
+  try {
+    const r = await c.runAndReadAll('SELECT CAST(u AS VARCHAR), CAST("at" AS VARCHAR), v FROM k ORDER BY u');
+    expect(r.getRows()).toEqual([[u(1), '2026-01-01 00:00:00+00', 10], [u(2), 'infinity', 20]]);
+    expect(Number((await c.runAndReadAll('SELECT count(*) FROM history.k')).getRows()[0]![0])).toBe(6);
+  } finally {
+    c.closeSync();
+  }
+});

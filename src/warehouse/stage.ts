@@ -75,18 +75,21 @@ export class Stage {
     this.keep = this.watch.length > 0 ? mirror.keyIndexes : [];
     this.stageSources = ['flags', 'op', 'lsn', 'seq', 'commit'];
     writer.kinds.forEach((k, i) => {
+      // A key without a parser still has a typed column (filled by SQL when a replaced key needs it).
       if (k !== 'text') this.stageSources.push({ col: i });
+      else if (mirror.keyIndexes.includes(i)) this.stageSources.push('null');
       if (k !== 'str') this.stageSources.push({ twin: i });
     });
   }
 
   /** Creates (or replaces) the staging tables of a layout. */
   static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string): Promise<Stage> {
-    // Per column a typed c<i> (unless the type has no parser) and a text twin x<i> (unless it is text
-    // itself) for the values the parser refuses, converted by SQL when moved.
+    // Per column a typed c<i> (unless the type has no parser and is no key) and a text twin x<i> (unless
+    // it is text itself) for the values the parser refuses, converted by SQL when moved.
     const kinds = mirror.columns.map(kindOf);
+    const keys = new Set(mirror.keyIndexes);
     const cols = mirror.columns.flatMap((c, i) => [
-      ...(kinds[i] === 'text' ? [] : [`c${i} ${typedColumnType(kinds[i]!, c.duckType)}`]),
+      ...(kinds[i] === 'text' && !keys.has(i) ? [] : [`c${i} ${typedColumnType(kinds[i]!, c.duckType)}`]),
       ...(kinds[i] === 'str' ? [] : [`x${i} VARCHAR`]),
     ]);
     await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_${id} (${META_COLUMNS}, ${cols.join(', ')})`);
@@ -137,6 +140,14 @@ export class Stage {
     }
     if (rows.length === 0) return 0;
     if (replaces && !truncate) {
+      // archived.ts reads the staged keys typed, in c<i>: convert those the parser left as text.
+      const fill = m.keyIndexes.filter((i) => this.writer.kinds[i] === 'text' || this.writer.textUsed(i));
+      if (fill.length > 0) {
+        await this.conn.run(
+          `UPDATE ${this.table} SET ${fill.map((i) => `c${i} = COALESCE(c${i}, ${m.columns[i]!.fromText(`x${i}`)})`).join(', ')} ` +
+            `WHERE ${fill.map((i) => `x${i} IS NOT NULL`).join(' OR ')}`,
+        );
+      }
       const on = m.keyIndexes
         .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${this.value(i)}`)
         .join(' AND ');
