@@ -270,6 +270,8 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           }
           for (const t of new Set(rec.chunks.filter((c) => c.chunk >= 0).map((c) => c.table))) if (names.includes(t)) recopyLive(t);
         }
+        // Beside the stream where possible (e.g. after the warehouse refused a layout: RECOPY_NEEDED), else before it.
+        for (const n of [...recopy]) if (names.includes(n) && recopyLive(n)) recopy.delete(n);
         if (recopy.size > 0) {
           status.phase = 'snapshot';
           const tables = [...recopy].filter((n) => names.includes(n));
