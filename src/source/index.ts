@@ -162,10 +162,6 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
     tables?.add(table);
     if (names && !names.includes(table)) names.push(table);
     live.start(table, runSignal);
-    status.recopying = live.tables;
-    void live.settled().then(() => {
-      status.recopying = live?.tables ?? [];
-    });
     return true;
   };
 
@@ -207,6 +203,9 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
             url: opts.url, slot: opts.slot, publication: opts.publication, batchRows: opts.batchRows, batchMs: opts.batchMs,
             statusIntervalMs: opts.statusIntervalMs, connectTimeoutS: opts.connectTimeoutS, workers,
             chunkRows: copyOpts.chunkRows, serverVersion: version, publish, log: deps.log, progress: copyOpts.progress,
+            onChange: (tables) => {
+              status.recopying = tables;
+            },
           },
           skipBefore,
           status,

@@ -37,6 +37,8 @@ export interface LiveRecopyOptions {
   publish(batch: ChangeBatch): Promise<void>;
   log(message: string): void;
   progress?(p: SnapshotProgress): void;
+  /** Called with the tables being copied whenever that list changes (for /v1/status). */
+  onChange?(tables: string[]): void;
 }
 
 /** Re-copies running beside the main stream, and the filter the main stream's batches pass through. */
@@ -67,12 +69,13 @@ export class LiveRecopy {
   /**
    * The main stream's publish: a batch waits while a table is handed back, then goes without the changes
    * of tables being copied (below their hand-over point). Batches decoded before a copy began are filtered
-   * here too, so none of the table's older changes reaches the warehouse after the copy's reset.
+   * here too, so none of the table's older changes reaches the warehouse after the copy's reset. (With no
+   * copy running, the stream's own skipBefore check has dropped them already.)
    */
   async publishMain(batch: ChangeBatch): Promise<void> {
     while (this.gate) await this.gate;
     const drop = (c: ChangeBatch['changes'][number]) => c.lsn !== 0n && c.lsn < (this.skip.get(c.table) ?? 0n);
-    const changes = this.running.size > 0 || this.skip.size > 0 ? batch.changes.filter((c) => !drop(c)) : batch.changes;
+    const changes = this.running.size > 0 ? batch.changes.filter((c) => !drop(c)) : batch.changes;
     return this.opts.publish(changes.length === batch.changes.length ? batch : { ...batch, changes });
   }
 
@@ -80,8 +83,12 @@ export class LiveRecopy {
   start(table: string, signal: AbortSignal): void {
     if (this.running.has(table)) return;
     this.skip.set(table, ALL);
-    const run = this.loop(table, signal).finally(() => this.running.delete(table));
+    const run = this.loop(table, signal).finally(() => {
+      this.running.delete(table);
+      this.opts.onChange?.(this.tables);
+    });
     this.running.set(table, run);
+    this.opts.onChange?.(this.tables);
   }
 
   private async loop(table: string, signal: AbortSignal): Promise<void> {
