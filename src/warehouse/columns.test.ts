@@ -10,6 +10,14 @@ import { mapColumn } from './pg-types.ts';
 
 const { dirs, open } = tempWarehouses();
 
+async function warehouse() {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-columns-'));
+  dirs.push(dir);
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  open.push(w);
+  return w;
+}
+
 const num = (p: number, s: number) => ((p << 16) | s) + 4;
 /** PostgreSQL text outputs per type, parsed by JS (typed staging) or refused to SQL's fromText. */
 const CASES: [string, number, number, string[]][] = [
@@ -33,17 +41,13 @@ const CASES: [string, number, number, string[]][] = [
 ];
 
 test('every kind: the JS parsers store exactly what the SQL conversion of the same text stores', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ducktail-columns-'));
-  dirs.push(dir);
-  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
-  open.push(w);
+  const w = await warehouse();
   const columns: ColumnSchema[] = [
     { key: true, name: 'id', typeOid: 20, typeMod: -1 },
     ...CASES.map(([name, typeOid, typeMod]) => ({ key: false, name, typeOid, typeMod })),
   ];
   const schema: TableSchema = { schema: 'public', table: 'kinds', columns };
   expect(columns.map((c) => kindOf(mapColumn(c)))).toEqual(['i64', 'i64', 'i32', 'i16', 'bool', 'f64', 'dec64', 'dec16', 'dec64', 'text', 'date', 'ts', 'ts', 'str']);
-  const rowCount = Math.max(...CASES.map(([, , , v]) => v.length)) + 1;
   // Row 0 is all NULL; more rows than a data chunk (2,048) so a batch spans several chunks.
   const rows = Array.from({ length: 2100 }, (_, r) => [String(r), ...CASES.map(([, , , v]) => (r === 0 ? null : v[(r - 1) % v.length]!))]);
   await w.apply({
@@ -53,7 +57,7 @@ test('every kind: the JS parsers store exactly what the SQL conversion of the sa
   });
   const c = await w.connect();
   try {
-    for (const [i, [name, typeOid, typeMod, values]] of CASES.entries()) {
+    for (const [name, typeOid, typeMod, values] of CASES) {
       const m = mapColumn({ key: false, name, typeOid, typeMod });
       const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
       const expected = await c.runAndReadAll(
@@ -63,7 +67,6 @@ test('every kind: the JS parsers store exactly what the SQL conversion of the sa
       expect({ name, values: got.getRows().map((r) => r[0]) }).toEqual({ name, values: expected.getRows().map((r) => r[0]) });
       const hist = await c.runAndReadAll(`SELECT count(*) FROM history.kinds WHERE "${name}" IS NOT DISTINCT FROM (SELECT "${name}" FROM kinds k WHERE k.id = history.kinds.id)`);
       expect(Number(hist.getRows()[0]![0])).toBe(rows.length);
-      void i;
     }
     expect(w.stats.stageMs.directAppends).toBe(0); // text kinds and refused values: through staging
     const nulls = await c.runAndReadAll(`SELECT ${CASES.map(([n]) => `"${n}" IS NULL`).join(' AND ')} FROM kinds WHERE id = 0`);
@@ -72,14 +75,10 @@ test('every kind: the JS parsers store exactly what the SQL conversion of the sa
   } finally {
     c.closeSync();
   }
-  void rowCount;
 });
 
 test('fresh inserts appended straight to the mirror and history store what staging stores', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ducktail-columns-'));
-  dirs.push(dir);
-  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
-  open.push(w);
+  const w = await warehouse();
   // Every value parses (no text kind, nothing refused): the direct path.
   const refused = /infinity|BC|NaN|^n$/;
   const cases = CASES.filter(([name]) => !refused.test(name)).map(([name, oid, mod, values]) => [name, oid, mod, values.filter((v) => !refused.test(v) && !(name.startsWith('n') && v.replace(/\D/g, '').length > 15))] as const);
@@ -120,10 +119,7 @@ test('fresh inserts appended straight to the mirror and history store what stagi
 });
 
 test('a key without a parser (uuid) and a key the parser refuses are converted by SQL where replaced keys need them', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ducktail-columns-'));
-  dirs.push(dir);
-  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
-  open.push(w);
+  const w = await warehouse();
   const columns: ColumnSchema[] = [
     { key: true, name: 'u', typeOid: 2950, typeMod: -1 },
     { key: true, name: 'at', typeOid: 1184, typeMod: -1 },
