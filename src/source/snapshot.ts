@@ -121,14 +121,18 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
       const report = progressReporter(name, size.rows, start, opts);
       copies.set(name, { name, schema: t, chunks: todo, left: todo.length, rows: start, seq: 0, report });
     }
+    // The first batch (tables emptied, plan recorded) is applied while the workers read their first chunks;
+    // every chunk is published after it.
+    let first: Promise<void> = Promise.resolve();
     if (!opts.resume) {
-      await opts.publish({
+      first = opts.publish({
         tables: new Map(opts.tables.map((t) => [`${t.schema}.${t.table}`, t])),
         changes: [...copies.keys()].map((name, seq) => ({ op: 'T', table: name, row: [], lsn: 0n, seq, commitTimeUs })),
         copyPoint: opts.consistentPoint,
         ...(markers ? { snapshot: { ...marker, status: 'copying' as const, rows: 0 } } : {}),
         ...(raw ? { copyPlan: { slot: opts.slot, chunks: plan } } : {}),
       });
+      first.catch(() => {}); // awaited through the chain below
     } else {
       const left = [...copies.values()].reduce((n, c) => n + c.left, 0);
       opts.log(`snapshot: resuming the initial copy: ${plan.length - left} of ${plan.length} chunks done; the rest as of ${readAt}`);
@@ -141,7 +145,7 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
     }
     const queue = [...copies.values()].flatMap((c) => c.chunks.map((chunk) => ({ copy: c, chunk })));
     for (const c of copies.values()) if (c.left === 0) c.report(c.rows, true, { done: c.chunks.length, of: c.chunks.length });
-    let published = Promise.resolve();
+    let published = first;
     const work = async (reader: ReservedSql): Promise<void> => {
       let pending = Promise.resolve();
       for (let job = queue.shift(); job; job = queue.shift()) {
@@ -169,6 +173,7 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
       await pending;
     };
     await Promise.all(readers.map(work));
+    await first;
     await published;
     const total = [...copies.values()].reduce((n, c) => n + c.rows, 0);
     if (markers) await opts.publish({ tables: new Map(), changes: [], snapshot: { ...marker, status: 'done', rows: total } });
