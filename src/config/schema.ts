@@ -79,6 +79,7 @@ const Tiering = v.object({
   compact_deleted_ratio: v.optional(v.pipe(v.number(), v.minValue(0.01), v.maxValue(1, 'a ratio between 0.01 and 1')), 0.3),
   max_file_rows: v.optional(int(1, 'rows of one Parquet file; a larger month is split by key'), 8_000_000),
   max_file_size: v.optional(v.pipe(v.string(), v.regex(SIZE, 'must be a size like "256MB"')), '256MB'),
+  deletion_vector_min_rows: v.optional(int(1, 'inline deletes of a file that go to its deletion vector'), 64),
   tables: v.optional(
     v.record(
       v.pipe(v.string(), v.regex(TABLE, 'table keys must be "schema.table"')),

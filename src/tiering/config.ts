@@ -27,6 +27,7 @@ export function tieringOptions(config: Config): TieringOptions {
     compactDeletedRatio: t.compact_deleted_ratio,
     maxFileRows: t.max_file_rows,
     maxFileBytes: parseSize(t.max_file_size),
+    vectorMinRows: t.deletion_vector_min_rows,
     tables: Object.fromEntries(
       Object.entries(t.tables).map(([name, v]) => [name, { timeColumn: v.time_column, ...(v.retention_days ? { retentionDays: v.retention_days } : {}) }]),
     ),
