@@ -29,7 +29,7 @@ async function setup(): Promise<{ dir: string; config: string }> {
     config,
     `[warehouse]\npath = "${join(dir, 'w.duckdb')}"\nmemory_limit = "256MB"\n` +
       `[tiering]\nhot_days = 30\nwarm_days = 180\nwarm_dir = "${join(dir, 'warm')}"\ncold_url = "file://${join(dir, 'cold')}"\n` +
-      `grace_minutes = 0\n[tiering.tables."public.orders"]\ntime_column = "order_date"\n` +
+      `grace_minutes = 0\ndeletion_vector_min_rows = 3\n[tiering.tables."public.orders"]\ntime_column = "order_date"\n` +
       `[api]\nlisten = "127.0.0.1:${await freePort()}"\n[log]\nlevel = "error"\n`,
   );
   return { dir, config };
@@ -85,6 +85,33 @@ for (const step of ['warm-written', 'warm-before-commit', 'cold-uploaded', 'cold
     expect([...parquetOnDisk(dir)].sort()).toEqual([...after.live].sort());
   }, 60_000);
 }
+
+test('killed while writing deletion vectors: every row once, the orphan vector swept by the next pass', async () => {
+  const { dir, config } = await setup();
+  expect((await archive(dir, config)).code).toBe(0);
+  // Five archived orders of one month (~300 days old) updated to the same price: totals unchanged, five deletes.
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  const late = [300, 301, 302, 303, 304].map((id, k) => orderChange('U', id, `${((id - 1) % 97) + 1}.25`, id - 1, 9000n, k));
+  await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes: late });
+  await w.close();
+  const killed = await archive(dir, config, 'vector-before-commit');
+  expect(killed.code).toBe(-9);
+  const vectorsOnDisk = () => {
+    const root = join(dir, 'warm', '_deletes');
+    return existsSync(root) ? (readdirSync(root, { recursive: true }) as string[]).filter((r) => r.endsWith('.parquet')).map((r) => join(root, r)) : [];
+  };
+  expect(vectorsOnDisk().length).toBe(1); // written, never committed
+  expect((await inspect(dir)).totals).toEqual(EXPECTED);
+  expect((await archive(dir, config)).code).toBe(0);
+  expect((await inspect(dir)).totals).toEqual(EXPECTED);
+  const w2 = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  const c = await w2.connect();
+  const live = (await c.runAndReadAll('SELECT deletion_vector FROM _ducktail.tier_files WHERE retired_pass IS NULL AND deletion_vector IS NOT NULL')).getRows().map((r) => r[0]);
+  c.closeSync();
+  await w2.close();
+  expect(live.length).toBe(1);
+  expect(vectorsOnDisk()).toEqual(live as string[]);
+}, 90_000);
 
 const canMount = process.getuid?.() === 0 && process.env.DUCKTAIL_SKIP_MOUNT !== '1';
 test.skipIf(!canMount)('a full disk during a warm write stops the pass with a clear error and loses nothing', async () => {
