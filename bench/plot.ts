@@ -53,7 +53,7 @@ charts.push([
     ],
   }),
 ]);
-const flat = [...runs('scale-inline-max'), ...runs('scale-kafka-max'), ...runs('limit-')];
+const flat = [...runs('scale-inline-max'), ...runs('scale-kafka-max'), ...runs('limit-').sort((a, b) => String(a.label).localeCompare(b.label))];
 const ceilings = runs('scale-inline-max')[0];
 charts.push([
   'scaling-throughput.png',
