@@ -109,10 +109,10 @@ if (conc) {
   const eps = [...new Set((conc.results as Run[]).map((x) => x.endpoint))];
   const cell = (ep: string, c: number) => {
     const x = (conc.results as Run[]).find((y) => y.endpoint === ep && y.clients === c);
-    return x ? `${n(Math.round(x.p50))} / ${n(Math.round(x.p99))} (${n(Math.round(x.perS))}/s${x.errors ? `, ${x.errors} errors` : ''})` : '-';
+    return x ? `${n(Math.round(x.p50))} / ${n(Math.round(x.p99))} (${n(Math.round(x.perS))}/s${x.errors ? `, ${x.errors} errors` : ''}; ingest ${n(Math.round(x.ingestPerS))}/s)` : '-';
   };
   sections.concurrency = table(
-    ['endpoint', ...counts.map((c) => `${c} clients: p50 / p99 ms (answers/s)`)],
+    ['endpoint', ...counts.map((c) => `${c} clients: p50 / p99 ms (answers/s; changes applied/s meanwhile)`)],
     eps.map((ep) => [ep, ...counts.map((c) => cell(ep, c))]),
   );
 }
