@@ -159,9 +159,18 @@ async function compact(ctx: PassContext, pass: number, report: PassReport): Prom
       const groups = await ctx.deps.exclusive((conn) => filesToCompact(conn, spec, rules));
       for (const files of groups) {
         ctx.signal?.throwIfAborted();
-        await ctx.deps.exclusive((conn) =>
-          compactFiles(conn, spec, files, { pass, warmDir: ctx.warmDir, readPath: ctx.readPath, refresh: () => ctx.refresh(conn, name) }),
-        );
+        try {
+          // Cold files are read from the cache: fetch them first (S3 unreachable: left as they are, retried next pass).
+          const cold = files.filter((f) => f.tier === 'cold');
+          if (cold.length > 0 && ctx.cache) await ctx.cache.ensure(cold.map((f) => f.location));
+          await ctx.deps.exclusive((conn) =>
+            compactFiles(conn, spec, files, { pass, warmDir: ctx.warmDir, readPath: ctx.readPath, refresh: () => ctx.refresh(conn, name) }),
+          );
+        } catch (e) {
+          if (!files.some((f) => f.tier === 'cold')) throw e;
+          report.errors.push(`compacting cold files of ${name}: ${e instanceof TieringError ? `${e.code}: ` : ''}${errorMessage(e)}`);
+          continue;
+        }
         report.compacted.from += files.length;
         report.compacted.into++;
       }
