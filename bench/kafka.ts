@@ -26,9 +26,9 @@ const TXN_ROWS = 10_000;
 const PARTITIONS = 6;
 // The mock keeps at most 5 MB per partition and drops whole produce batches beyond it: compressed,
 // a 10k-row batch is small enough that the consumer (max_lag messages behind) never loses its place.
-// zstd: measured cheapest end to end with this table (the schema block repeats in every event: ratio ~300),
-// though the client compresses it on the JS thread (gzip runs in libuv's pool); docs/PERFORMANCE.md.
-const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'zstd') as 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+// gzip: its compression runs in libuv's pool; zstd costs fewer CPU seconds in all but about the same on
+// the JS thread, and measured no better end to end (docs/PERFORMANCE.md). BENCH_COMPRESSION overrides.
+const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 // The producer's lead over the local consumer, in messages (all partitions): the mock's 5 MB per
 // partition hold ~90k gzip-compressed events of this table, so 6 x 20k keeps a wide margin.
 const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? 6 * 20_000);
