@@ -32,6 +32,8 @@ async function tieringOutput(rows: number, log: string | undefined): Promise<str
 }
 
 const code = codeCommit();
+// The 1-minute load when the sizes start and when they end (the box is shared; not measured when parsing --log files).
+const loadAtStart = logs.length ? null : loadavg()[0];
 const list = logs.length ? logs.map(() => 0) : sizes.length ? sizes : [1_000_000, 10_000_000, 50_000_000];
 for (let k = 0; k < list.length; k++) {
   const text = await tieringOutput(list[k]!, logs[k]);
@@ -40,25 +42,45 @@ for (let k = 0; k < list.length; k++) {
     break;
   }
   const rows = logs[k] ? num(text, /loaded (\d+) rows/)! : list[k]!;
+  // bench/tiering.ts prints each comparison as "<label> vs all hot: median A ms vs B ms = Rx; CPU C vs D ms = Sx",
+  // the archived (or cold) query first, its all-hot (or warm) twin second, run alternately in the same process.
+  const pair = (label: string) => {
+    const m = new RegExp(`${label.replace(/[()%]/g, (c) => `\\${c}`)}[^:]*: median (\\d+) ms vs (\\d+) ms = [\\d.]+x; CPU (\\d+) vs (\\d+) ms`).exec(text);
+    return m ? m.slice(1, 5).map(Number) : [null, null, null, null];
+  };
+  const [tieredMs, hotMs, tieredCpuMs, hotCpuMs] = pair('revenue per day over a year, 90% archived');
+  const [tieredLast45Ms, hotLast45Ms] = pair('revenue per day, last 45 days, 90% archived');
+  const [coldReadMs, warmReadMs] = pair('100 days read from cold (cached) files');
+  const [tieredUpdatedMs, hotUpdatedMs] = pair('revenue per day over a year, 1% of the archived rows updated (deletes inline)');
+  const [tieredVectorsMs, hotVectorsMs] = pair('revenue per day over a year, 1% updated (deletion vectors)');
   out.push({
     rows,
-    loadS: num(text, /loaded \d+ rows in ([\d.]+) s/) ?? -1,
-    hotMs: num(text, /revenue per day, all hot: median (\d+) ms/)!,
-    tieredMs: num(text, /revenue per day, 90% archived: median (\d+) ms/)!,
-    tieredRefilledMs: num(text, /after the refill: median (\d+) ms/)!,
-    tieredUpdatedMs: num(text, /1% of it updated: median (\d+) ms/)!,
+    loadS: num(text, /loaded \d+ rows.* in ([\d.]+) s/) ?? -1,
+    hotMs: hotMs!,
+    tieredMs: tieredMs!,
+    hotCpuMs: hotCpuMs!,
+    tieredCpuMs: tieredCpuMs!,
+    hotLast45Ms: hotLast45Ms!,
+    tieredLast45Ms: tieredLast45Ms!,
+    coldReadMs: coldReadMs!,
+    warmReadMs: warmReadMs!,
+    coldRefillMs: num(text, /cold cache refill from s3rver before the first query: (\d+) ms/)!,
+    tieredUpdatedMs: tieredUpdatedMs!,
+    hotUpdatedMs: hotUpdatedMs!,
+    tieredVectorsMs: tieredVectorsMs!,
+    hotVectorsMs: hotVectorsMs!,
     archiveToWarmRowsPerS: num(text, /hot -> warm: .* = (\d+) rows\/s/)!,
     archiveToColdRowsPerS: num(text, /warm -> cold .* = (\d+) rows\/s/)!,
-    coldReadMs: num(text, /from cold \(cached\) files: median (\d+) ms/)!,
-    warmReadMs: num(text, /from warm files: median (\d+) ms/)!,
-    hotLast45Ms: num(text, /last 45 days, all hot: median (\d+) ms/)!,
-    tieredLast45Ms: num(text, /last 45 days, 90% archived: median (\d+) ms/)!,
+    // What bench/tiering.ts printed (the per-run times and the CPU ratios are in it).
+    output: text.split('\n').filter((l) => /^(loaded|archive pass|revenue|Parquet|cold cache|100 days|applied|pass after|wall ratios|CPU ratios)/.test(l)).join('\n'),
   });
+  const missing = Object.entries(out.at(-1)!).filter(([, v]) => v === null).map(([key]) => key);
+  if (missing.length) console.error(`${rows} rows: not found in bench/tiering.ts's output: ${missing.join(', ')} (its format changed?)`);
 }
 const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
 mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
 const file = join(import.meta.dir, 'results', `query-cost-${Date.now()}.json`);
-writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, codeCommit: code, runs: RUNS, loadAvg: loadavg()[0], at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
+writeFileSync(file, `${JSON.stringify({ label: 'query-cost', commit, codeCommit: code, runs: RUNS, loadAvgAtStart: loadAtStart, loadAvg: logs.length ? null : loadavg()[0], ...(logs.length ? { fromLogs: logs } : {}), at: new Date().toISOString(), query: 'revenue per day over a year (bench/tiering.ts REVENUE)', sizes: out }, null, 1)}\n`);
 console.log(`\nrows        hot ms   tiered ms   (90% archived: warm Parquet + cold s3rver via cache)`);
 for (const s of out) console.log(`${String(s.rows).padEnd(11)} ${String(s.hotMs).padStart(6)}   ${String(s.tieredMs).padStart(9)}`);
 console.log(`json: ${file}`);

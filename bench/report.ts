@@ -83,21 +83,23 @@ const sections: Record<string, string> = {
 // Query cost: per size, the newest measurement of it (sizes are run in separate invocations).
 const qcRuns = all.get('query-cost') ?? [];
 const bySize = new Map<number, Run>();
-for (const r of qcRuns) for (const s of r.sizes) if (!bySize.has(s.rows)) bySize.set(s.rows, { ...s, commit: r.commit, at: r.at, runs: r.runs ?? 5, file: r.file });
+for (const r of qcRuns) for (const s of r.sizes) if (!bySize.has(s.rows)) bySize.set(s.rows, { ...s, commit: r.commit, codeCommit: r.codeCommit, at: r.at, loadAvgAtStart: r.loadAvgAtStart, runs: r.runs ?? 5, file: r.file });
 const sizes = [...bySize.values()].sort((a, b) => a.rows - b.rows);
 if (sizes.length) {
+  const x = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : '-');
   sections.querycost = table(
-    ['rows', 'year, all hot ms', 'year, 90% archived ms (x hot)', 'last 45 days, hot ms', 'last 45 days, archived ms (x hot)', '100 days from cold / warm ms', 'archive pass hot -> warm rows/s', 'medians of', 'commit, when'],
+    ['rows', 'year, all hot ms', 'year, 90% archived ms (x hot; CPU x hot)', 'last 45 days, hot ms', 'last 45 days, archived ms (x hot)', '100 days from cold / warm ms', 'year, 1% of archived rows updated: deletes inline / deletion vectors ms (x hot)', 'archive pass hot -> warm rows/s', 'medians of', 'commit, when (UTC), load at start'],
     sizes.map((s) => [
       n(s.rows),
       n(s.hotMs),
-      `${n(s.tieredMs)} (${(s.tieredMs / s.hotMs).toFixed(2)})`,
+      `${n(s.tieredMs)} (${x(s.tieredMs, s.hotMs)}${s.tieredCpuMs ? `; ${x(s.tieredCpuMs, s.hotCpuMs)}` : ''})`,
       n(s.hotLast45Ms),
-      s.tieredLast45Ms ? `${n(s.tieredLast45Ms)} (${(s.tieredLast45Ms / s.hotLast45Ms).toFixed(2)})` : '-',
+      s.tieredLast45Ms ? `${n(s.tieredLast45Ms)} (${x(s.tieredLast45Ms, s.hotLast45Ms)})` : '-',
       `${n(s.coldReadMs)} / ${n(s.warmReadMs)}`,
+      s.tieredVectorsMs ? `${n(s.tieredUpdatedMs)} (${x(s.tieredUpdatedMs, s.hotUpdatedMs)}) / ${n(s.tieredVectorsMs)} (${x(s.tieredVectorsMs, s.hotVectorsMs)})` : n(s.tieredUpdatedMs),
       n(s.archiveToWarmRowsPerS),
-      `${s.runs} queries`,
-      `${s.commit}, ${String(s.at).slice(0, 16).replace('T', ' ')}`,
+      `${s.runs} runs`,
+      `${s.codeCommit ?? s.commit}, ${String(s.at).slice(0, 16).replace('T', ' ')}, ${typeof s.loadAvgAtStart === 'number' ? s.loadAvgAtStart.toFixed(1) : '-'}`,
     ]),
   );
 }
@@ -122,15 +124,49 @@ const soaks = all.get('soak-long') ?? [];
 if (soaks.length) {
   sections.soak = soaks
     .map((r) => {
-      const cmd = `flock /tmp/bench.lock bun bench/soak.ts ${(r.args as string[]).filter((a, i, xs) => a !== '--save' && a !== '--json' && xs[i - 1] !== '--json').join(' ')}`;
+      const cmd = `bun bench/soak.ts ${(r.args as string[]).filter((a, i, xs) => a !== '--save' && a !== '--json' && xs[i - 1] !== '--json').join(' ')}`;
       const when = `${String(r.at).slice(0, 16).replace('T', ' ')} UTC, commit ${r.commit}${r.note ? ` (${r.note})` : ''}`;
       return `${when}:\n\n\`\`\`\n$ ${cmd}\n${formatResult(r as SoakResult).trimEnd()}\n  soak process:         ${r.ownUncaught} uncaught errors in its own PostgreSQL client\n\`\`\``;
     })
     .join('\n\n');
 }
 
+// Rows measured again in a later session: the earlier session's median next to the newest, so the doc says
+// how far a table moved and whether that is within noise.
+const again = [...all].flatMap(([label, runs]) => {
+  if (!/^(scale-|limit-)/.test(label)) return [];
+  const now = medianOf(runs, N);
+  const before = runs.filter((r) => !now.of.includes(r) && Date.parse(String(r.at)) < Date.parse(String(now.of.at(-1)!.at)));
+  return before.length ? [[now, medianOf(before, N)] as const] : [];
+});
+if (again.length) {
+  const main = (r: Run) => (r.catchUp ? r.catchUpRowsPerS : r.endToEndRowsPerS);
+  const what = (r: Run) => (r.catchUp ? 'catch-up rows/s from spawn' : 'end-to-end rows/s');
+  const was = (a: Run, b: Run, pick: (r: Run) => number | undefined) => {
+    const x = pick(a);
+    const y = pick(b);
+    return typeof x === 'number' && typeof y === 'number' ? `${n(Math.round(y))} -> ${n(Math.round(x))} (${(x / y).toFixed(2)}x)` : '-';
+  };
+  sections.remeasured = table(
+    ['run', 'figure', 'before -> now (now / before)', 'commit-to-queryable p50 / p99 ms before -> now', 'CPU % before -> now', 'offered changes/s before -> now', 'before: runs, commits, when', 'now: runs, commits, when'],
+    again
+      .sort(([a], [b]) => String(a.label).localeCompare(b.label))
+      .map(([now, before]) => [
+        now.label,
+        what(now),
+        was(now, before, main),
+        now.latencyMs && before.latencyMs ? `${n(before.latencyMs.p50)} / ${n(before.latencyMs.p99)} -> ${n(now.latencyMs.p50)} / ${n(now.latencyMs.p99)}` : '-',
+        was(now, before, (r) => r.ducktail?.cpuPctMean),
+        was(now, before, (r) => r.generator?.offeredChangesPerS),
+        `${runsCol(before)}, ${String(before.of[0].at).slice(0, 10)}`,
+        `${runsCol(now)}, ${String(now.of[0].at).slice(0, 16).replace('T', ' ')}`,
+      ]),
+  );
+}
+
 const cited = [...med.values()].filter((r) => /^(scale-|limit-|analytics-|soak-)/.test(r.label)).flatMap((r) => (r.of as Run[]).map((x) => x.file));
-const files = [...cited, ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
+const citedBefore = again.flatMap(([, before]) => (before.of as Run[]).map((x) => x.file));
+const files = [...new Set([...cited, ...citedBefore]), ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
 sections.files = files.map((f) => `- \`${f}\``).join('\n');
 
 if (process.argv.includes('--write')) {

@@ -37,3 +37,12 @@ test('medianOf: newest 3 runs of a label, field by field; alerts with the runs t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('medianOf: runs from more than a day before the newest (older code) are left out', () => {
+  const run = (at: string, rate: number) => ({ label: 'x', at, endToEndRowsPerS: rate });
+  const runs = [run('2026-12-06T21:30:00Z', 100), run('2026-12-06T10:00:00Z', 120), run('2026-11-25T10:00:00Z', 9999)];
+  const m = medianOf(runs, 3);
+  expect(m.of).toHaveLength(2);
+  expect(m.endToEndRowsPerS).toBe(110);
+  expect(medianOf(runs.slice(2), 3).endToEndRowsPerS).toBe(9999);
+});

@@ -40,13 +40,23 @@ function merge(runs: Run[]): Run {
   return out;
 }
 
+/** Runs of one label this long before its newest are another session's code: not mixed into its median. */
+export const SESSION_MS = 24 * 3600_000;
+
+/** The runs a label's median is taken of: its newest `n`, all from within SESSION_MS of the newest (`runs` newest first). */
+export function newestSession(runs: Run[], n = 3): Run[] {
+  const newest = Date.parse(String(runs[0]?.at));
+  return runs.filter((r) => !(newest - Date.parse(String(r.at)) > SESSION_MS)).slice(0, n);
+}
+
 /**
- * The median of the newest `n` runs of one label. `of` = the runs it was taken over; `range(pick)` =
+ * The median of the newest `n` runs of one label, from the newest run's session (a run from days before, of
+ * older code, is not averaged with today's: see `newestSession`). `of` = the runs it was taken over; `range(pick)` =
  * [min, max] of a figure over them; `alerts`: each alert that fired in any run, in how many, and the
  * median second it first fired; `samples` (the timeline) from the run whose end-to-end rows/s is the median.
  */
 export function medianOf(runs: Run[], n = 3): Run {
-  const of = runs.slice(0, n);
+  const of = newestSession(runs, n);
   const out = merge(of);
   const byRate = [...of].sort((a, b) => (a.endToEndRowsPerS ?? 0) - (b.endToEndRowsPerS ?? 0));
   out.samples = byRate[Math.floor(byRate.length / 2)]?.samples ?? of[0]!.samples;
