@@ -155,10 +155,12 @@ try {
   await pair('100 days read from cold (cached) files vs from warm files', window(290, 190), window(150, 50));
 
   // 1% of the archived rows updated later (through the applier: positions recorded against the files).
+  // Above every loaded row's version LSN (1,000,000 + id): an update at or below it would be skipped as already applied.
+  const UPDATE_LSN = 2_000_000n + BigInt(ROWS);
   const ids = Array.from({ length: Math.floor(currentRows / 100) }, (_, i) => ROWS - 1 - i * 100);
   t = performance.now();
   for (let i = 0; i < ids.length; i += 10_000) {
-    await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes: ids.slice(i, i + 10_000).map((id, k) => ({ ...row(id, '99.99'), lsn: 50_000_000n + BigInt(i), seq: k })) });
+    await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes: ids.slice(i, i + 10_000).map((id, k) => ({ ...row(id, '99.99'), lsn: UPDATE_LSN + BigInt(i), seq: k })) });
   }
   console.log(`applied ${ids.length} updates of archived rows in ${ms(performance.now() - t)}`);
   await w.exclusive((c) => c.run(`UPDATE ${HOT} SET price = 99.99 WHERE order_id IN (SELECT unnest([${ids.join(',')}]))`));
