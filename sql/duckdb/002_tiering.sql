@@ -72,3 +72,8 @@ ALTER TABLE _ducktail.tier_locator ADD COLUMN IF NOT EXISTS lsn UBIGINT DEFAULT 
 -- (<warm_dir>/_deletes/<kind>/<table>/dv-<file id>-<pass>.parquet). dv_rows = its row count.
 ALTER TABLE _ducktail.tier_files ADD COLUMN IF NOT EXISTS deletion_vector VARCHAR;
 ALTER TABLE _ducktail.tier_files ADD COLUMN IF NOT EXISTS dv_rows BIGINT DEFAULT 0;
+
+-- A cold file's deletion vector is also copied to the cold store, beside the data and outside its Hive
+-- layout (<cold root>/_deletes/<kind>/<table>/dv-<file id>-<pass>.parquet), so the cold tier is complete
+-- without the warm disk. DuckDB keeps reading the local vector (deletion_vector); NULL = not copied yet.
+ALTER TABLE _ducktail.tier_files ADD COLUMN IF NOT EXISTS cold_vector VARCHAR;

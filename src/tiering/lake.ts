@@ -43,7 +43,9 @@ export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind:
       max_lsn: f.maxLsn,
       // Positions to skip: the inline ones and those of the deletion vector (also listed here).
       deleted_rows: deleted.get(f.id) ?? [],
-      deletion_vector: f.deletionVector ? relative(folder, f.deletionVector) : null,
+      // Its deletion vector (Parquet of `row`, `lsn`): warm files, a path relative to this folder like
+      // `path`; cold files, its copy in the cold store (absolute like `path`; until it is copied, the warm one).
+      deletion_vector: f.coldVector && f.tier === 'cold' ? f.coldVector : f.deletionVector ? relative(folder, f.deletionVector) : null,
       // The file's own columns with PostgreSQL's attnums: match them to `columns` after a RENAME/DROP COLUMN.
       layout: f.layout ? JSON.parse(f.layout) : null,
     })),

@@ -30,6 +30,8 @@ export interface ManifestFile {
   /** Location of the file's deletion vector (Parquet of superseded positions), and its row count. */
   deletionVector?: string | null;
   dvRows?: number;
+  /** Cold files: the copy of the deletion vector in the cold store (outside ducktail's reads), or null. */
+  coldVector?: string | null;
   /** min/max of the time column as epoch milliseconds (view guards). */
   minTimeMs?: number | null;
   maxTimeMs?: number | null;
@@ -37,7 +39,7 @@ export interface ManifestFile {
 
 const COLUMNS =
   'id, table_name, kind, tier, location, month, row_count, byte_size, checksum, first_row_id, ' +
-  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass, layout, epoch_ms(min_time), epoch_ms(max_time), deletion_vector, coalesce(dv_rows, 0)';
+  'min_time::VARCHAR, max_time::VARCHAR, min_key, max_key, min_lsn::VARCHAR, max_lsn::VARCHAR, added_pass, layout, epoch_ms(min_time), epoch_ms(max_time), deletion_vector, coalesce(dv_rows, 0), cold_vector';
 
 function toFile(r: unknown[]): ManifestFile {
   return {
@@ -63,6 +65,7 @@ function toFile(r: unknown[]): ManifestFile {
     maxTimeMs: r[19] === null ? null : Number(r[19]),
     deletionVector: (r[20] as string | null) ?? null,
     dvRows: Number(r[21]),
+    coldVector: (r[22] as string | null) ?? null,
   };
 }
 
@@ -78,7 +81,8 @@ export async function liveFiles(conn: DuckDBConnection, where = 'true'): Promise
 export async function knownLocations(conn: DuckDBConnection): Promise<Set<string>> {
   const r = await conn.runAndReadAll(
     'SELECT location FROM _ducktail.tier_files UNION SELECT location FROM _ducktail.tier_trash ' +
-      'UNION SELECT deletion_vector FROM _ducktail.tier_files WHERE deletion_vector IS NOT NULL',
+      'UNION SELECT deletion_vector FROM _ducktail.tier_files WHERE deletion_vector IS NOT NULL ' +
+      'UNION SELECT cold_vector FROM _ducktail.tier_files WHERE cold_vector IS NOT NULL',
   );
   return new Set(r.getRows().map((x) => x[0] as string));
 }
@@ -102,21 +106,22 @@ export async function insertFile(conn: DuckDBConnection, f: ManifestFile): Promi
   const n = (v: string | null, cast: string) => (v === null ? 'NULL' : `${lit(v)}::${cast}`);
   await conn.run(
     'INSERT INTO _ducktail.tier_files (id, table_name, kind, tier, location, month, row_count, byte_size, checksum, first_row_id, ' +
-      'min_time, max_time, min_key, max_key, min_lsn, max_lsn, added_pass, retired_pass, retired_at, layout, deletion_vector, dv_rows) ' +
+      'min_time, max_time, min_key, max_key, min_lsn, max_lsn, added_pass, retired_pass, retired_at, layout, deletion_vector, dv_rows, cold_vector) ' +
       `VALUES (${f.id}, ${lit(f.tableName)}, ${lit(f.kind)}, ${lit(f.tier)}, ` +
       `${lit(f.location)}, ${lit(f.month)}, ${f.rowCount}, ${f.byteSize}, ${lit(f.checksum)}, ${f.firstRowId}, ` +
       `${n(f.minTime, 'TIMESTAMPTZ')}, ${n(f.maxTime, 'TIMESTAMPTZ')}, ${n(f.minKey, 'VARCHAR')}, ${n(f.maxKey, 'VARCHAR')}, ` +
       `${n(f.minLsn, 'UBIGINT')}, ${n(f.maxLsn, 'UBIGINT')}, ${f.addedPass}, NULL, NULL, ${f.layout === null ? 'NULL' : lit(f.layout)}, ` +
-      `${f.deletionVector ? lit(f.deletionVector) : 'NULL'}, ${f.dvRows ?? 0})`,
+      `${f.deletionVector ? lit(f.deletionVector) : 'NULL'}, ${f.dvRows ?? 0}, ${f.coldVector ? lit(f.coldVector) : 'NULL'})`,
   );
 }
 
 /**
  * Retires a file and queues its bytes for deletion after the grace period (caller's transaction),
- * with its deletion vector unless the file's copy in another tier keeps using it.
+ * with its deletion vector unless the file's copy in another tier keeps using it, and the vector's cold copy.
  */
 export async function retireFile(conn: DuckDBConnection, f: ManifestFile, pass: number, keepVector = false): Promise<void> {
   await conn.run(`UPDATE _ducktail.tier_files SET retired_pass = ${pass}, retired_at = now() WHERE id = ${f.id}`);
   await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(f.location)}, now())`);
   if (f.deletionVector && !keepVector) await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(f.deletionVector)}, now())`);
+  if (f.coldVector) await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(f.coldVector)}, now())`);
 }

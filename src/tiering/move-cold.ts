@@ -21,6 +21,20 @@ export interface ColdMoveContext {
   warmDir: string;
 }
 
+/**
+ * The size of an object just uploaded. s3rver (and eventually consistent stores) can answer a HEAD
+ * right after the PUT with the object still 0 bytes or partial: ask again a few times while it differs
+ * from `expected` before calling the upload bad.
+ */
+export async function uploadedSize(store: ColdStore, location: string, expected: number): Promise<number> {
+  let size = await store.size(location);
+  for (let attempt = 0; size !== expected && attempt < 5; attempt++) {
+    await Bun.sleep(100 * 2 ** attempt);
+    size = await store.size(location);
+  }
+  return size;
+}
+
 /** The local path DuckDB reads a cold location from. */
 export function coldReadPath(ctx: Pick<ColdMoveContext, 'store' | 'cache'>, location: string): string {
   if (ctx.store.localRoot) return location.slice('file://'.length);
@@ -36,13 +50,7 @@ export async function moveFileToCold(ctx: ColdMoveContext, f: ManifestFile, pass
   const location = ctx.store.locationOf(join(f.kind, f.tableName, `month=${f.month}`, basename(f.location)));
   await ctx.store.put(f.location, location);
   crashPoint('cold-uploaded');
-  // s3rver (and eventually consistent stores) can answer a HEAD right after the PUT with the object
-  // still 0 bytes or partial: ask again a few times before calling the upload bad.
-  let size = await ctx.store.size(location);
-  for (let attempt = 0; size !== f.byteSize && attempt < 5; attempt++) {
-    await Bun.sleep(100 * 2 ** attempt);
-    size = await ctx.store.size(location);
-  }
+  const size = await uploadedSize(ctx.store, location, f.byteSize);
   if (size !== f.byteSize) {
     throw new TieringError('TIER_VERIFY_FAILED', `${location} has ${size} bytes, ${f.location} has ${f.byteSize}: not moved, retried next pass`);
   }

@@ -10,7 +10,7 @@ import { liveFiles, nextId, retireFile } from './manifest.ts';
 import { moveFileToCold } from './move-cold.ts';
 import { daysBefore, lit } from './sql.ts';
 import { parkRetired, sweep, type SweepResult } from './sweep.ts';
-import { flushDeletes } from './vectors.ts';
+import { copyVectorToCold, coldVectorsToCopy, flushDeletes } from './vectors.ts';
 import type { ReadPath } from './views.ts';
 import { DEFAULT_FILE_BYTES, monthsToArchive, moveMonthToWarm, TieringError, tierSpec } from './warm.ts';
 
@@ -40,6 +40,8 @@ export interface PassReport {
   compacted: { from: number; into: number };
   /** Files whose inline deletes went into their deletion vector. */
   vectors: number;
+  /** Deletion vectors of cold files copied to the cold store. */
+  vectorsToCold: number;
   sweep: SweepResult;
   /** Problems that stopped part of the pass (retried by the next one). */
   errors: string[];
@@ -79,6 +81,7 @@ export async function runPass(ctx: PassContext): Promise<PassReport> {
     expired: 0,
     compacted: { from: 0, into: 0 },
     vectors: 0,
+    vectorsToCold: 0,
     sweep: { trashDeleted: 0, orphansDeleted: 0, errors: [] },
     errors: [],
   };
@@ -96,6 +99,7 @@ export async function runPass(ctx: PassContext): Promise<PassReport> {
     await vectors(ctx, pass, report);
     await warmToCold(ctx, pass, daysBefore(now, opts.warmDays), report);
     await expire(ctx, pass, now, report);
+    await coldVectors(ctx, report);
     await manifests(ctx, report);
   } catch (e) {
     report.errors.push(errorMessage(e));
@@ -111,7 +115,13 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
   const mirrors = await deps.exclusive((conn) => ctx.mirrors(conn));
   for (const [name, t] of Object.entries(ctx.opts.tables)) {
     const m = mirrors.find((x) => x.name === name);
-    if (!m) continue; // not mirrored yet: nothing to move
+    if (!m) {
+      // Not mirrored (yet: still copying, or a misspelt name): nothing to move, but say so.
+      deps.log.warn(
+        `tiering.tables."${name}": no such table in the warehouse (mirrored: ${mirrors.map((x) => x.name).join(', ') || 'none yet'}); nothing to move`,
+      );
+      continue;
+    }
     if (!m.columns.some((c) => c.name === t.timeColumn)) {
       report.errors.push(
         `tiering.tables."${name}".time_column = "${t.timeColumn}": the table has no such column ` +
@@ -190,6 +200,23 @@ async function vectors(ctx: PassContext, pass: number, report: PassReport): Prom
         refresh: () => ctx.refresh(conn, name),
       }),
     );
+  }
+}
+
+/** Deletion vectors of cold files are copied to the cold store (new files, new vectors). */
+async function coldVectors(ctx: PassContext, report: PassReport): Promise<void> {
+  for (const name of Object.keys(ctx.opts.tables)) {
+    const files = await ctx.deps.exclusive((conn) => coldVectorsToCopy(conn, name));
+    for (const f of files) {
+      ctx.signal?.throwIfAborted();
+      try {
+        await copyVectorToCold(ctx.store, ctx.deps.exclusive, f);
+        report.vectorsToCold++;
+      } catch (e) {
+        report.errors.push(`copying the deletion vector of ${f.location} to the cold store: ${e instanceof TieringError ? `${e.code}: ` : ''}${errorMessage(e)}`);
+        if (e instanceof TieringError && e.code === 'COLD_UNREACHABLE') return;
+      }
+    }
   }
 }
 

@@ -1,8 +1,10 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { ColdStore } from './cold.ts';
 import { crashPoint } from './fault.ts';
 import { liveFiles, type ManifestFile } from './manifest.ts';
+import { uploadedSize } from './move-cold.ts';
 import { lit, PARQUET_READ } from './sql.ts';
 import { TieringError } from './warm.ts';
 
@@ -71,4 +73,56 @@ export async function flushDeletes(
     for (const p of written) rmSync(p, { force: true });
     throw e;
   }
+}
+
+/** Where a cold file's deletion vector is copied in the cold store: outside the Hive layout, like on the warm disk. */
+export function coldVectorLocation(store: ColdStore, f: ManifestFile): string {
+  return store.locationOf(join('_deletes', f.kind, f.tableName, basename(f.deletionVector!)));
+}
+
+/** Live cold files of a table whose current deletion vector has no copy in the cold store yet. */
+export async function coldVectorsToCopy(conn: DuckDBConnection, table: string): Promise<ManifestFile[]> {
+  const files = await liveFiles(conn, `table_name = ${lit(table)} AND tier = 'cold' AND deletion_vector IS NOT NULL`);
+  return files.filter((f) => !f.coldVector || basename(f.coldVector) !== basename(f.deletionVector!));
+}
+
+/**
+ * Copies a cold file's deletion vector to the cold store beside the data (so the cold tier is complete
+ * on its own: data, `_manifest.json` and vectors), checks the copy's size, then in one transaction
+ * points `tier_files.cold_vector` at it and queues the previous copy for deletion after the grace. The
+ * local vector stays what ducktail's views read. A crash before COMMIT leaves an orphan copy the sweep
+ * removes; a failed upload leaves the previous copy (or none) and the next pass retries.
+ */
+export async function copyVectorToCold(
+  store: ColdStore,
+  exclusive: <T>(fn: (conn: DuckDBConnection) => Promise<T>) => Promise<T>,
+  f: ManifestFile,
+): Promise<string> {
+  const local = f.deletionVector!;
+  const location = coldVectorLocation(store, f);
+  const bytes = statSync(local).size;
+  await store.put(local, location);
+  crashPoint('cold-vector-uploaded');
+  const size = await uploadedSize(store, location, bytes);
+  if (size !== bytes) {
+    throw new TieringError('TIER_VERIFY_FAILED', `${location} has ${size} bytes, ${local} has ${bytes}: not switched, retried next pass`);
+  }
+  await exclusive(async (conn) => {
+    await conn.run('BEGIN TRANSACTION');
+    try {
+      const r = await conn.runAndReadAll(
+        `SELECT deletion_vector, cold_vector FROM _ducktail.tier_files WHERE id = ${f.id} AND retired_pass IS NULL`,
+      );
+      const row = r.getRows()[0];
+      // Retired or given a newer vector meanwhile: this copy is an orphan (swept after the grace).
+      if (!row || row[0] !== local) throw new TieringError('TIER_CONFLICT', `file ${f.location} changed while its deletion vector was copied`);
+      await conn.run(`UPDATE _ducktail.tier_files SET cold_vector = ${lit(location)} WHERE id = ${f.id}`);
+      if (row[1] && row[1] !== location) await conn.run(`INSERT INTO _ducktail.tier_trash VALUES (${lit(row[1] as string)}, now())`);
+      await conn.run('COMMIT');
+    } catch (e) {
+      await conn.run('ROLLBACK').catch(() => {});
+      throw e;
+    }
+  });
+  return location;
 }

@@ -113,6 +113,39 @@ test('killed while writing deletion vectors: every row once, the orphan vector s
   expect(vectorsOnDisk()).toEqual(live as string[]);
 }, 90_000);
 
+test('killed after copying a cold file\'s deletion vector to the cold store: the orphan copy is swept, copied again', async () => {
+  const { dir, config } = await setup();
+  expect((await archive(dir, config)).code).toBe(0);
+  // Five orders ~300 days old (a cold file) updated to the same price: the next pass gives the file a vector.
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  const late = [300, 301, 302, 303, 304].map((id, k) => orderChange('U', id, `${((id - 1) % 97) + 1}.25`, id - 1, 9000n, k));
+  await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes: late });
+  await w.close();
+  const copies = () => {
+    const root = join(dir, 'cold', '_deletes');
+    return existsSync(root) ? (readdirSync(root, { recursive: true }) as string[]).filter((r) => r.endsWith('.parquet')).map((r) => `file://${join(root, r)}`) : [];
+  };
+  const coldVectors = async () => {
+    const w2 = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+    const c = await w2.connect();
+    const r = await c.runAndReadAll("SELECT cold_vector FROM _ducktail.tier_files WHERE retired_pass IS NULL AND tier = 'cold' AND deletion_vector IS NOT NULL");
+    c.closeSync();
+    await w2.close();
+    return r.getRows().map((x) => x[0]);
+  };
+  const killed = await archive(dir, config, 'cold-vector-uploaded');
+  expect(killed.code).toBe(-9);
+  expect(copies().length).toBe(1); // uploaded, never recorded
+  expect(await coldVectors()).toEqual([null]);
+  expect((await inspect(dir)).totals).toEqual(EXPECTED);
+  await Bun.sleep(20); // older than the grace (0) by the next sweep's clock
+  expect((await archive(dir, config)).code).toBe(0);
+  expect((await inspect(dir)).totals).toEqual(EXPECTED);
+  const recorded = await coldVectors();
+  expect(recorded).toHaveLength(1);
+  expect(copies()).toEqual(recorded as string[]);
+}, 90_000);
+
 const canMount = process.getuid?.() === 0 && process.env.DUCKTAIL_SKIP_MOUNT !== '1';
 test.skipIf(!canMount)('a full disk during a warm write stops the pass with a clear error and loses nothing', async () => {
   const { dir, config } = await setup();
