@@ -1,7 +1,7 @@
 import { loadConfig } from '../config/index.ts';
 import { AppError } from '../errors.ts';
 import { createLogger } from '../log.ts';
-import { createTieringFromConfig } from '../tiering/index.ts';
+import { createTieringFromConfig, type PassReport, passSummary } from '../tiering/index.ts';
 import { createWarehouse } from '../warehouse/index.ts';
 import type { Args } from './args.ts';
 
@@ -31,7 +31,11 @@ export async function archiveCommand(args: Args): Promise<number> {
       throw new AppError('ARCHIVE_FAILED', `the running instance at ${host} answered ${response.status}: ${body}`);
     }
     console.log(body);
-    return 0;
+    // Same exit status as a pass run alone: 1 when part of it failed (the report's errors).
+    const report = JSON.parse(body) as PassReport;
+    log.info(`${host}: ${passSummary(report)}`);
+    if (report.errors.length > 0) log.warn(`left for the next pass: ${report.errors.join('; ')}`);
+    return report.errors.length === 0 ? 0 : 1;
   }
   log.info(`no instance answers on ${host}: running the pass in this process`);
   const warehouse = await createWarehouse({

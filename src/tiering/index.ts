@@ -16,6 +16,7 @@ import { refreshViews } from './views.ts';
 export { TieringError } from './warm.ts';
 export { createTieringFromConfig, tieringOptions } from './config.ts';
 export type { PassReport } from './pass.ts';
+export { checkTiering, type TieringProblem } from './check.ts';
 
 /** Per-table tiering settings. */
 export interface TableTiering {
@@ -144,6 +145,8 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
         );
         status.passes++;
         status.lastPass = report;
+        log.info(passSummary(report));
+        if (report.errors.length > 0) log.warn(`archive pass ${report.pass} left work for the next pass: ${report.errors.join('; ')}`);
         status.lastError = report.errors.length > 0 ? report.errors.join('; ') : null;
         if (report.errors.length > 0) status.failures++;
         result = report.errors.length > 0 ? 'partial' : 'done';
@@ -151,6 +154,7 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
       } catch (e) {
         status.failures++;
         status.lastError = errorMessage(e);
+        log.error(`archive pass failed: ${errorMessage(e)}`);
         throw e;
       } finally {
         recorder?.passDone(result, (performance.now() - started) / 1000);
@@ -198,13 +202,21 @@ export function createTiering(opts: TieringOptions, deps: TieringDeps): Tiering 
         cronTime: opts.schedule,
         start: true,
         onTick: () => {
-          archive(signal).then(
-            (r) => log.info(`archive pass ${r.pass}: ${r.moved.length} files moved in ${r.elapsedMs} ms`),
-            (e: unknown) => log.error(`archive pass failed: ${errorMessage(e)}`),
-          );
+          archive(signal).catch(() => {}); // logged by archive()
         },
       });
       signal.addEventListener('abort', () => job.stop(), { once: true });
     },
   };
+}
+
+/** One log line per pass, whoever started it (cron, CLI, API). */
+export function passSummary(r: PassReport): string {
+  const parts = [`${r.rowsToWarm} rows hot -> warm`, `${r.rowsToCold} rows warm -> cold`, `${r.moved.length} files written`];
+  if (r.compacted.from > 0) parts.push(`${r.compacted.from} files compacted into ${r.compacted.into}`);
+  if (r.vectors > 0) parts.push(`${r.vectors} deletion vectors`);
+  if (r.vectorsToCold > 0) parts.push(`${r.vectorsToCold} copied to cold`);
+  if (r.expired > 0) parts.push(`${r.expired} files expired`);
+  if (r.sweep.trashDeleted + r.sweep.orphansDeleted > 0) parts.push(`${r.sweep.trashDeleted + r.sweep.orphansDeleted} old files deleted`);
+  return `archive pass ${r.pass} ${r.errors.length > 0 ? 'partial' : 'done'} in ${r.elapsedMs} ms: ${parts.join(', ')}`;
 }

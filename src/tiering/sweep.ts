@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ColdStore } from './cold.ts';
 import { knownLocations } from './manifest.ts';
@@ -44,6 +44,12 @@ export async function parkRetired(conn: DuckDBConnection, warmDir: string, locat
   const parked = join(warmDir, '_retired', `${id}-${basename(location)}`);
   mkdirSync(dirname(parked), { recursive: true });
   renameSync(location, parked);
+  // The month folder it leaves empty goes too (an empty month=YYYY-MM misleads whoever lists the lake).
+  try {
+    if (readdirSync(dirname(location)).length === 0) rmdirSync(dirname(location));
+  } catch {
+    // a new file arrived meanwhile, or already gone
+  }
   await conn.run(`UPDATE _ducktail.tier_trash SET location = ${lit(parked)} WHERE location = ${lit(location)}`);
 }
 

@@ -39,6 +39,10 @@ describe('tiering', () => {
     expect(Number(tiers[0])).toBeGreaterThan(0);
     expect(Number(tiers[1])).toBeGreaterThan(0);
     expect(readdirSync(join(dir, 'warm', 'current', 'public.orders')).every((m) => m.startsWith('month=') || m === '_manifest.json')).toBe(true);
+    // The month folders whose files went cold are gone from the warm tier, not left empty.
+    const warmMonths = readdirSync(join(dir, 'warm', 'current', 'public.orders')).filter((m) => m.startsWith('month='));
+    expect(warmMonths.filter((m) => readdirSync(join(dir, 'warm', 'current', 'public.orders', m)).length === 0)).toEqual([]);
+    expect(warmMonths.length).toBe(Number(tiers[0]));
     // A second pass moves nothing more and changes no answer; /metrics has the tier sizes.
     const metrics = createMetrics();
     const again = await createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error'), metrics }).archive();
@@ -202,6 +206,17 @@ describe('tiering', () => {
     expect(r.sweep.orphansDeleted).toBe(1);
     expect(existsSync(orphan)).toBe(false);
     expect(await one(w, 'SELECT count(*) FROM orders')).toEqual(['730']);
+  }, 30_000);
+  test('every pass is logged, and a table the config names but the warehouse lacks is warned about', async () => {
+    const { w, opts } = await setup();
+    const lines: string[] = [];
+    const log = createLogger('info', 'tiering', (l) => lines.push(l));
+    const misspelt = { ...opts, tables: { ...opts.tables, 'public.order': { timeColumn: 'order_date' } } };
+    const report = await createTiering(misspelt, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log }).archive();
+    expect(report.errors).toEqual([]);
+    expect(lines.join('')).toContain(`archive pass ${report.pass} done in`);
+    expect(lines.join('')).toContain(`${report.rowsToWarm} rows hot -> warm, ${report.rowsToCold} rows warm -> cold`);
+    expect(lines.join('')).toContain('tiering.tables.\"public.order\": no such table in the warehouse (mirrored: public.orders)');
   }, 30_000);
 });
 
