@@ -1,6 +1,7 @@
 import type { Config } from '../config/index.ts';
 import { errorMessage } from '../errors.ts';
 import { checkPrerequisites, connectSql, type Problem, readSlot } from '../source/index.ts';
+import { checkTiering } from '../tiering/index.ts';
 
 /** Result of `ducktail check`: every problem found, each with its fix. */
 export interface CheckReport {
@@ -8,7 +9,7 @@ export interface CheckReport {
   problems: Problem[];
 }
 
-/** Checks PostgreSQL's prerequisites and the slot's health for a valid config. */
+/** Checks PostgreSQL's prerequisites, the slot's health and [tiering] (tables, folders, cold store) for a valid config. */
 export async function runCheck(config: Config): Promise<CheckReport> {
   const ok: string[] = ['config is valid'];
   const problems: Problem[] = [];
@@ -30,6 +31,9 @@ export async function runCheck(config: Config): Promise<CheckReport> {
     if (!found.some((p) => p.check === 'wal_level')) ok.push('wal_level = logical');
     if (!found.some((p) => p.check === 'replication privilege')) ok.push('role may replicate');
     if (!found.some((p) => p.check === 'primary key')) ok.push('every replicated table has a primary key or replica identity');
+    const tiering = await checkTiering(config, sql);
+    ok.push(...tiering.ok);
+    problems.push(...tiering.problems);
     const [{ db }] = (await sql`SELECT current_database() AS db`) as unknown as [{ db: string }];
     const slot = await readSlot(sql, config.source.slot);
     if (!slot) {

@@ -60,6 +60,12 @@ function folderStore(url: string): ColdStore {
   };
 }
 
+/** An S3 client error's message with its code (Bun says "an unexpected error has occurred" for a refused connection). */
+function describe(e: unknown): string {
+  const { message, code } = e as { message?: string; code?: string };
+  return code && !message?.includes(code) ? `${message} (${code})` : String(message);
+}
+
 /** An S3 bucket through Bun.S3Client (path-style when an endpoint is given). */
 function s3Store(url: string, s3: S3Settings): ColdStore {
   const rest = url.slice('s3://'.length);
@@ -76,7 +82,7 @@ function s3Store(url: string, s3: S3Settings): ColdStore {
   const unreachable = (what: string, location: string, e: unknown) =>
     new TieringError(
       'COLD_UNREACHABLE',
-      `${what} ${location} failed: ${(e as Error).message}. Check tiering.cold_url, s3_endpoint and the credentials; ` +
+      `${what} ${location} failed: ${describe(e)}. Check tiering.cold_url, s3_endpoint and the credentials; ` +
         'the files stay in the warm tier and the next pass retries',
       { cause: e },
     );

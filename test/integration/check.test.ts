@@ -59,6 +59,42 @@ describe('on a server with wal_level=logical', () => {
     expect(formatCheck(report)).toEndWith('ready');
   });
 
+  test('[tiering]: a misspelt time column, a column of the wrong type, a missing table and an unwritable cold store are reported', async () => {
+    await sql`CREATE TABLE IF NOT EXISTS tiered (id int PRIMARY KEY, created_at timestamptz, note text)`;
+    const dir = mkdtempSync(join(tmpdir(), 'ducktail-tiercheck-'));
+    try {
+      const blocked = join(dir, 'not-a-folder');
+      await Bun.write(blocked, 'a file where the cold folder should be');
+      const toml = join(dir, 'ducktail.toml');
+      const tiering = (cold: string, tables: string) =>
+        `[source]\nurl = "${url}"\npublication = "it_check_pub"\n[tiering]\nwarm_dir = "${join(dir, 'warm')}"\ncold_url = "${cold}"\n${tables}`;
+      await Bun.write(
+        toml,
+        tiering(
+          `file://${blocked}/cold`,
+          '[tiering.tables."public.tiered"]\ntime_column = "created"\n[tiering.tables."public.tiered_typo"]\ntime_column = "created_at"\n',
+        ),
+      );
+      const bad = await runCheck(loadConfig({ path: toml }));
+      expect(bad.problems.filter((p) => p.check === 'tiering').map((p) => p.problem)).toEqual([
+        'tiering.tables."public.tiered".time_column = "created": the table has no such column (columns: id, created_at, note)',
+        'tiering.tables."public.tiered_typo": no such table in the source',
+        expect.stringContaining(`cold_url file://${blocked}/cold:`),
+      ]);
+      expect(bad.ok).toContain(`warm_dir ${join(dir, 'warm')} is writable`);
+      await Bun.write(toml, tiering(`file://${join(dir, 'cold')}`, '[tiering.tables."public.tiered"]\ntime_column = "note"\n'));
+      const text = await runCheck(loadConfig({ path: toml }));
+      expect(text.problems.filter((p) => p.check === 'tiering').map((p) => p.problem)).toEqual(['tiering.tables."public.tiered".time_column = "note" is text, not a date or timestamp']);
+      await Bun.write(toml, tiering(`file://${join(dir, 'cold')}`, '[tiering.tables."public.tiered"]\ntime_column = "created_at"\n'));
+      const good = await runCheck(loadConfig({ path: toml }));
+      expect(good.problems.filter((p) => p.check === 'tiering')).toEqual([]); // (public.keyless is fixed in the next test)
+      expect(good.ok).toContain('tiering.tables."public.tiered" tiers by created_at (timestamp with time zone)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await sql`DROP TABLE tiered`;
+    }
+  });
+
   test('once fixed, the check passes and says so', async () => {
     await sql`ALTER TABLE keyless REPLICA IDENTITY FULL`;
     const report = await check(url);
