@@ -42,7 +42,7 @@ describe('tiering', () => {
     // The month folders whose files went cold are gone from the warm tier, not left empty.
     const warmMonths = readdirSync(join(dir, 'warm', 'current', 'public.orders')).filter((m) => m.startsWith('month='));
     expect(warmMonths.filter((m) => readdirSync(join(dir, 'warm', 'current', 'public.orders', m)).length === 0)).toEqual([]);
-    expect(warmMonths.length).toBe(Number(tiers[0]));
+    expect(String(warmMonths.length)).toBe((await one(w, "SELECT count(DISTINCT month) FROM _ducktail.tier_files WHERE retired_pass IS NULL AND tier = 'warm' AND kind = 'current'"))[0]!);
     // A second pass moves nothing more and changes no answer; /metrics has the tier sizes.
     const metrics = createMetrics();
     const again = await createTiering(opts, { exclusive: (fn) => w.exclusive(fn), connect: () => w.connect(), log: createLogger('error'), metrics }).archive();
