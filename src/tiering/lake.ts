@@ -1,9 +1,9 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import type { MirrorTable } from '../warehouse/index.ts';
 import type { ColdStore } from './cold.ts';
-import { type FileKind, liveFiles } from './manifest.ts';
+import { type FileKind, liveFiles, type ManifestFile } from './manifest.ts';
 import { lit } from './sql.ts';
 import { supersededSql } from './views.ts';
 
@@ -44,12 +44,18 @@ export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind:
       // Positions to skip: the inline ones and those of the deletion vector (also listed here).
       deleted_rows: deleted.get(f.id) ?? [],
       // Its deletion vector (Parquet of `row`, `lsn`): warm files, a path relative to this folder like
-      // `path`; cold files, its copy in the cold store (absolute like `path`; until it is copied, the warm one).
-      deletion_vector: f.coldVector && f.tier === 'cold' ? f.coldVector : f.deletionVector ? relative(folder, f.deletionVector) : null,
+      // `path`; cold files, its copy in the cold store (absolute like `path`; until the current vector
+      // is copied, e.g. with the store unreachable, the warm one rather than an older copy).
+      deletion_vector: f.deletionVector ? (currentCopy(f) ?? relative(folder, f.deletionVector)) : null,
       // The file's own columns with PostgreSQL's attnums: match them to `columns` after a RENAME/DROP COLUMN.
       layout: f.layout ? JSON.parse(f.layout) : null,
     })),
   };
+}
+
+/** A cold file's copy of its current deletion vector in the cold store, if made (same name as the local vector). */
+function currentCopy(f: ManifestFile): string | null {
+  return f.tier === 'cold' && f.coldVector && basename(f.coldVector) === basename(f.deletionVector!) ? f.coldVector : null;
 }
 
 /** Writes the manifests of a table (both kinds) to the warm folder and the cold store. */
