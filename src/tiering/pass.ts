@@ -118,7 +118,7 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
     if (!m) {
       // Not mirrored (yet: still copying, or a misspelt name): nothing to move, but say so.
       deps.log.warn(
-        `tiering.tables."${name}": no such table in the warehouse (mirrored: ${mirrors.map((x) => x.name).join(', ') || 'none yet'}); nothing to move`,
+        `tiering.tables."${name}": no such table in the warehouse (mirrored: ${mirrors.slice(0, 10).map((x) => x.name).join(', ') || 'none yet'}${mirrors.length > 10 ? ', …' : ''}); nothing to move`,
       );
       continue;
     }
