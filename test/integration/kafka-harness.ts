@@ -58,6 +58,18 @@ export async function startKafkaPipeline(o: StartOptions): Promise<KafkaRunning>
   };
 }
 
+/**
+ * Waits until the source streams (its initial copy is on Kafka). On timeout the error says where the
+ * source stood (phase, error, copy progress) and what the bus reported, so a slow run tells from a stuck one.
+ */
+export async function waitStreaming(p: KafkaRunning, sql: Sql, timeoutMs = 90_000): Promise<void> {
+  await waitFor(async () => p.status!.phase === 'streaming', timeoutMs, 'streaming').catch(async (e: Error) => {
+    const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x));
+    const slots = await sql`SELECT count(*)::int AS n, current_setting('max_replication_slots') AS max FROM pg_replication_slots`.catch(() => null);
+    throw new Error(`${e.message}; source ${json(p.status)}; bus ${json(p.bus.readiness?.())} ${json(p.bus.status?.())}; slots ${json(slots)}`);
+  });
+}
+
 /** Rows of the source table and of the mirrors of every warehouse, together (several instances split the keys). */
 export async function mirrorRows(sql: Sql, warehouses: Warehouse[], table: string) {
   let source: (string | null)[][] = [];

@@ -39,7 +39,13 @@ async function boot(): Promise<PgServer> {
   const root = mkdtempSync(join(tmpdir(), 'ducktail-pg-'));
   chmodSync(root, 0o755); // the postgres OS user must reach the data directory
   const dataDir = join(root, 'data');
-  const pg = await startEmbeddedPostgres({ dir: dataDir, extraFlags: ['-c', 'fsync=off', '-c', 'max_connections=200'] });
+  // Every test file of a `bun test` run shares this cluster and leaves its slots behind (a slot pins its
+  // database): the demo's 20 slots ran out in full runs, and the last test to create one (kafka-gaps)
+  // then waited in vain for its initial copy ("all replication slots are in use").
+  const pg = await startEmbeddedPostgres({
+    dir: dataDir,
+    extraFlags: ['-c', 'fsync=off', '-c', 'max_connections=200', '-c', 'max_replication_slots=200', '-c', 'max_wal_senders=100'],
+  });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
