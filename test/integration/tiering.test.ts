@@ -37,7 +37,7 @@ beforeAll(async () => {
       `[warehouse]\npath = "${join(dir, 'w.duckdb')}"\nbatch_ms = 50\nmemory_limit = "512MB"\n` +
       `[tiering]\nhot_days = 30\nwarm_days = 180\nwarm_dir = "${join(dir, 'warm')}"\ncold_url = "s3://ducktail-test/lake"\n` +
       `s3_endpoint = "http://127.0.0.1:${s3Port}"\ns3_access_key_id = "S3RVER"\ns3_secret_access_key = "S3RVER"\n` +
-      `grace_minutes = 0\ncold_cache_dir = "${join(dir, 'cache')}"\n` +
+      `grace_minutes = 0\ncold_cache_dir = "${join(dir, 'cache')}"\ndeletion_vector_min_rows = 1\n` +
       `[tiering.tables."public.orders"]\ntime_column = "order_date"\n` +
       `[api]\nlisten = "127.0.0.1:${port}"\ntokens = [{ token = "${TOKEN}", scope = "admin" }]\n[log]\nlevel = "warn"\n`,
   );
@@ -130,6 +130,15 @@ test('archive with S3 down, then up: nothing lost, retried, readyz degraded mean
   expect(Number(r.getRows()[0]![0])).toBe(archived);
   c.closeSync();
   db.closeSync();
+
+  // A pass after the late changes answers the same; the cold files' deletion vectors are copied to S3 beside the data.
+  const third = (await archiveCli()) as { errors: string[]; vectors: number; vectorsToCold: number };
+  expect(third.errors).toEqual([]);
+  expect(third.vectors).toBeGreaterThan(0);
+  expect(third.vectorsToCold).toBeGreaterThan(0);
+  expect(await totals()).toEqual(after);
+  const copies = await s3.client.list({ prefix: 'lake/_deletes/current/public.orders/' });
+  expect(copies.contents?.length).toBe(third.vectorsToCold);
 
   // Restart with the cold cache wiped: cold files come back from S3 on demand.
   proc.kill('SIGTERM');
