@@ -43,6 +43,17 @@ export async function archiveCommand(args: Args): Promise<number> {
     memoryLimit: config.warehouse.memory_limit,
     threads: config.warehouse.threads,
     stream: config.source.slot,
+  }).catch((e: unknown) => {
+    // A running instance holds the file but did not answer at this config's [api] listen.
+    if (e instanceof AppError && /lock/i.test(e.message)) {
+      throw new AppError(
+        'ARCHIVE_FAILED',
+        `${e.message}\nA ducktail process holds the warehouse but nothing answered POST /v1/admin/archive on ${host}: ` +
+          'give this command the config that process runs with ([api] listen, and an admin token when tokens are set), or stop it',
+        { cause: e },
+      );
+    }
+    throw e;
   });
   try {
     const tiering = createTieringFromConfig(config, warehouse, log.child('tiering'));

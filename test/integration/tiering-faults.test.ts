@@ -146,6 +146,19 @@ test('killed after copying a cold file\'s deletion vector to the cold store: the
   expect(copies()).toEqual(recorded as string[]);
 }, 90_000);
 
+test('ducktail archive against a warehouse another process holds, with nothing answering at [api] listen, says which config to give', async () => {
+  const { dir, config } = await setup();
+  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+  try {
+    const r = await archive(dir, config);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('nothing answered POST /v1/admin/archive on 127.0.0.1:');
+    expect(r.stderr).toContain('give this command the config that process runs with');
+  } finally {
+    await w.close();
+  }
+}, 60_000);
+
 const canMount = process.getuid?.() === 0 && process.env.DUCKTAIL_SKIP_MOUNT !== '1';
 test.skipIf(!canMount)('a full disk during a warm write stops the pass with a clear error and loses nothing', async () => {
   const { dir, config } = await setup();
