@@ -81,3 +81,17 @@ test('a copy hold (layout the warehouse cannot apply) skips the table on every p
   commitSelection(copy);
   expect([a.hold, b.hold]).toEqual([null, null]);
 });
+
+test('a batch takes from every partition in turn: the first ones cannot fill every batch while the last ones wait', () => {
+  const entries = (n: number, from: number) => Array.from({ length: n }, (_, i) => ev(from + i, 'I', 1000 + from + i));
+  const parts = [part(0, entries(30, 0)), part(1, entries(30, 100)), part(2, entries(30, 200))];
+  const s = selectBatch(parts, 12);
+  expect(s.changes).toHaveLength(12);
+  expect(parts.map((o) => s.taken.get(o)?.count ?? 0)).toEqual([4, 4, 4]);
+  commitSelection(s);
+  // Per partition, still in offset order.
+  expect(parts.map((o) => o.next)).toEqual([4n, 104n, 204n]);
+  // A partition with less than its share leaves the room to the others.
+  const few = [part(0, entries(1, 0)), part(1, entries(30, 100))];
+  expect(selectBatch(few, 12).changes).toHaveLength(12);
+});

@@ -111,13 +111,19 @@ export function selectBatch(owned: Iterable<Owned>, limit: number): Selection {
     if (d.change.lsn > s.ackLsn) s.ackLsn = d.change.lsn;
   };
 
+  // Fair across partitions: a pass takes at most `share` changes from each. Taking each partition's
+  // buffer whole, in order, let the first partitions fill every batch of a steady stream while the last
+  // ones waited: they fell behind by seconds (commit-to-queryable p99), then by the whole max_lag, past
+  // what a small broker retains (the 1M-row benchmark hung at OFFSET_OUT_OF_RANGE that way).
+  const share = Math.max(1, Math.ceil(limit / Math.max(1, all.length)));
   let progress = true;
   let cut = false;
   while (progress && !cut && s.changes.length < limit) {
     progress = false;
     for (const o of all) {
       if (cut) break;
-      while (s.changes.length < limit) {
+      let quota = share;
+      while (s.changes.length < limit && quota > 0) {
         const head = headOf(o);
         if (!head) break;
         if ('poison' in head) {
@@ -151,6 +157,7 @@ export function selectBatch(owned: Iterable<Owned>, limit: number): Selection {
             step(other, headOf(other)!, d);
           }
           take(d);
+          quota--;
           progress = true;
           continue;
         }
@@ -160,6 +167,7 @@ export function selectBatch(owned: Iterable<Owned>, limit: number): Selection {
         }
         take(d);
         step(o, head, d);
+        quota--;
         progress = true;
       }
     }
