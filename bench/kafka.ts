@@ -34,6 +34,8 @@ const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip'
 const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? 6 * 20_000);
 // BENCH_FETCH_WORKER=1 fetches and decodes in a Worker thread (bus option fetchWorker; off by default).
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
+// BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.
+const FIRST_RUN = Number(process.env.BENCH_FIRST_RUN ?? 0);
 const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -107,8 +109,20 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bu
     if (status.phase === 'retrying') throw new Error(`source failed: ${status.error}`);
     await Bun.sleep(5);
   };
-  if (rows === 0) while (status.phase !== 'streaming') await step();
-  else while (warehouse.stats.rowsApplied - before < rows) await step();
+  // BENCH_VERBOSE: the bus's status every 5 s (a stalled leg shows which partition stopped, and why).
+  const watch = process.env.BENCH_VERBOSE
+    ? setInterval(() => {
+        const json = JSON.stringify({ applied: warehouse.stats.rowsApplied - before, source: status.phase, bus: bus.status?.() }, (_k, v) =>
+          typeof v === 'bigint' ? String(v) : v);
+        console.error(`[${new Date().toISOString()}] ${slot} ${json}`);
+      }, 5_000)
+    : undefined;
+  try {
+    if (rows === 0) while (status.phase !== 'streaming') await step();
+    else while (warehouse.stats.rowsApplied - before < rows) await step();
+  } finally {
+    clearInterval(watch);
+  }
   busStop.abort();
   return { ms: performance.now() - started, stop: () => pipeline.stop() };
 }
@@ -225,10 +239,10 @@ const kafka = await startKafkaMock({ brokers: 3 });
 const results: RunResult[] = [];
 try {
   for (let i = 0; i < RUNS; i++) {
-    const r = await once(i, kafka);
+    const r = await once(FIRST_RUN + i, kafka);
     results.push(r);
     const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (kafka/raw ${(r.kafka / r.raw).toFixed(2)})`;
-    console.log(`run ${i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms)`);
+    console.log(`run ${FIRST_RUN + i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms)`);
   }
 } finally {
   await kafka.stop();
