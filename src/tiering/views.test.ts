@@ -73,7 +73,7 @@ describe('tiering views', () => {
   test('predicates on the time column and the key skip archived files by the manifest min/max', async () => {
     const { w, tiering } = await setup();
     // Orders of the 10th to 19th of the month ~700 days ago (ids grow with age): one month, so one
-    // year's group whatever today's date (orders 700..710 straddled New Year around 2026-12-06).
+    // year's group whatever today's date (orders 700..710 straddled New Year on 2026-12-06).
     const [lo, hi] = await one(
       w,
       "SELECT min(order_id), max(order_id) FROM orders WHERE order_date >= date_trunc('month', now() - INTERVAL 700 DAY) + INTERVAL 9 DAY " +
@@ -95,8 +95,14 @@ describe('tiering views', () => {
     // The last 60 days: only the warm files of this year are opened (not the cold ones, not last year's).
     const recent = await filesRead(w, queries[0]!);
     expect(recent).toBeLessThan(current / 2);
-    // Orders of one month ~2 years ago: only the files of their group.
-    expect(await filesRead(w, queries[1]!)).toBeLessThan(current / 2);
+    // Orders of one month ~2 years ago: only the files of their group (tier and year: 1 to 12 files, by today's date).
+    const [group] = await one(
+      w,
+      "SELECT count(*) FROM _ducktail.tier_files f, (SELECT tier, left(month, 4) AS y FROM _ducktail.tier_files WHERE id = " +
+        `(SELECT file_id FROM _ducktail.tier_locator WHERE key = '${lo}')) g WHERE f.retired_pass IS NULL AND f.kind = 'current' AND f.tier = g.tier AND left(f.month, 4) = g.y`,
+    );
+    expect(await filesRead(w, queries[1]!)).toBe(Number(group));
+    expect(Number(group)).toBeLessThan(current);
     expect(await filesRead(w, queries[2]!)).toBeLessThan(history / 2);
   }, 60_000);
 
