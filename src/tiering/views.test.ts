@@ -106,6 +106,55 @@ describe('tiering views', () => {
     expect(await filesRead(w, queries[2]!)).toBeLessThan(history / 2);
   }, 60_000);
 
+  test('a text key skips archived files by the manifest min/max too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ducktail-views-'));
+    dirs.push(dir);
+    const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
+    open.push(w);
+    const codes: TableSchema = {
+      schema: 'public',
+      table: 'codes',
+      columns: [
+        { key: true, name: 'code', typeOid: 25, typeMod: -1, attnum: 1 },
+        { key: false, name: 'price', typeOid: 1700, typeMod: ((10 << 16) | 2) + 4, attnum: 2 },
+        { key: false, name: 'order_date', typeOid: 1184, typeMod: -1, attnum: 3 },
+      ],
+    };
+    // Codes K00001..K00730 a day apart (older = larger), as order numbers are.
+    const rows = Array.from({ length: 730 }, (_, i): Change => {
+      const at = Date.now() - i * DAY_MS;
+      return { op: 'I', table: 'public.codes', row: [`K${String(i + 1).padStart(5, '0')}`, `${(i % 97) + 1}.25`, new Date(at).toISOString()], lsn: 100n + BigInt(i), seq: 0, commitTimeUs: BigInt(at) * 1000n };
+    });
+    await w.apply({ tables: new Map([['public.codes', codes]]), changes: rows });
+    const tiering = createTiering(tieringOptionsIn(dir, { tables: { 'public.codes': { timeColumn: 'order_date' } } }), {
+      exclusive: (fn) => w.exclusive(fn),
+      connect: () => w.connect(),
+      log: createLogger('error'),
+    });
+    await lockDownInstance(w.instance, { allowedDirectories: [...tiering.readDirs, dir] });
+    await tiering.init();
+    // Codes of the 10th to 19th of the month ~700 days ago: one month, so one tier-and-year group.
+    const [lo, hi] = await one(
+      w,
+      "SELECT min(code), max(code) FROM codes WHERE order_date >= date_trunc('month', now() - INTERVAL 700 DAY) + INTERVAL 9 DAY " +
+        "AND order_date < date_trunc('month', now() - INTERVAL 700 DAY) + INTERVAL 19 DAY",
+    );
+    const query = `SELECT count(*), sum(price) FROM codes WHERE code BETWEEN '${lo}' AND '${hi}'`;
+    const before = await one(w, query);
+    expect((await tiering.archive()).errors).toEqual([]);
+    expect(await one(w, query)).toEqual(before);
+    expect(await one(w, 'SELECT count(*), count(DISTINCT code) FROM codes')).toEqual(['730', '730']);
+    const [current] = await one(w, "SELECT count(*) FROM _ducktail.tier_files WHERE retired_pass IS NULL AND kind = 'current'");
+    const [group] = await one(
+      w,
+      "SELECT count(*) FROM _ducktail.tier_files f, (SELECT tier, left(month, 4) AS y FROM _ducktail.tier_files WHERE id = " +
+        `(SELECT file_id FROM _ducktail.tier_locator WHERE key = '${lo}')) g WHERE f.retired_pass IS NULL AND f.kind = 'current' AND f.tier = g.tier AND left(f.month, 4) = g.y`,
+    );
+    expect(Number(group)).toBeLessThan(Number(current));
+    expect(await filesRead(w, query)).toBe(Number(group));
+    expect(await filesRead(w, 'SELECT count(*) FROM codes')).toBe(Number(current));
+  }, 60_000);
+
   test('an update of an archived row with unchanged TOAST values takes them from the archived row', async () => {
     const { w, tiering } = await setup();
     const before = await one(w, 'SELECT order_date, status FROM orders WHERE order_id = 300');

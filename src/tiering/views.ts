@@ -26,11 +26,23 @@ export interface ArchivedInput {
 
 const DAY_MS = 86_400_000;
 const INTEGER = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/;
+/** Key types whose min/max text casts back exactly, whatever the session's settings, and the text each must look like. */
+const CAST_BACK: [RegExp, RegExp][] = [
+  [/^VARCHAR$/, /^/],
+  [/^UUID$/, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i],
+  [/^DATE$/, /^\d{4,}-\d\d-\d\d( \(BC\))?$/],
+  [/^DECIMAL\(\d+,\s*\d+\)$/, /^-?\d+(\.\d+)?$/],
+];
+/** Whether every bound is a value of the key's type as text (a file written before a type change is not: no guard). */
+function castsBack(duckType: string, bounds: (string | null)[][]): boolean {
+  const shape = CAST_BACK.find(([type]) => type.test(duckType))?.[1];
+  return shape !== undefined && bounds.every((b) => b.every((v) => v !== null && shape.test(v)));
+}
 
 /**
  * A condition every row of the files holds, from the manifest's min/max: the time column (widened by
- * a day on each side, so a session time zone converting DATE or TIMESTAMP never cuts a row) and an
- * integer key (history: the commit LSN). DuckDB combines it with a query's own predicates on those
+ * a day on each side, so a session time zone converting DATE or TIMESTAMP never cuts a row) and a
+ * single key of an integer, text, UUID, DATE or DECIMAL type (history: the commit LSN). DuckDB combines it with a query's own predicates on those
  * columns and plans a group whose range cannot match as empty: its files are never read.
  */
 function guardSql(a: ArchivedInput, files: ManifestFile[]): string {
@@ -50,6 +62,14 @@ function guardSql(a: ArchivedInput, files: ManifestFile[]): string {
     const lo = nums.reduce((m, b) => (b[0]! < m ? b[0]! : m), nums[0]![0]!);
     const hi = nums.reduce((m, b) => (b[1]! > m ? b[1]! : m), nums[0]![1]!);
     conds.push(`${quoteIdent(keyCol.name)} BETWEEN ${lo} AND ${hi}`);
+  } else if (keyCol && a.kind === 'current' && castsBack(keyCol.duckType, bounds)) {
+    // Text, UUID, DATE and DECIMAL keys: the bounds cast back to the key's type (exact for these, and
+    // free of the session time zone), the group's smallest and largest compared in DuckDB itself.
+    const typed = (v: string) => `CAST(${lit(v)} AS ${keyCol.duckType})`;
+    const lo = bounds.map((b) => typed(b[0]!)).join(', ');
+    const hi = bounds.map((b) => typed(b[1]!)).join(', ');
+    const range = bounds.length === 1 ? `${lo} AND ${hi}` : `least(${lo}) AND greatest(${hi})`;
+    conds.push(`${quoteIdent(keyCol.name)} BETWEEN ${range}`);
   }
   return conds.length > 0 ? ` WHERE ${conds.join(' AND ')}` : '';
 }
