@@ -8,7 +8,7 @@
 // Prints each run, then the medians next to their ceilings and the targets of issue 7.
 // Usage: bun bench/run.ts [rows=1000000] [mode=all|copy|stream|fresh] [--pg 18|15] [--runs 3]
 //        Mode stream copies only 10k rows first (faster when measuring streaming alone).
-//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows,
+//        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows, BENCH_BATCH_MS the batch_ms,
 //        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first, BENCH_CHECKPOINT_MB the warehouse's checkpoint_wal_mb.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,7 +84,7 @@ function pipelineOn(url: string, slot: string, warehouse: Warehouse) {
   return startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
+    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: Number(process.env.BENCH_BATCH_MS ?? 200), statusIntervalMs: 10_000, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },

@@ -49,6 +49,21 @@ export function typedColumnType(kind: Kind, duckType: string): string {
 }
 
 const ALL_VALID = 0xff;
+/** Bytes of a DuckDB `string_t`. */
+export const STRING_T = 16;
+
+/**
+ * Writes `s` at `at` as an inline DuckDB `string_t` (length, then the bytes, zero padded: the slot must be
+ * zero) when it is ASCII of at most 12 characters; false otherwise (nothing written).
+ */
+export function inlineAscii(out: Uint8Array, at: number, s: string): boolean {
+  const n = s.length;
+  if (n > 12) return false;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  for (let i = 0; i < n; i++) out[at + 4 + i] = s.charCodeAt(i);
+  out[at] = n; // little-endian uint32 length, n < 256
+  return true;
+}
 /** DuckDBTypeId values (a value import of @duckdb/node-api would load the native library before duckdb-native.ts may). */
 const TYPE_ID = { BOOLEAN: 1, SMALLINT: 3, INTEGER: 4, BIGINT: 5, DOUBLE: 11, TIMESTAMP: 12, DATE: 13, VARCHAR: 17, DECIMAL: 19, TIMESTAMP_TZ: 31 };
 
@@ -70,6 +85,13 @@ export class Column {
   /** Values of a `str` column; the twin's texts (values the parser refused) of the others. */
   strings: (string | null)[] = [];
   texts: (string | null)[] = [];
+  /**
+   * A `str` column's values as DuckDB `string_t`s (duckdb.h `duckdb_string_t`: a uint32 length, then up to
+   * 12 bytes inline, the rest zero), copied to a vector in one call; `spilled` lists the rows whose value
+   * does not fit inline (or is not ASCII), assigned one call each.
+   */
+  private inline = new Uint8Array(0);
+  private spilled: number[] = [];
   /** Some value of the batch is NULL / went to the twin. */
   hasNull = false;
   hasText = false;
@@ -97,10 +119,15 @@ export class Column {
       this.valid = new Uint8Array(Math.ceil(this.capacity / 64) * 8);
       this.strings = new Array(this.capacity).fill(null);
       this.texts = new Array(this.capacity).fill(null);
+      if (this.kind === 'str') this.inline = new Uint8Array(this.capacity * STRING_T);
     } else {
-      if (this.kind === 'str') this.strings.fill(null, 0, rows);
+      if (this.kind === 'str') {
+        this.strings.fill(null, 0, rows);
+        this.inline.fill(0, 0, rows * STRING_T);
+      }
       if (this.hasText) this.texts.fill(null, 0, rows);
     }
+    this.spilled.length = 0;
     this.valid.fill(ALL_VALID);
     this.hasNull = false;
     this.hasText = false;
@@ -128,6 +155,7 @@ export class Column {
     const s = typeof v === 'string' ? v : byteaHex(v);
     if (this.kind === 'str') {
       this.strings[r] = s;
+      if (!inlineAscii(this.inline, r * STRING_T, s)) this.spilled.push(r);
       return true;
     }
     if (this.kind !== 'text' && this.parse(r, s)) return true;
@@ -239,9 +267,10 @@ export class Column {
   /** Copies rows [from, from + n) of the typed (or `str`) values into `vec`; `from` is a multiple of 64. */
   write(b: Bindings, vec: Vector, from: number, n: number): void {
     if (this.kind === 'str') {
-      for (let r = 0; r < n; r++) {
-        const s = this.strings[from + r];
-        if (s !== null && s !== undefined) b.vector_assign_string_element(vec, r, s);
+      // Short ASCII values in one copy; the others one call each (DuckDB keeps their bytes in the vector's heap).
+      b.copy_data_to_vector(vec, 0, this.inline.buffer as ArrayBuffer, from * STRING_T, n * STRING_T);
+      for (const r of this.spilled) {
+        if (r >= from && r < from + n) b.vector_assign_string_element(vec, r - from, this.strings[r]!);
       }
     } else {
       b.copy_data_to_vector(vec, 0, this.data, from * this.width, n * this.width);

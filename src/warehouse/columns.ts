@@ -8,7 +8,7 @@
  */
 import type { DuckDBAppender, DuckDBDataChunk, DuckDBType } from '@duckdb/node-api';
 import type { TupleValue } from '../change/index.ts';
-import { type Bindings, Column, type Kind } from './column-buffer.ts';
+import { type Bindings, Column, type Kind, STRING_T } from './column-buffer.ts';
 import { loadBindings, loadDuckDb } from './duckdb-native.ts';
 
 export { kindOf, typedColumnType, type Kind } from './column-buffer.ts';
@@ -41,6 +41,8 @@ export class ColumnWriter {
   private lsns = new BigUint64Array(0);
   private seqs = new Int32Array(0);
   private commits = new BigInt64Array(0);
+  /** The op as an inline one-byte VARCHAR `string_t` per row (column-buffer.ts `inlineAscii`). */
+  private opTexts = new Uint8Array(0);
   private rows = 0;
   private readonly chunkRows: number;
 
@@ -68,6 +70,8 @@ export class ColumnWriter {
       this.lsns = new BigUint64Array(this.capacity);
       this.seqs = new Int32Array(this.capacity);
       this.commits = new BigInt64Array(this.capacity);
+      this.opTexts = new Uint8Array(this.capacity * STRING_T);
+      for (let r = 0; r < this.capacity; r++) this.opTexts[r * STRING_T] = 1;
     }
     for (const c of this.cols) c.reset(rows);
     this.rows = 0;
@@ -86,6 +90,7 @@ export class ColumnWriter {
     const r = this.rows++;
     this.flags[r] = meta.flags;
     this.ops[r] = meta.op.charCodeAt(0);
+    this.opTexts[r * STRING_T + 4] = this.ops[r]!;
     this.lsns[r] = meta.lsn;
     this.seqs[r] = meta.seq;
     this.commits[r] = meta.commitTimeUs;
@@ -124,7 +129,7 @@ export class ColumnWriter {
           if ('col' in s) this.cols[s.col]!.write(b, vec, from, n);
           else this.cols[s.twin]!.writeTwin(b, vec, from, n);
         } else if (s === 'opText') {
-          for (let r = 0; r < n; r++) b.vector_assign_string_element(vec, r, String.fromCharCode(this.ops[from + r]!));
+          b.copy_data_to_vector(vec, 0, this.opTexts.buffer as ArrayBuffer, from * STRING_T, n * STRING_T);
         } else if (s === 'null') {
           b.vector_ensure_validity_writable(vec);
           const none = new ArrayBuffer(Math.ceil(n / 64) * 8);
