@@ -288,7 +288,8 @@ export async function streamChanges(
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) onAbort(); // aborted while START_REPLICATION was being sent
 
-  const handle = async (m: PgoutputMessage): Promise<void> => {
+  /** Handles one message; a promise only when it must be awaited (the row messages, every change, take no await). */
+  const handle = (m: PgoutputMessage): Promise<void> | undefined => {
     switch (m.tag) {
       case 'Begin':
         tx = { finalLsn: m.finalLsn, commitTimeUs: pgEpochUsToUnixUs(m.commitTime), seq: 0, xid: m.xid };
@@ -313,8 +314,9 @@ export async function streamChanges(
       case 'Delete':
         return add('D', m.relationId, m.oldTuple);
       case 'Truncate':
-        for (const id of m.relationIds) await add('T', id, []);
-        return;
+        return (async () => {
+          for (const id of m.relationIds) await add('T', id, []);
+        })();
       case 'Origin':
       case 'Type':
       case 'Message':
@@ -341,17 +343,17 @@ export async function streamChanges(
     relations.set(m.relationId, schema);
   };
 
-  const add = async (op: Change['op'], relationId: number, row: Change['row'], oldKey?: Change['row']) => {
+  const add = (op: Change['op'], relationId: number, row: Change['row'], oldKey?: Change['row']): Promise<void> | undefined => {
     const rel = relations.get(relationId);
     if (!rel) throw new AppError('PGOUTPUT_UNKNOWN_RELATION', `change for relation ${relationId} before its Relation message`);
     if (!tx) throw new AppError('PGOUTPUT_NO_TRANSACTION', `change for ${rel.name} outside a transaction`);
-    for (const t of oldKey ? [row, oldKey] : [row]) {
-      if (op !== 'T' && t.length !== rel.columns.length) {
-        throw new AppError(
-          'PGOUTPUT_MALFORMED',
-          `malformed change of ${rel.name} at lsn ${tx.finalLsn}: ${t.length} columns, its Relation message has ${rel.columns.length}`,
-        );
-      }
+    const n = rel.columns.length;
+    if (op !== 'T' && (row.length !== n || (oldKey !== undefined && oldKey.length !== n))) {
+      const t = row.length !== n ? row : oldKey!;
+      throw new AppError(
+        'PGOUTPUT_MALFORMED',
+        `malformed change of ${rel.name} at lsn ${tx.finalLsn}: ${t.length} columns, its Relation message has ${n}`,
+      );
     }
     const seq = tx.seq++;
     if (!opts.tables.has(rel.name)) {
@@ -367,8 +369,9 @@ export async function streamChanges(
     state.pendingChanges = pending.push(change);
     if (pending.length >= opts.batchRows) {
       void flush();
-      await room(); // backpressure: stop reading while MAX_INFLIGHT batches are not durable
+      return room(); // backpressure: stop reading while MAX_INFLIGHT batches are not durable
     }
+    return undefined;
   };
 
   const onChunk = async (chunk: Buffer): Promise<void> => {
@@ -387,8 +390,9 @@ export async function streamChanges(
     }
     if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
     // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
-    await room();
-    await handle(decodePgoutput(msg.data));
+    if (inflightCount >= maxInflight) await room();
+    const handled = handle(decodePgoutput(msg.data));
+    if (handled) await handled;
     cutIfIdle();
   };
 
