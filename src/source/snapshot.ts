@@ -158,15 +158,18 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
               copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, rows: lines, readAt, commitTimeUs } }]
           : changeBatches(copy, csv, opts.batchRows, commitTimeUs, opts.consistentPoint);
         const rows = raw ? lines : batches.reduce((n, b) => n + b.changes.length, 0);
-        // Batches go out one at a time, in order; this worker reads its next chunk meanwhile.
-        const mine = published.then(async () => {
+        // Changes go out one batch at a time, in order. A raw chunk waits only for the first batch: the
+        // warehouse loads two chunks at a time (src/warehouse/index.ts, the copy lane). Either way this
+        // worker reads its next chunk meanwhile.
+        const after = raw ? first : published;
+        const mine = after.then(async () => {
           for (const b of batches) await opts.publish(b);
           copy.rows += rows;
           copy.left--;
           const all = plan.filter((c) => c.table === copy.name).length;
           copy.report(copy.rows, copy.left === 0, { done: all - copy.left, of: all });
         });
-        published = mine.catch(() => {});
+        published = Promise.all([published, mine.catch(() => {})]).then(() => {});
         await pending; // at most one chunk of this worker waits for the warehouse
         pending = mine;
       }

@@ -126,6 +126,40 @@ export class BatchApplier {
     return stage;
   }
 
+  /**
+   * Whether the batch only loads a copied chunk of a table whose layout is known: such a batch may load on
+   * the copy lane (a second connection) while the writer loads another one (src/warehouse/index.ts). It
+   * moves no position, so it leaves `_ducktail.progress` alone.
+   */
+  laneable(batch: ChangeBatch): boolean {
+    const c = batch.copyChunk;
+    if (!c || batch.changes.length > 0 || batch.snapshot || batch.copyPlan || batch.copyHandoff || batch.catchUp) return false;
+    if (batch.offsets?.length || batch.layouts?.length || batch.ackLsn !== undefined) return false;
+    const schema = batch.tables.get(c.table);
+    return schema !== undefined && this.catalog.cached(schema) !== undefined;
+  }
+
+  /** Loads a laneable batch's chunk on another connection, in its own transaction with its `done` mark. */
+  async applyOnLane(conn: DuckDBConnection, lane: CopyChunks, batch: ChangeBatch): Promise<ApplyResult> {
+    const started = performance.now();
+    const chunk = batch.copyChunk!;
+    const mirror = this.catalog.cached(batch.tables.get(chunk.table)!);
+    if (!mirror) throw new AppError('BATCH_MISSING_TABLE', `the layout of ${chunk.table} changed before its chunk loaded`);
+    await conn.run('BEGIN TRANSACTION');
+    let loaded: { rows: number; unfit: number };
+    try {
+      loaded = await lane.apply(mirror, chunk);
+      await conn.run('COMMIT');
+    } catch (e) {
+      await conn.run('ROLLBACK').catch(() => {});
+      lane.reset();
+      throw e;
+    }
+    this.timings.stageMs += performance.now() - started;
+    await lane.load();
+    return { applied: loaded.rows, skipped: 0, unfit: loaded.unfit, durationMs: performance.now() - started };
+  }
+
   /** Loads a copied chunk (its table's layout must be in the batch). */
   private async applyChunk(batch: ChangeBatch): Promise<{ rows: number; unfit: number }> {
     const chunk = batch.copyChunk!;

@@ -11,6 +11,13 @@ import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
 import { recordUnfit } from './unfit.ts';
 
+/** Newlines in a chunk of COPY output. */
+function lineCount(buf: Uint8Array): number {
+  let n = 0;
+  for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) n++;
+  return n;
+}
+
 /** A planned chunk and whether the warehouse holds it. */
 export interface ChunkState extends CopyChunkPlan {
   done: boolean;
@@ -19,19 +26,30 @@ export interface ChunkState extends CopyChunkPlan {
   readAt: bigint;
 }
 
+/**
+ * What the CopyChunks of the writer and of the copy lane (a second connection loading another chunk at the
+ * same time: src/warehouse/index.ts) share: the `_seq` ranges handed out and the replay windows.
+ */
+export interface CopyShared {
+  /** Next free `_seq` of copied rows (lsn 0) per table, as a promise taken synchronously: two chunks never get the same range. */
+  nextSeq: Map<string, Promise<bigint>>;
+  /** Per table, the end of every range ever handed out: never forgotten (a rolled-back range is a gap, not reused). */
+  floor: Map<string, bigint>;
+  /** Per table: changes at or before this LSN replay over rows a resumed copy read later. */
+  windows: Map<string, bigint>;
+}
+
 /** Reads and writes `_ducktail.copy_chunks` and loads chunks; call its writers inside the applier's transaction. */
 export class CopyChunks {
-  /** Next `_seq` of copied rows (lsn 0) per table, so history never holds (0, seq) twice. */
-  private readonly nextSeq = new Map<string, bigint>();
-  /** Per table: changes at or before this LSN replay over rows a resumed copy read later. */
-  private windows = new Map<string, bigint>();
   private readonly file: string;
 
   constructor(
     private readonly conn: DuckDBConnection,
     stageDir: string,
+    readonly shared: CopyShared = { nextSeq: new Map(), floor: new Map(), windows: new Map() },
+    lane = '',
   ) {
-    this.file = join(stageDir, 'copy-chunk.csv');
+    this.file = join(stageDir, `copy-chunk${lane}.csv`);
   }
 
   /** Loads the replay windows of resumed copies (call once at start, between applies). */
@@ -40,12 +58,12 @@ export class CopyChunks {
       `SELECT c."table", max(c.read_at) FROM _ducktail.copy_chunks c JOIN _ducktail.snapshot s USING (slot)
         WHERE c.done AND c.read_at > s.consistent_point GROUP BY c."table"`,
     );
-    this.windows = new Map(r.getRows() as [string, bigint][]);
+    this.shared.windows = new Map(r.getRows() as [string, bigint][]);
   }
 
   /** LSN up to which the table's changes replay over later copied rows (0n: none). */
   window(table: string): bigint {
-    return this.windows.get(table) ?? 0n;
+    return this.shared.windows.get(table) ?? 0n;
   }
 
   /** Records a copy's plan, replacing what the slot recorded for its tables. */
@@ -120,14 +138,17 @@ export class CopyChunks {
         `allow_quoted_nulls = false, strict_mode = true, columns = {${columns}}) WITH ORDINALITY`;
       const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
       const casts = mirror.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
-      const base = await this.seqBase(mirror);
-      const mine = `_lsn = 0 AND _seq >= $1::BIGINT`;
+      // Every row ends with a newline (a quoted value may hold more): the lines bound the rows from above.
+      const span = BigInt(lineCount(chunk.csv));
+      const base = await this.reserve(mirror, span);
+      const mine = `_lsn = 0 AND _seq >= $1::BIGINT AND _seq < $1::BIGINT + ${span}`;
       const loaded = await this.conn.run(
         `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
           `SELECT ${casts}, 'R', 0, $1::BIGINT + s.ordinality - 1, make_timestamptz($2::BIGINT) FROM ${csv} s`,
         [base, chunk.commitTimeUs],
       );
       const n = BigInt(loaded.rowsChanged);
+      if (n > span) throw new Error(`copied chunk ${chunk.table} #${chunk.chunk} has ${n} rows in ${span} lines`);
       await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${names} FROM ${mirror.history} WHERE ${mine}`, [base]);
       const unfit = await this.recordUnfit(mirror, csv, base, mine);
       await this.conn.run(
@@ -135,7 +156,6 @@ export class CopyChunks {
           WHERE slot = $1 AND "table" = $2 AND chunk = $3`,
         [...key, n, base, chunk.readAt],
       );
-      this.nextSeq.set(mirror.name, base + n);
       return { rows: Number(n), unfit };
     } finally {
       rmSync(this.file, { force: true });
@@ -158,15 +178,34 @@ export class CopyChunks {
     });
   }
 
-  /** Forgets cached sequence numbers (after a rollback). */
+  /** Forgets the cached next sequence numbers (after a rollback); the ranges handed out stay taken. */
   reset(): void {
-    this.nextSeq.clear();
+    this.shared.nextSeq.clear();
   }
 
-  private async seqBase(mirror: MirrorTable): Promise<bigint> {
-    const cached = this.nextSeq.get(mirror.name);
-    if (cached !== undefined) return cached;
-    const r = await this.conn.runAndReadAll(`SELECT coalesce(max(_seq) + 1, 0)::BIGINT FROM ${mirror.history} WHERE _lsn = 0`);
-    return r.getRows()[0]![0] as bigint;
+  /**
+   * The first of `span` consecutive `_seq` numbers no other chunk of the table got: taken synchronously from
+   * the shared counter (the history is read only for a table's first chunk since start or a rollback; a chunk
+   * loading on the other connection is counted through `floor`, its rows being invisible here until COMMIT).
+   */
+  private reserve(mirror: MirrorTable, span: bigint): Promise<bigint> {
+    const { nextSeq, floor } = this.shared;
+    const name = mirror.name;
+    const base =
+      nextSeq.get(name) ??
+      this.conn
+        .runAndReadAll(`SELECT coalesce(max(_seq) + 1, 0)::BIGINT FROM ${mirror.history} WHERE _lsn = 0`)
+        .then((r) => {
+          const stored = r.getRows()[0]![0] as bigint;
+          const taken = floor.get(name) ?? 0n;
+          return stored > taken ? stored : taken;
+        });
+    const next = base.then((b) => {
+      floor.set(name, (floor.get(name) ?? 0n) > b + span ? floor.get(name)! : b + span);
+      return b + span;
+    });
+    next.catch(() => {});
+    nextSeq.set(name, next);
+    return base;
   }
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { BatchSink, ChangeBatch } from '../change/index.ts';
 import { type ApplyResult, BatchApplier } from './apply.ts';
-import type { ChunkState } from './copy.ts';
+import { type ChunkState, CopyChunks } from './copy.ts';
 import { automaticThreshold, CheckpointScheduler, type CheckpointStats } from './checkpoint.ts';
 import { openWarehouseDb } from './duckdb.ts';
 import { Progress } from './offsets.ts';
@@ -125,6 +125,8 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   };
   let unfitWarnedAt = 0;
   let chain: Promise<unknown> = Promise.resolve();
+  /** Settles after the last apply that is not a copied chunk on a lane (see the copy lane below). */
+  let barrier: Promise<unknown> = Promise.resolve();
   /** Applies called and not yet settled. */
   let queued = 0;
   const walBudget = (opts.checkpointWalMb ?? 64) * 1048576;
@@ -134,16 +136,34 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     stats.checkpoint,
     () => {
       const run = chain.then(() => db.writer.run('CHECKPOINT'));
-      chain = run.catch(() => {});
+      chain = barrier = run.catch(() => {});
       return run.then(() => {});
     },
     () => queued,
   );
 
+  // The copy lane: a second connection on which a copied chunk loads while the writer loads another one
+  // (DuckDB appends of two transactions do not conflict, and each uses its own threads). Such chunks wait
+  // only for what came before the last other batch (`barrier`) and for their lane; everything else waits
+  // for all (`chain`), so a stream batch never overtakes a chunk and never runs beside one.
+  const lanes: Promise<unknown>[] = [Promise.resolve(), Promise.resolve()];
+  let nextLane = 0;
+  let copyLane: { conn: DuckDBConnection; copies: CopyChunks } | undefined;
+  const laneFor = async (i: number) => {
+    if (i === 0) return undefined;
+    if (!copyLane) {
+      const conn = await db.instance.connect();
+      copyLane = { conn, copies: new CopyChunks(conn, stageDir, applier.copies.shared, '-1') };
+    }
+    return copyLane;
+  };
+
   const apply = (batch: ChangeBatch): Promise<void> => {
     queued++;
-    const run = chain.then(async () => {
-      const r: ApplyResult = await applier.apply(batch).finally(() => stats.writes++);
+    let run: Promise<void>;
+    const body = async (lane: number | null) => {
+      const on = lane === null ? undefined : await laneFor(lane);
+      const r: ApplyResult = await (on ? applier.applyOnLane(on.conn, on.copies, batch) : applier.apply(batch)).finally(() => stats.writes++);
       stats.batches++;
       stats.rowsApplied += r.applied;
       stats.rowsSkipped += r.skipped;
@@ -160,8 +180,17 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
           );
         }
       }
-    });
-    chain = run.catch(() => {});
+    };
+    if (!applier.laneable(batch)) {
+      run = chain.then(() => body(null));
+      chain = barrier = run.catch(() => {});
+    } else {
+      const lane = nextLane;
+      nextLane = 1 - nextLane;
+      run = Promise.all([barrier, lanes[lane]]).then(() => body(lane));
+      lanes[lane] = run.catch(() => {});
+      chain = Promise.all([chain, lanes[lane]]);
+    }
     void run
       .catch(() => {})
       .finally(() => {
@@ -180,12 +209,12 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     connect: () => connectReader(db.instance),
     copyChunks(slot: string): Promise<ChunkState[]> {
       const run = chain.then(() => applier.copies.state(slot));
-      chain = run.catch(() => {});
+      chain = barrier = run.catch(() => {});
       return run;
     },
     exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
       const run = chain.then(() => fn(db.writer).finally(() => stats.writes++));
-      chain = run.catch(() => {});
+      chain = barrier = run.catch(() => {});
       return run;
     },
     onLayoutChange(fn) {
@@ -212,6 +241,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     async close() {
       checkpoints.close();
       await chain;
+      copyLane?.conn.closeSync();
       db.close();
       rmSync(stageDir, { recursive: true, force: true });
     },

@@ -121,6 +121,12 @@ export class MirrorCatalog {
     return next;
   }
 
+  /** The table's mirror when its layout is known and equal to `schema`, without asking the database (else undefined). */
+  cached(schema: TableSchema): MirrorTable | undefined {
+    const known = this.known.get(`${schema.schema}.${schema.table}`);
+    return known && sameLayout(known.schema, schema) ? known : undefined;
+  }
+
   /** The layout stored for a table (after reset() the cache is empty, the tables are not). */
   private async stored(name: string): Promise<MirrorTable | undefined> {
     const reader = await this.conn.runAndReadAll('SELECT columns::VARCHAR FROM _ducktail.tables WHERE name = $1', [name]);
