@@ -46,6 +46,7 @@ afterAll(async () => {
 interface SourceStatus {
   phase: string;
   recopying: string[];
+  snapshot: { table: string; chunksDone?: number; chunks?: number } | null;
 }
 async function source(): Promise<SourceStatus | null> {
   try {
@@ -127,7 +128,14 @@ test("a re-copy (resnapshot) and a table that joins the publication are copied w
   expect((await fetch(`${base}/v1/admin/resnapshot`, { method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ table: 'public.big' }) })).status).toBe(202);
   await waitFor(async () => (await source())?.recopying.includes('public.big') === true, 10_000, 'the second re-copy to start');
-  await Bun.sleep(700);
+  // Killed once some of its chunks are in, not after a fixed time: two chunks load at once, a copy may be quick.
+  let inCopy = false;
+  for (const until = Date.now() + 30_000; !inCopy; await Bun.sleep(5)) {
+    if (Date.now() > until) throw new Error('the second re-copy made no progress');
+    const s = await source();
+    const p = s?.snapshot;
+    inCopy = s?.recopying.includes('public.big') === true && p?.table === 'public.big' && (p.chunksDone ?? 0) >= 3 && (p.chunksDone ?? 0) < (p.chunks ?? 0);
+  }
   proc.kill(9);
   await proc.exited;
   proc = spawnDucktail(['run', '--config', configPath], { cwd: dir });
