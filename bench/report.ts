@@ -25,7 +25,8 @@ const spread = (r: Run, pick: (r: Run) => number | null | undefined) => {
 };
 const lat = (r: Run) => (r.latencyMs ? `${n(r.latencyMs.p50)} / ${n(r.latencyMs.p99)} / ${n(r.latencyMs.max)}` : '-');
 const alerts = (r: Run) => (r.alerts as { name: string; runs: number; medianS: number }[]).map((a) => `${a.name} at ${a.medianS.toFixed(1)} s (${a.runs}/${r.of.length})`).join(', ') || 'none';
-const runsCol = (r: Run) => `${r.of.length}, ${r.commits.join(' ')}`;
+/** How many runs, the code they measured, and the day of the newest (rows of older sessions stay until measured again). */
+const runsCol = (r: Run) => `${r.of.length}, ${r.commits.join(' ')}, ${String(r.of[0].at).slice(0, 10)}`;
 /** The whole box's CPU during the runs (median, cores busy of 2) and the 1-minute load when they started. */
 const box = (r: Run) => (typeof r.machineBusyCores === 'number' ? `${n(r.machineBusyCores)} / ${n(r.loadAvgAtStart)}` : '-');
 const scale = (r: Run) => {
@@ -43,11 +44,11 @@ const limits = [...med.values()].filter((r) => /^limit-|^scale-inline-max$|^scal
 const e2e = (r: Run) => r.endToEndRowsPerS;
 const sections: Record<string, string> = {
   rates: table(
-    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start', 'runs, commits'],
+    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start', 'runs, commits, day'],
     rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), box(r), runsCol(r)]),
   ),
   limits: table(
-    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'box busy cores / load at start', 'runs, commits'],
+    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'box busy cores / load at start', 'runs, commits, day'],
     limits.map((r) => [
       r.label,
       [...(r.set ?? []), r.instances > 1 ? `bus.instances=${r.instances}` : '', r.toast ? 'TOAST notes' : ''].filter(Boolean).join(', ') || '(defaults)',
@@ -148,7 +149,7 @@ if (again.length) {
     return typeof x === 'number' && typeof y === 'number' ? `${n(Math.round(y))} -> ${n(Math.round(x))} (${(x / y).toFixed(2)}x)` : '-';
   };
   sections.remeasured = table(
-    ['run', 'figure', 'before -> now (now / before)', 'commit-to-queryable p50 / p99 ms before -> now', 'CPU % before -> now', 'offered changes/s before -> now', 'before: runs, commits, when', 'now: runs, commits, when'],
+    ['run', 'figure', 'before -> now (now / before)', 'commit-to-queryable p50 / p99 ms before -> now', 'CPU % before -> now', 'offered changes/s before -> now', 'pg_recvlogical on the same WAL, rows/s before -> now', 'ducktail / pg_recvlogical before -> now', 'before: runs, commits, day', 'now: runs, commits, day'],
     again
       .sort(([a], [b]) => String(a.label).localeCompare(b.label))
       .map(([now, before]) => [
@@ -158,8 +159,10 @@ if (again.length) {
         now.latencyMs && before.latencyMs ? `${n(before.latencyMs.p50)} / ${n(before.latencyMs.p99)} -> ${n(now.latencyMs.p50)} / ${n(now.latencyMs.p99)}` : '-',
         was(now, before, (r) => r.ducktail?.cpuPctMean),
         was(now, before, (r) => r.generator?.offeredChangesPerS),
-        `${runsCol(before)}, ${String(before.of[0].at).slice(0, 10)}`,
-        `${runsCol(now)}, ${String(now.of[0].at).slice(0, 16).replace('T', ' ')}`,
+        was(now, before, (r) => r.pgRecvlogicalRowsPerS),
+        [before, now].map((r) => (r.pgRecvlogicalRowsPerS ? ((r.catchUp ? r.catchUpPeakRowsPerS : main(r)) / r.pgRecvlogicalRowsPerS).toFixed(2) : '-')).join(' -> '),
+        runsCol(before),
+        runsCol(now),
       ]),
   );
 }
