@@ -14,7 +14,7 @@ const N = ri >= 0 ? Number(process.argv[ri + 1]) : 3;
 const all = loadRuns(RESULTS_DIR);
 const med = new Map([...all].map(([label, runs]) => [label, medianOf(runs, N)]));
 
-const n = (v: unknown): string => (typeof v === 'number' ? (v > 0 && v < 10 && !Number.isInteger(v) ? v.toPrecision(2) : (Math.round(v * 10) / 10).toLocaleString('en-US')) : String(v ?? '-'));
+const n = (v: unknown): string => (typeof v === 'number' ? (v > 0 && v < 10 && !Number.isInteger(v) ? v.toPrecision(2) : (v >= 100 ? Math.round(v) : Math.round(v * 10) / 10).toLocaleString('en-US')) : String(v ?? '-'));
 const k = (v: number) => (v >= 10_000 ? `${Math.round(v / 1000)}k` : n(Math.round(v)));
 /** "median (min-max)" when more than one run, the figure alone otherwise. */
 const spread = (r: Run, pick: (r: Run) => number | null | undefined) => {
