@@ -52,7 +52,7 @@ const Warehouse = v.object({
   path: v.optional(v.pipe(v.string(), v.minLength(1, 'must be a file path')), 'data/ducktail.duckdb'),
   memory_limit: v.optional(v.pipe(v.string(), v.regex(SIZE, 'must be a size like "512MB" or "2GB"')), '2GB'),
   threads: v.optional(int(1, 'DuckDB worker threads'), 2),
-  batch_rows: v.optional(int(1, 'changes per warehouse transaction'), 10_000),
+  batch_rows: v.optional(int(1, 'changes per warehouse transaction'), 50_000),
   batch_ms: v.optional(int(1, 'milliseconds a batch may wait'), 200),
   batch_adaptive: v.optional(v.boolean(), true),
   checkpoint_wal_mb: v.optional(int(1, 'MB of DuckDB WAL between checkpoints'), 64),
