@@ -10,6 +10,8 @@ export interface Freshness {
   p50: number;
   p99: number;
   probes: number;
+  /** The three slowest probes: their number in sending order (1 = first) and latency, e.g. "#1 412 ms". */
+  worst: string;
 }
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
@@ -60,5 +62,11 @@ export async function measureFreshness(
   while (seen.size < sent.size && performance.now() < deadline) await Bun.sleep(10);
   const latencies = [...sent].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []));
   if (latencies.length < sent.size) throw new Error(`${sent.size - latencies.length} probes never became queryable`);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), probes: latencies.length };
+  const worst = latencies
+    .map((ms, i) => ({ ms, n: i + 1 }))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 3)
+    .map((w) => `#${w.n} ${Math.round(w.ms)} ms`)
+    .join(', ');
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), probes: latencies.length, worst };
 }

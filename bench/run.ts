@@ -188,7 +188,7 @@ const ms = (n: number) => `${Math.round(n)} ms`;
 function line(r: RunResult): string {
   const parts = [`initial copy ${fmt(r.copy)} vs COPY TO STDOUT ${fmt(r.copyCeiling)} (${ratio(r.copy, r.copyCeiling)})`];
   if (r.catchUp !== undefined) parts.push(`streaming ${fmt(r.catchUp)} vs pg_recvlogical ${fmt(r.raw)} (${ratio(r.catchUp, r.raw)})`);
-  if (r.fresh) parts.push(`freshness p50 ${ms(r.fresh.p50)} p99 ${ms(r.fresh.p99)} (${r.fresh.probes} probes)`);
+  if (r.fresh) parts.push(`freshness p50 ${ms(r.fresh.p50)} p99 ${ms(r.fresh.p99)} (${r.fresh.probes} probes; slowest ${r.fresh.worst})`);
   return parts.join('; ');
 }
 
