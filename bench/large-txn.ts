@@ -1,6 +1,5 @@
 // One large transaction (issue 7 part 6): ROWS inserts of the bench's orders table committed at once
-// while ducktail streams (default config: batch_rows and batch_ms as configured by default, BENCH_BATCH_ROWS
-// overrides batch_rows; memory_limit 2GB, 2 threads). Reports
+// while ducktail streams (default config: batch_rows 10k, memory_limit 2GB, 2 threads). Reports
 // ducktail's peak RSS (sampled every 50 ms) and the time from COMMIT to all rows applied. Then, on
 // the same WAL from their own slots, pg_recvlogical with protocol v1 (the server decodes the whole
 // transaction, spilling past logical_decoding_work_mem, before sending its first change) and with
@@ -10,7 +9,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInlineBus } from '../src/bus/index.ts';
-import { defaultConfig } from '../src/config/index.ts';
 import { startPipeline } from '../src/pipeline.ts';
 import { connectSql } from '../src/source/index.ts';
 import { createWarehouse } from '../src/warehouse/index.ts';
@@ -47,7 +45,7 @@ try {
   const pipeline = startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot: 'large', publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? defaultConfig().warehouse.batch_rows), batchMs: defaultConfig().warehouse.batch_ms, statusIntervalMs: 10_000, connectTimeoutS: 10 },
+    source: { url, slot: 'large', publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },

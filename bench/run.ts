@@ -16,7 +16,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { createInlineBus } from '../src/bus/index.ts';
-import { defaultConfig } from '../src/config/index.ts';
 import { startPipeline } from '../src/pipeline.ts';
 import { connectSql } from '../src/source/index.ts';
 import { createWarehouse, type Warehouse } from '../src/warehouse/index.ts';
@@ -37,8 +36,6 @@ const RUNS = Number(flag('--runs', '3'));
 const ROWS = Number(args[0] ?? 1_000_000);
 const MODE = args[1] ?? 'all';
 const TXN_ROWS = 10_000;
-/** The [warehouse] defaults: the benchmark runs ducktail's default config. */
-const DEFAULTS = defaultConfig().warehouse;
 const FRESH_RATE = 5_000;
 const FRESH_SECONDS = 10;
 const BIN = PG === 18 ? null : `/usr/lib/postgresql/${PG}/bin`;
@@ -88,7 +85,7 @@ function pipelineOn(url: string, slot: string, warehouse: Warehouse) {
   return startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? DEFAULTS.batch_rows), batchMs: Number(process.env.BENCH_BATCH_MS ?? DEFAULTS.batch_ms), statusIntervalMs: 10_000, connectTimeoutS: 10 },
+    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: Number(process.env.BENCH_BATCH_MS ?? 200), statusIntervalMs: 10_000, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },

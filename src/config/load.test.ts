@@ -97,14 +97,6 @@ describe('config', () => {
     expect(c.api.tokens).toEqual([{ token: '0123456789abcdef', scope: 'read' }]);
   });
 
-  test('batch_rows defaults to 50,000 with the inline bus and 10,000 with Kafka; a set value is kept', () => {
-    expect(parseConfig({}, 't').warehouse.batch_rows).toBe(50_000);
-    const kafka = { bus: { kind: 'kafka', brokers: ['a:9092'] } };
-    expect(parseConfig(kafka, 't').warehouse.batch_rows).toBe(10_000);
-    expect(parseConfig({ ...kafka, warehouse: { batch_rows: 50_000 } }, 't').warehouse.batch_rows).toBe(50_000);
-    expect(parseConfig({ warehouse: { batch_rows: 2_000 } }, 't').warehouse.batch_rows).toBe(2_000);
-  });
-
   test('an environment variable that names no key is an error', () => {
     const problems = problemsOf(() => loadConfig({ env: { DUCKTAIL_BUS_PARTITONS: '3', DUCKTAIL_NOPE: 'x' } }));
     expect(problems.join('\n')).toContain('DUCKTAIL_BUS_PARTITONS: names no config key');

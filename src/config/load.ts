@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as v from 'valibot';
 import { ConfigError } from '../errors.ts';
-import { type Config, ConfigSchema, KAFKA_BATCH_ROWS } from './schema.ts';
+import { type Config, ConfigSchema } from './schema.ts';
 
 /** DUCKTAIL_* variables that are not config keys. */
 export const NON_KEY_ENV = new Set(['DUCKTAIL_CONFIG', 'DUCKTAIL_HOME']);
@@ -25,11 +25,7 @@ export function parseConfig(raw: unknown, source: string): Config {
     }
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  const out = result.output;
-  // batch_rows's default depends on the bus (schema.ts INLINE_BATCH_ROWS / KAFKA_BATCH_ROWS).
-  const given = (raw as { warehouse?: { batch_rows?: unknown } } | null)?.warehouse?.batch_rows;
-  if (out.bus.kind === 'kafka' && given === undefined) out.warehouse.batch_rows = KAFKA_BATCH_ROWS;
-  return out;
+  return result.output;
 }
 
 /** Options of loadConfig. */

@@ -6,13 +6,6 @@ const TABLE = /^[A-Za-z_][A-Za-z0-9_$]*\.[A-Za-z_][A-Za-z0-9_$]*$/;
 const HOST_PORT = /^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/;
 const SIZE = /^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
-/**
- * `warehouse.batch_rows` when not set: big batches catching up with the inline bus (fewer DuckDB COMMITs,
- * docs/PERFORMANCE.md); 10,000 with Kafka, whose producer keeps several encoded batches ahead (memory).
- */
-export const INLINE_BATCH_ROWS = 50_000;
-export const KAFKA_BATCH_ROWS = 10_000;
-
 const int = (min: number, what: string) =>
   v.pipe(v.number(`must be a number (${what})`), v.integer(`must be a whole number (${what})`), v.minValue(min, `must be >= ${min} (${what})`));
 
@@ -59,7 +52,7 @@ const Warehouse = v.object({
   path: v.optional(v.pipe(v.string(), v.minLength(1, 'must be a file path')), 'data/ducktail.duckdb'),
   memory_limit: v.optional(v.pipe(v.string(), v.regex(SIZE, 'must be a size like "512MB" or "2GB"')), '2GB'),
   threads: v.optional(int(1, 'DuckDB worker threads'), 2),
-  batch_rows: v.optional(int(1, 'changes per warehouse transaction'), INLINE_BATCH_ROWS),
+  batch_rows: v.optional(int(1, 'changes per warehouse transaction'), 10_000),
   batch_ms: v.optional(int(1, 'milliseconds a batch may wait'), 200),
   batch_adaptive: v.optional(v.boolean(), true),
   checkpoint_wal_mb: v.optional(int(1, 'MB of DuckDB WAL between checkpoints'), 64),
