@@ -102,7 +102,8 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     readiness: () => ({
       source: source ? sourceReadiness(source.status) : { ready: true, detail: 'disabled on this instance' },
       warehouse: { ready: true, detail: `${warehouse.stats.batches} batches applied` },
-      tiering: { ready: tiering.status.lastError === null, detail: tiering.status.lastError ?? `${tiering.status.passes} passes` },
+      // A pass that left work (S3 down, a wrong time_column) does not stop queries: degraded, not 503.
+      tiering: { ready: true, degraded: tiering.status.lastError !== null, detail: tiering.status.lastError ?? `${tiering.status.passes} passes` },
       bus: bus.readiness?.() ?? { ready: true, detail: config.bus.kind },
     }),
   });

@@ -38,7 +38,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
     '/healthz': { get: { summary: 'Liveness', security: [], responses: { 200: ok('alive') } } },
     '/readyz': {
       get: {
-        summary: 'Readiness: 503 when a component is not ready; status "degraded" with reasons when an [alerts] threshold is crossed',
+        summary: 'Readiness: 503 when a component is not ready; status "degraded" with reasons when an [alerts] threshold is crossed or a component is degraded',
         security: [],
         responses: { 200: ok('ready (ok or degraded)'), 503: ok('not ready') },
       },

@@ -25,7 +25,15 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function build(opts: { lag?: number; consumer?: number | null; apply?: { seconds: number; at: number } | null; tokens?: { token: string; scope: 'read' | 'admin' }[] } = {}) {
+function build(
+  opts: {
+    lag?: number;
+    consumer?: number | null;
+    apply?: { seconds: number; at: number } | null;
+    tokens?: { token: string; scope: 'read' | 'admin' }[];
+    readiness?: Record<string, { ready: boolean; detail?: string; degraded?: boolean }>;
+  } = {},
+) {
   const metrics = createMetrics();
   const alerts = createAlerts(
     { replication_lag_s: 30, consumer_lag_messages: 1000, batch_apply_s: 5, query_s: 2 },
@@ -36,7 +44,7 @@ function build(opts: { lag?: number; consumer?: number | null; apply?: { seconds
   const app = createApi({
     query: createQueryEngine({ instance }),
     tables: async () => [],
-    readiness: () => ({ source: { ready: true } }),
+    readiness: () => opts.readiness ?? { source: { ready: true } },
     version: 'test',
     metrics,
     alerts,
@@ -91,6 +99,17 @@ describe('alerts', () => {
     expect(text).toContain('ducktail_alert_firing{alert="replication_lag"} 1');
     expect(text).toContain('ducktail_alert_firing{alert="consumer_lag"} 1');
     expect(text).toContain('ducktail_alert_firing{alert="slow_query"} 0');
+  });
+
+  test('a degraded component (an archive pass that left work) makes /readyz degraded, not 503; one not ready makes it 503', async () => {
+    const tiering = { ready: true, degraded: true, detail: 'COLD_UNREACHABLE: uploading to s3://b/x failed' };
+    const degraded = build({ readiness: { source: { ready: true }, tiering } }).app;
+    const res = await degraded.request('/readyz');
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { status: string; reasons: string[] };
+    expect([body.status, body.reasons]).toEqual(['degraded', ['tiering: COLD_UNREACHABLE: uploading to s3://b/x failed']]);
+    const down = build({ readiness: { source: { ready: false, detail: 'connecting' }, tiering } }).app;
+    expect((await down.request('/readyz')).status).toBe(503);
   });
 
   test('below the thresholds /readyz is ok; an old slow apply no longer fires; a slow query does', async () => {

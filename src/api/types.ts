@@ -7,6 +7,8 @@ import type { AnalyticsConfig } from './analytics/sql.ts';
 export interface Readiness {
   ready: boolean;
   detail?: string;
+  /** Ready, but not at full health (e.g. the last archive pass left work): /readyz 200, status "degraded", detail as a reason. */
+  degraded?: boolean;
 }
 
 /** A mirrored table as GET /v1/tables lists it. */
