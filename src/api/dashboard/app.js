@@ -71,7 +71,7 @@ async function refreshPipeline() {
   const m = parseMetrics(metricsText);
   const r = rates(m);
   const comp = ready.components || {};
-  const st = (c) => (comp[c] ? (comp[c].ready ? 'ok' : 'bad') : 'off');
+  const st = (c) => (comp[c] ? (comp[c].ready ? (comp[c].degraded ? 'warn' : 'ok') : 'bad') : 'off');
   const src = status.source || {};
   const wh = status.warehouse || {};
   const bus = status.bus || { kind: 'inline' };
