@@ -146,7 +146,7 @@ if (again.length) {
   const was = (a: Run, b: Run, pick: (r: Run) => number | undefined) => {
     const x = pick(a);
     const y = pick(b);
-    return typeof x === 'number' && typeof y === 'number' ? `${n(Math.round(y))} -> ${n(Math.round(x))} (${(x / y).toFixed(2)}x)` : '-';
+    return typeof x === 'number' && typeof y === 'number' ? `${n(Math.round(y))} -> ${n(Math.round(x))}${y > 0 ? ` (${(x / y).toFixed(2)}x)` : ''}` : '-';
   };
   sections.remeasured = table(
     ['run', 'figure', 'before -> now (now / before)', 'commit-to-queryable p50 / p99 ms before -> now', 'CPU % before -> now', 'offered changes/s before -> now', 'pg_recvlogical on the same WAL, rows/s before -> now', 'ducktail / pg_recvlogical before -> now', 'before: runs, commits, day', 'now: runs, commits, day'],
