@@ -269,9 +269,15 @@ export class Column {
     if (this.kind === 'str') {
       // Short ASCII values in one copy; the others one call each (DuckDB keeps their bytes in the vector's heap).
       b.copy_data_to_vector(vec, 0, this.inline.buffer as ArrayBuffer, from * STRING_T, n * STRING_T);
-      for (const r of this.spilled) {
-        if (r >= from && r < from + n) b.vector_assign_string_element(vec, r - from, this.strings[r]!);
+      // `spilled` is in row order (rows are set in order): start at the first row of this vector.
+      const sp = this.spilled;
+      let lo = 0;
+      for (let hi = sp.length; lo < hi; ) {
+        const mid = (lo + hi) >> 1;
+        if (sp[mid]! < from) lo = mid + 1;
+        else hi = mid;
       }
+      for (let i = lo; i < sp.length && sp[i]! < from + n; i++) b.vector_assign_string_element(vec, sp[i]! - from, this.strings[sp[i]!]!);
     } else {
       b.copy_data_to_vector(vec, 0, this.data, from * this.width, n * this.width);
     }

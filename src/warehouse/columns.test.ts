@@ -103,6 +103,10 @@ test('fresh inserts appended straight to the mirror and history store what stagi
     expect(ins.getRows()[5]!.slice(-4).map(String)).toEqual(['I', '10', '5', '2026-11-23 23:03:16.123456+00']);
     const cur = await c.runAndReadAll(`SELECT id, ${names} FROM direct ORDER BY id`);
     expect(cur.getRows()).toEqual(upd.getRows());
+    // Text values (short ASCII inline, the rest one call each) land in their rows in every 2,048-row vector.
+    const t = cases.find(([name]) => name === 't')![3];
+    const texts = await c.runAndReadAll('SELECT t FROM history.direct WHERE _lsn = 10 ORDER BY id');
+    expect(texts.getRows().map((r) => r[0])).toEqual(rows.map((_, r) => (r === 0 ? null : t[(r - 1) % t.length]!)));
     // Each value equals its SQL conversion.
     for (const [name, typeOid, typeMod, values] of cases) {
       const m = mapColumn({ key: false, name, typeOid, typeMod });
