@@ -86,14 +86,23 @@ for (const step of ['warm-written', 'warm-before-commit', 'cold-uploaded', 'cold
   }, 60_000);
 }
 
-test('killed while writing deletion vectors: every row once, the orphan vector swept by the next pass', async () => {
-  const { dir, config } = await setup();
-  expect((await archive(dir, config)).code).toBe(0);
-  // Five archived orders of one month (~300 days old) updated to the same price: totals unchanged, five deletes.
+/**
+ * Orders 300-304 (~300 days old, archived) updated to their own price at LSN 9000: totals unchanged, five
+ * archived versions superseded. With deletion_vector_min_rows = 3 one file gets a vector even if the five
+ * straddle a month.
+ */
+async function updateOldOrders(dir: string): Promise<void> {
   const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
   const late = [300, 301, 302, 303, 304].map((id, k) => orderChange('U', id, `${((id - 1) % 97) + 1}.25`, id - 1, 9000n, k));
   await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes: late });
   await w.close();
+}
+
+test('killed while writing deletion vectors: every row once, the orphan vector swept by the next pass', async () => {
+  const { dir, config } = await setup();
+  expect((await archive(dir, config)).code).toBe(0);
+  // Five archived orders of one month (~300 days old) updated to the same price: totals unchanged, five deletes.
+  await updateOldOrders(dir);
   const killed = await archive(dir, config, 'vector-before-commit');
   expect(killed.code).toBe(-9);
   const vectorsOnDisk = () => {
@@ -117,10 +126,7 @@ test('killed after copying a cold file\'s deletion vector to the cold store: the
   const { dir, config } = await setup();
   expect((await archive(dir, config)).code).toBe(0);
   // Five orders ~300 days old (a cold file) updated to the same price: the next pass gives the file a vector.
-  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: 's' });
-  const late = [300, 301, 302, 303, 304].map((id, k) => orderChange('U', id, `${((id - 1) % 97) + 1}.25`, id - 1, 9000n, k));
-  await w.apply({ tables: new Map([['public.orders', ORDERS]]), changes: late });
-  await w.close();
+  await updateOldOrders(dir);
   const copies = () => {
     const root = join(dir, 'cold', '_deletes');
     return existsSync(root) ? (readdirSync(root, { recursive: true }) as string[]).filter((r) => r.endsWith('.parquet')).map((r) => `file://${join(root, r)}`) : [];
