@@ -4,7 +4,7 @@
 // <!-- /bench:NAME --> in docs/SCALING.md, so the doc shows what the JSON holds.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadRuns, medianOf, range, RESULTS_DIR, type Run } from './results.ts';
+import { loadRuns, medianOf, range, RESULTS_DIR, type Run, spreadOf, withinNoise } from './results.ts';
 import { formatResult, type SoakResult } from '../test/soak/soak.ts';
 import { opsPerS } from './scale.ts';
 
@@ -148,14 +148,25 @@ if (again.length) {
     const y = pick(b);
     return typeof x === 'number' && typeof y === 'number' ? `${n(Math.round(y))} -> ${n(Math.round(x))}${y > 0 ? ` (${(x / y).toFixed(2)}x)` : ''}` : '-';
   };
+  const pct = (x: number | null) => (x === null ? '-' : `${Math.round(x * 100)}%`);
+  /** "within noise" or not: now vs before against the larger spread of the two (bench/results.ts, withinNoise). */
+  const verdict = (before: Run, now: Run, pick: (r: Run) => number | null | undefined) => {
+    const w = withinNoise(before, now, pick);
+    const sp = `spread ${pct(spreadOf(before, pick))} / ${pct(spreadOf(now, pick))}`;
+    if (!w) return `${sp}: no band (single runs)`;
+    return `${sp}: ${w.diff >= 0 ? '+' : ''}${Math.round(w.diff * 100)}%, ${w.within ? '**within**' : 'outside'} ±${Math.round(w.band * 100)}%`;
+  };
+  const p99 = (r: Run) => r.latencyMs?.p99;
   sections.remeasured = table(
-    ['run', 'figure', 'before -> now (now / before)', 'commit-to-queryable p50 / p99 ms before -> now', 'CPU % before -> now', 'offered changes/s before -> now', 'pg_recvlogical on the same WAL, rows/s before -> now', 'ducktail / pg_recvlogical before -> now', 'before: runs, commits, day', 'now: runs, commits, day'],
+    ['run', 'figure', 'before -> now (now / before)', 'figure: spread of the runs before / now; now vs before, within noise?', 'p99: within noise?', 'commit-to-queryable p50 / p99 ms before -> now', 'CPU % before -> now', 'offered changes/s before -> now', 'pg_recvlogical on the same WAL, rows/s before -> now', 'ducktail / pg_recvlogical before -> now', 'before: runs, commits, day', 'now: runs, commits, day'],
     again
       .sort(([a], [b]) => String(a.label).localeCompare(b.label))
       .map(([now, before]) => [
         now.label,
         what(now),
         was(now, before, main),
+        verdict(before, now, main),
+        now.latencyMs && before.latencyMs ? verdict(before, now, p99) : '-',
         now.latencyMs && before.latencyMs ? `${n(before.latencyMs.p50)} / ${n(before.latencyMs.p99)} -> ${n(now.latencyMs.p50)} / ${n(now.latencyMs.p99)}` : '-',
         was(now, before, (r) => r.ducktail?.cpuPctMean),
         was(now, before, (r) => r.generator?.offeredChangesPerS),

@@ -43,10 +43,40 @@ function merge(runs: Run[]): Run {
 /** Runs of one label this long before its newest are another session's code: not mixed into its median. */
 export const SESSION_MS = 24 * 3600_000;
 
-/** The runs a label's median is taken of: its newest `n`, all from within SESSION_MS of the newest (`runs` newest first). */
+/**
+ * The runs a label's median is taken of (`runs` newest first): when the newest run belongs to a series
+ * (`--series NAME`), its newest `n` runs of that series; otherwise its newest `n` runs without a series, all
+ * from within SESSION_MS of the newest.
+ */
 export function newestSession(runs: Run[], n = 3): Run[] {
+  const series = runs[0]?.series;
+  if (series) return runs.filter((r) => r.series === series).slice(0, n);
   const newest = Date.parse(String(runs[0]?.at));
-  return runs.filter((r) => !(newest - Date.parse(String(r.at)) > SESSION_MS)).slice(0, n);
+  return runs.filter((r) => !r.series && !(newest - Date.parse(String(r.at)) > SESSION_MS)).slice(0, n);
+}
+
+/** (max - min) / median of `pick` over the runs a median was taken of; null under 2 runs. The noise of one row. */
+export function spreadOf(m: Run, pick: (r: Run) => number | null | undefined): number | null {
+  const xs = (m.of as Run[]).map(pick).filter((x): x is number => typeof x === 'number');
+  if (xs.length < 2) return null;
+  const mid = median(xs);
+  return mid > 0 ? (Math.max(...xs) - Math.min(...xs)) / mid : null;
+}
+
+/**
+ * Whether a second measurement of a row reproduces the first "within noise": the two medians differ by no
+ * more than the larger spread of the two (spreadOf: the (max - min) / median of each one's runs). A row
+ * measured once has no spread of its own; the other's stands for both. Null when neither has 2 runs.
+ */
+export function withinNoise(before: Run, now: Run, pick: (r: Run) => number | null | undefined): { diff: number; band: number; within: boolean } | null {
+  const a = pick(before);
+  const b = pick(now);
+  if (typeof a !== 'number' || typeof b !== 'number' || a <= 0) return null;
+  const spreads = [spreadOf(before, pick), spreadOf(now, pick)].filter((x): x is number => x !== null);
+  if (spreads.length === 0) return null;
+  const band = Math.max(...spreads);
+  const diff = b / a - 1;
+  return { diff, band, within: Math.abs(diff) <= band };
 }
 
 /**

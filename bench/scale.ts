@@ -1,4 +1,4 @@
-// `npm run bench -- scale [group ...] [--repeat N] [--only LABEL,...] [--duration S] [--dry] [--no-lock]`: the workload runs docs/SCALING.md cites,
+// `npm run bench -- scale [group ...] [--repeat N] [--only LABEL,...] [--duration S] [--series NAME] [--dry] [--no-lock]`: the workload runs docs/SCALING.md cites,
 // one after the other, each under the shared benchmark lock (flock /tmp/bench.lock) so a run never
 // competes with another engineer's benchmark; each writes bench/results/<label>-<time>.json, which
 // `npm run bench -- plot` reads (the newest file per label). --no-lock: the caller holds the lock for the
@@ -54,7 +54,9 @@ if (import.meta.main) {
   const duration = value('--duration', '30');
   const repeat = Number(value('--repeat', '1'));
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a whole number >= 1, got ${value('--repeat', '1')}`);
-  const groups = argv.filter((a, i) => !a.startsWith('--') && !['--duration', '--repeat', '--only'].includes(argv[i - 1]!));
+  const groups = argv.filter((a, i) => !a.startsWith('--') && !['--duration', '--repeat', '--only', '--series'].includes(argv[i - 1]!));
+  // --series NAME: the runs form one measurement series (bench/results.ts: a row's median is over its newest series).
+  const series = argv.includes('--series') ? ['--series', value('--series', '')] : [];
   const round = (groups.length ? groups : Object.keys(PLAN)).flatMap((g) => {
     if (!PLAN[g]) throw new Error(`unknown group ${g}; groups: ${Object.keys(PLAN).join(', ')}`);
     return PLAN[g]!;
@@ -64,7 +66,7 @@ if (import.meta.main) {
   const runs = Array.from({ length: repeat }, () => round.filter((r) => !only || only.includes(r.label))).flat();
   for (const r of runs) {
     const lock = argv.includes('--no-lock') ? [] : ['flock', '/tmp/bench.lock'];
-    const args = r.script ? r.args : [...r.args, '--duration', duration, '--label', r.label];
+    const args = r.script ? r.args : [...r.args, '--duration', duration, '--label', r.label, ...series];
     const cmd = [...lock, process.execPath, join(import.meta.dir, r.script ?? 'workload.ts'), ...args];
     console.log(`$ ${r.script ? `BENCH_LABEL=${r.label} ` : ''}${cmd.join(' ')}`);
     if (argv.includes('--dry')) continue;

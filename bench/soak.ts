@@ -4,6 +4,7 @@
  *   bun bench/soak.ts --kills 50           # long form: 50 kills (and 10/10/10 of the others)
  *   SOAK_FULL=1 bun bench/soak.ts          # same as --kills 50
  *   --seed N (replay a schedule), --bus inline|kafka, --rate OPS, --pg N, --terminate N, --brokers N, --s3 N, --keep,
+ *   --seed-rows N (orders in the source before the first start: the initial copy, killed in flight; default 30000),
  *   --gap-ms A-B (pause between faults), --json PATH (the result as JSON), --save (the result as
  *   bench/results/soak-long-<time>.json, or soak-<time>.json under 50 kills, with the commit: docs/SCALING.md cites it)
  * Exits 1 when anything was lost, duplicated, hung or crashed; the printed seed replays the schedule.
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     s3: { type: 'string' },
     bus: { type: 'string', default: 'kafka' },
     rate: { type: 'string', default: '150' },
+    'seed-rows': { type: 'string', default: '30000' },
     keep: { type: 'boolean', default: false },
     json: { type: 'string' },
     save: { type: 'boolean', default: false },
@@ -72,7 +74,7 @@ const result = await runSoak({
   s3Outages: count(values.s3, others, 's3'),
   bus,
   rate: count(values.rate, 150, 'rate'),
-  seedRows: 10_000,
+  seedRows: count(values['seed-rows'], 30_000, 'seed-rows'),
   gapMs: [Number(gap[1]), Number(gap[2])],
   catchUpMs: 180_000,
   keep: values.keep,

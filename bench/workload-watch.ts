@@ -19,6 +19,16 @@ export interface Sample {
   lagS: number | null;
   consumerLag: number | null;
   firing: string[];
+  /**
+   * Stages, from ducktail's own histograms, over this second (summed over the instances): batches committed,
+   * and how many took over 0.25 s to apply and commit in DuckDB (`batch_apply_duration_seconds`), or over
+   * 0.25 s from the PostgreSQL commit of their oldest change until queryable (`commit_to_queryable_seconds`:
+   * decoding, batching, waiting for the apply chain and the apply). A slow probe with neither slow waited in
+   * the API (the query) or in the harness's polling.
+   */
+  batches?: number;
+  slowApplies?: number;
+  slowFreshness?: number;
 }
 
 const TICKS = 100; // USER_HZ on Linux
@@ -44,7 +54,9 @@ export async function scrape(base: string): Promise<Map<string, number>> {
     const m = /^(ducktail_[a-z_]+)(\{[^}]*\})? ([^ ]+)/.exec(line);
     if (!m) continue;
     const alert = m[1] === 'ducktail_alert_firing' ? /alert="([^"]+)"/.exec(m[2] ?? '')?.[1] : undefined;
-    const key = alert ? `alert:${alert}` : m[1]!;
+    // Histogram buckets keep their bound: `ducktail_x_bucket:0.25`.
+    const le = m[1]!.endsWith('_bucket') ? /le="([^"]+)"/.exec(m[2] ?? '')?.[1] : undefined;
+    const key = alert ? `alert:${alert}` : le ? `${m[1]}:${le}` : m[1]!;
     out.set(key, (out.get(key) ?? 0) + Number(m[3]));
   }
   return out;
@@ -63,6 +75,13 @@ export function startSampler(instances: Instance[], t0: number) {
   const firstFiring = new Map<string, number>();
   let last = instances.map((i) => procStat(i.pid).cpuTicks);
   let lastT = performance.now();
+  // Cumulative histogram counts at the previous sample: [batches, applies > 0.25 s, freshness > 0.25 s].
+  let lastStages: number[] | null = null;
+  const stagesOf = (m: Map<string, number>) => {
+    const count = m.get('ducktail_batch_apply_duration_seconds_count') ?? 0;
+    const fresh = m.get('ducktail_commit_to_queryable_seconds_count') ?? 0;
+    return [count, count - (m.get('ducktail_batch_apply_duration_seconds_bucket:0.25') ?? 0), fresh - (m.get('ducktail_commit_to_queryable_seconds_bucket:0.25') ?? 0)];
+  };
   let stopped = false;
   const done = (async () => {
     while (!stopped) {
@@ -73,8 +92,10 @@ export function startSampler(instances: Instance[], t0: number) {
       last = stats.map((x) => x.cpuTicks);
       const s: Sample = { t: (now - t0) / 1000, rssMB: stats.reduce((a, x) => a + x.rssMB, 0), cpuPct: ((cpu / TICKS) * 100_000) / (now - lastT), applied: 0, lagS: null, consumerLag: null, firing: [] };
       lastT = now;
+      const stages = [0, 0, 0];
       for (const i of instances) {
         const m = await scrape(i.base).catch(() => new Map<string, number>());
+        stagesOf(m).forEach((v, k) => (stages[k]! += v));
         s.applied += m.get('ducktail_changes_applied_total') ?? 0;
         const lag = m.get('ducktail_replication_lag_seconds');
         if (lag !== undefined) s.lagS = Math.max(s.lagS ?? 0, lag);
@@ -82,6 +103,8 @@ export function startSampler(instances: Instance[], t0: number) {
         if (cl !== undefined) s.consumerLag = (s.consumerLag ?? 0) + cl;
         for (const [k, v] of m) if (k.startsWith('alert:') && v > 0 && !s.firing.includes(k.slice(6))) s.firing.push(k.slice(6));
       }
+      if (lastStages) [s.batches, s.slowApplies, s.slowFreshness] = stages.map((v, k) => v - lastStages![k]!);
+      lastStages = stages;
       for (const a of s.firing) if (!firstFiring.has(a)) firstFiring.set(a, s.t);
       samples.push(s);
     }
@@ -134,7 +157,7 @@ export function startProbes(sql: Sql, instances: Instance[], everyMs = 100) {
   })();
   return {
     /** Stops sending, sends one last probe and waits (up to `limitMs`) until every probe is queryable. */
-    async drain(limitMs: number): Promise<{ latencies: number[]; lost: number; lastSeenMs: number }> {
+    async drain(limitMs: number): Promise<{ latencies: number[]; lost: number; lastSeenMs: number; slowest: { at: number; ms: number }[] }> {
       stopped = true;
       await sender;
       await send();
@@ -142,7 +165,12 @@ export function startProbes(sql: Sql, instances: Instance[], everyMs = 100) {
       finalSent = true;
       await poller;
       const latencies = [...sent].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []));
-      return { latencies, lost: sent.size - latencies.length, lastSeenMs: Math.max(...seen.values()) };
+      // The 10 slowest probes and when they were committed (performance.now(), ms): which second of the run they fell in.
+      const slowest = [...sent]
+        .flatMap(([k, t]) => (seen.has(k) ? [{ at: t, ms: seen.get(k)! - t }] : []))
+        .sort((a, b) => b.ms - a.ms)
+        .slice(0, 10);
+      return { latencies, lost: sent.size - latencies.length, lastSeenMs: Math.max(...seen.values()), slowest };
     },
   };
 }

@@ -7,6 +7,7 @@
 // ducktail produced (kafka bus). Prints a table; writes JSON to bench/results/.
 // Usage: bun bench/workload.ts [--rate OPS/S|max] [--bus inline|kafka] [--duration S] [--toast] [--seed ROWS]
 //        [--catch-up (ducktail down during the workload, then timed catching up)] [--writers N] [--partitions N] [--instances N] [--set section.key=value ...] [--label NAME]
+//        [--series NAME (runs measured together as one series: docs/SCALING.md compares a row's series side by side)]
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,8 @@ const CATCH_UP = argv.includes('--catch-up');
 const WRITERS = Number(opt('--writers', '2'));
 const INSTANCES = BUS === 'kafka' ? Number(opt('--instances', '1')) : 1;
 const LABEL = opt('--label', `${BUS}-${RATE || 'max'}${TOAST ? '-toast' : ''}`);
+/** A measurement series (e.g. `reproduce-2026-12-07`): bench/results.ts takes a row's median over its newest series only. */
+const SERIES = opt('--series', '') || null;
 if (!['inline', 'kafka'].includes(BUS) || !(DURATION > 0) || !(RATE >= 0) || !(SEED >= 0)) {
   console.error('usage: bench workload [--rate OPS/S|max] [--bus inline|kafka] [--duration S] [--toast] [--seed ROWS] [--writers N] [--partitions N] [--instances N] [--set section.key=value]');
   process.exit(2);
@@ -124,7 +127,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     });
   });
 }
-const result: Record<string, unknown> = { codeCommit: codeCommit(), label: LABEL, args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, catchUp: CATCH_UP, writers: RATE ? 1 : WRITERS, set: sets };
+const result: Record<string, unknown> = { codeCommit: codeCommit(), label: LABEL, ...(SERIES ? { series: SERIES } : {}), args: argv, bus: BUS, rate: RATE || 'max', duration: DURATION, toast: TOAST, seed: SEED, partitions: BUS === 'kafka' ? PARTITIONS : null, instances: INSTANCES, catchUp: CATCH_UP, writers: RATE ? 1 : WRITERS, set: sets };
 try {
   step('PostgreSQL up');
   const url = await pg.createDatabase('bench_workload');
@@ -202,7 +205,7 @@ try {
     await spawnAll();
     sampler = startSampler(instances, catchUpT);
   }
-  const probe = probes ? await probes.drain(120_000) : { latencies: [], lost: 0 };
+  const probe = probes ? await probes.drain(120_000) : { latencies: [], lost: 0, slowest: [] };
   const stats = gen.stats();
   const changes = changesOf(stats);
   // Everything committed is applied: the rows applied since the workload started reach changes + probes.
@@ -236,7 +239,9 @@ try {
     endToEndRowsPerS: round(changes / (appliedMs / 1000)),
     drainS: round((appliedMs - genMs) / 1000, 1),
     appliedAll,
-    latencyMs: CATCH_UP ? null : { p50: round(percentile(probe.latencies, 50)), p99: round(percentile(probe.latencies, 99)), max: round(Math.max(...probe.latencies)), probes: probe.latencies.length, lost: probe.lost },
+    latencyMs: CATCH_UP ? null : { p50: round(percentile(probe.latencies, 50)), p99: round(percentile(probe.latencies, 99)), max: round(Math.max(...probe.latencies)), probes: probe.latencies.length, lost: probe.lost,
+      // The slowest probes: seconds into the run (as the samples' t) and ms, to line up with the samples' stages.
+      slowest: probe.slowest.map((p) => ({ t: round((p.at - t0) / 1000, 1), ms: round(p.ms) })) },
     ducktail: {
       rssPeakMB: round(Math.max(...samples.map((s) => s.rssMB)), 1),
       rssMeanMB: round(during.reduce((a, s) => a + s.rssMB, 0) / Math.max(1, during.length), 1),
@@ -285,6 +290,8 @@ const rows: [string, unknown][] = [
   ['end-to-end rows/s', r.endToEndRowsPerS],
   ['drain after stop (s)', r.drainS],
   ['commit-to-queryable p50/p99/max (ms)', r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max} (${r.latencyMs.probes} probes, ${r.latencyMs.lost} lost)` : '-'],
+  ['slowest probes (s into run: ms)', r.latencyMs?.slowest ? r.latencyMs.slowest.slice(0, 5).map((p: { t: number; ms: number }) => `${p.t}: ${p.ms}`).join(', ') : '-'],
+  ['seconds with a batch > 0.25 s: apply | commit-to-queryable', r.samples?.length ? `${r.samples.filter((s: any) => s.slowApplies > 0).map((s: any) => Math.round(s.t)).join(' ') || 'none'} | ${r.samples.filter((s: any) => s.slowFreshness > 0).map((s: any) => Math.round(s.t)).join(' ') || 'none'}` : '-'],
   ['catch-up rows/s from spawn | best second', r.catchUp ? `${r.catchUpRowsPerS} | ${r.catchUpPeakRowsPerS}` : '-'],
   ['ducktail RSS peak/mean (MB)', `${r.ducktail.rssPeakMB} / ${r.ducktail.rssMeanMB}`],
   ['ducktail CPU mean (% of a core)', r.ducktail.cpuPctMean],

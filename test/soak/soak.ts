@@ -55,6 +55,8 @@ export interface SoakResult extends FaultCounts {
   uncaughtInDucktail: string[];
   workload: { orders: number; updates: number; cancels: number; oldInserts: number; oldUpdates: number; oldDeletes: number; failedTicks: number };
   verdict: SoakVerdict;
+  /** The first kill -9, during the initial copy: when, and how many of the seeded rows the warehouse showed then. */
+  copyKill?: { ms: number; target: number; visible: number; of: number };
   dir: string;
   /** 0 lost, 0 duplicated, caught up, no hang, no unexpected exit. */
   passed: boolean;
@@ -93,12 +95,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const config = writeSoakConfig({ dir, url: pg.url, port, kafka: kafka?.bootstrap ?? null, prefix, s3 });
     ducktail = new DucktailProcess(config, dir, join(dir, 'ducktail.log'));
     ducktail.spawn();
-    // The first kill lands during start-up or the initial copy.
-    const copyKillMs = Math.round(300 + random() * 2500);
-    await Bun.sleep(copyKillMs);
-    const copiedBefore = await countOrders(api);
+    // The first kill lands in the middle of the initial copy: once the warehouse shows a seeded share
+    // (10-60%) of the seeded rows, so the copy is in flight (a copy killed through Kafka starts over while
+    // the first attempt's events are still on the topic: history must still hold each position once).
+    const copyKillAt = Math.max(1, Math.round(o.seedRows * (0.1 + random() * 0.5)));
+    const spawnedAt = Date.now();
+    let copiedBefore = 0;
+    await waitUntil(async () => (copiedBefore = await countOrders(api)) >= copyKillAt, 180_000, `${copyKillAt} copied rows`, 50);
     await ducktail.kill9();
-    o.log(`soak: kill -9 ducktail ${copyKillMs} ms after its first start (${copiedBefore} of ${o.seedRows} rows visible then)`);
+    const copyKill = { ms: Date.now() - spawnedAt, target: copyKillAt, visible: copiedBefore, of: o.seedRows };
+    o.log(`soak: kill -9 ducktail during its initial copy, ${copyKill.ms} ms after its first start (${copiedBefore} of ${o.seedRows} rows visible, aimed at ${copyKillAt})`);
     ducktail.spawn();
     await waitUntil(async () => (await api.answering()) && (await countOrders(api)) >= o.seedRows, 180_000, 'the initial copy');
     await installAudit(sql);
@@ -165,6 +171,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         failedTicks: failedTicks + os.failedTicks,
       },
       verdict,
+      copyKill,
       dir,
       passed: false,
     };
@@ -175,6 +182,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       result.unexpectedExits.length === 0 &&
       counts.archiveHangsOrFailures === 0 &&
       v.rowsLost + v.rowsDiffering + v.rowsExtra + v.changesLost + v.changesDuplicated + v.duplicatePositions + v.seqGaps + v.misordered === 0 &&
+      v.copyPositionsTwice + v.copyPositionsMissing === 0 &&
       v.transactionsSource === v.transactionsHistory &&
       v.sourceMd5 === v.mirrorMd5;
     passed = result.passed;
@@ -205,11 +213,11 @@ async function countOrders(api: ReturnType<typeof soakApi>): Promise<number> {
 }
 
 /** Polls `check` (errors count as false) until true; throws after `ms`. */
-export async function waitUntil(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+export async function waitUntil(check: () => Promise<boolean>, ms: number, what: string, everyMs = 250): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (await check().catch(() => false)) return;
-    await Bun.sleep(250);
+    await Bun.sleep(everyMs);
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
@@ -235,7 +243,9 @@ export function formatResult(r: SoakResult): string {
     `  writers' own count:   ${w.orders + w.updates + w.cancels + w.oldInserts + w.oldUpdates + w.oldDeletes} changes (a tick whose commit failed may be counted yet rolled back; the audit is the truth)`,
     `  changes lost:         ${v.changesLost}`,
     `  changes duplicated:   ${v.changesDuplicated} ((lsn, seq) stored twice: ${v.duplicatePositions}; lsns with a seq gap: ${v.seqGaps}; orders misordered: ${v.misordered})`,
-    `  initial copy:         ${v.copiedOrders} orders copied ('R' in history), ${v.copiedTwice} of them copied twice`,
+    `  initial copy:         ${v.copiedOrders} orders copied ('R' in history), ${v.copiedTwice} of them copied twice` +
+      (v.copyPositionsTwice === undefined ? '' : `; copy (lsn, seq) stored twice: ${v.copyPositionsTwice}, missing: ${v.copyPositionsMissing}`),
+    ...(r.copyKill ? [`  killed in the copy:   ${r.copyKill.ms} ms after the first start, ${r.copyKill.visible} of ${r.copyKill.of} seeded rows in the warehouse then`] : []),
     ...v.examples.map((e) => `    e.g. ${e}`),
     r.passed ? '' : `  kept for inspection: ${r.dir} (ducktail.log there)`,
   ].join('\n');

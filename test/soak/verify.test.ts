@@ -85,3 +85,16 @@ test('changes in another order than the source made them are reported as misorde
   expect(v.misordered).toBe(1);
   expect(v.changesLost + v.changesDuplicated).toBe(0);
 });
+
+test('a copy applied twice (its (lsn, seq) positions stored twice) and a copy position missing are counted', async () => {
+  await faithful();
+  // The initial copy's rows: op 'R', lsn 0, seq 0..n-1 (src/warehouse/copy.ts); then a restarted copy applied again.
+  await duck.run(`INSERT INTO history.orders SELECT order_id, status, 'R', 0, order_id - 1 FROM orders`);
+  let v = await verify(sql, query);
+  expect([v.copiedOrders, v.copiedTwice, v.copyPositionsTwice, v.copyPositionsMissing]).toEqual([5, 0, 0, 0]);
+  await duck.run(`INSERT INTO history.orders SELECT * FROM history.orders WHERE _op = 'R' AND order_id <= 3`);
+  await duck.run(`DELETE FROM history.orders WHERE _op = 'R' AND order_id = 4`);
+  v = await verify(sql, query);
+  expect([v.copiedTwice, v.copyPositionsTwice, v.copyPositionsMissing]).toEqual([3, 3, 1]);
+  expect(v.duplicatePositions).toBe(0); // the (lsn, seq) check of streamed changes is separate
+});

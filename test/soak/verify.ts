@@ -36,6 +36,10 @@ export interface SoakVerdict {
   /** Orders with a copy row ('R') in history, and those with more than one (a copy written twice). */
   copiedOrders: number;
   copiedTwice: number;
+  /** Copy rows ('R') whose (lsn, seq) another copy row also has (a copy applied twice, e.g. after a kill -9 during it). */
+  copyPositionsTwice: number;
+  /** Copy positions missing: per lsn of the copy rows, seqs not in 0..max. */
+  copyPositionsMissing: number;
   /** Up to 10 examples of what differed. */
   examples: string[];
 }
@@ -95,6 +99,12 @@ export async function verify(sql: Sql, query: Query): Promise<SoakVerdict> {
   const copies = await query(
     `SELECT count(*), count(*) FILTER (WHERE c > 1) FROM (SELECT order_id, count(*) AS c FROM history.orders WHERE _op = 'R' GROUP BY order_id)`,
   );
+  const copyDups = await query(
+    `SELECT coalesce(sum(c - 1), 0) FROM (SELECT _lsn, _seq, count(*) AS c FROM history.orders WHERE _op = 'R' GROUP BY ALL HAVING count(*) > 1)`,
+  );
+  const copyGaps = await query(
+    `SELECT coalesce(sum(max_seq + 1 - seqs), 0) FROM (SELECT _lsn, max(_seq) AS max_seq, count(DISTINCT _seq) AS seqs FROM history.orders WHERE _op = 'R' GROUP BY _lsn)`,
+  );
   const [src_tx] = await sql`SELECT count(DISTINCT xid)::int AS n FROM soak_audit`;
 
   // Order by order: the sequence of (op, status) in history vs the audit.
@@ -148,6 +158,8 @@ export async function verify(sql: Sql, query: Query): Promise<SoakVerdict> {
     transactionsHistory: Number(gaps[0]![0]),
     copiedOrders: Number(copies[0]![0]),
     copiedTwice: Number(copies[0]![1]),
+    copyPositionsTwice: Number(copyDups[0]![0]),
+    copyPositionsMissing: Number(copyGaps[0]![0]),
     examples,
   };
 }
