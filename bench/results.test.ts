@@ -46,3 +46,21 @@ test('medianOf: runs from more than a day before the newest (older code) are lef
   expect(m.endToEndRowsPerS).toBe(110);
   expect(medianOf(runs.slice(2), 3).endToEndRowsPerS).toBe(9999);
 });
+
+test('a series: the median is over the newest series only; within noise = medians apart by no more than the larger spread', async () => {
+  const { spreadOf, withinNoise } = await import('./results.ts');
+  const run = (at: string, rate: number, series?: string) => ({ label: 'x', at, endToEndRowsPerS: rate, ...(series ? { series } : {}) });
+  const runs = [run('2026-12-07T01:00:00Z', 110, 's2'), run('2026-12-07T00:50:00Z', 90, 's2'), run('2026-12-06T22:00:00Z', 100), run('2026-12-06T21:50:00Z', 80), run('2026-12-06T21:40:00Z', 120)];
+  const now = medianOf(runs, 3);
+  expect(now.of).toHaveLength(2); // the series only, not the earlier runs within the day
+  expect(now.endToEndRowsPerS).toBe(100);
+  const before = medianOf(runs.slice(2), 3);
+  expect(before.endToEndRowsPerS).toBe(100);
+  const pick = (r: Record<string, number>) => r.endToEndRowsPerS;
+  expect(spreadOf(before, pick)).toBeCloseTo(0.4); // (120 - 80) / 100
+  expect(spreadOf(now, pick)).toBeCloseTo(0.2);
+  expect(withinNoise(before, now, pick)).toEqual({ diff: 0, band: 0.4, within: true });
+  const far = medianOf([run('2026-12-07T01:00:00Z', 150, 's3'), run('2026-12-07T00:59:00Z', 160, 's3')], 3);
+  expect(withinNoise(before, far, pick)!.within).toBe(false); // +55% against ±40%
+  expect(withinNoise(medianOf([run('2026-12-06T21:00:00Z', 100)], 3), medianOf([run('2026-12-07T21:00:00Z', 100)], 3), pick)).toBeNull(); // single runs: no band
+});
