@@ -53,3 +53,12 @@ CREATE TABLE IF NOT EXISTS _ducktail.copy_chunks (
   read_at    UBIGINT,
   applied_at TIMESTAMPTZ
 );
+
+-- A copy whose rows arrive as changes (the Kafka bus, src/warehouse/copy-seq.ts): per table, what the warehouse adds
+-- to the `_seq` of the copy's 'R' rows. Taken at the copy's reset (one past the highest `_seq` at `_lsn` 0 in the
+-- table's history) in the reset's transaction, so a copy that starts over never repeats a (0, seq) of an earlier one.
+CREATE TABLE IF NOT EXISTS _ducktail.copy_seq_base (
+  "table"    VARCHAR NOT NULL,
+  base       BIGINT NOT NULL,
+  set_at     TIMESTAMPTZ NOT NULL
+);

@@ -3,6 +3,7 @@ import type { Change, ChangeBatch } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { collapseChanges, keyFunction, keysToLookUp } from './collapse.ts';
 import { CopyChunks } from './copy.ts';
+import { CopySeqBases } from './copy-seq.ts';
 import { Progress, type Position } from './offsets.ts';
 import { Stage, type StageTimings } from './stage.ts';
 import type { MirrorCatalog, MirrorTable } from './tables.ts';
@@ -40,6 +41,8 @@ export class BatchApplier {
   private stageSeq = 0;
   /** The initial copy's chunks (bookkeeping, loads, replay windows of a resumed copy). */
   readonly copies: CopyChunks;
+  /** The `_seq` base of each table's present copy, for its 'R' rows that arrive as changes (copy-seq.ts). */
+  private readonly copySeq: CopySeqBases;
   readonly timings: StageTimings = {
     collapseMs: 0,
     lookupMs: 0,
@@ -59,6 +62,7 @@ export class BatchApplier {
     private readonly stageDir: string,
   ) {
     this.copies = new CopyChunks(conn, stageDir);
+    this.copySeq = new CopySeqBases(conn);
   }
 
   /** Applies one batch; resolves after COMMIT. */
@@ -83,7 +87,8 @@ export class BatchApplier {
         // A copy (or re-copy) starts with a reset: a type DuckDB cannot convert is then replaced, not converted.
         const reset = changes[0]!.op === 'T' && changes[0]!.lsn === 0n;
         const mirror = await this.catalog.ensure(schema, { reset });
-        unfit += await this.applyTable(mirror, changes);
+        if (reset) await this.copySeq.reset(mirror);
+        unfit += await this.applyTable(mirror, await this.copySeq.shift(mirror, changes));
       }
       if (batch.copyChunk) {
         const loaded = await this.applyChunk(batch);
@@ -109,6 +114,7 @@ export class BatchApplier {
       await this.conn.run('ROLLBACK').catch(() => {});
       this.catalog.reset();
       this.copies.reset();
+      this.copySeq.forget();
       this.stages.clear();
       throw e;
     }
