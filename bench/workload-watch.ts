@@ -1,13 +1,15 @@
 // What `npm run bench -- workload` watches while the orders workload runs: commit-to-queryable probes
 // (a row committed in PostgreSQL, then polled through ducktail's HTTP API until a query returns it), and
 // once a second each ducktail process's RSS and CPU (/proc) and its /metrics (rows applied, lags, alerts).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Sql } from 'postgres';
 
 /** One ducktail process the bench started. */
 export interface Instance {
   pid: number;
   base: string;
+  /** Its DuckDB WAL file: a size that drops between two samples means a checkpoint ran in that second. */
+  wal?: string;
 }
 
 /** One second of the run, summed over the instances (lag: the largest). */
@@ -29,6 +31,27 @@ export interface Sample {
   batches?: number;
   slowApplies?: number;
   slowFreshness?: number;
+  /** DuckDB WAL size (MB, summed): a drop from the second before = a checkpoint in this second. */
+  walMB?: number;
+  /**
+   * The whole box's pressure stall (Linux PSI, /proc/pressure) over this second, ms: some task waiting for
+   * I/O (`ioSomeMs`), every task waiting for I/O (`ioFullMs`), some task waiting for a CPU (`cpuSomeMs`).
+   */
+  ioSomeMs?: number;
+  ioFullMs?: number;
+  cpuSomeMs?: number;
+}
+
+/** Cumulative PSI stall totals (µs): [io some, io full, cpu some]; zeros where /proc/pressure is absent. */
+function pressure(): number[] {
+  const total = (file: string, kind: string) => {
+    try {
+      return Number(new RegExp(`^${kind} .*total=(\\d+)`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return 0;
+    }
+  };
+  return [total('/proc/pressure/io', 'some'), total('/proc/pressure/io', 'full'), total('/proc/pressure/cpu', 'some')];
 }
 
 const TICKS = 100; // USER_HZ on Linux
@@ -77,6 +100,7 @@ export function startSampler(instances: Instance[], t0: number) {
   let lastT = performance.now();
   // Cumulative histogram counts at the previous sample: [batches, applies > 0.25 s, freshness > 0.25 s].
   let lastStages: number[] | null = null;
+  let lastPressure = pressure();
   const stagesOf = (m: Map<string, number>) => {
     const count = m.get('ducktail_batch_apply_duration_seconds_count') ?? 0;
     const fresh = m.get('ducktail_commit_to_queryable_seconds_count') ?? 0;
@@ -104,6 +128,10 @@ export function startSampler(instances: Instance[], t0: number) {
         for (const [k, v] of m) if (k.startsWith('alert:') && v > 0 && !s.firing.includes(k.slice(6))) s.firing.push(k.slice(6));
       }
       if (lastStages) [s.batches, s.slowApplies, s.slowFreshness] = stages.map((v, k) => v - lastStages![k]!);
+      const p = pressure();
+      [s.ioSomeMs, s.ioFullMs, s.cpuSomeMs] = p.map((v, k) => Math.round((v - lastPressure[k]!) / 1000));
+      lastPressure = p;
+      s.walMB = Math.round(instances.reduce((a, i) => a + (i.wal ? (statSync(i.wal, { throwIfNoEntry: false })?.size ?? 0) : 0), 0) / 1e4) / 100;
       lastStages = stages;
       for (const a of s.firing) if (!firstFiring.has(a)) firstFiring.set(a, s.t);
       samples.push(s);

@@ -150,7 +150,7 @@ try {
   for (let n = 0; n < INSTANCES; n++) {
     const port = await freePort();
     configs.push(configFile(dir, n, url, port, kafka?.bootstrap ?? []));
-    instances.push({ pid: 0, base: `http://127.0.0.1:${port}` });
+    instances.push({ pid: 0, base: `http://127.0.0.1:${port}`, wal: join(dir, `w${n}.duckdb.wal`) });
   }
   const spawnAll = async () => {
     procs.length = 0;
@@ -292,6 +292,8 @@ const rows: [string, unknown][] = [
   ['commit-to-queryable p50/p99/max (ms)', r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max} (${r.latencyMs.probes} probes, ${r.latencyMs.lost} lost)` : '-'],
   ['slowest probes (s into run: ms)', r.latencyMs?.slowest ? r.latencyMs.slowest.slice(0, 5).map((p: { t: number; ms: number }) => `${p.t}: ${p.ms}`).join(', ') : '-'],
   ['seconds with a batch > 0.25 s: apply | commit-to-queryable', r.samples?.length ? `${r.samples.filter((s: any) => s.slowApplies > 0).map((s: any) => Math.round(s.t)).join(' ') || 'none'} | ${r.samples.filter((s: any) => s.slowFreshness > 0).map((s: any) => Math.round(s.t)).join(' ') || 'none'}` : '-'],
+  ['seconds with a DuckDB checkpoint (WAL dropped)', r.samples?.length ? r.samples.filter((s: any, i: number) => i > 0 && typeof s.walMB === 'number' && s.walMB < r.samples[i - 1].walMB).map((s: any) => Math.round(s.t)).join(' ') || 'none' : '-'],
+  ['box I/O stall (PSI io full, ms) in the worst seconds', r.samples?.some((s: any) => typeof s.ioFullMs === 'number') ? [...r.samples].sort((a: any, b: any) => b.ioFullMs - a.ioFullMs).slice(0, 4).map((s: any) => `${Math.round(s.t)}: ${s.ioFullMs}`).join(', ') : '-'],
   ['catch-up rows/s from spawn | best second', r.catchUp ? `${r.catchUpRowsPerS} | ${r.catchUpPeakRowsPerS}` : '-'],
   ['ducktail RSS peak/mean (MB)', `${r.ducktail.rssPeakMB} / ${r.ducktail.rssMeanMB}`],
   ['ducktail CPU mean (% of a core)', r.ducktail.cpuPctMean],

@@ -41,6 +41,8 @@ test('soak (short): kill -9, PostgreSQL restarts, broker and S3 outages lose not
     expect(result.copyKill!.visible).toBeGreaterThan(0);
     expect(result.copyKill!.visible).toBeLessThan(30_000);
     expect(result.verdict.copyPositionsTwice).toBe(0);
+    expect(result.verdict.lastCopyOrders).toBe(30_000); // the copy that finished holds every seeded order once
+    expect(result.verdict.lastCopyRows).toBe(30_000);
     expect(result.verdict.copyPositionsMissing).toBe(0);
     expect(result.verdict.changesExpected).toBeGreaterThan(1000);
     expect(result.caughtUp).toBe(true);

@@ -244,7 +244,7 @@ export function formatResult(r: SoakResult): string {
     `  changes lost:         ${v.changesLost}`,
     `  changes duplicated:   ${v.changesDuplicated} ((lsn, seq) stored twice: ${v.duplicatePositions}; lsns with a seq gap: ${v.seqGaps}; orders misordered: ${v.misordered})`,
     `  initial copy:         ${v.copiedOrders} orders copied ('R' in history), ${v.copiedTwice} of them copied twice` +
-      (v.copyPositionsTwice === undefined ? '' : `; copy (lsn, seq) stored twice: ${v.copyPositionsTwice}, missing: ${v.copyPositionsMissing}`),
+      (v.copyPositionsTwice === undefined ? '' : `; copy (lsn, seq) stored twice: ${v.copyPositionsTwice}; the last copy ${v.lastCopyRows} rows of ${v.lastCopyOrders} orders, ${v.copyPositionsMissing} seqs missing`),
     ...(r.copyKill ? [`  killed in the copy:   ${r.copyKill.ms} ms after the first start, ${r.copyKill.visible} of ${r.copyKill.of} seeded rows in the warehouse then`] : []),
     ...v.examples.map((e) => `    e.g. ${e}`),
     r.passed ? '' : `  kept for inspection: ${r.dir} (ducktail.log there)`,

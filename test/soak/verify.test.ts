@@ -39,14 +39,14 @@ async function faithful(): Promise<void> {
   await duck.run(`DROP TABLE IF EXISTS orders; DROP SCHEMA IF EXISTS history CASCADE; CREATE SCHEMA history`);
   await duck.run(`CREATE TABLE orders (order_id BIGINT, customer_id BIGINT, product_id BIGINT, price DECIMAL(10,2),
                     quantity INTEGER, status VARCHAR, order_date TIMESTAMPTZ)`);
-  await duck.run(`CREATE TABLE history.orders (order_id BIGINT, status VARCHAR, _op VARCHAR, _lsn UBIGINT, _seq INTEGER)`);
+  await duck.run(`CREATE TABLE history.orders (order_id BIGINT, status VARCHAR, _op VARCHAR, _lsn UBIGINT, _seq INTEGER, _commit_ts TIMESTAMPTZ DEFAULT now())`);
   for (const r of await sql`SELECT order_id, customer_id, product_id, price::text, quantity, status, order_date::text FROM orders`.values()) {
     await duck.run(`INSERT INTO orders VALUES (${r[0]}, ${r[1]}, ${r[2]}, ${r[3]}, ${r[4]}, '${r[5]}', '${r[6]}')`);
   }
   const audit = await sql`SELECT order_id, op, status, dense_rank() OVER (ORDER BY xid::text::bigint) AS tx,
                                  row_number() OVER (PARTITION BY xid ORDER BY id) - 1 AS seq FROM soak_audit ORDER BY id`.values();
   for (const [id, op, status, tx, seq] of audit) {
-    await duck.run(`INSERT INTO history.orders VALUES (${id}, ${status === null ? 'NULL' : `'${status}'`}, '${op}', ${1000 * Number(tx)}, ${seq})`);
+    await duck.run(`INSERT INTO history.orders (order_id, status, _op, _lsn, _seq) VALUES (${id}, ${status === null ? 'NULL' : `'${status}'`}, '${op}', ${1000 * Number(tx)}, ${seq})`);
   }
 }
 
@@ -86,15 +86,25 @@ test('changes in another order than the source made them are reported as misorde
   expect(v.changesLost + v.changesDuplicated).toBe(0);
 });
 
-test('a copy applied twice (its (lsn, seq) positions stored twice) and a copy position missing are counted', async () => {
+test('a copy applied twice (its (lsn, seq) positions stored twice) and a position missing from the last copy are counted', async () => {
   await faithful();
-  // The initial copy's rows: op 'R', lsn 0, seq 0..n-1 (src/warehouse/copy.ts); then a restarted copy applied again.
-  await duck.run(`INSERT INTO history.orders SELECT order_id, status, 'R', 0, order_id - 1 FROM orders`);
+  // The initial copy's rows: op 'R', lsn 0, seq 0..n-1, the copy's start time (src/warehouse/copy.ts).
+  const copy = (base: number, at: string) =>
+    duck.run(`INSERT INTO history.orders SELECT order_id, status, 'R', 0, ${base} + order_id - 1, TIMESTAMPTZ '${at}' FROM orders`);
+  await copy(0, '2026-12-07 00:00:00+00');
   let v = await verify(sql, query);
-  expect([v.copiedOrders, v.copiedTwice, v.copyPositionsTwice, v.copyPositionsMissing]).toEqual([5, 0, 0, 0]);
-  await duck.run(`INSERT INTO history.orders SELECT * FROM history.orders WHERE _op = 'R' AND order_id <= 3`);
-  await duck.run(`DELETE FROM history.orders WHERE _op = 'R' AND order_id = 4`);
+  expect([v.copiedOrders, v.copiedTwice, v.copyPositionsTwice, v.lastCopyRows, v.lastCopyOrders, v.copyPositionsMissing]).toEqual([5, 0, 0, 5, 5, 0]);
+  // A copy that started over numbered from 0 again: every position twice (the defect the soak's copy kill found).
+  await copy(0, '2026-12-07 00:01:00+00');
   v = await verify(sql, query);
-  expect([v.copiedTwice, v.copyPositionsTwice, v.copyPositionsMissing]).toEqual([3, 3, 1]);
+  expect([v.copiedTwice, v.copyPositionsTwice, v.lastCopyRows, v.lastCopyOrders]).toEqual([5, 5, 5, 5]);
   expect(v.duplicatePositions).toBe(0); // the (lsn, seq) check of streamed changes is separate
+  // Numbered past the first copy instead: nothing twice; the last copy is whole unless a row of it is gone.
+  await duck.run(`DELETE FROM history.orders WHERE _commit_ts = TIMESTAMPTZ '2026-12-07 00:01:00+00'`);
+  await copy(5, '2026-12-07 00:01:00+00');
+  v = await verify(sql, query);
+  expect([v.copiedTwice, v.copyPositionsTwice, v.lastCopyRows, v.copyPositionsMissing]).toEqual([5, 0, 5, 0]);
+  await duck.run(`DELETE FROM history.orders WHERE _op = 'R' AND _seq = 7`);
+  v = await verify(sql, query);
+  expect([v.lastCopyRows, v.lastCopyOrders, v.copyPositionsMissing]).toEqual([4, 4, 1]);
 });

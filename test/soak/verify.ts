@@ -2,8 +2,8 @@
  * The soak's end check, once the workload has stopped and ducktail has caught up:
  * 1. mirror: `orders` in the warehouse equals the source row for row (md5 over the ordered rows,
  *    computed in each database; on a difference, the rows are compared one by one to count them);
- * 2. history: no (lsn, seq) twice; within each lsn the seqs are 0..n-1 (no gap); one lsn per source
- *    transaction that changed orders; and, order by order, the ops and statuses of `history.orders`
+ * 2. history: no (lsn, seq) twice, the initial copy's rows (op 'R') included; within each lsn the seqs are
+ *    0..n-1 (no gap), and the last copy's seqs follow one another; one lsn per source transaction that changed orders; and, order by order, the ops and statuses of `history.orders`
  *    (ordered by lsn, seq) equal what the source's audit trigger logged (ordered by audit id).
  */
 import type { Sql } from 'postgres';
@@ -38,7 +38,13 @@ export interface SoakVerdict {
   copiedTwice: number;
   /** Copy rows ('R') whose (lsn, seq) another copy row also has (a copy applied twice, e.g. after a kill -9 during it). */
   copyPositionsTwice: number;
-  /** Copy positions missing: per lsn of the copy rows, seqs not in 0..max. */
+  /**
+   * The last copy (the 'R' rows of the latest `_commit_ts` among them: each copy carries its start time; an
+   * interrupted copy's rows may stay before it): its rows, the orders they hold, and the seqs missing
+   * between its lowest and highest (a copy's rows are numbered one after another).
+   */
+  lastCopyRows: number;
+  lastCopyOrders: number;
   copyPositionsMissing: number;
   /** Up to 10 examples of what differed. */
   examples: string[];
@@ -102,8 +108,9 @@ export async function verify(sql: Sql, query: Query): Promise<SoakVerdict> {
   const copyDups = await query(
     `SELECT coalesce(sum(c - 1), 0) FROM (SELECT _lsn, _seq, count(*) AS c FROM history.orders WHERE _op = 'R' GROUP BY ALL HAVING count(*) > 1)`,
   );
-  const copyGaps = await query(
-    `SELECT coalesce(sum(max_seq + 1 - seqs), 0) FROM (SELECT _lsn, max(_seq) AS max_seq, count(DISTINCT _seq) AS seqs FROM history.orders WHERE _op = 'R' GROUP BY _lsn)`,
+  const lastCopy = await query(
+    `SELECT count(*), count(DISTINCT order_id), coalesce(max(_seq) - min(_seq) + 1 - count(DISTINCT _seq), 0) FROM history.orders
+      WHERE _op = 'R' AND _commit_ts = (SELECT max(_commit_ts) FROM history.orders WHERE _op = 'R')`,
   );
   const [src_tx] = await sql`SELECT count(DISTINCT xid)::int AS n FROM soak_audit`;
 
@@ -159,7 +166,9 @@ export async function verify(sql: Sql, query: Query): Promise<SoakVerdict> {
     copiedOrders: Number(copies[0]![0]),
     copiedTwice: Number(copies[0]![1]),
     copyPositionsTwice: Number(copyDups[0]![0]),
-    copyPositionsMissing: Number(copyGaps[0]![0]),
+    lastCopyRows: Number(lastCopy[0]![0]),
+    lastCopyOrders: Number(lastCopy[0]![1]),
+    copyPositionsMissing: Number(lastCopy[0]![2]),
     examples,
   };
 }
