@@ -24,6 +24,8 @@ const spread = (r: Run, pick: (r: Run) => number | null | undefined) => {
   return r.of.length > 1 && g && g[0] !== g[1] ? `${n(Math.round(v))} (${k(g[0])}-${k(g[1])})` : n(Math.round(v));
 };
 const lat = (r: Run) => (r.latencyMs ? `${n(r.latencyMs.p50)} / ${n(r.latencyMs.p99)} / ${n(r.latencyMs.max)}` : '-');
+/** p99 of the probes committed from 2 s into the run (without the workload's first seconds; runs since 2026-12-07). */
+const steady = (r: Run) => (typeof r.latencyMs?.p99After2s === 'number' ? n(r.latencyMs.p99After2s) : '-');
 const alerts = (r: Run) => (r.alerts as { name: string; runs: number; medianS: number }[]).map((a) => `${a.name} at ${a.medianS.toFixed(1)} s (${a.runs}/${r.of.length})`).join(', ') || 'none';
 /** How many runs, the code they measured, and the day of the newest (rows of older sessions stay until measured again). */
 const runsCol = (r: Run) => `${r.of.length}, ${r.commits.join(' ')}, ${String(r.of[0].at).slice(0, 10)}`;
@@ -44,8 +46,8 @@ const limits = [...med.values()].filter((r) => /^limit-|^scale-inline-max$|^scal
 const e2e = (r: Run) => r.endToEndRowsPerS;
 const sections: Record<string, string> = {
   rates: table(
-    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start', 'runs, commits, day'],
-    rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), box(r), runsCol(r)]),
+    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'p99 from 2 s in, ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start', 'runs, commits, day'],
+    rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), steady(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), box(r), runsCol(r)]),
   ),
   limits: table(
     ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'box busy cores / load at start', 'runs, commits, day'],

@@ -185,7 +185,7 @@ export function startProbes(sql: Sql, instances: Instance[], everyMs = 100) {
   })();
   return {
     /** Stops sending, sends one last probe and waits (up to `limitMs`) until every probe is queryable. */
-    async drain(limitMs: number): Promise<{ latencies: number[]; lost: number; lastSeenMs: number; slowest: { at: number; ms: number }[] }> {
+    async drain(limitMs: number): Promise<{ latencies: number[]; lost: number; lastSeenMs: number; slowest: { at: number; ms: number }[]; all: { at: number; ms: number }[] }> {
       stopped = true;
       await sender;
       await send();
@@ -194,11 +194,9 @@ export function startProbes(sql: Sql, instances: Instance[], everyMs = 100) {
       await poller;
       const latencies = [...sent].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []));
       // The 10 slowest probes and when they were committed (performance.now(), ms): which second of the run they fell in.
-      const slowest = [...sent]
-        .flatMap(([k, t]) => (seen.has(k) ? [{ at: t, ms: seen.get(k)! - t }] : []))
-        .sort((a, b) => b.ms - a.ms)
-        .slice(0, 10);
-      return { latencies, lost: sent.size - latencies.length, lastSeenMs: Math.max(...seen.values()), slowest };
+      const all = [...sent].flatMap(([k, t]) => (seen.has(k) ? [{ at: t, ms: seen.get(k)! - t }] : []));
+      const slowest = [...all].sort((a, b) => b.ms - a.ms).slice(0, 10);
+      return { latencies, lost: sent.size - latencies.length, lastSeenMs: Math.max(...seen.values()), slowest, all };
     },
   };
 }

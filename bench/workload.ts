@@ -205,7 +205,9 @@ try {
     await spawnAll();
     sampler = startSampler(instances, catchUpT);
   }
-  const probe = probes ? await probes.drain(120_000) : { latencies: [], lost: 0, slowest: [] };
+  const probe = probes ? await probes.drain(120_000) : { latencies: [], lost: 0, slowest: [], all: [] };
+  // Probes committed from 2 s into the run on: the steady state, without the workload's first seconds.
+  const steady = probe.all.filter((p) => p.at - t0 >= 2000).map((p) => p.ms);
   const stats = gen.stats();
   const changes = changesOf(stats);
   // Everything committed is applied: the rows applied since the workload started reach changes + probes.
@@ -241,7 +243,8 @@ try {
     appliedAll,
     latencyMs: CATCH_UP ? null : { p50: round(percentile(probe.latencies, 50)), p99: round(percentile(probe.latencies, 99)), max: round(Math.max(...probe.latencies)), probes: probe.latencies.length, lost: probe.lost,
       // The slowest probes: seconds into the run (as the samples' t) and ms, to line up with the samples' stages.
-      slowest: probe.slowest.map((p) => ({ t: round((p.at - t0) / 1000, 1), ms: round(p.ms) })) },
+      slowest: probe.slowest.map((p) => ({ t: round((p.at - t0) / 1000, 1), ms: round(p.ms) })),
+      p99After2s: round(percentile(steady, 99)), maxAfter2s: round(Math.max(...steady)) },
     ducktail: {
       rssPeakMB: round(Math.max(...samples.map((s) => s.rssMB)), 1),
       rssMeanMB: round(during.reduce((a, s) => a + s.rssMB, 0) / Math.max(1, during.length), 1),
@@ -290,6 +293,7 @@ const rows: [string, unknown][] = [
   ['end-to-end rows/s', r.endToEndRowsPerS],
   ['drain after stop (s)', r.drainS],
   ['commit-to-queryable p50/p99/max (ms)', r.latencyMs ? `${r.latencyMs.p50} / ${r.latencyMs.p99} / ${r.latencyMs.max} (${r.latencyMs.probes} probes, ${r.latencyMs.lost} lost)` : '-'],
+  ['p99 / max of the probes from 2 s in (ms)', r.latencyMs ? `${r.latencyMs.p99After2s} / ${r.latencyMs.maxAfter2s}` : '-'],
   ['slowest probes (s into run: ms)', r.latencyMs?.slowest ? r.latencyMs.slowest.slice(0, 5).map((p: { t: number; ms: number }) => `${p.t}: ${p.ms}`).join(', ') : '-'],
   ['seconds with a batch > 0.25 s: apply | commit-to-queryable', r.samples?.length ? `${r.samples.filter((s: any) => s.slowApplies > 0).map((s: any) => Math.round(s.t)).join(' ') || 'none'} | ${r.samples.filter((s: any) => s.slowFreshness > 0).map((s: any) => Math.round(s.t)).join(' ') || 'none'}` : '-'],
   ['seconds with a DuckDB checkpoint (WAL dropped)', r.samples?.length ? r.samples.filter((s: any, i: number) => i > 0 && typeof s.walMB === 'number' && s.walMB < r.samples[i - 1].walMB).map((s: any) => Math.round(s.t)).join(' ') || 'none' : '-'],
