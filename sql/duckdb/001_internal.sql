@@ -54,11 +54,14 @@ CREATE TABLE IF NOT EXISTS _ducktail.copy_chunks (
   applied_at TIMESTAMPTZ
 );
 
--- A copy whose rows arrive as changes (the Kafka bus, src/warehouse/copy-seq.ts): per table, what the warehouse adds
--- to the `_seq` of the copy's 'R' rows. Taken at the copy's reset (one past the highest `_seq` at `_lsn` 0 in the
--- table's history) in the reset's transaction, so a copy that starts over never repeats a (0, seq) of an earlier one.
+-- A copy whose rows arrive as changes (the Kafka bus, src/warehouse/copy-seq.ts): per table, the `_seq` of the present
+-- copy's first 'R' row (`base`: one past the highest `_seq` at `_lsn` 0 in the table's history when the copy's reset was
+-- applied) and of its next one (`next_seq`). The warehouse numbers a copy's rows itself, in the order it applies them,
+-- in the transaction that applies them: a copy that starts over never repeats a (0, seq), and leaves no gap.
 CREATE TABLE IF NOT EXISTS _ducktail.copy_seq_base (
   "table"    VARCHAR NOT NULL,
   base       BIGINT NOT NULL,
-  set_at     TIMESTAMPTZ NOT NULL
+  set_at     TIMESTAMPTZ NOT NULL,
+  next_seq   BIGINT
 );
+ALTER TABLE _ducktail.copy_seq_base ADD COLUMN IF NOT EXISTS next_seq BIGINT;

@@ -1,6 +1,7 @@
 // A copy whose rows arrive as changes (the Kafka bus) and starts over: the source numbers every copy's 'R' rows
-// from 0, so without a base taken at the copy's reset the history holds (0, seq) twice (6,973 pairs in
-// test/integration/kafka-copy-kill.test.ts's first run). Each case fails on main before copy-seq.ts.
+// from 0, so unless the warehouse numbers them itself from past the history's (copy-seq.ts) the history holds
+// (0, seq) twice (6,973 pairs in test/integration/kafka-copy-kill.test.ts's first run), and an interrupted
+// copy's partial last send leaves gaps. Each case fails on main a046283 (before copy-seq.ts).
 import { expect, test } from 'bun:test';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,6 +55,8 @@ async function one(w: Warehouse, sql: string): Promise<number[]> {
 }
 
 const TWICE = 'SELECT count(*) FROM (SELECT _lsn, _seq FROM history.items GROUP BY ALL HAVING count(*) > 1)';
+/** Positions missing at each lsn: seqs not in 0..max (the soak's check, test/soak/verify.ts). */
+const GAPS = 'SELECT coalesce(sum(max_seq + 1 - seqs), 0) FROM (SELECT _lsn, max(_seq) AS max_seq, count(DISTINCT _seq) AS seqs FROM history.items GROUP BY _lsn)';
 
 test('a copy that starts over after an interrupted one: its R rows continue past the history, no (0, seq) twice', async () => {
   const { w } = await warehouse();
@@ -61,6 +64,7 @@ test('a copy that starts over after an interrupted one: its R rows continue past
   await w.apply(batch([reset(), ...copied(range(1, 60))])); // the copy from zero, its first 60 rows
   await w.apply(batch(copied(range(61, 100), 60)));
   expect(await one(w, TWICE)).toEqual([0]);
+  expect(await one(w, GAPS)).toEqual([0]);
   expect(await one(w, "SELECT count(*), count(DISTINCT _seq), min(_seq), max(_seq) FROM history.items WHERE _op = 'R'")).toEqual([140, 140, 0, 139]);
   // The second copy's rows are the ones from the base on: every key once, as the mirror holds it.
   expect(await one(w, "SELECT count(*), count(DISTINCT id) FROM history.items WHERE _op = 'R' AND _seq >= 40")).toEqual([100, 100]);
@@ -103,4 +107,19 @@ test('two instances splitting the partitions: each history is clean on its own, 
   const [na, sa] = await latest(a);
   const [nb, sb] = await latest(b);
   expect([na! + nb!, sa! + sb!]).toEqual([50, 1275]);
+});
+
+test('what reached Kafka of an interrupted copy is any subset of its last send, applied partition by partition: numbered as applied, no gap', async () => {
+  const { w } = await warehouse();
+  // Partition 0 got its part of the last send (source seqs 30-39 of keys 31-40), partition 1 did not (25-29).
+  const interrupted = copied(range(1, 40)).filter((c) => c.seq < 25 || c.seq >= 30);
+  const [p0, p1] = [interrupted.filter((c) => c.seq % 2 === 0), interrupted.filter((c) => c.seq % 2 === 1)];
+  await w.apply(batch([reset(), ...p1.slice(0, 5)]));
+  await w.apply(batch([...p0, ...p1.slice(5)])); // partitions interleave: not in the source's order
+  await w.apply(batch([reset(), ...copied(range(1, 50))]));
+  expect(await one(w, TWICE)).toEqual([0]);
+  expect(await one(w, GAPS)).toEqual([0]);
+  expect(await one(w, "SELECT count(*), min(_seq), max(_seq) FROM history.items WHERE _op = 'R' AND _seq < 35")).toEqual([35, 0, 34]);
+  expect(await one(w, "SELECT count(DISTINCT id), min(_seq), max(_seq) FROM history.items WHERE _op = 'R' AND _seq >= 35")).toEqual([50, 35, 84]);
+  expect(await one(w, 'SELECT base, next_seq FROM _ducktail.copy_seq_base')).toEqual([35, 85]);
 });
