@@ -189,6 +189,7 @@ function createBus(config: Config, warehouse: Warehouse, log: Logger, version: s
       compression: b.compression,
       lingerMs: b.linger_ms,
       maxLag: b.max_lag,
+      maxPartitionLag: b.max_partition_lag,
       batchRows: config.warehouse.batch_rows,
       deadLetterTopic: b.dead_letter_topic || `${b.topic_prefix}-dead-letter`,
       version: `ducktail-${version}`,

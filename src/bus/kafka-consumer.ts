@@ -7,7 +7,7 @@ import { createFetcher, type Fetcher } from './kafka-fetcher.ts';
 import { Holds } from './kafka-holds.ts';
 import { describe, sleep } from './kafka-producer.ts';
 import { commitSelection, type Owned, offsetsOf, type Selection, selectBatch } from './kafka-select.ts';
-import { type ConsumerStatus, partitionStatus } from './kafka-status.ts';
+import { type ConsumerStatus, partitionStatus, unread } from './kafka-status.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** A round fetches once more before choosing its batch when the last fetch answered longer ago than this. */
@@ -256,15 +256,26 @@ export class KafkaReader {
     this.deps.log(`kafka: ${o.topic}[${o.partition}]@${e.offset} sent to ${this.opts.deadLetterTopic}: ${e.poison.code}: ${e.poison.message}`);
   }
 
-  /** Messages on the owned partitions not applied yet (as of the last fetch of each). */
-  lag(ends: ReadonlyMap<string, bigint> = new Map()): bigint {
+  /**
+   * Messages on the owned partitions not read yet (as of the last fetch of each, or the producer's `ends`):
+   * in all, and in the partition furthest behind. A partition this instance owns but has not discovered yet
+   * (a topic the producer just created) counts whole, so the producer cannot run ahead before the consumer
+   * finds it.
+   */
+  lag(ends: ReadonlyMap<string, bigint> = new Map()): { total: bigint; most: bigint } {
     let total = 0n;
-    for (const o of this.owned.values()) {
-      const end = ends.get(`${o.topic}/${o.partition}`) ?? 0n;
-      const hw = end > o.highWatermark ? end : o.highWatermark;
-      if (hw > o.next) total += hw - o.next;
+    let most = 0n;
+    const add = (n: bigint) => {
+      total += n;
+      if (n > most) most = n;
+    };
+    for (const o of this.owned.values()) add(unread(o, ends.get(`${o.topic}/${o.partition}`)));
+    for (const [id, end] of ends) {
+      const slash = id.lastIndexOf('/');
+      if (this.owned.has(id) || !id.startsWith(`${this.opts.topicPrefix}.`)) continue;
+      if (Number(id.slice(slash + 1)) % this.opts.instances === this.opts.instance) add(end);
     }
-    return total;
+    return { total, most };
   }
 
   private refreshStatus(): void {

@@ -35,3 +35,15 @@ export function partitionStatus(o: Owned): PartitionStatus {
     ...(o.hold ? { held: { code: o.hold.code, message: o.hold.message, since: new Date(o.hold.since).toISOString() } } : {}),
   };
 }
+
+/**
+ * Messages of an owned partition the consumer has still to read, for the producer's limits (`max_lag`,
+ * `max_partition_lag`): from its stored offset, or, for a partition held because that offset is gone
+ * (KAFKA_OFFSET_OUT_OF_RANGE), from where it reads on looking for its table's copy. The stored offset of such
+ * a partition never moves until the copy arrives, and counting from it would hold back that very copy.
+ */
+export function unread(o: Owned, end = 0n): bigint {
+  const hw = end > o.highWatermark ? end : o.highWatermark;
+  const at = o.hold?.code === 'KAFKA_OFFSET_OUT_OF_RANGE' ? o.readAt : o.next;
+  return hw > at ? hw - at : 0n;
+}

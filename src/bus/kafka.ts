@@ -23,6 +23,12 @@ export interface KafkaBusOptions {
    * the producer never outruns the local consumer by more, so a broker's retention cannot drop unread data.
    */
   maxLag: number;
+  /**
+   * Most messages one of this instance's partitions may lag behind before `publish` waits (0 = no limit;
+   * unset = DEFAULT_MAX_PARTITION_LAG). Retention is per partition: with `maxLag` a total, one partition
+   * served late could fall past what the brokers keep while the others had no lag at all.
+   */
+  maxPartitionLag?: number;
   /** Most changes per warehouse transaction on the consuming side. */
   batchRows: number;
   /**
@@ -73,6 +79,10 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
   let closed = false;
   let running = false;
   const watched = new WeakSet<AbortSignal>();
+  const maxPartitionLag = BigInt(opts.maxPartitionLag ?? DEFAULT_MAX_PARTITION_LAG);
+  /** Publishing waits while the local consumer lags more than `maxLag` in all or `maxPartitionLag` in one partition. */
+  const tooFarBehind = (lag: { total: bigint; most: bigint }) =>
+    (opts.maxLag > 0 && lag.total > BigInt(opts.maxLag)) || (maxPartitionLag > 0n && lag.most > maxPartitionLag);
 
   /** The last send handed to the chain (sends run one after another). */
   let sending: Promise<void> = Promise.resolve();
@@ -94,7 +104,7 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
         sending = (async () => {
           try {
             await before;
-            while (opts.maxLag > 0 && running && reader.lag(writer.ends) > BigInt(opts.maxLag) && !stop.signal.aborted) await Bun.sleep(10);
+            while (running && !stop.signal.aborted && tooFarBehind(reader.lag(writer.ends))) await Bun.sleep(10);
             await writer.write(batch, stop.signal, await encoded);
             if (batch.snapshot) {
               await ready;
@@ -157,6 +167,9 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
     },
   };
 }
+
+/** `bus.max_partition_lag`'s default: the per-partition limit when none is configured. */
+export const DEFAULT_MAX_PARTITION_LAG = 20_000;
 
 /** Batches the source may hand over before the earlier ones are acknowledged (the queue keeps their order). */
 const PUBLISH_AHEAD = 4;

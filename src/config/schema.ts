@@ -40,6 +40,7 @@ const Bus = v.pipe(
     idempotent: v.optional(v.boolean('must be true or false'), true),
     compression: v.optional(v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'must be one of none, gzip, snappy, lz4, zstd'), 'none'),
     max_lag: v.optional(int(0, 'messages the local consumer may lag before publishing waits; 0 = no limit'), 20_000),
+    max_partition_lag: v.optional(int(0, 'messages one partition of the local consumer may lag before publishing waits; 0 = no limit'), 20_000),
     linger_ms: v.optional(int(0, 'milliseconds a publish waits to send with the next'), 5),
     dead_letter_topic: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{0,249}$/, 'letters, digits, ".", "_" and "-" only')), ''),
   }),
