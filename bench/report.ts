@@ -30,7 +30,10 @@ const alerts = (r: Run) => (r.alerts as { name: string; runs: number; medianS: n
 /** How many runs, the code they measured, and the day of the newest (rows of older sessions stay until measured again). */
 const runsCol = (r: Run) => `${r.of.length}, ${r.commits.join(' ')}, ${String(r.of[0].at).slice(0, 10)}`;
 /** The whole box's CPU during the runs (median, cores busy of 2) and the 1-minute load when they started. */
-const box = (r: Run) => (typeof r.machineBusyCores === 'number' ? `${n(r.machineBusyCores)} / ${n(r.loadAvgAtStart)}` : '-');
+const box = (r: Run) =>
+  typeof r.machineBusyCores === 'number'
+    ? `${n(r.machineBusyCores)} / ${n(r.loadAvgAtStart)}${(r.of as Run[]).some((x) => typeof x.ioFullMsMax === 'number') ? ` / ${(r.of as Run[]).map((x) => (typeof x.ioFullMsMax === 'number' ? n(x.ioFullMsMax) : '-')).join(', ')}` : ''}`
+    : '-';
 const scale = (r: Run) => {
   const m = /-(\d+)x$/.exec(r.label);
   return m ? `${n(Number(m[1]))}x (${n(Number(m[1]) * 100)} orders/day = ${opsPerS(Number(m[1]) * 100).toPrecision(3)} ops/s)` : 'flat out';
@@ -46,11 +49,11 @@ const limits = [...med.values()].filter((r) => /^limit-|^scale-inline-max$|^scal
 const e2e = (r: Run) => r.endToEndRowsPerS;
 const sections: Record<string, string> = {
   rates: table(
-    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'p99 from 2 s in, ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start', 'runs, commits, day'],
+    ['run', 'bus', 'load', 'offered changes/s', 'end-to-end rows/s (min-max)', 'commit-to-queryable p50 / p99 / max ms', 'p99 from 2 s in, ms', 'CPU % of a core', 'RSS peak MB', 'DuckDB MB', 'alerts fired (in how many runs)', 'box busy cores / load at start / worst second of I/O stall, ms, per run', 'runs, commits, day'],
     rates.map((r) => [r.label, r.bus, scale(r), n(r.generator?.offeredChangesPerS), spread(r, e2e), lat(r), steady(r), n(r.ducktail?.cpuPctMean), n(r.ducktail?.rssPeakMB), n(Math.round(r.duckdbBytes / 1e5) / 10), alerts(r), box(r), runsCol(r)]),
   ),
   limits: table(
-    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'box busy cores / load at start', 'runs, commits, day'],
+    ['run', 'config edit', 'offered changes/s', 'end-to-end rows/s (min-max)', 'catch-up rows/s from spawn (min-max) / best second', 'p50 / p99 / max ms', 'CPU %', 'RSS peak MB', 'max lag s / consumer lag', 'alerts fired', 'box busy cores / load at start / worst second of I/O stall, ms, per run', 'runs, commits, day'],
     limits.map((r) => [
       r.label,
       [...(r.set ?? []), r.instances > 1 ? `bus.instances=${r.instances}` : '', r.toast ? 'TOAST notes' : ''].filter(Boolean).join(', ') || '(defaults)',

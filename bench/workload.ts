@@ -188,6 +188,10 @@ try {
   // The workload, the probes and the sampler (with --catch-up: ducktail is down while the workload runs,
   // then started on the WAL it left, and timed until it has applied everything).
   const stop = new AbortController();
+  // Write back the box's dirty pages first (this run's seed and copy, and whatever the lock's previous holder
+  // left): otherwise the kernel flushes them during the run, and DuckDB's commit waits behind that for its
+  // fsync (a 1.7 s stall in one run on 2026-12-07: docs/SCALING.md, "The p99 at 1,000,000x").
+  Bun.spawnSync(['sync']);
   const t0 = performance.now();
   const machine0 = machineTicks();
   result.loadAvgAtStart = round(loadavg()[0]!, 2);
@@ -253,6 +257,8 @@ try {
       maxConsumerLag: samples.some((s) => s.consumerLag !== null) ? Math.max(...samples.map((s) => s.consumerLag ?? 0)) : null,
     },
     alertsFirstFiredS: Object.fromEntries(watched.firstFiring),
+    // The worst second of the box's I/O stall during the run (PSI io full, ms): a run with hundreds here waited on the disk.
+    ioFullMsMax: samples.some((s) => typeof s.ioFullMs === 'number') ? Math.max(...during.map((s) => s.ioFullMs ?? 0)) : null,
     samples,
   });
 
