@@ -1,7 +1,8 @@
 // The Kafka bus alone, without PostgreSQL or DuckDB: CPU and wall time per event to publish 6 x 10k
 // events of the demo's orders table (encode, client, compression, acks=all from 3 librdkafka mock
 // brokers), then to consume them into a sink that only counts (fetch, decompression, decode, batching).
-// Usage: bun bench/kafka-client.ts [compression=zstd] [worker=0]   (worker=1: fetch and decode in a Worker)
+// Usage: bun bench/kafka-client.ts [compression=zstd] [worker=0] [event_schema=embedded]
+//   (worker=1: fetch and decode in a Worker; topic: payload-only events, layouts on the schema topic)
 import { readFileSync } from 'node:fs';
 import { createKafkaBus } from '../src/bus/index.ts';
 import type { BatchSink, Change, ChangeBatch, TableSchema } from '../src/change/index.ts';
@@ -10,6 +11,7 @@ import { kafkaOptions } from '../test/support/kafka-bus.ts';
 
 const compression = (process.argv[2] ?? 'zstd') as 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 const fetchWorker = process.argv[3] === '1';
+const eventSchema = (process.argv[4] ?? 'embedded') as 'embedded' | 'topic';
 const N = 10_000;
 const BATCHES = 6;
 const ORDERS: TableSchema = {
@@ -44,7 +46,7 @@ function per(events: number, started: number, cpu0: NodeJS.CpuUsage, main0: numb
 const kafka = await startKafkaMock({ brokers: 3 });
 try {
   await kafka.createTopic('kc.public.orders', 6, 3);
-  const opts = kafkaOptions(kafka.bootstrap, 'kc', { partitions: 6, batchRows: N, lingerMs: 0, maxLag: 0, compression, fetchWorker });
+  const opts = kafkaOptions(kafka.bootstrap, 'kc', { partitions: 6, batchRows: N, lingerMs: 0, maxLag: 0, compression, fetchWorker, eventSchema });
   const bus = createKafkaBus(opts, { loadOffsets: async () => [], log: () => {} });
   const batches: ChangeBatch[] = Array.from({ length: BATCHES }, (_, b) => {
     const lsn = 1000n + BigInt(b) * 10n;
@@ -58,7 +60,7 @@ try {
   let cpu0 = process.cpuUsage();
   let main0 = mainThreadUs();
   await Promise.all(batches.map((b) => bus.publish(b)));
-  console.log(`publish (${compression}): ${per(N * BATCHES, started, cpu0, main0)}`);
+  console.log(`publish (${compression}, ${eventSchema}): ${per(N * BATCHES, started, cpu0, main0)}`);
   let applied = 0;
   const sink: BatchSink = { apply: async (b) => void (applied += b.changes.length) };
   const stop = new AbortController();
@@ -68,7 +70,7 @@ try {
   const running = bus.run(sink, stop.signal);
   const until = Date.now() + 60_000;
   while (applied < N * BATCHES && Date.now() < until) await Bun.sleep(5);
-  console.log(`consume (${compression}${fetchWorker ? ', worker' : ''}): ${applied < N * BATCHES ? `only ${applied} events in 60 s` : per(N * BATCHES, started, cpu0, main0)}`);
+  console.log(`consume (${compression}, ${eventSchema}${fetchWorker ? ', worker' : ''}): ${applied < N * BATCHES ? `only ${applied} events in 60 s` : per(N * BATCHES, started, cpu0, main0)}`);
   stop.abort();
   await running;
   await bus.close();

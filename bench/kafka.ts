@@ -32,6 +32,8 @@ const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip'
 // The producer's lead over the local consumer, in messages (all partitions): the mock's 5 MB per
 // partition hold ~90k gzip-compressed events of this table, so 6 x 20k keeps a wide margin.
 const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? 6 * 20_000);
+// BENCH_EVENT_SCHEMA=topic: payload-only events, layouts on the schema topic (bus option eventSchema; default embedded).
+const EVENT_SCHEMA = (process.env.BENCH_EVENT_SCHEMA ?? 'embedded') as 'embedded' | 'topic';
 // BENCH_FETCH_WORKER=1 fetches and decodes in a Worker thread (bus option fetchWorker; off by default).
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
 // BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.
@@ -167,7 +169,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     createWarehouse({ path: join(dir, `${name}.duckdb`), memoryLimit: '1GB', threads: 1, stream: slot });
   const [wk, wi] = [await open('kafka', `kb_k_${run}`), await open('inline', `kb_i_${run}`)];
   const kafkaBus = () =>
-    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: MAX_LAG, compression: COMPRESSION, fetchWorker: FETCH_WORKER }), {
+    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: MAX_LAG, compression: COMPRESSION, eventSchema: EVENT_SCHEMA, fetchWorker: FETCH_WORKER }), {
       loadOffsets: () => wk.progress.kafkaOffsets(),
       log: (m) => {
         if (process.env.BENCH_VERBOSE) console.error(m);

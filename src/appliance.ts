@@ -187,6 +187,7 @@ function createBus(config: Config, warehouse: Warehouse, log: Logger, version: s
       instances: b.instances,
       idempotent: b.idempotent,
       compression: b.compression,
+      eventSchema: b.event_schema,
       lingerMs: b.linger_ms,
       maxLag: b.max_lag,
       maxPartitionLag: b.max_partition_lag,

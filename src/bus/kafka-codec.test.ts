@@ -1,7 +1,7 @@
 import { expect, test } from 'bun:test';
 import { compatibilityPartitioner } from '@platformatic/kafka';
 import type { Change, TableSchema } from '../change/index.ts';
-import { decodeEvent } from './kafka-decode.ts';
+import { decodeEvent, LayoutMissing, registerLayout } from './kafka-decode.ts';
 import { EventEncoder } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
 
@@ -29,4 +29,31 @@ test('partitionOf agrees with the Java-compatible partitioner of the Kafka clien
   for (const key of keys) {
     for (const n of [1, 3, 6, 7]) expect(partitionOf(key, n)).toBe(compatibilityPartitioner({ topic: '' } as never, Buffer.from(key)) % n);
   }
+});
+
+test('a payload-only event (eventSchema "topic") names its layout, which the schema topic record rebuilds', () => {
+  const table: TableSchema = {
+    schema: 'public',
+    table: 'po',
+    columns: [
+      { name: 'id', key: true, typeOid: 23, typeMod: -1 },
+      { name: 'price', key: false, typeOid: 1700, typeMod: 655366 },
+    ],
+  };
+  const encoder = new EventEncoder('t', 'test', 'topic');
+  const change: Change = { op: 'I', table: 'public.po', row: ['1', '2.50'], lsn: 100n, seq: 0, commitTimeUs: 0n, xid: 5 };
+  const [event] = encoder.encode(change, table, 3, () => 0, 0n);
+  const json = JSON.parse(event!.value.toString());
+  expect(json.schema).toBeUndefined();
+  expect(json.payload).toBeUndefined();
+  expect(json.after).toEqual({ id: '1', price: '2.50' });
+  const layout = encoder.layout(table);
+  expect(json.source.layout).toBe(layout.id);
+  expect(() => decodeEvent(event!.value)).toThrow(LayoutMissing);
+  expect(registerLayout(layout.id, layout.value)).toBe(true);
+  const decoded = decodeEvent(event!.value);
+  expect(decoded.table.columns).toEqual(table.columns);
+  expect(decoded.change.row).toEqual(['1', '2.50']);
+  // The same layout embedded decodes to the same columns (the block on the topic is the embedded one).
+  expect(decodeEvent(new EventEncoder('t', 'test').encode(change, table, 3, () => 0, 0n)[0]!.value).table.columns).toEqual(table.columns);
 });

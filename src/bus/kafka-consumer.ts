@@ -2,6 +2,7 @@ import { Admin, Consumer } from '@platformatic/kafka';
 import type { BatchSink, ColumnSchema, PartitionOffset, TableSchema } from '../change/index.ts';
 import { RecopyNeeded } from '../errors.ts';
 import type { PoisonError } from './kafka-decode.ts';
+import { schemaTopicName } from './kafka-encode.ts';
 import { type FetchPlan, unpack } from './kafka-fetch.ts';
 import { createFetcher, type Fetcher } from './kafka-fetcher.ts';
 import { Holds } from './kafka-holds.ts';
@@ -142,7 +143,9 @@ export class KafkaReader {
 
   /** One fetch per leader for the partitions whose buffer has room, after what is buffered; returns records taken. */
   private async fetchAll(wait: boolean): Promise<number> {
-    const plan: FetchPlan = { refresh: this.refresh, wait, extra: MAX_EXTRA_FETCHES, room: this.opts.batchRows - this.buffered(), nodes: [] };
+    const plan: FetchPlan = {
+      refresh: this.refresh, wait, extra: MAX_EXTRA_FETCHES, room: this.opts.batchRows - this.buffered(), layoutTopic: schemaTopicName(this.opts.topicPrefix), nodes: [],
+    };
     const byPartition = new Map<string, Owned>();
     for (const [node, parts] of this.leaders) {
       const wanted = parts.filter((o) => this.left(o) < this.opts.batchRows);

@@ -5,7 +5,10 @@ import { PAYLOAD_AT, SCHEMA_START } from './kafka-encode.ts';
 /**
  * Reading events back (ours, or any producer's in the same envelope): the payload is validated with
  * valibot and the layout rebuilt from the schema block, cached by the block's bytes since it repeats in
- * every event of a table. Anything that does not fit is a PoisonError for the dead-letter topic.
+ * every event of a table. A payload-only event (`eventSchema = "topic"`) names its layout in
+ * `source.layout`, looked up among the blocks read from the schema topic (`registerLayout`); an id not
+ * read yet throws LayoutMissing, so the caller reads the schema topic and decodes again.
+ * Anything that does not fit is a PoisonError for the dead-letter topic.
  */
 
 const Int = v.pipe(v.number(), v.integer(), v.minValue(0));
@@ -36,6 +39,7 @@ const PayloadSchema = v.object({
     ts_ms: Int,
     txId: v.optional(v.nullable(Int)),
     unchanged: v.optional(v.array(v.string()), []),
+    layout: v.optional(v.string()),
   }),
 });
 const SchemaSchema = v.object({
@@ -47,6 +51,32 @@ export const EventSchema = v.object({ schema: SchemaSchema, payload: PayloadSche
 const MAX_CACHED_LAYOUTS = 1000;
 /** Column layouts by the exact text of their schema block: it repeats in every event of a table. */
 const layouts = new Map<string, ColumnSchema[]>();
+/** Column layouts by id, read from the schema topic (payload-only events name theirs in `source.layout`). */
+const layoutsById = new Map<string, ColumnSchema[]>();
+
+/** A payload-only event whose layout id has not been read from the schema topic (yet). */
+export class LayoutMissing extends Error {
+  constructor(readonly id: string) {
+    super(`layout ${id} is not on the schema topic`);
+  }
+}
+
+/** Takes one record of the schema topic (key = layout id, value = `{"topic", "schema"}`); false when it is not one. */
+export function registerLayout(id: string, value: string): boolean {
+  if (layoutsById.has(id)) return true;
+  try {
+    const json = JSON.parse(value) as { schema?: unknown };
+    layoutsById.set(id, layoutOf(json.schema));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `id` was read from the schema topic. */
+export function hasLayout(id: string): boolean {
+  return layoutsById.has(id);
+}
 
 /** A decoded event: the change, its table's layout, and its order key (pos, ord) inside the partition. */
 export interface Decoded {
@@ -106,6 +136,7 @@ export function decodeEvent(raw: Buffer | string): Decoded {
   const schemaText = own?.schemaText;
   let payloadJson = own?.payloadJson;
   let schemaJson: unknown;
+  let byId: string | undefined;
   if (schemaText === undefined) {
     let json: unknown;
     try {
@@ -114,11 +145,19 @@ export function decodeEvent(raw: Buffer | string): Decoded {
       throw new PoisonError('NOT_JSON', `value is not JSON: ${(e as Error).message}`);
     }
     if (typeof json !== 'object' || json === null) throw new PoisonError('NOT_ENVELOPE', 'not a Debezium envelope: not an object');
-    ({ schema: schemaJson, payload: payloadJson } = json as { schema?: unknown; payload?: unknown });
+    const j = json as { schema?: unknown; payload?: unknown; source?: { layout?: unknown } };
+    if (j.payload === undefined && j.schema === undefined && typeof j.source?.layout === 'string') {
+      payloadJson = json; // payload only (schemas.enable=false), its layout on the schema topic
+      byId = j.source.layout;
+    } else ({ schema: schemaJson, payload: payloadJson } = j);
   }
   const payload = quickPayload(payloadJson) ?? validPayload(payloadJson);
   const s = payload.source;
   let columns = schemaText === undefined ? undefined : layouts.get(schemaText);
+  if (byId !== undefined) {
+    columns = layoutsById.get(byId);
+    if (!columns) throw new LayoutMissing(byId);
+  }
   if (!columns) {
     if (schemaText !== undefined) schemaJson = JSON.parse(schemaText);
     columns = layoutOf(schemaJson);
@@ -184,6 +223,7 @@ function quickPayload(json: unknown): Payload | undefined {
   if (src.ts_us !== undefined && !isCount(src.ts_us)) return undefined;
   if (src.txId !== undefined && src.txId !== null && !isCount(src.txId)) return undefined;
   if (src.unchanged !== undefined && !(Array.isArray(src.unchanged) && src.unchanged.every((u) => typeof u === 'string'))) return undefined;
+  if (src.layout !== undefined && typeof src.layout !== 'string') return undefined;
   return json as Payload;
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Change, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 
 /**
@@ -6,6 +7,10 @@ import { type Change, type TableSchema, type TupleValue, UNCHANGED } from '../ch
  * (ours included) rebuilds the table's layout from Kafka alone: each column is a field in attribute
  * order, with its PostgreSQL type OID, type modifier and key flag as field parameters. Values are
  * PostgreSQL's exact text form (a Kafka Connect "string"), never converted through a float.
+ *
+ * With `eventSchema = "topic"` a value is the payload alone (JsonConverter `schemas.enable=false`) and
+ * `source.layout` names its schema block, which is published once per layout on the schema topic
+ * (`<prefix>-schemas`, key = the layout id, value = `{"topic": ..., "schema": <block>}`).
  */
 
 /** Debezium's placeholder for an unchanged TOASTed value; `source.unchanged` names those columns exactly. */
@@ -18,6 +23,16 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
 /** Every value starts with the schema block and then the payload: the decoder finds the payload by these bytes. */
 export const SCHEMA_START = '{"schema":';
 export const PAYLOAD_AT = ',"payload":';
+
+/** Where events carry their schema block: in every event, or on the schema topic by reference (`source.layout`). */
+export type EventSchemaMode = 'embedded' | 'topic';
+
+/** A schema block to publish on the schema topic before the first event that refers to it. */
+export interface LayoutRecord {
+  id: string;
+  /** `{"topic": "<prefix>.<schema>.<table>", "schema": <block>}`. */
+  value: string;
+}
 
 /** One message ready for the producer: explicit partition, key as JSON text, value as UTF-8 JSON bytes. */
 export interface Encoded {
@@ -32,6 +47,13 @@ interface TableParts {
   keys: number[];
   head: string;
   where: string;
+  /** `,"layout":"<id>"` in payload-only mode, else empty. */
+  layoutRef: string;
+}
+
+/** The schema topic of payload-only events: `<prefix>-schemas` (outside the `<prefix>.*` data topics). */
+export function schemaTopicName(prefix: string): string {
+  return `${prefix}-schemas`;
 }
 
 /** `<prefix>.<schema>.<table>`. */
@@ -54,6 +76,7 @@ function text(value: TupleValue | undefined): string | null {
  */
 export class EventEncoder {
   private readonly schemas = new Map<TableSchema, Buffer>();
+  private readonly layoutRecords = new Map<TableSchema, LayoutRecord>();
   private readonly tableParts = new Map<TableSchema, TableParts>();
   private point = 0n;
   /**
@@ -69,11 +92,31 @@ export class EventEncoder {
   constructor(
     private readonly prefix: string,
     private readonly version: string,
+    readonly mode: EventSchemaMode = 'embedded',
   ) {}
 
   private schemaPrefix(t: TableSchema): Buffer {
     const known = this.schemas.get(t);
     if (known) return known;
+    const s = this.schemaText(t);
+    const prefix = this.mode === 'topic' ? Buffer.alloc(0) : Buffer.from(`${SCHEMA_START}${s}${PAYLOAD_AT}`);
+    this.schemas.set(t, prefix);
+    return prefix;
+  }
+
+  /** The table's schema block as the schema topic holds it, with its id (a hash of the block: equal layouts, equal ids). */
+  layout(t: TableSchema): LayoutRecord {
+    let r = this.layoutRecords.get(t);
+    if (!r) {
+      const block = this.schemaText(t);
+      const id = createHash('sha256').update(block).digest('hex').slice(0, 24);
+      r = { id, value: `{"topic":${JSON.stringify(topicName(this.prefix, t))},"schema":${block}}` };
+      this.layoutRecords.set(t, r);
+    }
+    return r;
+  }
+
+  private schemaText(t: TableSchema): string {
     const name = topicName(this.prefix, t);
     const row = {
       type: 'struct',
@@ -92,7 +135,7 @@ export class EventEncoder {
         },
       })),
     };
-    const s = JSON.stringify({
+    return JSON.stringify({
       type: 'struct',
       optional: false,
       name: `${name}.Envelope`,
@@ -104,9 +147,6 @@ export class EventEncoder {
         { type: 'int64', optional: true, field: 'ts_ms' },
       ],
     });
-    const prefix = Buffer.from(`${SCHEMA_START}${s}${PAYLOAD_AT}`);
-    this.schemas.set(t, prefix);
-    return prefix;
   }
 
   /** Per table: each column's `"name":` and the source block's constant parts, so a payload is written as one string. */
@@ -118,6 +158,7 @@ export class EventEncoder {
         keys: t.columns.flatMap((c, i) => (c.key ? [i] : [])),
         head: `{"version":${JSON.stringify(this.version)},"connector":"postgresql","name":${JSON.stringify(this.prefix)},"ts_ms":`,
         where: `"db":"","schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.table)},"txId":`,
+        layoutRef: this.mode === 'topic' ? `,"layout":${JSON.stringify(this.layout(t).id)}` : '',
       };
       this.tableParts.set(t, p);
     }
@@ -199,7 +240,7 @@ export class EventEncoder {
     const posOrd = c.lsn === 0n ? (c.op === 'T' ? 0 : c.seq * 2 + 2) : c.seq * 2 + sub;
     const source =
       `${p.head}${Number(c.commitTimeUs / 1000n)},"ts_us":${Number(c.commitTimeUs)},"snapshot":"${c.op === 'R' ? 'true' : 'false'}",` +
-      `${p.where}${c.xid ?? null},"lsn":${Number(c.lsn)},"seq":${c.seq},"pos_lsn":${posLsn},"pos_ord":${posOrd},"unchanged":${JSON.stringify(unchanged)}}`;
+      `${p.where}${c.xid ?? null},"lsn":${Number(c.lsn)},"seq":${c.seq},"pos_lsn":${posLsn},"pos_ord":${posOrd},"unchanged":${JSON.stringify(unchanged)}${p.layoutRef}}`;
     const json = `{"before":${this.record(p, before)},"after":${this.record(p, after)},"source":${source},"op":"${op}","ts_ms":${Date.now()}}`;
     const prefix = this.schemaPrefix(t);
     const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
@@ -209,6 +250,12 @@ export class EventEncoder {
       this.taken.push(this.slab);
     }
     const start = this.used;
+    if (prefix.length === 0) {
+      // Payload only: the value is the payload's JSON.
+      const end = start + this.slab.write(json, start);
+      this.used = end;
+      return this.slab.subarray(start, end);
+    }
     prefix.copy(this.slab, start);
     const end = start + prefix.length + this.slab.write(json, start + prefix.length);
     this.slab[end] = 0x7d; // the envelope's closing brace
@@ -233,4 +280,5 @@ const SOURCE_FIELDS = [
   { type: 'int64', optional: false, field: 'pos_lsn' },
   { type: 'int64', optional: false, field: 'pos_ord' },
   { type: 'array', optional: true, field: 'unchanged', items: { type: 'string', optional: false } },
+  { type: 'string', optional: true, field: 'layout' },
 ];

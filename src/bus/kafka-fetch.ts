@@ -1,6 +1,7 @@
 import type { Consumer } from '@platformatic/kafka';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
-import { decodeEvent, PoisonError } from './kafka-decode.ts';
+import { decodeEvent, LayoutMissing, PoisonError } from './kafka-decode.ts';
+import { readLayouts } from './kafka-layouts.ts';
 import type { Entry } from './kafka-select.ts';
 
 /**
@@ -18,6 +19,8 @@ export interface FetchPlan {
   /** Fetches to add while they bring records and fewer than `room` were taken (a broker may answer one produce batch per partition). */
   extra?: number;
   room?: number;
+  /** The schema topic, read when a payload-only event names a layout not read yet. */
+  layoutTopic?: string;
   nodes: { node: number; partitions: { topicId: string; partition: number; fetchOffset: bigint }[] }[];
 }
 
@@ -123,6 +126,7 @@ export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: Layo
   for (let i = 0; i < (plan.extra ?? 0) && got >= 0 && behind && total < (plan.room ?? Number.POSITIVE_INFINITY); i++) {
     const again: FetchPlan = {
       wait: false,
+      layoutTopic: plan.layoutTopic,
       nodes: plan.nodes.map((n) => ({
         node: n.node,
         partitions: n.partitions.map((p) => ({ ...p, fetchOffset: next.get(`${p.topicId}/${p.partition}`) ?? p.fetchOffset })),
@@ -162,13 +166,17 @@ export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: Lay
         for (const pr of t.partitions) {
           const from = wanted.find((w) => w.topicId === t.topicId && w.partition === pr.partitionIndex)?.fetchOffset ?? 0n;
           const records = (pr.records ?? []) as RecordBatch[];
-          partitions.push({
-            topicId: t.topicId,
-            partition: pr.partitionIndex,
-            errorCode: pr.errorCode,
-            highWatermark: pr.highWatermark,
-            ...(ids ? { packed: pack(records, from, ids) } : { entries: decodeRecords(records, from) }),
-          });
+          const decode = (missingIsPoison: boolean) =>
+            ids ? { packed: pack(records, from, ids, missingIsPoison) } : { entries: decodeRecords(records, from, missingIsPoison) };
+          let decoded: ReturnType<typeof decode>;
+          try {
+            decoded = decode(!plan.layoutTopic);
+          } catch (e) {
+            if (!(e instanceof LayoutMissing)) throw e;
+            await readLayouts(consumer, plan.layoutTopic!); // published before any event naming it: there now
+            decoded = decode(true);
+          }
+          partitions.push({ topicId: t.topicId, partition: pr.partitionIndex, errorCode: pr.errorCode, highWatermark: pr.highWatermark, ...decoded });
         }
       }
     }),
@@ -189,8 +197,11 @@ function responseOf(e: unknown): FetchResponse | undefined {
   return undefined;
 }
 
-/** Decodes the records at or after `from` (a broker may return a batch starting earlier). */
-export function decodeRecords(batches: RecordBatch[], from: bigint): Entry[] {
+/**
+ * Decodes the records at or after `from` (a broker may return a batch starting earlier). A layout id not
+ * read from the schema topic throws LayoutMissing, or with `missingIsPoison` makes the event poison.
+ */
+export function decodeRecords(batches: RecordBatch[], from: bigint, missingIsPoison = true): Entry[] {
   const out: Entry[] = [];
   for (const b of batches) {
     for (const r of b.records) {
@@ -200,7 +211,9 @@ export function decodeRecords(batches: RecordBatch[], from: bigint): Entry[] {
       try {
         out.push({ offset, decoded: decodeEvent(value) });
       } catch (e) {
-        out.push({ offset, poison: e instanceof PoisonError ? e : new PoisonError('BAD_EVENT', String(e)), key: r.key?.toString(), value });
+        if (e instanceof LayoutMissing && !missingIsPoison) throw e;
+        const poison = e instanceof PoisonError ? e : e instanceof LayoutMissing ? new PoisonError('NOT_ENVELOPE', e.message) : new PoisonError('BAD_EVENT', String(e));
+        out.push({ offset, poison, key: r.key?.toString(), value });
       }
     }
   }
@@ -208,8 +221,8 @@ export function decodeRecords(batches: RecordBatch[], from: bigint): Entry[] {
 }
 
 /** Decodes the records at or after `from` into columns. */
-export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds): Packed {
-  const decoded = decodeRecords(batches, from);
+export function pack(batches: RecordBatch[], from: bigint, ids: LayoutIds, missingIsPoison = true): Packed {
+  const decoded = decodeRecords(batches, from, missingIsPoison);
   const n = decoded.length;
   const p: Packed = {
     offsets: new BigInt64Array(n), layouts: new Int32Array(n), ops: '', tables: new Array(n), rowStart: new Int32Array(n + 1),

@@ -1,7 +1,7 @@
 import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
 import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
-import { type Encoded, EventEncoder, topicName } from './kafka-encode.ts';
+import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
@@ -55,7 +55,23 @@ export class KafkaWriter {
       autocreateTopics: false,
     });
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-admin` });
-    this.encoder = new EventEncoder(opts.topicPrefix, opts.version);
+    this.encoder = new EventEncoder(opts.topicPrefix, opts.version, opts.eventSchema ?? 'embedded');
+  }
+
+  /** Layout ids this writer has published on the schema topic (acknowledged). */
+  private readonly layoutsSent = new Set<string>();
+
+  /** Payload-only events: each table's layout on the schema topic, acknowledged by every replica before any event naming it is sent. */
+  private async publishLayouts(tables: Iterable<TableSchema>): Promise<void> {
+    if (this.encoder.mode !== 'topic') return;
+    const topic = schemaTopicName(this.opts.topicPrefix);
+    for (const t of tables) {
+      const l = this.encoder.layout(t);
+      if (this.layoutsSent.has(l.id)) continue;
+      await this.ensureTopic(topic, 1);
+      await this.producer.send({ messages: [{ topic, partition: 0, key: l.id, value: Buffer.from(l.value) }] });
+      this.layoutsSent.add(l.id);
+    }
   }
 
   /** Encodes a batch before its turn to be sent (while the batch before it is acknowledged). */
@@ -128,6 +144,7 @@ export class KafkaWriter {
     }
     const counts = new Map<string, number>();
     for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
+    await this.publishLayouts(batch.tables.values());
     this.encoder.startBatch(); // no await from here to endBatch: the slabs are this batch's alone
     for (const c of batch.changes) {
       const table = batch.tables.get(c.table) as TableSchema | undefined;
@@ -139,15 +156,19 @@ export class KafkaWriter {
     return { messages: out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m)), slabs };
   }
 
-  /** Partition count of `topic`, creating it (configured partitions and replication) when missing. */
-  private async ensureTopic(topic: string): Promise<number> {
+  /**
+   * Partition count of `topic`, creating it (configured partitions and replication) when missing;
+   * `partitions` given = the schema topic (that many partitions, compacted).
+   */
+  private async ensureTopic(topic: string, partitions?: number): Promise<number> {
     const known = this.partitions.get(topic);
     if (known !== undefined) return known;
     let count = await this.partitionCount(topic);
     if (count === undefined) {
       try {
-        await this.admin.createTopics({ topics: [topic], partitions: this.opts.partitions, replicas: this.opts.replicationFactor });
-        this.log(`kafka: created topic ${topic} (${this.opts.partitions} partitions)`);
+        const configs = partitions === undefined ? [] : [{ name: 'cleanup.policy', value: 'compact' }];
+        await this.admin.createTopics({ topics: [topic], partitions: partitions ?? this.opts.partitions, replicas: this.opts.replicationFactor, configs });
+        this.log(`kafka: created topic ${topic} (${partitions ?? this.opts.partitions} partitions)`);
       } catch (e) {
         // Some brokers (and librdkafka's mock) refuse CreateTopics: fall back to their auto-creation.
         this.log(`kafka: CreateTopics for ${topic} refused (${describe(e)}); asking the broker to auto-create it`);

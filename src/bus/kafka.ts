@@ -2,6 +2,7 @@ import type { BatchSink, ChangeBatch, PartitionOffset } from '../change/index.ts
 import { AppError } from '../errors.ts';
 import type { Bus, BusReadiness } from './bus.ts';
 import { KafkaReader } from './kafka-consumer.ts';
+import type { EventSchemaMode } from './kafka-encode.ts';
 import { KafkaWriter } from './kafka-producer.ts';
 
 /** Kafka bus settings (from the [bus] and [warehouse] config sections). */
@@ -16,6 +17,12 @@ export interface KafkaBusOptions {
   instances: number;
   idempotent: boolean;
   compression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+  /**
+   * "embedded" (default): every event carries its schema block (JsonConverter schemas.enable=true);
+   * "topic": events are the payload alone (schemas.enable=false) and name their layout in
+   * `source.layout`, published once on `<topicPrefix>-schemas` (docs/KAFKA.md).
+   */
+  eventSchema?: EventSchemaMode;
   /** How long a publish waits for more batches to send with it. */
   lingerMs: number;
   /**

@@ -39,6 +39,7 @@ const Bus = v.pipe(
     replication_factor: v.optional(int(-1, 'replicas of topics ducktail creates; -1 = the broker default'), -1),
     idempotent: v.optional(v.boolean('must be true or false'), true),
     compression: v.optional(v.picklist(['none', 'gzip', 'snappy', 'lz4', 'zstd'], 'must be one of none, gzip, snappy, lz4, zstd'), 'none'),
+    event_schema: v.optional(v.picklist(['embedded', 'topic'], 'must be "embedded" (a schema block in every event) or "topic" (payload only, layouts on <topic_prefix>-schemas)'), 'embedded'),
     max_lag: v.optional(int(0, 'messages the local consumer may lag before publishing waits; 0 = no limit'), 20_000),
     max_partition_lag: v.optional(int(0, 'messages one partition of the local consumer may lag before publishing waits; 0 = no limit'), 20_000),
     linger_ms: v.optional(int(0, 'milliseconds a publish waits to send with the next'), 5),
