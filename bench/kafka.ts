@@ -24,16 +24,17 @@ const RUNS = Number(process.argv[3] ?? 3);
 const RATE = Number(process.argv[4] ?? 5000);
 const TXN_ROWS = 10_000;
 const PARTITIONS = 6;
-// The mock keeps at most 5 MB per partition and drops whole produce batches beyond it: compressed,
-// a 10k-row batch is small enough that the consumer (max_lag messages behind) never loses its place.
-// gzip: its compression runs in libuv's pool; zstd costs fewer CPU seconds in all but about the same on
-// the JS thread, and measured no better end to end (docs/PERFORMANCE.md). BENCH_COMPRESSION overrides.
-const COMPRESSION = (process.env.BENCH_COMPRESSION ?? 'gzip') as 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
-// The producer's lead over the local consumer, in messages (all partitions): the mock's 5 MB per
-// partition hold ~90k gzip-compressed events of this table, so 6 x 20k keeps a wide margin.
-const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? 6 * 20_000);
 // BENCH_EVENT_SCHEMA=topic: payload-only events, layouts on the schema topic (bus option eventSchema; default embedded).
 const EVENT_SCHEMA = (process.env.BENCH_EVENT_SCHEMA ?? 'embedded') as 'embedded' | 'topic';
+// Compression: the config default is none, but the mock keeps at most 5 MB per partition and drops the
+// oldest data beyond it; uncompressed, ~1,400 events of 3.6 KB (schema block embedded) fill that, so a
+// consumer max_lag behind would lose its place: embedded events are gzipped here (gzip's compression runs
+// in libuv's pool). Payload-only events (~0.5 KB, ~11k per 5 MB) run the default, none, with a max_lag of
+// 40k (~6.7k per partition). BENCH_COMPRESSION and BENCH_MAX_LAG override.
+const COMPRESSION = (process.env.BENCH_COMPRESSION ?? (EVENT_SCHEMA === 'topic' ? 'none' : 'gzip')) as 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+// The producer's lead over the local consumer, in messages (all partitions): the mock's 5 MB per
+// partition hold ~90k gzip-compressed events of this table, so 6 x 20k keeps a wide margin.
+const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? (COMPRESSION === 'none' ? 40_000 : 6 * 20_000));
 // BENCH_FETCH_WORKER=1 fetches and decodes in a Worker thread (bus option fetchWorker; off by default).
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
 // BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.

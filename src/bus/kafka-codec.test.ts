@@ -3,6 +3,7 @@ import { compatibilityPartitioner } from '@platformatic/kafka';
 import type { Change, TableSchema } from '../change/index.ts';
 import { decodeEvent, LayoutMissing, registerLayout } from './kafka-decode.ts';
 import { EventEncoder } from './kafka-encode.ts';
+import { decodeRecords } from './kafka-fetch.ts';
 import { partitionOf } from './kafka-partition.ts';
 
 test('the schema block carries every column fact the warehouse needs to rebuild the layout', () => {
@@ -56,4 +57,14 @@ test('a payload-only event (eventSchema "topic") names its layout, which the sch
   expect(decoded.change.row).toEqual(['1', '2.50']);
   // The same layout embedded decodes to the same columns (the block on the topic is the embedded one).
   expect(decodeEvent(new EventEncoder('t', 'test').encode(change, table, 3, () => 0, 0n)[0]!.value).table.columns).toEqual(table.columns);
+});
+
+test('a payload-only event naming a layout the schema topic does not hold is poison once the topic was read', () => {
+  const table: TableSchema = { schema: 'public', table: 'lost', columns: [{ name: 'id', key: true, typeOid: 23, typeMod: -1 }] };
+  const change: Change = { op: 'I', table: 'public.lost', row: ['1'], lsn: 100n, seq: 0, commitTimeUs: 0n };
+  const [event] = new EventEncoder('nowhere', 'test', 'topic').encode(change, table, 1, () => 0, 0n);
+  const batches = [{ firstOffset: 0n, records: [{ offsetDelta: 0, value: event!.value }] }];
+  expect(() => decodeRecords(batches, 0n, false)).toThrow(LayoutMissing);
+  const [entry] = decodeRecords(batches, 0n, true);
+  expect(entry && 'poison' in entry ? entry.poison.code : undefined).toBe('NOT_ENVELOPE');
 });

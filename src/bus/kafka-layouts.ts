@@ -9,18 +9,20 @@ import { registerLayout } from './kafka-decode.ts';
  * decodes (the main thread, or the fetch Worker).
  */
 
-/** Next offset of the schema topic to read (this thread). */
-let nextOffset = 0n;
-let reading: Promise<void> | undefined;
+/** Per schema topic (this thread): the next offset to read, and the read under way. */
+const nextOffsets = new Map<string, bigint>();
+const reading = new Map<string, Promise<void>>();
 
 type RecordBatch = { firstOffset: bigint; records: { offsetDelta: number; key?: Buffer | null; value?: Buffer | null }[] };
 
 /** Reads the schema topic up to its end and registers every layout on it (one read at a time). */
 export function readLayouts(consumer: Consumer, topic: string): Promise<void> {
-  reading ??= readAll(consumer, topic).finally(() => {
-    reading = undefined;
-  });
-  return reading;
+  let r = reading.get(topic);
+  if (!r) {
+    r = readAll(consumer, topic).finally(() => reading.delete(topic));
+    reading.set(topic, r);
+  }
+  return r;
 }
 
 async function readAll(consumer: Consumer, topic: string): Promise<void> {
@@ -31,6 +33,7 @@ async function readAll(consumer: Consumer, topic: string): Promise<void> {
   const t = md?.topics.get(topic);
   const leader = t?.partitions[0]?.leader;
   if (!t || leader === undefined || leader < 0) return; // no schema topic: the events naming a layout are poison
+  let nextOffset = nextOffsets.get(topic) ?? 0n;
   for (let round = 0; round < 1000; round++) {
     const res = await consumer.fetch({
       node: leader,
@@ -49,6 +52,7 @@ async function readAll(consumer: Consumer, topic: string): Promise<void> {
         if (offset < nextOffset) continue;
         if (r.key && r.value) registerLayout(r.key.toString(), r.value.toString());
         nextOffset = offset + 1n;
+        nextOffsets.set(topic, nextOffset);
         got++;
       }
     }

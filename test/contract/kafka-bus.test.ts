@@ -8,35 +8,37 @@ let mock: Promise<KafkaMock> | undefined;
 afterAll(async () => (await mock)?.stop());
 let n = 0;
 
-busContract('kafka (librdkafka mock, 3 brokers)', async () => {
-  mock ??= startKafkaMock({ brokers: 3 });
-  const kafka = await mock;
-  const prefix = `contract${n++}x${Date.now()}`;
-  await kafka.createTopic(`${prefix}.public.items`, 3, 3);
-  const opts = kafkaOptions(kafka.bootstrap, prefix);
-  const log = () => {};
-  const bus = createKafkaBus(opts, { loadOffsets: async () => [], log });
-  return {
-    bus,
-    block: () => kafka.brokerDown(-1),
-    unblock: () => kafka.brokerUp(-1),
-    async reread(_sink, count) {
-      const fresh = createKafkaBus(opts, { loadOffsets: async () => [], log });
-      const sink = new Recorder();
-      const stop = new AbortController();
-      const running = fresh.run(sink, stop.signal);
-      try {
-        await sink.waitFor(count);
-      } finally {
-        stop.abort();
-        await running;
-        await fresh.close();
-      }
-      return sink.changes;
-    },
-    async cleanup() {
-      await kafka.brokerUp(-1);
-      await bus.close();
-    },
-  };
-});
+for (const eventSchema of ['embedded', 'topic'] as const) {
+  busContract(`kafka (librdkafka mock, 3 brokers, schema ${eventSchema})`, async () => {
+    mock ??= startKafkaMock({ brokers: 3 });
+    const kafka = await mock;
+    const prefix = `contract${n++}x${Date.now()}`;
+    await kafka.createTopic(`${prefix}.public.items`, 3, 3);
+    const opts = kafkaOptions(kafka.bootstrap, prefix, { eventSchema });
+    const log = () => {};
+    const bus = createKafkaBus(opts, { loadOffsets: async () => [], log });
+    return {
+      bus,
+      block: () => kafka.brokerDown(-1),
+      unblock: () => kafka.brokerUp(-1),
+      async reread(_sink, count) {
+        const fresh = createKafkaBus(opts, { loadOffsets: async () => [], log });
+        const sink = new Recorder();
+        const stop = new AbortController();
+        const running = fresh.run(sink, stop.signal);
+        try {
+          await sink.waitFor(count);
+        } finally {
+          stop.abort();
+          await running;
+          await fresh.close();
+        }
+        return sink.changes;
+      },
+      async cleanup() {
+        await kafka.brokerUp(-1);
+        await bus.close();
+      },
+    };
+  });
+}

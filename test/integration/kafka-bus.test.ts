@@ -117,4 +117,36 @@ describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', ()
     }
     expect([...ops].sort()).toEqual(['c', 'd', 'r', 't', 'u']);
   });
+
+  test('payload-only events (event_schema "topic"): the warehouse equals the source; each event names its layout, which <prefix>-schemas holds', async () => {
+    const prefix = 'slim';
+    for (const t of ['orders', 'docs', 'extra']) await kafka.createTopic(`${prefix}.public.${t}`, 3, 3);
+    // The schema topic is left to the producer (the mock auto-creates it).
+    const p = await startKafkaPipeline({ dir, url, slot: 'it_kafka_slim', bootstrap: kafka.bootstrap, prefix, file: 'slim.duckdb', bus: { eventSchema: 'topic' } });
+    await waitFor(async () => p.status!.phase === 'streaming', 30_000, 'streaming');
+    await sql`UPDATE orders SET price = price + 2, note = 'slim' WHERE id % 7 = 0`;
+    await sql`DELETE FROM orders WHERE id % 11 = 0`;
+    await sql`UPDATE docs SET title = 'slim' WHERE id = 3`;
+    await expectInSync(sql, [p.warehouse], 'orders');
+    await expectInSync(sql, [p.warehouse], 'docs');
+    await p.stop();
+
+    const kcat = async (topic: string) => {
+      const proc = Bun.spawn(['kcat', '-C', '-b', kafka.bootstrap.join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%k\t%s\n'], { stdout: 'pipe', stderr: 'pipe' });
+      const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      expect(code).toBe(0);
+      return out.trimEnd().split('\n').map((line) => line.split('\t') as [string, string]);
+    };
+    const layouts = new Map((await kcat(`${prefix}-schemas`)).map(([key, value]) => [key, JSON.parse(value) as { topic: string; schema: { name: string } }]));
+    const events = await kcat(`${prefix}.public.orders`);
+    expect(events.length).toBeGreaterThan(100);
+    for (const [, value] of events) {
+      const event = JSON.parse(value) as Record<string, unknown> & { source: { layout: string; table: string } };
+      expect(Object.keys(event).sort()).toEqual(['after', 'before', 'op', 'source', 'ts_ms']); // Debezium's payload (schemas.enable=false)
+      expect(event.source.table).toBe('orders');
+      const layout = layouts.get(event.source.layout);
+      expect(layout?.topic).toBe(`${prefix}.public.orders`);
+      expect(layout?.schema.name).toBe(`${prefix}.public.orders.Envelope`);
+    }
+  }, 120_000);
 });
