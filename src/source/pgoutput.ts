@@ -22,6 +22,9 @@ export function pgEpochUsToUnixUs(pgUs: bigint): bigint {
  * One position counter walking a message. Every read is bounds-checked: a truncated or corrupted
  * message fails with PGOUTPUT_MALFORMED naming the message type and the byte offset, never a guess.
  */
+/** Node's and Bun's Buffer method behind toString('utf8', start, end) (invalid bytes become U+FFFD). */
+type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };
+
 class Reader {
   pos = 0;
   /** A Buffer view of the message: its integer reads and UTF-8 slicing need no per-call views. */
@@ -77,7 +80,8 @@ class Reader {
     const at = this.pos;
     if (n < 0 || at + n > this.buf.length) this.bytes(n, `text of column ${column}`); // throws
     this.pos = at + n;
-    const s = this.buf.toString('utf8', at, at + n);
+    // utf8Slice: what toString('utf8', ...) calls, without its argument handling (~55 vs ~100 ns a value here).
+    const s = (this.buf as Utf8Sliceable).utf8Slice(at, at + n);
     if (s.includes('\uFFFD')) this.text(this.buf.subarray(at, at + n), `text of column ${column}`);
     return s;
   }

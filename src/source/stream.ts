@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { Sql } from 'postgres';
 import type { Change, ChangeBatch, ColumnSchema, TableSchema } from '../change/index.ts';
 import { AppError, RecopyNeeded } from '../errors.ts';
@@ -78,6 +79,97 @@ export function emptyStreamState(): StreamState {
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
 const MAX_INFLIGHT = 2;
 
+/** Bytes of received messages queued before the socket is paused (the stream's readable buffer did this before). */
+const RECEIVE_HIGH_WATER = 64 * 1024;
+
+/**
+ * The CopyData payloads of the replication stream, taken from postgres.js as it parses them (its
+ * `stream.push`), without the Readable's buffering and one async-iterator step per message: at ~1M
+ * messages per catch-up that machinery was a good part of the JS thread. Past RECEIVE_HIGH_WATER bytes
+ * the push reports "full" and postgres.js pauses the socket; taking the queue empty resumes it.
+ */
+class Received {
+  items: Buffer[] = [];
+  head = 0;
+  ended = false;
+  /** Why the stream was destroyed, when postgres.js gave a reason (a broken connection, a server error). */
+  error: unknown = null;
+  private bytes = 0;
+  private paused = false;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly stream: Duplex) {
+    const end = stream.push.bind(stream);
+    stream.push = (chunk: Buffer | null): boolean => {
+      if (chunk === null) {
+        this.ended = true;
+        this.notify();
+        const r = end(null);
+        stream.read(); // lets the Readable side emit 'end' (its buffer is empty: the hook took every message)
+        return r;
+      }
+      this.items.push(chunk);
+      this.bytes += chunk.length;
+      if (this.items.length - this.head === 1) this.notify();
+      if (this.bytes < RECEIVE_HIGH_WATER) return true;
+      this.paused = true;
+      return false;
+    };
+    // An error or a destroy (postgres.js on a broken connection, or the loop's own) ends the reading.
+    stream.on('close', () => {
+      this.ended = true;
+      this.notify();
+    });
+    stream.on('error', (e) => {
+      this.error ??= e;
+    });
+    // What postgres.js parsed before the hook was set (the same socket read as CopyBothResponse) waits in the
+    // Readable's buffer, one chunk per read(); and the socket may have been paused for it.
+    for (let c = stream.read() as Buffer | null; c !== null; c = stream.read() as Buffer | null) {
+      this.items.push(c);
+      this.bytes += c.length;
+    }
+    // With nothing left there, read() has resumed the socket (postgres.js's read: socket.resume()).
+    this.paused = this.items.length > 0;
+  }
+
+  /** Messages received and not yet taken. */
+  waiting(): number {
+    return this.items.length - this.head;
+  }
+
+  take(): Buffer {
+    const chunk = this.items[this.head]!;
+    this.items[this.head++] = EMPTY;
+    this.bytes -= chunk.length;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+      if (this.paused && !this.ended) {
+        this.paused = false;
+        (this.stream as unknown as { _read(n: number): void })._read(RECEIVE_HIGH_WATER); // postgres.js: socket.resume()
+      }
+    }
+    return chunk;
+  }
+
+  /** Resolves when a message arrives or the stream ends. */
+  next(): Promise<void> {
+    if (this.waiting() > 0 || this.ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
 interface OpenTransaction {
   finalLsn: bigint;
   commitTimeUs: bigint;
@@ -104,6 +196,7 @@ export async function streamChanges(
     )
     .writable();
   state.flushedLsn = opts.confirmedLsn;
+  const received = new Received(stream as unknown as Duplex);
   const relations = new Map<number, TableSchema & { name: string }>();
   let tx: OpenTransaction | null = null;
   let pending: Change[] = [];
@@ -200,7 +293,7 @@ export async function streamChanges(
    */
   const cutIfIdle = () => {
     if (!opts.batchAdaptive || failure || pendingAck === undefined || inflightCount >= (opts.publishAhead ? maxInflight : 1)) return;
-    if ((stream as unknown as { readableLength: number }).readableLength > 0) return;
+    if (received.waiting() > 0) return;
     void flush();
   };
 
@@ -374,7 +467,8 @@ export async function streamChanges(
     return undefined;
   };
 
-  const onChunk = async (chunk: Buffer): Promise<void> => {
+  /** Handles one CopyData payload; a promise only when it must be awaited (a row message normally takes none). */
+  const onChunk = (chunk: Buffer): Promise<void> | undefined => {
     const msg = decodeReplication(chunk);
     state.lastMessageAt = Date.now();
     pinged = false;
@@ -389,22 +483,33 @@ export async function streamChanges(
       return;
     }
     if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
+    const data = msg.data;
+    const run = (): Promise<void> | undefined => {
+      const handled = handle(decodePgoutput(data));
+      if (handled) return handled.then(cutIfIdle);
+      cutIfIdle();
+      return undefined;
+    };
     // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
-    if (inflightCount >= maxInflight) await room();
-    const handled = handle(decodePgoutput(msg.data));
-    if (handled) await handled;
-    cutIfIdle();
+    return inflightCount >= maxInflight ? room().then(run) : run();
   };
 
   try {
     state.lastMessageAt = Date.now();
     waitingSince = Date.now();
-    for await (const chunk of stream as unknown as AsyncIterable<Buffer>) {
-      waitingSince = null;
+    for (;;) {
       if (failure) break;
-      await onChunk(chunk);
-      waitingSince = Date.now();
+      if (received.head === received.items.length) {
+        if (received.ended) break;
+        waitingSince = Date.now();
+        await received.next();
+        waitingSince = null;
+        continue;
+      }
+      const handled = onChunk(received.take());
+      if (handled) await handled;
     }
+    if (!failure && received.error) failure = received.error;
   } catch (e) {
     if (!failure) failure = e;
     stream.destroy();
