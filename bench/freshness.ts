@@ -16,14 +16,34 @@ export interface Freshness {
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
-/** Wraps the warehouse's apply so each probe row's queryable moment is recorded. */
-export function watchProbes(warehouse: Warehouse): Map<number, number> {
-  const seen = new Map<number, number>();
+/** When a probe's batch was handed to the warehouse, when that batch's apply started (after the ones queued before it), and when it committed. */
+export interface ProbeSeen {
+  handedAt: number;
+  startedAt: number;
+  at: number;
+  /** Scheduled checkpoints that finished between the hand-over and the commit (they run on the same writer). */
+  checkpoints: number;
+}
+
+/** Wraps the warehouse's apply so each probe row's queryable moment is recorded, with the stages before it. */
+export function watchProbes(warehouse: Warehouse): Map<number, ProbeSeen> {
+  const seen = new Map<number, ProbeSeen>();
   const apply = warehouse.apply.bind(warehouse);
+  let chain: Promise<unknown> = Promise.resolve();
   warehouse.apply = async (batch: ChangeBatch) => {
-    await apply(batch);
-    const now = performance.now();
-    for (const c of batch.changes) if (c.table === 'public.probe' && c.op === 'I') seen.set(Number(c.row[0]), now);
+    const handedAt = performance.now();
+    const ck = warehouse.stats.checkpoint.checkpoints;
+    let startedAt = handedAt;
+    // Applies run one after the other (src/warehouse/index.ts): this one starts when the one before it settled.
+    const before = chain;
+    const run = apply(batch);
+    chain = run.catch(() => {});
+    void before.then(() => {
+      startedAt = Math.max(handedAt, performance.now());
+    });
+    await run;
+    const at = performance.now();
+    for (const c of batch.changes) if (c.table === 'public.probe' && c.op === 'I') seen.set(Number(c.row[0]), { handedAt, startedAt, at, checkpoints: warehouse.stats.checkpoint.checkpoints - ck });
   };
   return seen;
 }
@@ -32,7 +52,7 @@ export function watchProbes(warehouse: Warehouse): Map<number, number> {
 export async function measureFreshness(
   load: Sql,
   probe: Sql,
-  seen: Map<number, number>,
+  seen: Map<number, ProbeSeen>,
   opts: { rate: number; seconds: number; firstId: number },
 ): Promise<Freshness> {
   const tickMs = 20;
@@ -60,13 +80,19 @@ export async function measureFreshness(
   await loader;
   const deadline = performance.now() + 30_000;
   while (seen.size < sent.size && performance.now() < deadline) await Bun.sleep(10);
-  const latencies = [...sent].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []));
+  const probes = [...sent].flatMap(([k, t]) => (seen.has(k) ? [{ sentAt: t, ...seen.get(k)! }] : []));
+  const latencies = probes.map((p) => p.at - p.sentAt);
   if (latencies.length < sent.size) throw new Error(`${sent.size - latencies.length} probes never became queryable`);
-  const worst = latencies
-    .map((ms, i) => ({ ms, n: i + 1 }))
+  // Each slow probe's time split: until ducktail handed its batch to the warehouse (PostgreSQL's decoding, the
+  // network, ducktail's decoding and batching), waiting behind the batch before it, and its own apply (BEGIN to COMMIT).
+  const worst = probes
+    .map((p, i) => ({ p, ms: p.at - p.sentAt, n: i + 1 }))
     .sort((a, b) => b.ms - a.ms)
     .slice(0, 3)
-    .map((w) => `#${w.n} ${Math.round(w.ms)} ms`)
+    .map(({ p, ms, n }) => {
+      const r = (x: number) => Math.round(x);
+      return `#${n} ${r(ms)} ms (to the warehouse ${r(p.handedAt - p.sentAt)}, queued ${r(p.startedAt - p.handedAt)}, apply ${r(p.at - p.startedAt)}${p.checkpoints ? `, ${p.checkpoints} checkpoint` : ''})`;
+    })
     .join(', ');
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), probes: latencies.length, worst };
 }

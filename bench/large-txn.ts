@@ -45,7 +45,7 @@ try {
   const pipeline = startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot: 'large', publication: 'bench', tables: [], batchRows: 10_000, batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
+    source: { url, slot: 'large', publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: 200, statusIntervalMs: 10_000, connectTimeoutS: 10 },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },
@@ -55,8 +55,13 @@ try {
   const baseline = process.memoryUsage().rss;
   const before = warehouse.stats.rowsApplied; // the copy's reset counts as one
   let peak = baseline;
+  let atPeak = process.memoryUsage();
   const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
+    const m = process.memoryUsage();
+    if (m.rss > peak) {
+      peak = m.rss;
+      atPeak = m;
+    }
   }, 50);
   const t0 = performance.now();
   await sql.unsafe(`INSERT INTO orders SELECT g, g % 1000, g % 50, (g % 10000) / 100.0, 1 + g % 4, 'pending',
@@ -81,7 +86,8 @@ try {
       `(${Math.round((ROWS / (done - committed)) * 1000)} rows/s)`,
   );
   const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-  if (PG_RECVLOGICAL) {
+  if (process.env.BENCH_VERBOSE) console.log(`  at the peak: heap ${mib(atPeak.heapUsed)} of ${mib(atPeak.heapTotal)}, external ${mib(atPeak.external)}, array buffers ${mib(atPeak.arrayBuffers)}`);
+  if (PG_RECVLOGICAL && !process.env.BENCH_NO_RAW) {
     for (const [slot, opts] of [['large_v1', ['proto_version=1']], ['large_v2', ['proto_version=2', 'streaming=on']]] as const) {
       const cmd = [PG_RECVLOGICAL, '-d', url, '--slot', slot, '--start', '--endpos', end, '--no-loop', '-f', '/dev/null',
         '-o', 'publication_names=bench', ...opts.flatMap((o) => ['-o', o])];
