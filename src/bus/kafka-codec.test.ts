@@ -1,7 +1,7 @@
 import { expect, test } from 'bun:test';
 import { compatibilityPartitioner } from '@platformatic/kafka';
 import type { Change, TableSchema } from '../change/index.ts';
-import { decodeEvent, LayoutMissing, registerLayout } from './kafka-decode.ts';
+import { decodeEvent, fits, LayoutMissing, registerLayout } from './kafka-decode.ts';
 import { EventEncoder } from './kafka-encode.ts';
 import { decodeRecords } from './kafka-fetch.ts';
 import { partitionOf } from './kafka-partition.ts';
@@ -67,4 +67,28 @@ test('a payload-only event naming a layout the schema topic does not hold is poi
   expect(() => decodeRecords(batches, 0n, false)).toThrow(LayoutMissing);
   const [entry] = decodeRecords(batches, 0n, true);
   expect(entry && 'poison' in entry ? entry.poison.code : undefined).toBe('NOT_ENVELOPE');
+});
+
+test('fits: integers up to their type bounds (the short-value shortcut agrees with the BigInt check)', () => {
+  for (const [oid, max] of [[21, 32767n], [23, 2147483647n], [20, 9223372036854775807n]] as const) {
+    expect(fits(oid, String(max))).toBe(true);
+    expect(fits(oid, String(-max - 1n))).toBe(true);
+    expect(fits(oid, String(max + 1n))).toBe(false);
+    expect(fits(oid, String(-max - 2n))).toBe(false);
+    expect(fits(oid, '0')).toBe(true);
+    expect(fits(oid, '-1')).toBe(true);
+    expect(fits(oid, '1.5')).toBe(false);
+  }
+  expect(fits(21, '9999')).toBe(true);
+  expect(fits(21, '99999')).toBe(false);
+});
+
+test('values and keys are written as JSON.stringify would, quotes, backslashes, control and non-ASCII characters included', () => {
+  const table: TableSchema = { schema: 'public', table: 'q', columns: [{ name: 'k', key: true, typeOid: 25, typeMod: -1 }, { name: 'v', key: false, typeOid: 25, typeMod: -1 }] };
+  for (const v of ['plain', 'say "hi"', 'back\\slash', 'tab\there', 'line\nbreak', 'ünï ключ 鍵', '\u007f', 'x'.repeat(100), '']) {
+    const change: Change = { op: 'I', table: 'public.q', row: [v, v], lsn: 1n, seq: 0, commitTimeUs: 0n };
+    const [event] = new EventEncoder('t', 'test', 'topic').encode(change, table, 1, () => 0, 0n);
+    expect(event!.key).toBe(JSON.stringify({ k: v }));
+    expect(JSON.parse(event!.value.toString()).after).toEqual({ k: v, v });
+  }
 });

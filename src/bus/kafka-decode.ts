@@ -178,13 +178,24 @@ export function decodeEvent(raw: Buffer | string): Decoded {
     }
   });
   const op = ({ r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const)[payload.op];
-  const commitTimeUs = s.ts_us !== undefined ? BigInt(s.ts_us) : BigInt(s.ts_ms) * 1000n;
-  const change: Change = { op, table: `${s.schema}.${s.table}`, row, lsn: BigInt(s.lsn), seq: s.seq, commitTimeUs };
+  const commitTimeUs = s.ts_us !== undefined ? big(s.ts_us, 0) : BigInt(s.ts_ms) * 1000n;
+  const change: Change = { op, table: `${s.schema}.${s.table}`, row, lsn: big(s.lsn, 1), seq: s.seq, commitTimeUs };
   if (s.txId !== undefined && s.txId !== null) change.xid = s.txId;
-  return { change, table, pos: BigInt(s.pos_lsn), ord: s.pos_ord };
+  return { change, table, pos: big(s.pos_lsn, 2), ord: s.pos_ord };
 }
 
 type Payload = v.InferOutput<typeof PayloadSchema>;
+
+/** The last number converted in each of three slots (commit time, lsn, order lsn): events of one transaction repeat them. */
+const lastNumber = [Number.NaN, Number.NaN, Number.NaN];
+const lastBig = [0n, 0n, 0n];
+function big(n: number, slot: number): bigint {
+  if (lastNumber[slot] !== n) {
+    lastNumber[slot] = n;
+    lastBig[slot] = BigInt(n);
+  }
+  return lastBig[slot]!;
+}
 
 /** The payload checked by valibot; a poison error naming the first issue. */
 function validPayload(json: unknown): Payload {
@@ -232,6 +243,8 @@ function change0(s: { schema: string; table: string; lsn: number }): string {
 }
 
 const INT_RANGE: Record<number, bigint> = { 21: 1n << 15n, 23: 1n << 31n, 20: 1n << 63n };
+/** Digits every value of the type can have (32767, 2147483647, 9223372036854775807 have 5, 10 and 19). */
+const SAFE_DIGITS: Record<number, number> = { 21: 4, 23: 9, 20: 18 };
 const FORMATS: Record<number, RegExp> = {
   16: /^(t|f|true|false)$/,
   700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
@@ -248,6 +261,7 @@ export function fits(oid: number, value: string): boolean {
   const range = INT_RANGE[oid];
   if (range !== undefined) {
     if (!/^-?\d{1,19}$/.test(value)) return false;
+    if (value.length <= SAFE_DIGITS[oid]!) return true; // fewer digits than the type's bound has: no BigInt needed
     const n = BigInt(value);
     return n >= -range && n < range;
   }

@@ -61,6 +61,14 @@ export function topicName(prefix: string, table: TableSchema): string {
   return `${prefix}.${table.schema}.${table.table}`;
 }
 
+/** Printable ASCII without `"` and `\\`: its JSON string is the text in quotes. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `JSON.stringify(s)`, without its cost for the plain text most values are. */
+function quote(s: string): string {
+  return s.length < 64 && PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
 function text(value: TupleValue | undefined): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return value;
@@ -79,6 +87,8 @@ export class EventEncoder {
   private readonly layoutRecords = new Map<TableSchema, LayoutRecord>();
   private readonly tableParts = new Map<TableSchema, TableParts>();
   private point = 0n;
+  private lastCommitUs = -1n;
+  private commitText = '';
   /**
    * Values are written into shared 1 MB slabs (one allocation per ~300 events instead of one per event).
    * A batch's slabs go back to a pool once the brokers acknowledged it (`release`): fresh memory costs
@@ -171,7 +181,7 @@ export class EventEncoder {
     let out = '{';
     for (let i = 0; i < p.names.length; i++) {
       const v = text(row[i]);
-      out += `${i > 0 ? ',' : ''}${p.names[i]}${v === null ? 'null' : JSON.stringify(v)}`;
+      out += `${i > 0 ? ',' : ''}${p.names[i]}${v === null ? 'null' : quote(v)}`;
     }
     return `${out}}`;
   }
@@ -179,7 +189,10 @@ export class EventEncoder {
   private keyOf(t: TableSchema, row: readonly TupleValue[]): string {
     const p = this.parts(t);
     let out = '{';
-    for (const i of p.keys) out += `${out.length > 1 ? ',' : ''}${p.names[i]}${JSON.stringify(text(row[i]))}`;
+    for (const i of p.keys) {
+      const v = text(row[i]);
+      out += `${out.length > 1 ? ',' : ''}${p.names[i]}${v === null ? 'null' : quote(v)}`;
+    }
     return `${out}}`;
   }
 
@@ -233,14 +246,20 @@ export class EventEncoder {
     sub: number,
   ): Buffer {
     const p = this.parts(t);
-    const unchanged = after ? t.columns.filter((_, i) => after[i] === UNCHANGED).map((col) => col.name) : [];
+    const unchanged: string[] = [];
+    if (after) for (let i = 0; i < after.length; i++) if (after[i] === UNCHANGED) unchanged.push(t.columns[i]!.name);
     // ducktail's order key inside a partition (dedup of a producer's retries): snapshot events sort at
     // their slot's consistent point (a reset first), streamed ones at their commit LSN.
     const posLsn = Number(c.lsn === 0n ? this.point : c.lsn);
     const posOrd = c.lsn === 0n ? (c.op === 'T' ? 0 : c.seq * 2 + 2) : c.seq * 2 + sub;
+    if (c.commitTimeUs !== this.lastCommitUs) {
+      // Events of one transaction share their commit time: its text is made once (BigInt division and conversions).
+      this.lastCommitUs = c.commitTimeUs;
+      this.commitText = `${Number(c.commitTimeUs / 1000n)},"ts_us":${Number(c.commitTimeUs)}`;
+    }
     const source =
-      `${p.head}${Number(c.commitTimeUs / 1000n)},"ts_us":${Number(c.commitTimeUs)},"snapshot":"${c.op === 'R' ? 'true' : 'false'}",` +
-      `${p.where}${c.xid ?? null},"lsn":${Number(c.lsn)},"seq":${c.seq},"pos_lsn":${posLsn},"pos_ord":${posOrd},"unchanged":${JSON.stringify(unchanged)}${p.layoutRef}}`;
+      `${p.head}${this.commitText},"snapshot":"${c.op === 'R' ? 'true' : 'false'}",` +
+      `${p.where}${c.xid ?? null},"lsn":${Number(c.lsn)},"seq":${c.seq},"pos_lsn":${posLsn},"pos_ord":${posOrd},"unchanged":${unchanged.length === 0 ? '[]' : JSON.stringify(unchanged)}${p.layoutRef}}`;
     const json = `{"before":${this.record(p, before)},"after":${this.record(p, after)},"source":${source},"op":"${op}","ts_ms":${Date.now()}}`;
     const prefix = this.schemaPrefix(t);
     const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
