@@ -145,7 +145,10 @@ export interface CopyChunk {
   table: string;
   chunk: number;
   csv: Uint8Array;
-  /** Rows in `csv` as the source counted them (its lines), for metrics; the warehouse counts exactly. */
+  /**
+   * Rows in `csv` as the source counted them (PostgreSQL's CopyData messages, one per row, or its lines): never
+   * fewer than the rows. The warehouse numbers the chunk's history rows within this span (it counts the lines when absent).
+   */
   rows?: number;
   /**
    * WAL position no later than the snapshot the chunk was read in (the consistent point for the slot's

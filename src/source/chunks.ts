@@ -87,8 +87,12 @@ function ranges(table: string, column: string, bounds: string[]): CopyChunkPlan[
   return out;
 }
 
-/** Reads one chunk's rows with COPY TO STDOUT on a connection inside the copy's snapshot. */
-export async function readChunk(sql: ReservedSql, t: TableSchema, where: string): Promise<Buffer> {
+/**
+ * Reads one chunk's rows with COPY TO STDOUT on a connection inside the copy's snapshot: the COPY output and its
+ * rows (PostgreSQL sends one CopyData message per row; patches/postgres+3.4.9.patch counts them and pushes each
+ * socket read's rows as one buffer instead of one per row; without the count, the lines are counted).
+ */
+export async function readChunk(sql: ReservedSql, t: TableSchema, where: string): Promise<{ csv: Buffer; rows: number }> {
   const cols = t.columns.map((c) => pgIdent(c.name)).join(', ');
   const filter = where ? ` WHERE ${where}` : '';
   const stream = await sql.unsafe(`COPY (SELECT ${cols} FROM ${qualified(t)}${filter}) TO STDOUT ${COPY_FORMAT}`).readable();
@@ -97,18 +101,20 @@ export async function readChunk(sql: ReservedSql, t: TableSchema, where: string)
   // called again after the end, the socket stays paused, and the connection's next query never gets an
   // answer (seen here as a chunk read that hangs; porsager/postgres#917). Calling read() once more after
   // the end resumes the socket.
-  return new Promise<Buffer>((resolve, reject) => {
+  return new Promise<{ csv: Buffer; rows: number }>((resolve, reject) => {
     const parts: Buffer[] = [];
     stream.on('data', (part: Buffer) => parts.push(part));
     stream.once('end', () => {
       (stream as unknown as { _read(n: number): void })._read(0);
-      resolve(Buffer.concat(parts));
+      const csv = Buffer.concat(parts);
+      const counted = (stream as unknown as { copyRows?: number }).copyRows;
+      resolve({ csv, rows: counted ?? countLines(csv) });
     });
     stream.once('error', reject);
   });
 }
 
-/** Lines of COPY CSV output (exact unless a quoted value holds a newline): for progress only. */
+/** Lines of COPY CSV output: the rows, or more when a quoted value holds a newline. */
 export function countLines(buf: Uint8Array): number {
   let n = 0;
   for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) n++;

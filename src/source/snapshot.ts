@@ -1,7 +1,7 @@
 import type { ReservedSql, Sql } from 'postgres';
 import type { Change, ChangeBatch, CopyChunkPlan, TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
-import { countLines, parseCopyCsv, planChunks, readChunk, tableSize } from './chunks.ts';
+import { parseCopyCsv, planChunks, readChunk, tableSize } from './chunks.ts';
 import { parseLsn } from './lsn.ts';
 
 /** Progress of the initial copy of one table (for the log and /v1/status). */
@@ -151,8 +151,8 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
       for (let job = queue.shift(); job; job = queue.shift()) {
         if (opts.signal.aborted) throw new AppError('ABORTED', 'initial copy interrupted by shutdown; it resumes on the next start');
         const { copy, chunk } = job;
-        const csv = await readChunk(reader, copy.schema, chunk.where);
-        const lines = raw ? countLines(csv) : 0;
+        const { csv, rows: counted } = await readChunk(reader, copy.schema, chunk.where);
+        const lines = raw ? counted : 0;
         const batches = raw
           ? [{ tables: new Map([[copy.name, copy.schema]]), changes: [], copyPoint: opts.consistentPoint,
               copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, rows: lines, readAt, commitTimeUs } }]

@@ -138,8 +138,9 @@ export class CopyChunks {
         `allow_quoted_nulls = false, strict_mode = true, columns = {${columns}}) WITH ORDINALITY`;
       const names = mirror.columns.map((c) => quoteIdent(c.name)).join(', ');
       const casts = mirror.columns.map((c, i) => c.fromText(`s.c${i}`)).join(', ');
-      // Every row ends with a newline (a quoted value may hold more): the lines bound the rows from above.
-      const span = BigInt(lineCount(chunk.csv));
+      // The source's count of the rows (its CopyData messages), else the lines: every row ends with a newline
+      // (a quoted value may hold more), so the lines bound the rows from above.
+      const span = BigInt(chunk.rows ?? lineCount(chunk.csv));
       const base = await this.reserve(mirror, span);
       const mine = `_lsn = 0 AND _seq >= $1::BIGINT AND _seq < $1::BIGINT + ${span}`;
       const loaded = await this.conn.run(
