@@ -147,6 +147,8 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   // only for what came before the last other batch (`barrier`) and for their lane; everything else waits
   // for all (`chain`), so a stream batch never overtakes a chunk and never runs beside one.
   const lanes: Promise<unknown>[] = [Promise.resolve(), Promise.resolve()];
+  /** Chunks queued or loading per lane: a chunk goes to the lane with fewer (the two alternate when even). */
+  const laneLoad = [0, 0];
   let nextLane = 0;
   let copyLane: { conn: DuckDBConnection; copies: CopyChunks } | undefined;
   const laneFor = async (i: number) => {
@@ -185,10 +187,11 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       run = chain.then(() => body(null));
       chain = barrier = run.catch(() => {});
     } else {
-      const lane = nextLane;
-      nextLane = 1 - nextLane;
+      const lane = laneLoad[0] === laneLoad[1] ? nextLane : laneLoad[0]! < laneLoad[1]! ? 0 : 1;
+      nextLane = 1 - lane;
+      laneLoad[lane]!++;
       run = Promise.all([barrier, lanes[lane]]).then(() => body(lane));
-      lanes[lane] = run.catch(() => {});
+      lanes[lane] = run.catch(() => {}).finally(() => laneLoad[lane]!--);
       chain = Promise.all([chain, lanes[lane]]);
     }
     void run
