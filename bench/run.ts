@@ -10,7 +10,8 @@
 // Usage: bun bench/run.ts [rows=1000000] [mode=all|copy|stream|fresh] [--pg 18|15] [--runs 3]
 //        Mode stream copies only 10k rows first (faster when measuring streaming alone).
 //        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows, BENCH_BATCH_MS the batch_ms,
-//        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first, BENCH_CHECKPOINT_MB the warehouse's checkpoint_wal_mb.
+//        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first, BENCH_CHECKPOINT_MB the warehouse's checkpoint_wal_mb,
+//        BENCH_COPY_CHUNK_ROWS the initial copy's rows per chunk (source copyChunkRows).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,7 +86,8 @@ function pipelineOn(url: string, slot: string, warehouse: Warehouse) {
   return startPipeline({
     warehouse,
     bus: createInlineBus(),
-    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: Number(process.env.BENCH_BATCH_MS ?? 200), statusIntervalMs: 10_000, connectTimeoutS: 10 },
+    source: { url, slot, publication: 'bench', tables: [], batchRows: Number(process.env.BENCH_BATCH_ROWS ?? 10_000), batchMs: Number(process.env.BENCH_BATCH_MS ?? 200), statusIntervalMs: 10_000, connectTimeoutS: 10,
+      ...(process.env.BENCH_COPY_CHUNK_ROWS ? { copyChunkRows: Number(process.env.BENCH_COPY_CHUNK_ROWS) } : {}) },
     log: (m) => {
       if (process.env.BENCH_VERBOSE) console.error(m);
     },
