@@ -195,7 +195,8 @@ export class CopyChunks {
     const base =
       nextSeq.get(name) ??
       this.conn
-        .runAndReadAll(`SELECT coalesce(max(_seq) + 1, 0)::BIGINT FROM ${mirror.history} WHERE _lsn = 0`)
+        // Every tier: an earlier copy's history rows may have been archived (a re-copy must not reuse their numbers).
+        .runAndReadAll(`SELECT coalesce(max(_seq) + 1, 0)::BIGINT FROM ${mirror.historyView} WHERE _lsn = 0`)
         .then((r) => {
           const stored = r.getRows()[0]![0] as bigint;
           const taken = floor.get(name) ?? 0n;
