@@ -4,12 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { freePort } from '../../src/demo/postgres.ts';
-import { connectSql } from '../../src/source/index.ts';
-import { createWarehouse } from '../../src/warehouse/index.ts';
 import { apiClient, spawnDucktail, writeApplianceConfig } from '../support/ducktail-process.ts';
-import { startKafkaMock, type KafkaMock } from '../support/kafka.ts';
-import { startPostgres } from '../support/postgres.ts';
+import type { KafkaMock } from '../support/kafka.ts';
 import { waitFor } from './compare.ts';
+import { copyHistory, itemsOnKafka } from './kafka-copy.ts';
 
 // kafka-copy-kill.test.ts with two instances splitting the partitions (docs/KAFKA.md, "Two instances
 // splitting the partitions"): instance 0 reads the slot and owns partitions 0 and 2, instance 1 only consumes
@@ -30,16 +28,8 @@ const bases: string[] = [];
 const procs: (ReturnType<typeof spawnDucktail> | undefined)[] = [];
 
 beforeAll(async () => {
-  const pg = await startPostgres();
-  const url = await pg.createDatabase(`it_kafka_copy_kill_two_${process.pid}`);
-  sql = connectSql(url, { max: 2 });
-  await sql.unsafe(`
-    CREATE TABLE items (id bigint PRIMARY KEY, qty int, note text);
-    INSERT INTO items SELECT g, g % 7, 'item ' || g FROM generate_series(1, ${ROWS}) g;
-    ANALYZE items;`);
-  kafka = await startKafkaMock({ brokers: 3 });
-  await kafka.createTopic(`${PREFIX}.public.items`, 4, 3);
-  await kafka.createTopic(`${PREFIX}-dead-letter`, 1, 3);
+  let url: string;
+  ({ url, sql, kafka } = await itemsOnKafka(`it_kafka_copy_kill_two_${process.pid}`, ROWS, PREFIX, 4));
   dir = mkdtempSync(join(tmpdir(), 'ducktail-kafka-copy-kill-two-'));
   const brokers = kafka.bootstrap.map((b) => `"${b}"`).join(', ');
   for (const n of [0, 1]) {
@@ -114,33 +104,17 @@ test('two instances, the one reading the slot killed with kill -9 mid-copy: each
   let last = [0, 0, 0];
   let interrupted = 0;
   for (const n of [0, 1]) {
-    const w = await createWarehouse({ path: join(dir, `i${n}`, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
-    const duck = await w.connect();
-    try {
-      const read = async (q: string) => (await duck.runAndReadAll(q)).getRows()[0]!.map(Number);
-      const [twice] = await read('SELECT count(*) FROM (SELECT _lsn, _seq FROM history.items GROUP BY ALL HAVING count(*) > 1)');
-      const [missing] = await read(
-        'SELECT coalesce(sum(max_seq + 1 - seqs), 0) FROM (SELECT _lsn, max(_seq) AS max_seq, count(DISTINCT _seq) AS seqs FROM history.items GROUP BY _lsn)',
-      );
-      const [rows, keys] = await read("SELECT count(*), count(DISTINCT id) FROM history.items WHERE _op = 'R'");
-      // The last copy: the R rows of the latest copy time, all numbered after the interrupted copy's.
-      const mine = await read(
-        `WITH r AS (SELECT * FROM history.items WHERE _op = 'R'), l AS (SELECT * FROM r WHERE _commit_ts = (SELECT max(_commit_ts) FROM r))
-         SELECT count(*), count(DISTINCT id), sum(qty), min(_seq) > (SELECT coalesce(max(_seq), -1) FROM r WHERE _commit_ts < (SELECT max(_commit_ts) FROM r)) FROM l`,
-      );
-      console.log(
-        `instance ${n}: ${rows} R rows (${keys} keys), ${twice} (lsn, seq) held twice, ${missing} missing; last copy ${mine[0]} rows (${mine[1]} keys)`,
-      );
-      expect(twice).toBe(0);
-      expect(missing).toBe(0);
-      expect(mine[3]).toBe(1);
-      expect(mine[0]).toBe(mine[1]!);
-      last = last.map((v, i) => v + mine[i]!);
-      interrupted += rows! - mine[0]!;
-    } finally {
-      duck.closeSync();
-      await w.close();
-    }
+    const h = await copyHistory(join(dir, `i${n}`, 'w.duckdb'), SLOT);
+    console.log(
+      `instance ${n}: ${h.rows} R rows (${h.keys} keys), ${h.twice} (lsn, seq) held twice, ${h.missing} missing; last copy ${h.last[0]} rows (${h.last[1]} keys)`,
+    );
+    expect(h.twice).toBe(0);
+    expect(h.missing).toBe(0);
+    // The last copy: the R rows of the latest copy time, all numbered after the interrupted copy's.
+    expect(h.last[3]).toBe(1);
+    expect(h.last[0]).toBe(h.last[1]);
+    last = last.map((v, i) => v + h.last[i]!);
+    interrupted += h.rows - h.last[0];
   }
   console.log(`kafka copy kill, two instances: killed at ${rowsAtKill} of ${ROWS} rows published; ${interrupted} rows of the interrupted copy kept`);
   expect(last).toEqual([ROWS, ROWS, Number(want![1])]);

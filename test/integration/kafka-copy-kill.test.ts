@@ -4,12 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { freePort } from '../../src/demo/postgres.ts';
-import { connectSql } from '../../src/source/index.ts';
-import { createWarehouse } from '../../src/warehouse/index.ts';
 import { apiClient, spawnDucktail, writeApplianceConfig } from '../support/ducktail-process.ts';
-import { startKafkaMock, type KafkaMock } from '../support/kafka.ts';
-import { startPostgres } from '../support/postgres.ts';
+import type { KafkaMock } from '../support/kafka.ts';
 import { waitFor } from './compare.ts';
+import { copyHistory, itemsOnKafka } from './kafka-copy.ts';
 
 // A kill -9 in the middle of the initial copy through Kafka (bus.kind = "kafka"). The copy's rows travel
 // as `r` events, which the warehouse does not record per chunk: the restart copies the table again from
@@ -34,16 +32,8 @@ let base: string;
 let proc: ReturnType<typeof spawnDucktail> | undefined;
 
 beforeAll(async () => {
-  const pg = await startPostgres();
-  const url = await pg.createDatabase(`it_kafka_copy_kill_${process.pid}`);
-  sql = connectSql(url, { max: 2 });
-  await sql.unsafe(`
-    CREATE TABLE items (id bigint PRIMARY KEY, qty int, note text);
-    INSERT INTO items SELECT g, g % 7, 'item ' || g FROM generate_series(1, ${ROWS}) g;
-    ANALYZE items;`);
-  kafka = await startKafkaMock({ brokers: 3 });
-  await kafka.createTopic(`${PREFIX}.public.items`, 3, 3);
-  await kafka.createTopic(`${PREFIX}-dead-letter`, 1, 3);
+  let url: string;
+  ({ url, sql, kafka } = await itemsOnKafka(`it_kafka_copy_kill_${process.pid}`, ROWS, PREFIX, 3));
   dir = mkdtempSync(join(tmpdir(), 'ducktail-kafka-copy-kill-'));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
@@ -112,50 +102,20 @@ test('kill -9 in the middle of a copy through Kafka: the restart copies again fr
   proc.kill('SIGTERM');
   expect(await proc.exited).toBe(0);
 
-  let rCount = 0;
-  let rDistinct = 0;
-  let resets = 0;
-  let seqTwice = 0;
-  let seqMissing = 0;
-  let latest: number[] = [];
-  const w = await createWarehouse({ path: join(dir, 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: SLOT });
-  const duck = await w.connect();
-  try {
-    const mirror = await duck.runAndReadAll('SELECT count(*), sum(qty), sum(id), count(DISTINCT id) FROM items');
-    const [count, qty, ids, distinct] = mirror.getRows()[0]!.map(Number);
-    expect([count, qty, ids]).toEqual(want!.map(Number));
-    expect(distinct).toBe(count);
-    // History: every row of the table has its `R` row; rows of the interrupted copy stay before the reset.
-    const r = await duck.runAndReadAll("SELECT count(*), count(DISTINCT id) FROM history.items WHERE _op = 'R'");
-    [rCount, rDistinct] = r.getRows()[0]!.map(Number) as [number, number];
-    expect(rDistinct).toBe(ROWS);
-    const t = await duck.runAndReadAll("SELECT count(*) FROM history.items WHERE _op = 'T'");
-    resets = Number(t.getRows()[0]![0]);
-    const d = await duck.runAndReadAll('SELECT count(*) FROM (SELECT _lsn, _seq FROM history.items WHERE _lsn = 0 GROUP BY ALL HAVING count(*) > 1)');
-    seqTwice = Number(d.getRows()[0]![0]);
-    const g = await duck.runAndReadAll(
-      'SELECT coalesce(sum(max_seq + 1 - seqs), 0) FROM (SELECT _lsn, max(_seq) AS max_seq, count(DISTINCT _seq) AS seqs FROM history.items GROUP BY _lsn)',
-    );
-    seqMissing = Number(g.getRows()[0]![0]);
-    // The copy that finished (its rows share the copy's start time as `_commit_ts`): one row per key of the
-    // source, every `_seq` above those of the interrupted copy.
-    const l = await duck.runAndReadAll(
-      `WITH r AS (SELECT * FROM history.items WHERE _op = 'R'), last AS (SELECT * FROM r WHERE _commit_ts = (SELECT max(_commit_ts) FROM r))
-       SELECT count(*), count(DISTINCT id), sum(qty), min(_seq) > (SELECT coalesce(max(_seq), -1) FROM r WHERE _commit_ts < (SELECT max(_commit_ts) FROM r)) FROM last`,
-    );
-    latest = l.getRows()[0]!.map(Number);
-  } finally {
-    duck.closeSync();
-    await w.close();
-  }
+  const h = await copyHistory(join(dir, 'w.duckdb'), SLOT);
+  expect(h.mirror.slice(0, 3)).toEqual(want!.map(Number));
+  expect(h.mirror[3]).toBe(h.mirror[0]!);
+  expect(h.keys).toBe(ROWS); // every row of the table has its `R` row; rows of the interrupted copy stay before the reset
   console.log(
     `kafka copy kill: killed at ${rowsAtKill} of ${ROWS} rows published; restart seen copying from below that: ${restartedBelow}; ` +
-      `history: ${rCount} R rows (${rDistinct} keys), ${resets} T rows, ${seqTwice} (0, seq) pairs held twice, ${seqMissing} missing; ` +
-      `the last copy's R rows: ${latest[0]} (${latest[1]} keys)`,
+      `history: ${h.rows} R rows (${h.keys} keys), ${h.resets} T rows, ${h.twice} (lsn, seq) pairs held twice, ${h.missing} missing; ` +
+      `the last copy's R rows: ${h.last[0]} (${h.last[1]} keys)`,
   );
   expect(restartedBelow).toBe(true); // the copy started over (else this test no longer covers the case)
-  expect(rCount).toBeGreaterThan(ROWS); // the interrupted copy's rows are in the history too
-  expect(seqTwice).toBe(0);
-  expect(seqMissing).toBe(0); // per _lsn, the _seq are 0..n-1 (the soak's check): what reached Kafka of the last send may have gaps
-  expect(latest).toEqual([ROWS, ROWS, Number(want![1]), 1]);
+  expect(h.rows).toBeGreaterThan(ROWS); // the interrupted copy's rows are in the history too
+  expect(h.twice).toBe(0);
+  expect(h.missing).toBe(0); // per _lsn, the _seq are 0..n-1 (the soak's check): what reached Kafka of the last send may have gaps
+  // The copy that finished (its rows share the copy's start time as `_commit_ts`): one row per key of the
+  // source, every `_seq` above those of the interrupted copy.
+  expect(h.last).toEqual([ROWS, ROWS, Number(want![1]), 1]);
 }, 300_000);
