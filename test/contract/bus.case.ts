@@ -70,6 +70,18 @@ export function batchOf(n: number, keys = 10, tag = ''): ChangeBatch {
   return { tables: new Map([['public.items', ITEMS]]), changes, ackLsn: lsn + 50n };
 }
 
+/** A copy of the items table as the source hands one to the bus: a reset, then row 1 ("copied"), at `copyPoint`. */
+export function copyBatch(copyPoint: bigint): ChangeBatch {
+  return {
+    tables: new Map([['public.items', ITEMS]]),
+    changes: [
+      { op: 'T', table: 'public.items', row: [], lsn: 0n, seq: 0, commitTimeUs: 1n },
+      { op: 'R', table: 'public.items', row: ['1', 'copied'], lsn: 0n, seq: 0, commitTimeUs: 1n },
+    ],
+    copyPoint,
+  };
+}
+
 const byKey = (changes: Change[]) => {
   const m = new Map<string, string[]>();
   for (const c of changes) m.set(String(c.row[0]), [...(m.get(String(c.row[0])) ?? []), String(c.row[1])]);

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
 import { createKafkaBus } from '../../src/bus/index.ts';
-import type { ChangeBatch } from '../../src/change/index.ts';
 import { connectSql } from '../../src/source/index.ts';
-import { batchOf, ITEMS, Recorder } from '../contract/bus.case.ts';
+import { batchOf, copyBatch, Recorder } from '../contract/bus.case.ts';
 import { kafkaOptions } from '../support/kafka-bus.ts';
 import { startKafkaMock, type KafkaMock } from '../support/kafka.ts';
 import { startPostgres } from '../support/postgres.ts';
@@ -65,14 +64,7 @@ test('a stored offset the brokers no longer have: a clear error in readiness and
     expect(consumer.offsetOutOfRange).toBe(1); // counted once per partition, not per retry
 
     // A copy of the table (a reset at its consistent point, then its rows) ends the hold.
-    const copy: ChangeBatch = {
-      tables: new Map([['public.items', ITEMS]]),
-      changes: [
-        { op: 'T', table: 'public.items', row: [], lsn: 0n, seq: 0, commitTimeUs: 1n },
-        { op: 'R', table: 'public.items', row: ['1', 'copied'], lsn: 0n, seq: 0, commitTimeUs: 1n },
-      ],
-      copyPoint: 1_000_000n,
-    };
+    const copy = copyBatch(1_000_000n);
     await writer.publish(copy);
     await writer.publish({ ...batchOf(1, 1), changes: [{ op: 'I', table: 'public.items', row: ['2', 'after'], lsn: 1_000_100n, seq: 0, commitTimeUs: 1n }] });
     await sink.waitFor(3);

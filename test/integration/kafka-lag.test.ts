@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import type { Bus } from '../../src/bus/index.ts';
 import { createKafkaBus } from '../../src/bus/index.ts';
-import type { ChangeBatch } from '../../src/change/index.ts';
-import { batchOf, ITEMS, Recorder } from '../contract/bus.case.ts';
+import { batchOf, copyBatch, Recorder } from '../contract/bus.case.ts';
 import { kafkaOptions } from '../support/kafka-bus.ts';
 import { startKafkaMock, type KafkaMock } from '../support/kafka.ts';
 import { waitFor } from './compare.ts';
@@ -87,14 +86,7 @@ test('a partition held for lost offsets counts from where it reads on: publishin
   await waitFor(async () => consumerOf(bus).partitions[0]?.held?.code === 'KAFKA_OFFSET_OUT_OF_RANGE', 30_000, 'the partition held');
   // The stored offset stays at 0 (a restart finds the gap again): 1,600 messages "behind" it, over max_lag.
   // Counted from there the producer would wait for good; counted from where the partition reads on it goes on.
-  const copy: ChangeBatch = {
-    tables: new Map([['public.items', ITEMS]]),
-    changes: [
-      { op: 'T', table: 'public.items', row: [], lsn: 0n, seq: 0, commitTimeUs: 1n },
-      { op: 'R', table: 'public.items', row: ['1', 'copied'], lsn: 0n, seq: 0, commitTimeUs: 1n },
-    ],
-    copyPoint: 1_000_000_000n,
-  };
+  const copy = copyBatch(1_000_000_000n);
   const published = await Promise.race([
     bus.publish(copy).then(() => true),
     Bun.sleep(20_000).then(() => false),
