@@ -152,12 +152,11 @@ export async function copySnapshot(sql: Sql, opts: SnapshotOptions): Promise<num
         if (opts.signal.aborted) throw new AppError('ABORTED', 'initial copy interrupted by shutdown; it resumes on the next start');
         const { copy, chunk } = job;
         const { csv, rows: counted } = await readChunk(reader, copy.schema, chunk.where);
-        const lines = raw ? counted : 0;
         const batches = raw
           ? [{ tables: new Map([[copy.name, copy.schema]]), changes: [], copyPoint: opts.consistentPoint,
-              copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, rows: lines, readAt, commitTimeUs } }]
+              copyChunk: { slot: opts.slot, table: copy.name, chunk: chunk.chunk, csv, rows: counted, readAt, commitTimeUs } }]
           : changeBatches(copy, csv, opts.batchRows, commitTimeUs, opts.consistentPoint);
-        const rows = raw ? lines : batches.reduce((n, b) => n + b.changes.length, 0);
+        const rows = raw ? counted : batches.reduce((n, b) => n + b.changes.length, 0);
         // Changes go out one batch at a time, in order. A raw chunk waits only for the first batch: the
         // warehouse loads two chunks at a time (src/warehouse/index.ts, the copy lane). Either way this
         // worker reads its next chunk meanwhile.
