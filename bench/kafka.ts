@@ -18,6 +18,7 @@ import { createWarehouse, type Warehouse } from '../src/warehouse/index.ts';
 import { startKafkaMock, type KafkaMock } from '../test/support/kafka.ts';
 import { kafkaOptions } from '../test/support/kafka-bus.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
+import { account as accountCpu, describe as describeCpu, Sampler } from './proc-cpu.ts';
 
 const ROWS = Number(process.argv[2] ?? 200_000);
 const RUNS = Number(process.argv[3] ?? 3);
@@ -39,6 +40,8 @@ const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? (COMPRESSION === 'none' ? 40
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
 // BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.
 const FIRST_RUN = Number(process.env.BENCH_FIRST_RUN ?? 0);
+// BENCH_CPU=1: CPU seconds of every process and thread on the box per leg (bench/proc-cpu.ts), printed to stderr.
+const CPU = process.env.BENCH_CPU === '1' ? new Sampler(1000) : undefined;
 const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -120,12 +123,14 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bu
         console.error(`[${new Date().toISOString()}] ${slot} ${json}`);
       }, 5_000)
     : undefined;
+  const cpuFrom = rows > 0 ? CPU?.mark() : undefined;
   try {
     if (rows === 0) while (status.phase !== 'streaming') await step();
     else while (warehouse.stats.rowsApplied - before < rows) await step();
   } finally {
     clearInterval(watch);
   }
+  if (cpuFrom) console.error(describeCpu(`cpu ${slot}, ${rows} rows`, accountCpu(cpuFrom, CPU!.mark())));
   busStop.abort();
   return { ms: performance.now() - started, stop: () => pipeline.stop() };
 }
@@ -137,7 +142,9 @@ async function rawDecoding(url: string, slot: string, endLsn: string): Promise<n
       '-o', 'proto_version=1', '-o', 'publication_names=bench'],
     { stderr: 'pipe' },
   );
-  const code = await proc.exited;
+  const cpuFrom = CPU?.mark();
+  const code = await (CPU ? CPU.closely(proc.exited) : proc.exited);
+  if (cpuFrom) console.error(describeCpu(`cpu ${slot} (pg_recvlogical)`, accountCpu(cpuFrom, CPU!.mark())));
   if (code !== 0) throw new Error(`pg_recvlogical exited ${code}: ${await new Response(proc.stderr).text()}`);
   return performance.now() - started;
 }
@@ -248,6 +255,7 @@ try {
     console.log(`run ${FIRST_RUN + i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms)`);
   }
 } finally {
+  CPU?.stop();
   await kafka.stop();
   await stopPostgres();
 }
