@@ -214,27 +214,36 @@ export class EventEncoder {
 
   /** One change as Debezium events: an update that moved the primary key becomes a delete and a create, as Debezium does. */
   encode(c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): Encoded[] {
+    const out: Encoded[] = [];
+    this.encodeInto(out, c, t, partitions, partitionOf, snapshotPoint);
+    return out;
+  }
+
+  /** `encode`, appending to `out` (no array per change). */
+  encodeInto(out: Encoded[], c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): void {
     const topic = topicName(this.prefix, t);
     this.point = snapshotPoint;
     if (c.op === 'T') {
       // A truncate covers every key: one event per partition, applied once all owned partitions reach it.
       const value = this.value(t, c, 't', null, null, 0);
-      return Array.from({ length: partitions }, (_, partition) => ({ topic, partition, key: undefined, value }));
+      for (let partition = 0; partition < partitions; partition++) out.push({ topic, partition, key: undefined, value });
+      return;
     }
     if (c.op === 'U' && c.oldKey) {
       const oldKey = this.keyOf(t, c.oldKey);
       const newKey = this.keyOf(t, c.row);
       if (oldKey !== newKey) {
-        return [
+        out.push(
           { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', c.oldKey, null, 0) },
           { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, c.row, 1) },
-        ];
+        );
+        return;
       }
     }
     const key = this.keyOf(t, c.row);
     const op = OPS[c.op];
     const value = c.op === 'D' ? this.value(t, c, op, c.row, null, 0) : this.value(t, c, op, null, c.row, 0);
-    return [{ topic, partition: partitionOf(key), key, value }];
+    out.push({ topic, partition: partitionOf(key), key, value });
   }
 
   private value(

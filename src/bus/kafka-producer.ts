@@ -3,6 +3,7 @@ import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
+import { BatchProducer, type Written } from './kafka-produce.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** What the producer side shows in /v1/status and /readyz. */
@@ -15,7 +16,7 @@ export interface ProducerStatus {
 }
 
 /** One message as the client sends it. */
-type Message = { topic: string; partition: number; key?: string; value: Buffer };
+type Message = Encoded;
 /** A batch's messages, and the encoder's slabs holding their values (reused once the batch is acknowledged). */
 type Encoding = { messages: Message[]; slabs: Buffer[] };
 
@@ -32,6 +33,8 @@ export class KafkaWriter {
   private readonly producer: Producer<string, Buffer, string, string>;
   private readonly admin: Admin;
   private readonly encoder: EventEncoder;
+  /** Record batches written here and sent on the client's connections (not idempotent: the client's `send` then); undefined once the brokers' Produce version is not one it writes. */
+  private batches: BatchProducer | undefined;
   private readonly partitions = new Map<string, number>();
   /** Log end offset of every partition written, as of the last acknowledged send ("topic/partition"). */
   readonly ends = new Map<string, bigint>();
@@ -54,6 +57,7 @@ export class KafkaWriter {
       compression: opts.compression,
       autocreateTopics: false,
     });
+    if (!opts.idempotent) this.batches = new BatchProducer(this.producer, { acks: ProduceAcks.ALL, timeout: base.timeout, compression: opts.compression });
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-admin` });
     this.encoder = new EventEncoder(opts.topicPrefix, opts.version, opts.eventSchema ?? 'embedded');
   }
@@ -87,7 +91,7 @@ export class KafkaWriter {
       try {
         const { messages, slabs } = encoded ?? (await this.encode(batch));
         encoded = undefined; // a retry encodes again (partition counts may have changed); a failed send's slabs are not reused
-        if (messages.length > 0) this.noteEnds(messages, (await this.producer.send({ messages })).offsets ?? []);
+        if (messages.length > 0) await this.send(messages);
         this.encoder.release(slabs); // acknowledged: the client holds none of these values any more
         this.status.published++;
         this.status.messages += messages.length;
@@ -102,6 +106,31 @@ export class KafkaWriter {
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
+    }
+  }
+
+  /** Sends and notes each partition's new end. */
+  private async send(messages: Message[]): Promise<void> {
+    if (this.batches) {
+      try {
+        this.noteWritten(await this.batches.send(messages));
+        return;
+      } catch (e) {
+        if (!(e instanceof AppError && e.code === 'KAFKA_PRODUCE_VERSION')) throw e;
+        this.log(`kafka: ${e.message}; sending through the client's producer instead`);
+        this.batches = undefined;
+      }
+    }
+    // The client's send: a message without a key must not carry the property at all.
+    const plain = messages.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m));
+    this.noteEnds(plain, (await this.producer.send({ messages: plain })).offsets ?? []);
+  }
+
+  private noteWritten(written: Written[]): void {
+    for (const w of written) {
+      const key = `${w.topic}/${w.partition}`;
+      const end = w.offset + BigInt(w.count);
+      if (end > (this.ends.get(key) ?? 0n)) this.ends.set(key, end);
     }
   }
 
@@ -133,7 +162,7 @@ export class KafkaWriter {
   }
 
   private async encode(batch: ChangeBatch): Promise<Encoding> {
-    const out: Encoded[] = [];
+    const out: Message[] = [];
     // The copy a batch belongs to is fixed when it is first encoded (a retry may encode it after later batches).
     let point = this.points.get(batch);
     if (point === undefined) {
@@ -146,14 +175,23 @@ export class KafkaWriter {
     for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
     await this.publishLayouts(batch.tables.values());
     this.encoder.startBatch(); // no await from here to endBatch: the slabs are this batch's alone
+    let lastTable = '';
+    let table: TableSchema | undefined;
+    let n = 0;
+    let partition = (key: string) => partitionOf(key, n);
     for (const c of batch.changes) {
-      const table = batch.tables.get(c.table) as TableSchema | undefined;
-      if (!table) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${c.table} but not its schema`);
-      const n = counts.get(c.table)!;
-      for (const m of this.encoder.encode(c, table, n, (key) => partitionOf(key, n), point)) out.push(m);
+      if (c.table !== lastTable || !table) {
+        table = batch.tables.get(c.table);
+        if (!table) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${c.table} but not its schema`);
+        lastTable = c.table;
+        const count = counts.get(c.table)!;
+        partition = (key: string) => partitionOf(key, count);
+        n = count;
+      }
+      this.encoder.encodeInto(out, c, table, n, partition, point);
     }
     const slabs = this.encoder.endBatch();
-    return { messages: out.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m)), slabs };
+    return { messages: out, slabs };
   }
 
   /**

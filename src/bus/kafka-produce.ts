@@ -1,0 +1,266 @@
+import {
+  type API,
+  type ClusterMetadata,
+  type Connection,
+  compressionsAlgorithms,
+  crc32c,
+  createAPI,
+  kGetApi,
+  kGetConnection,
+  type Producer,
+  produceV9,
+  produceV10,
+  produceV11,
+  Writer,
+} from '@platformatic/kafka';
+import { AppError } from '../errors.ts';
+
+/**
+ * The producer's hot path without the client's per-record work: each partition's messages are written
+ * straight into one Kafka v2 record batch (one buffer: header, records, CRC32C; compressed as the
+ * client would), and one Produce request per leader carries them over the client's own connections,
+ * API version negotiation and metadata. The client's `send` builds an object, two header maps, a
+ * DynamicBuffer per record and concatenates them twice (for the CRC and for the socket): about 4 µs of
+ * the JS thread per message here (docs/PERFORMANCE.md, sixth pass); this is a few tenths of that.
+ *
+ * Not idempotent: a batch carries producer id -1 (KafkaWriter keeps the client's `send` when
+ * `bus.idempotent` is on, which owns the producer id and sequence numbers). Record format:
+ * https://kafka.apache.org/documentation/#recordbatch.
+ */
+
+/** What a message needs here: its destination, key (UTF-8 text, or none) and value bytes. */
+export interface RawMessage {
+  topic: string;
+  partition: number;
+  key?: string;
+  value: Buffer;
+}
+
+/** A partition's acknowledged write: the offset of its first message and how many were written. */
+export interface Written {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  count: number;
+}
+
+export type Compression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+
+/** Bytes before the first record: base offset 8, length 4, leader epoch 4, magic 1, crc 4, attributes 2, last offset delta 4, timestamps 16, producer id 8, epoch 2, base sequence 4, record count 4. */
+const HEADER = 61;
+/** Where the CRC32C'd part starts (attributes) and where the CRC goes. */
+const CRC_FROM = 21;
+const CRC_AT = 17;
+
+/** Bytes of `n` as an unsigned varint. */
+function uvarintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+/** Zigzag of a 32-bit signed integer (as Kafka's varints are). */
+function zigzag(n: number): number {
+  return ((n << 1) ^ (n >> 31)) >>> 0;
+}
+
+function writeUvarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/**
+ * The records part of a v2 batch (what compression compresses) for messages `at` of `messages`, into
+ * `buf` from `pos`: every record has timestamp delta 0 (the batch's base timestamp), no headers.
+ */
+function recordsSize(messages: RawMessage[], at: number[], keyBytes: Int32Array): number {
+  let size = 0;
+  for (let i = 0; i < at.length; i++) {
+    const m = messages[at[i]!]!;
+    const k = m.key === undefined ? -1 : Buffer.byteLength(m.key);
+    keyBytes[i] = k;
+    const body = 1 + 1 + uvarintSize(zigzag(i)) + uvarintSize(zigzag(k)) + (k > 0 ? k : 0) + uvarintSize(zigzag(m.value.length)) + m.value.length + 1;
+    size += uvarintSize(zigzag(body)) + body;
+  }
+  return size;
+}
+
+function writeRecords(buf: Buffer, pos: number, messages: RawMessage[], at: number[], keyBytes: Int32Array): number {
+  for (let i = 0; i < at.length; i++) {
+    const m = messages[at[i]!]!;
+    const k = keyBytes[i]!;
+    const v = m.value.length;
+    const body = 1 + 1 + uvarintSize(zigzag(i)) + uvarintSize(zigzag(k)) + (k > 0 ? k : 0) + uvarintSize(zigzag(v)) + v + 1;
+    pos = writeUvarint(buf, pos, zigzag(body));
+    buf[pos++] = 0; // attributes
+    buf[pos++] = 0; // timestamp delta 0
+    pos = writeUvarint(buf, pos, zigzag(i)); // offset delta
+    pos = writeUvarint(buf, pos, zigzag(k));
+    if (k > 0) pos += buf.write(m.key!, pos, 'utf8');
+    pos = writeUvarint(buf, pos, zigzag(v));
+    pos += m.value.copy(buf, pos);
+    buf[pos++] = 0; // no headers
+  }
+  return pos;
+}
+
+/** The 61-byte header in front of `records` bytes already at `batch[HEADER..]`, with the CRC over attributes..end. */
+function finishBatch(batch: Buffer, count: number, attributes: number, timestamp: bigint): Buffer {
+  batch.writeBigInt64BE(0n, 0); // base offset: the broker assigns
+  batch.writeInt32BE(batch.length - 12, 8);
+  batch.writeInt32BE(-1, 12); // partition leader epoch: set by the broker
+  batch[16] = 2; // magic
+  batch.writeInt16BE(attributes, CRC_FROM);
+  batch.writeInt32BE(count - 1, 23); // last offset delta
+  batch.writeBigInt64BE(timestamp, 27); // base timestamp
+  batch.writeBigInt64BE(timestamp, 35); // max timestamp
+  batch.writeBigInt64BE(-1n, 43); // producer id: none (not idempotent)
+  batch.writeInt16BE(-1, 51); // producer epoch
+  batch.writeInt32BE(-1, 53); // base sequence
+  batch.writeInt32BE(count, 57);
+  batch.writeUInt32BE(crc32c(batch.subarray(CRC_FROM)), CRC_AT);
+  return batch;
+}
+
+/** One partition's messages `at` as a v2 record batch, compressed with `compression`. */
+export async function recordBatch(messages: RawMessage[], at: number[], compression: Compression, timestamp: bigint): Promise<Buffer> {
+  const keyBytes = new Int32Array(at.length);
+  const size = recordsSize(messages, at, keyBytes);
+  if (compression === 'none') {
+    const batch = Buffer.allocUnsafe(HEADER + size);
+    writeRecords(batch, HEADER, messages, at, keyBytes);
+    return finishBatch(batch, at.length, 0, timestamp);
+  }
+  const records = Buffer.allocUnsafe(size);
+  writeRecords(records, 0, messages, at, keyBytes);
+  const algorithm = compressionsAlgorithms[compression];
+  const compressed = 'compress' in algorithm ? await algorithm.compress(records) : algorithm.compressSync(records);
+  const batch = Buffer.allocUnsafe(HEADER + compressed.length);
+  compressed.copy(batch, HEADER);
+  return finishBatch(batch, at.length, algorithm.bitmask, timestamp);
+}
+
+type Partitions = { partition: number; batch: Buffer; count: number }[];
+type ProduceResponse = { responses: { name: string; partitionResponses: { index: number; errorCode: number; baseOffset: bigint }[] }[] };
+
+/** Produce v9+ (flexible versions): null transactional id, acks, timeout, [topic [partition records]]. */
+function createRequest(acks: number, timeout: number, topics: [string, Partitions][]): Writer {
+  return Writer.create()
+    .appendString(null)
+    .appendInt16(acks)
+    .appendInt32(timeout)
+    .appendArray(topics, (w, [topic, partitions]) => {
+      w.appendString(topic).appendArray(partitions, (w, { partition, batch }) => {
+        w.appendInt32(partition).appendUnsignedVarInt(batch.length + 1).append(batch);
+      });
+    })
+    .appendTaggedFields();
+}
+
+const PARSERS: Record<number, typeof produceV9.parseResponse> = { 9: produceV9.parseResponse, 10: produceV10.parseResponse, 11: produceV11.parseResponse };
+
+/** Sends pre-encoded record batches on a client's connections (see the module comment). */
+export class BatchProducer {
+  private readonly apis = new Map<number, API<[number, number, [string, Partitions][]], ProduceResponse>>();
+
+  constructor(
+    private readonly producer: Producer<string, Buffer, string, string>,
+    private readonly opts: { acks: number; timeout: number; compression: Compression },
+  ) {}
+
+  /**
+   * Writes `messages` (partitions already chosen), each partition's in order as one record batch;
+   * resolves once every leader acknowledged with `acks`. Any error rejects the whole send (clearing the
+   * client's metadata: a leader may have moved); the caller retries it whole, as with the client's `send`.
+   */
+  async send(messages: RawMessage[]): Promise<Written[]> {
+    const byTopic = new Map<string, Map<number, number[]>>();
+    let lastTopic = '';
+    let parts: Map<number, number[]> | undefined;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
+      if (m.topic !== lastTopic || !parts) {
+        lastTopic = m.topic;
+        parts = byTopic.get(m.topic);
+        if (!parts) byTopic.set(m.topic, (parts = new Map()));
+      }
+      const list = parts.get(m.partition);
+      if (list) list.push(i);
+      else parts.set(m.partition, [i]);
+    }
+    try {
+      const metadata = await this.producer.metadata({ topics: [...byTopic.keys()] });
+      const timestamp = BigInt(Date.now());
+      /** Per leader: its topics and their partitions' batches. */
+      const byLeader = new Map<number, Map<string, Partitions>>();
+      const work: Promise<void>[] = [];
+      for (const [topic, partitions] of byTopic) {
+        const t = metadata.topics.get(topic);
+        if (!t) throw new AppError('KAFKA_TOPIC_MISSING', `no metadata for topic ${topic}`);
+        for (const [partition, at] of partitions) {
+          const leader = t.partitions[partition]?.leader;
+          if (leader === undefined || leader < 0) throw new AppError('KAFKA_NO_LEADER', `${topic} partition ${partition} has no leader now`);
+          let topics = byLeader.get(leader);
+          if (!topics) byLeader.set(leader, (topics = new Map()));
+          let list = topics.get(topic);
+          if (!list) topics.set(topic, (list = []));
+          const entry: Partitions[number] = { partition, batch: Buffer.alloc(0), count: at.length };
+          list.push(entry);
+          work.push(recordBatch(messages, at, this.opts.compression, timestamp).then((b) => void (entry.batch = b)));
+        }
+      }
+      await Promise.all(work);
+      const answers = await Promise.all([...byLeader].map(([leader, topics]) => this.produce(metadata, leader, [...topics])));
+      const out: Written[] = [];
+      for (const [i, [, topics]] of [...byLeader].entries()) {
+        const counts = new Map<string, number>();
+        for (const [topic, list] of topics) for (const p of list) counts.set(`${topic}/${p.partition}`, p.count);
+        for (const r of answers[i]!.responses) {
+          for (const p of r.partitionResponses) out.push({ topic: r.name, partition: p.index, offset: p.baseOffset, count: counts.get(`${r.name}/${p.index}`) ?? 0 });
+        }
+      }
+      return out;
+    } catch (e) {
+      this.producer.clearMetadata();
+      throw e;
+    }
+  }
+
+  private async produce(metadata: ClusterMetadata, leader: number, topics: [string, Partitions][]): Promise<ProduceResponse> {
+    const broker = metadata.brokers.get(leader);
+    if (!broker) throw new AppError('KAFKA_NO_LEADER', `broker ${leader} is not in the cluster metadata`);
+    const connection = await new Promise<Connection>((resolve, reject) =>
+      this.producer[kGetConnection](broker, (e, c) => (e ? reject(e) : resolve(c!))),
+    );
+    const api = await this.api();
+    return api.async(connection, this.opts.acks, this.opts.timeout, topics);
+  }
+
+  /** The Produce API at the version the client negotiated with the brokers (9-11: flexible requests). */
+  private async api(): Promise<API<[number, number, [string, Partitions][]], ProduceResponse>> {
+    const negotiated = await new Promise<{ version: number }>((resolve, reject) =>
+      this.producer[kGetApi]('Produce', (e, a) => (e ? reject(e) : resolve(a as { version: number }))),
+    );
+    const version = negotiated.version;
+    let api = this.apis.get(version);
+    if (!api) {
+      const parse = PARSERS[version];
+      if (!parse) throw new AppError('KAFKA_PRODUCE_VERSION', `the brokers' Produce API version ${version} is not one this producer writes (9-11)`);
+      api = createAPI(0, version, createRequest, parse as never);
+      this.apis.set(version, api);
+    }
+    return api;
+  }
+
+  /** Whether the brokers speak a Produce version this writes (else use the client's `send`). */
+  async usable(): Promise<boolean> {
+    try {
+      await this.api();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
