@@ -92,3 +92,19 @@ test('values and keys are written as JSON.stringify would, quotes, backslashes, 
     expect(JSON.parse(event!.value.toString()).after).toEqual({ k: v, v });
   }
 });
+
+test('decoding gives back every value, non-ASCII and escaped ones included, in both event modes', () => {
+  const table: TableSchema = { schema: 'public', table: 'q8', columns: [{ name: 'k', key: true, typeOid: 25, typeMod: -1 }, { name: 'v', key: false, typeOid: 25, typeMod: -1 }] };
+  for (const mode of ['embedded', 'topic'] as const) {
+    const encoder = new EventEncoder('t8', 'test', mode);
+    if (mode === 'topic') registerLayout(encoder.layout(table).id, encoder.layout(table).value);
+    for (const v of ['plain', 'ünï ключ 鍵 😀', 'say "hi"', '\u00e9', '\u007f', 'line\nbreak']) {
+      const change: Change = { op: 'I', table: 'public.q8', row: [v, `${v}!`], lsn: 1n, seq: 0, commitTimeUs: 0n };
+      const [event] = encoder.encode(change, table, 1, () => 0, 0n);
+      const d = decodeEvent(event!.value);
+      expect(d.change.row).toEqual([v, `${v}!`]);
+      expect(d.change.table).toBe('public.q8');
+      expect(d.table.columns.map((c) => c.name)).toEqual(['k', 'v']);
+    }
+  }
+});

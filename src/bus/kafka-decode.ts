@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import * as v from 'valibot';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { PAYLOAD_AT, SCHEMA_START } from './kafka-encode.ts';
@@ -117,7 +118,9 @@ function splitOwn(value: Buffer): { schemaText: string; payloadJson: unknown } |
   }
   let payloadJson: unknown;
   try {
-    payloadJson = JSON.parse(value.toString('utf8', prefix.bytes.length, value.length - 1));
+    const from = prefix.bytes.length;
+    const to = value.length - 1;
+    payloadJson = JSON.parse(isAscii(value) ? (value as unknown as Latin1).latin1Slice(from, to) : value.toString('utf8', from, to));
   } catch {
     return undefined; // not our layout after all: read it whole
   }
@@ -140,7 +143,8 @@ export function decodeEvent(raw: Buffer | string): Decoded {
   if (schemaText === undefined) {
     let json: unknown;
     try {
-      json = JSON.parse(value.toString());
+      // ASCII (nearly every event): read the bytes as Latin-1, a plain copy, instead of decoding UTF-8.
+      json = JSON.parse(isAscii(value) ? (value as unknown as Latin1).latin1Slice(0, value.length) : value.toString());
     } catch (e) {
       throw new PoisonError('NOT_JSON', `value is not JSON: ${(e as Error).message}`);
     }
@@ -166,25 +170,52 @@ export function decodeEvent(raw: Buffer | string): Decoded {
       layouts.set(schemaText, columns);
     }
   }
-  const table: TableSchema = { schema: s.schema, table: s.table, columns };
+  const table = tableOf(s.schema, s.table, columns);
   const unchanged = s.unchanged && s.unchanged.length > 0 ? new Set(s.unchanged) : undefined;
   const image = payload.op === 'd' ? payload.before : payload.after;
   if (!image && payload.op !== 't') throw new PoisonError('NOT_ENVELOPE', `op "${payload.op}" without its row image`);
-  const row: TupleValue[] = payload.op === 't' ? [] : table.columns.map((c) => (unchanged?.has(c.name) ? UNCHANGED : (image![c.name] ?? null)));
-  table.columns.forEach((c, i) => {
-    const value = row[i];
-    if (typeof value === 'string' && !fits(c.typeOid, value)) {
-      throw new PoisonError('BAD_VALUE', `${change0(s)}: column ${c.name} (type oid ${c.typeOid}) cannot hold ${JSON.stringify(value.slice(0, 80))}`);
+  const row: TupleValue[] = [];
+  if (payload.op !== 't') {
+    for (let i = 0; i < columns.length; i++) {
+      const c = columns[i]!;
+      if (unchanged?.has(c.name)) {
+        row.push(UNCHANGED);
+        continue;
+      }
+      const value = image![c.name] ?? null;
+      if (value !== null && !fits(c.typeOid, value)) {
+        throw new PoisonError('BAD_VALUE', `${change0(s)}: column ${c.name} (type oid ${c.typeOid}) cannot hold ${JSON.stringify(value.slice(0, 80))}`);
+      }
+      row.push(value);
     }
-  });
+  }
   const op = ({ r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const)[payload.op];
   const commitTimeUs = s.ts_us !== undefined ? big(s.ts_us, 0) : BigInt(s.ts_ms) * 1000n;
-  const change: Change = { op, table: `${s.schema}.${s.table}`, row, lsn: big(s.lsn, 1), seq: s.seq, commitTimeUs };
+  const change: Change = { op, table: tableNames.get(table)!, row, lsn: big(s.lsn, 1), seq: s.seq, commitTimeUs };
   if (s.txId !== undefined && s.txId !== null) change.xid = s.txId;
   return { change, table, pos: big(s.pos_lsn, 2), ord: s.pos_ord };
 }
 
 type Payload = v.InferOutput<typeof PayloadSchema>;
+
+/** Bun's (and Node's) undocumented Buffer method behind toString('latin1'), without its argument handling. */
+type Latin1 = { latin1Slice(start: number, end: number): string };
+
+/** One TableSchema per layout and table name (events of a table share it; nothing downstream changes it). */
+const tables = new WeakMap<ColumnSchema[], Map<string, TableSchema>>();
+const tableNames = new WeakMap<TableSchema, string>();
+function tableOf(schema: string, table: string, columns: ColumnSchema[]): TableSchema {
+  let byName = tables.get(columns);
+  if (!byName) tables.set(columns, (byName = new Map()));
+  const name = `${schema}.${table}`;
+  let t = byName.get(name);
+  if (!t) {
+    if (byName.size >= MAX_CACHED_LAYOUTS) byName.clear();
+    byName.set(name, (t = { schema, table, columns }));
+    tableNames.set(t, name);
+  }
+  return t;
+}
 
 /** The last number converted in each of three slots (commit time, lsn, order lsn): events of one transaction repeat them. */
 const lastNumber = [Number.NaN, Number.NaN, Number.NaN];
