@@ -6,7 +6,12 @@
 // BENCH_API_CACHE=0 leaves the analytics result cache off (every request runs its query).
 // Usage: bun bench/api.ts [rows=10000000] [clients=16, or a list: 1,16,50,100] [seconds=10] [rate=5000] [layout=ordered|random]
 // BENCH_LABEL=name also writes the figures to bench/results/<name>-<time>.json (docs/SCALING.md, analytics
-// under concurrent queries).
+// under concurrent queries); BENCH_SERIES=name marks the run as one of a measurement series (bench/results.ts).
+// BENCH_API_ONLY=text,text: only the endpoints whose name contains one of them (exploratory runs).
+// Per endpoint and client count it also counts the DuckDB queries the requests ran (the rest of the answers
+// were shared through the analytics result cache), their median time, and how often the warehouse position
+// (the cache's key) moved: a cached endpoint whose query takes longer than the time between two applies
+// runs one query per answer wave; a faster one also serves answers from a finished entry.
 // layout: order_date rising with order_id, as a real table is written (DuckDB's zone maps skip row groups
 // outside the range), or shuffled (every query scans the whole table).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -74,8 +79,23 @@ const ingest = (async () => {
   }
 })();
 
+// Every query the API runs, timed (the analytics cache's misses and each POST /v1/query; not the catalog check).
+const queryLog: { at: number; ms: number }[] = [];
+const engine = createQueryEngine({ instance: warehouse.instance });
+const timedEngine: typeof engine = {
+  stream: engine.stream.bind(engine),
+  async query(q, params, signal) {
+    if (q.includes('information_schema')) return engine.query(q, params, signal);
+    const at = performance.now();
+    try {
+      return await engine.query(q, params, signal);
+    } finally {
+      queryLog.push({ at, ms: performance.now() - at });
+    }
+  },
+};
 const app = createApi({
-  query: createQueryEngine({ instance: warehouse.instance }),
+  query: timedEngine,
   tables: () => warehouse.tables(),
   readiness: () => ({}),
   version: 'bench',
@@ -84,7 +104,8 @@ const app = createApi({
 });
 const server = await serveApi(app, { listen: '127.0.0.1:0' });
 
-const ENDPOINTS: [string, string, RequestInit?][] = [
+const ONLY = process.env.BENCH_API_ONLY?.split(',');
+const ALL_ENDPOINTS: [string, string, RequestInit?][] = [
   [
     'POST /v1/query (status counts, 30 days)',
     '/v1/query',
@@ -102,10 +123,27 @@ const ENDPOINTS: [string, string, RequestInit?][] = [
   ['GET customer-activity (30 days)', '/v1/analytics/customer-activity?from=2026-10-26&to=2026-11-24'],
   ['GET anomalies 1m (last 6 h)', '/v1/analytics/anomalies?bucket=1m&from=2026-11-24T18:00:00Z&to=2026-11-25T00:00:00Z'],
 ];
+const ENDPOINTS = ALL_ENDPOINTS.filter(([name]) => !ONLY || ONLY.some((o) => name.includes(o)));
 
 console.log(`\n${CLIENT_COUNTS.join(', ')} clients, ${SECONDS} s per endpoint and count, ingest target ${RATE} changes/s (other work may share the 2 cores)`);
-console.log('endpoint                                   clients requests   p50 ms   p99 ms   errors   ingest changes/s');
-const results: { endpoint: string; clients: number; requests: number; perS: number; p50: number; p99: number; max: number; errors: number; ingestPerS: number }[] = [];
+console.log('endpoint                                   clients requests   p50 ms   p99 ms   errors   ingest changes/s  queries run  query p50 ms  position moves/s');
+const results: {
+  endpoint: string;
+  clients: number;
+  requests: number;
+  perS: number;
+  p50: number;
+  p99: number;
+  max: number;
+  errors: number;
+  ingestPerS: number;
+  /** DuckDB queries the window's requests ran (the other answers were shared through the cache). */
+  queries: number;
+  /** Median time of those queries. */
+  queryP50: number;
+  /** Warehouse position (stats.writes, the cache's key) changes per second during the window. */
+  positionMovesPerS: number;
+}[] = [];
 const loadAtStart = loadavg()[0];
 const code = codeCommit();
 for (const [name, path, init] of ENDPOINTS) {
@@ -113,6 +151,8 @@ for (const [name, path, init] of ENDPOINTS) {
     const times: number[] = [];
     let errors = 0;
     const applied0 = warehouse.stats.rowsApplied;
+    const writes0 = warehouse.stats.writes;
+    const logged0 = queryLog.length;
     const started = performance.now();
     const until = started + SECONDS * 1000;
     await Promise.all(
@@ -129,9 +169,24 @@ for (const [name, path, init] of ENDPOINTS) {
     );
     const elapsed = performance.now() - started;
     const ingestRate = ((warehouse.stats.rowsApplied - applied0) / elapsed) * 1000;
-    results.push({ endpoint: name, clients: CLIENTS, requests: times.length, perS: (times.length / elapsed) * 1000, p50: pct(times, 50), p99: pct(times, 99), max: Math.max(...times), errors, ingestPerS: ingestRate });
+    const ran = queryLog.slice(logged0).map((q) => q.ms);
+    const moves = ((warehouse.stats.writes - writes0) / elapsed) * 1000;
+    results.push({
+      endpoint: name,
+      clients: CLIENTS,
+      requests: times.length,
+      perS: (times.length / elapsed) * 1000,
+      p50: pct(times, 50),
+      p99: pct(times, 99),
+      max: Math.max(...times),
+      errors,
+      ingestPerS: ingestRate,
+      queries: ran.length,
+      queryP50: pct(ran, 50),
+      positionMovesPerS: moves,
+    });
     console.log(
-      `${name.padEnd(42)} ${String(CLIENTS).padStart(7)} ${String(times.length).padStart(8)} ${pct(times, 50).toFixed(1).padStart(8)} ${pct(times, 99).toFixed(1).padStart(8)} ${String(errors).padStart(8)} ${ingestRate.toFixed(0).padStart(18)}`,
+      `${name.padEnd(42)} ${String(CLIENTS).padStart(7)} ${String(times.length).padStart(8)} ${pct(times, 50).toFixed(1).padStart(8)} ${pct(times, 99).toFixed(1).padStart(8)} ${String(errors).padStart(8)} ${ingestRate.toFixed(0).padStart(18)} ${String(ran.length).padStart(12)} ${pct(ran, 50).toFixed(1).padStart(13)} ${moves.toFixed(1).padStart(17)}`,
     );
   }
 }
@@ -139,7 +194,7 @@ if (process.env.BENCH_LABEL) {
   const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD']).stdout.toString().trim();
   const out = join(import.meta.dir, 'results', `${process.env.BENCH_LABEL}-${Date.now()}.json`);
   mkdirSync(join(import.meta.dir, 'results'), { recursive: true });
-  const run = { label: process.env.BENCH_LABEL, args: process.argv.slice(2), rows: ROWS, seconds: SECONDS, ingestTarget: RATE, layout: LAYOUT, cache: process.env.BENCH_API_CACHE !== '0', commit, codeCommit: code, at: new Date().toISOString(), loadAvgAtStart: loadAtStart, cores: navigator.hardwareConcurrency, results };
+  const run = { label: process.env.BENCH_LABEL, ...(process.env.BENCH_SERIES ? { series: process.env.BENCH_SERIES } : {}), args: process.argv.slice(2), rows: ROWS, seconds: SECONDS, ingestTarget: RATE, layout: LAYOUT, cache: process.env.BENCH_API_CACHE !== '0', commit, codeCommit: code, at: new Date().toISOString(), loadAvgAtStart: loadAtStart, cores: navigator.hardwareConcurrency, results };
   writeFileSync(out, `${JSON.stringify(run, null, 1)}\n`);
   console.log(`json: ${out}`);
 }

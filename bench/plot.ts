@@ -5,7 +5,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { barChart, lineChart, type Series } from './plot-svg.ts';
-import { loadRuns, medianOf, RESULTS_DIR, type Run } from './results.ts';
+import { concurrencyCells, loadRuns, medianOf, RESULTS_DIR, type Run } from './results.ts';
 
 const DIR = process.argv[2] ?? RESULTS_DIR;
 const DOCS = join(import.meta.dir, '../docs');
@@ -109,16 +109,17 @@ if (sizes.length) {
 }
 const conc = newest.get('analytics-concurrency');
 if (conc) {
-  const eps = [...new Set((conc.results as Run[]).map((x) => x.endpoint))];
+  const cells = concurrencyCells(conc);
+  const eps = [...new Set(cells.map((c) => c.endpoint))];
   charts.push([
     'scaling-concurrency.png',
     lineChart({
-      title: `API p99 vs concurrent clients (${(conc.rows / 1e6).toFixed(0)}M orders, ${conc.ingestTarget} changes/s ingested)`,
+      title: `API p99 vs concurrent clients (${(conc.rows / 1e6).toFixed(0)}M orders, ${conc.ingestTarget} changes/s ingested${conc.of.length > 1 ? `; medians of ${conc.of.length} runs` : ''})`,
       x: 'concurrent clients (log)',
       y: 'p99 ms (log)',
       logX: true,
       logY: true,
-      series: eps.map((ep) => ({ name: ep.replace(/^GET |^POST /, ''), points: (conc.results as Run[]).filter((x) => x.endpoint === ep && x.p99 > 0).map((x) => [x.clients, x.p99] as [number, number]) })),
+      series: eps.map((ep) => ({ name: ep.replace(/^GET |^POST /, ''), points: cells.filter((c) => c.endpoint === ep && c.p99 > 0).map((c) => [c.clients, c.p99] as [number, number]) })),
     }),
   ]);
 }

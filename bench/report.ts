@@ -4,7 +4,7 @@
 // <!-- /bench:NAME --> in docs/SCALING.md, so the doc shows what the JSON holds.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadRuns, medianOf, range, RESULTS_DIR, type Run, spreadOf, withinNoise } from './results.ts';
+import { concurrencyCells, loadRuns, medianOf, range, RESULTS_DIR, type Run, spreadOf, withinNoise } from './results.ts';
 import { formatResult, type SoakResult } from '../test/soak/soak.ts';
 import { opsPerS } from './scale.ts';
 
@@ -110,19 +110,35 @@ if (sizes.length) {
   );
 }
 
-// Analytics under concurrent clients (bench/api.ts with a list of client counts).
+// Analytics under concurrent clients (bench/api.ts with a list of client counts): per endpoint and client
+// count the median over the runs (bench/results.ts concurrencyCells), the range beside it; the DuckDB queries
+// the answers took (the rest were shared through the result cache) where the runs recorded them.
 const conc = med.get('analytics-concurrency');
 if (conc) {
-  const counts = [...new Set((conc.results as Run[]).map((x) => x.clients))].sort((a, b) => a - b);
-  const eps = [...new Set((conc.results as Run[]).map((x) => x.endpoint))];
-  const cell = (ep: string, c: number) => {
-    const x = (conc.results as Run[]).find((y) => y.endpoint === ep && y.clients === c);
-    return x ? `${n(Math.round(x.p50))} / ${n(Math.round(x.p99))} (${n(Math.round(x.perS))}/s${x.errors ? `, ${x.errors} errors` : ''}; ingest ${n(Math.round(x.ingestPerS))}/s)` : '-';
+  const mr = (v: number, g: [number, number] | null, many: boolean) => {
+    const f = (x: number) => (x < 10 ? n(Math.round(x * 10) / 10) : n(Math.round(x)));
+    return many && g && f(g[0]) !== f(g[1]) ? `${f(v)} (${f(g[0])}-${f(g[1])})` : f(v);
   };
   sections.concurrency = table(
-    ['endpoint', ...counts.map((c) => `${c} clients: p50 / p99 ms (answers/s; changes applied/s meanwhile)`)],
-    eps.map((ep) => [ep, ...counts.map((c) => cell(ep, c))]),
+    ['endpoint', 'clients', 'answer p50 ms (min-max)', 'answer p99 ms (min-max)', 'answers/s (min-max)', 'DuckDB queries run/s; their p50 ms (min-max)', 'answers shared (cache)', 'errors', 'changes applied/s meanwhile'],
+    concurrencyCells(conc).map((c) => {
+      const many = c.runs > 1;
+      return [
+        c.endpoint,
+        String(c.clients),
+        mr(c.p50, c.p50Range, many),
+        mr(c.p99, c.p99Range, many),
+        mr(c.perS, c.perSRange, many),
+        c.queriesPerS === null ? '-' : `${n(Math.round(c.queriesPerS))}; ${mr(c.queryP50 ?? NaN, c.queryP50Range, many)}`,
+        c.shared === null ? '-' : `${Math.round(c.shared * 100)}%`,
+        String(c.errors),
+        n(Math.round(c.ingestPerS)),
+      ];
+    }),
   );
+  sections.concurrencyruns = `${conc.of.length} run${conc.of.length > 1 ? 's' : ''}${conc.series ? ` of the series \`${conc.series}\`` : ''}, code ${conc.commits.join(' ')}: ${(conc.of as Run[])
+    .map((r) => `${String(r.at).slice(0, 16).replace('T', ' ')} UTC (load ${typeof r.loadAvgAtStart === 'number' ? r.loadAvgAtStart.toFixed(1) : '-'})`)
+    .join(', ')}.`;
 }
 
 // The soak's long form: every run, newest first, as it printed its counts, with the command.
@@ -185,7 +201,9 @@ if (again.length) {
 
 const cited = [...med.values()].filter((r) => /^(scale-|limit-|analytics-|soak-)/.test(r.label)).flatMap((r) => (r.of as Run[]).map((x) => x.file));
 const citedBefore = again.flatMap(([, before]) => (before.of as Run[]).map((x) => x.file));
-const files = [...new Set([...cited, ...citedBefore]), ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
+// The analytics runs before the newest series are compared in the text: every one stays cited.
+const citedAnalytics = (all.get('analytics-concurrency') ?? []).map((x) => x.file);
+const files = [...new Set([...cited, ...citedBefore, ...citedAnalytics]), ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
 sections.files = files.map((f) => `- \`${f}\``).join('\n');
 
 if (process.argv.includes('--write')) {

@@ -3,7 +3,7 @@ import { expect, test } from 'bun:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadRuns, median, medianOf, range } from './results.ts';
+import { concurrencyCells, loadRuns, median, medianOf, range } from './results.ts';
 
 test('median of odd and even counts', () => {
   expect(median([3, 1, 2])).toBe(2);
@@ -63,4 +63,19 @@ test('a series: the median is over the newest series only; within noise = median
   const far = medianOf([run('2026-12-07T01:00:00Z', 150, 's3'), run('2026-12-07T00:59:00Z', 160, 's3')], 3);
   expect(withinNoise(before, far, pick)!.within).toBe(false); // +55% against ±40%
   expect(withinNoise(medianOf([run('2026-12-06T21:00:00Z', 100)], 3), medianOf([run('2026-12-07T21:00:00Z', 100)], 3), pick)).toBeNull(); // single runs: no band
+});
+
+test('concurrencyCells: each endpoint and client count is the median over the runs (not the newest run alone), with its range and the queries run', () => {
+  const cell = (p50: number, requests: number, queries?: number) => ({ endpoint: 'GET x', clients: 1, requests, perS: requests / 8, p50, p99: p50 * 2, errors: 0, ingestPerS: 1000, ...(queries === undefined ? {} : { queries, queryP50: 100, positionMovesPerS: 10 }) });
+  const runs = [
+    { label: 'analytics-concurrency', at: '2026-12-07T03:00:00Z', seconds: 8, results: [cell(0.1, 400, 80)] },
+    { label: 'analytics-concurrency', at: '2026-12-07T02:50:00Z', seconds: 8, results: [cell(110, 72, 72)] },
+    { label: 'analytics-concurrency', at: '2026-12-07T02:40:00Z', seconds: 8, results: [cell(120, 64)] }, // before the queries were counted
+  ];
+  const m = medianOf(runs, 3);
+  expect(m.results).toHaveLength(1); // merge keeps the newest run's array: the cells are what the table shows
+  const [c] = concurrencyCells(m);
+  expect(c).toMatchObject({ endpoint: 'GET x', clients: 1, runs: 3, p50: 110, p50Range: [0.1, 120], p99: 220, perS: 9, errors: 0, queryP50: 100 });
+  expect(c!.queriesPerS).toBe(9.5); // 80 and 72 queries in 8 s
+  expect(c!.shared).toBeCloseTo(0.4, 5); // 80% and 0% of the answers shared
 });

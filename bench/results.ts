@@ -119,3 +119,61 @@ export function codeCommit(): string {
   const r = Bun.spawnSync(['git', 'log', '-1', '--format=%h', '--', 'src', 'patches', 'package-lock.json'], { cwd: join(import.meta.dir, '..') });
   return r.stdout.toString().trim();
 }
+
+/** One endpoint at one client count of the analytics concurrency bench (bench/api.ts), over the runs of a median. */
+export interface ConcurrencyCell {
+  endpoint: string;
+  clients: number;
+  runs: number;
+  /** Median and [min, max] over the runs of: answers' p50 and p99 (ms), answers/s. */
+  p50: number;
+  p50Range: [number, number];
+  p99: number;
+  p99Range: [number, number];
+  perS: number;
+  perSRange: [number, number];
+  /** DuckDB queries run per second and their median time (runs that recorded them; null before 2026-12-07 02:30). */
+  queriesPerS: number | null;
+  queryP50: number | null;
+  queryP50Range: [number, number] | null;
+  /** Share of the answers served by another request's query (the analytics result cache). */
+  shared: number | null;
+  positionMovesPerS: number | null;
+  ingestPerS: number;
+  errors: number;
+}
+
+/**
+ * The analytics concurrency table from a median's runs (`medianOf`): per endpoint and client count, every
+ * figure's median over the runs (`merge` would keep only the newest run's `results` array), with its range.
+ */
+export function concurrencyCells(m: Run): ConcurrencyCell[] {
+  const of = (m.of as Run[] | undefined) ?? [m];
+  type R = { endpoint: string; clients: number; requests: number; perS: number; p50: number; p99: number; errors: number; ingestPerS: number; queries?: number; queryP50?: number; positionMovesPerS?: number };
+  const rows = of.flatMap((r) => (r.results as R[]).map((x) => ({ ...x, seconds: Number(r.seconds) })));
+  const keys = [...new Map(rows.map((x) => [`${x.endpoint}\u0000${x.clients}`, x])).values()];
+  const lo = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
+  return keys.map(({ endpoint, clients }) => {
+    const xs = rows.filter((x) => x.endpoint === endpoint && x.clients === clients);
+    const q = xs.filter((x) => typeof x.queries === 'number' && x.requests > 0);
+    const qp = q.map((x) => x.queryP50!).filter((v) => Number.isFinite(v));
+    return {
+      endpoint,
+      clients,
+      runs: xs.length,
+      p50: median(xs.map((x) => x.p50)),
+      p50Range: lo(xs.map((x) => x.p50)),
+      p99: median(xs.map((x) => x.p99)),
+      p99Range: lo(xs.map((x) => x.p99)),
+      perS: median(xs.map((x) => x.perS)),
+      perSRange: lo(xs.map((x) => x.perS)),
+      queriesPerS: q.length ? median(q.map((x) => (x.queries! / x.requests) * x.perS)) : null,
+      queryP50: qp.length ? median(qp) : null,
+      queryP50Range: qp.length ? lo(qp) : null,
+      shared: q.length ? median(q.map((x) => 1 - Math.min(1, x.queries! / x.requests))) : null,
+      positionMovesPerS: q.length ? median(q.map((x) => x.positionMovesPerS ?? 0)) : null,
+      ingestPerS: median(xs.map((x) => x.ingestPerS)),
+      errors: xs.reduce((s, x) => s + x.errors, 0),
+    };
+  });
+}

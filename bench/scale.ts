@@ -68,9 +68,9 @@ if (import.meta.main) {
     const lock = argv.includes('--no-lock') ? [] : ['flock', '/tmp/bench.lock'];
     const args = r.script ? r.args : [...r.args, '--duration', duration, '--label', r.label, ...series];
     const cmd = [...lock, process.execPath, join(import.meta.dir, r.script ?? 'workload.ts'), ...args];
-    console.log(`$ ${r.script ? `BENCH_LABEL=${r.label} ` : ''}${cmd.join(' ')}`);
+    console.log(`$ ${r.script ? `BENCH_LABEL=${r.label} ${series.length ? `BENCH_SERIES=${series[1]} ` : ''}` : ''}${cmd.join(' ')}`);
     if (argv.includes('--dry')) continue;
-    const env = { ...process.env, ...(r.script ? { BENCH_LABEL: r.label } : {}) };
+    const env = { ...process.env, ...(r.script ? { BENCH_LABEL: r.label, ...(series.length ? { BENCH_SERIES: series[1] } : {}) } : {}) };
     const code = await Bun.spawn(cmd, { stdio: ['inherit', 'inherit', 'inherit'], env }).exited;
     if (code !== 0) console.error(`${r.label}: exited ${code}, going on with the next run`);
   }
