@@ -114,7 +114,7 @@ if (conc) {
   charts.push([
     'scaling-concurrency.png',
     lineChart({
-      title: `API p99 vs concurrent clients (${(conc.rows / 1e6).toFixed(0)}M orders, ${conc.ingestTarget} changes/s ingested${conc.of.length > 1 ? `; medians of ${conc.of.length} runs` : ''})`,
+      title: `API p99 vs clients (${(conc.rows / 1e6).toFixed(0)}M orders, ${conc.ingestTarget} changes/s ingested${conc.of.length > 1 ? `; median of ${conc.of.length} runs` : ''})`,
       x: 'concurrent clients (log)',
       y: 'p99 ms (log)',
       logX: true,

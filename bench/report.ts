@@ -130,14 +130,14 @@ if (conc) {
         mr(c.p99, c.p99Range, many),
         mr(c.perS, c.perSRange, many),
         c.queriesPerS === null ? '-' : `${n(Math.round(c.queriesPerS))}; ${mr(c.queryP50 ?? NaN, c.queryP50Range, many)}`,
-        c.shared === null ? '-' : `${Math.round(c.shared * 100)}%`,
+        c.shared === null ? '-' : `${Math.floor(c.shared * 1000) / 10}%`, // floored: 100% only when every answer was shared
         String(c.errors),
         n(Math.round(c.ingestPerS)),
       ];
     }),
   );
   sections.concurrencyruns = `${conc.of.length} run${conc.of.length > 1 ? 's' : ''}${conc.series ? ` of the series \`${conc.series}\`` : ''}, code ${conc.commits.join(' ')}: ${(conc.of as Run[])
-    .map((r) => `${String(r.at).slice(0, 16).replace('T', ' ')} UTC (load ${typeof r.loadAvgAtStart === 'number' ? r.loadAvgAtStart.toFixed(1) : '-'})`)
+    .map((r) => `${String(r.at).slice(0, 16).replace('T', ' ')} UTC (finished; load at its start ${typeof r.loadAvgAtStart === 'number' ? r.loadAvgAtStart.toFixed(1) : '-'})`)
     .join(', ')}.`;
 }
 
