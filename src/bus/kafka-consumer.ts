@@ -5,6 +5,7 @@ import type { PoisonError } from './kafka-decode.ts';
 import { schemaTopicName } from './kafka-encode.ts';
 import { type FetchPlan, unpack } from './kafka-fetch.ts';
 import { createFetcher, type Fetcher } from './kafka-fetcher.ts';
+import { FetchOrder } from './kafka-fetch-order.ts';
 import { Holds } from './kafka-holds.ts';
 import { describe, sleep } from './kafka-producer.ts';
 import { commitSelection, type Owned, offsetsOf, type Selection, selectBatch } from './kafka-select.ts';
@@ -57,6 +58,8 @@ export class KafkaReader {
   private fetchedAt = 0;
   /** Offset of the last poison message sent to the dead-letter topic, per partition. */
   private readonly deadLettered = new WeakMap<Owned, bigint>();
+  /** Least recently served partitions first in each request: a broker leaves the last ones out at max_bytes. */
+  private readonly order = new FetchOrder<Owned>();
 
   constructor(
     private readonly opts: KafkaBusOptions,
@@ -148,7 +151,7 @@ export class KafkaReader {
     };
     const byPartition = new Map<string, Owned>();
     for (const [node, parts] of this.leaders) {
-      const wanted = parts.filter((o) => this.left(o) < this.opts.batchRows);
+      const wanted = this.order.order(parts.filter((o) => this.left(o) < this.opts.batchRows));
       if (wanted.length === 0) continue;
       plan.nodes.push({ node, partitions: wanted.map((o) => ({ topicId: o.topicId, partition: o.partition, fetchOffset: fetchAt(o) })) });
       for (const o of wanted) byPartition.set(`${o.topicId}/${o.partition}`, o);
@@ -176,6 +179,10 @@ export class KafkaReader {
       const entries = pr.entries
         ? pr.entries.filter((e) => e.offset > after)
         : unpack(pr.packed!, after, (layout, name) => this.tableOf(layout, name));
+      const starvedMs = this.order.answered(o, entries.length, pr.highWatermark > after + 1n);
+      if (starvedMs !== undefined) {
+        this.deps.log(`kafka: ${o.topic}[${o.partition}]: no records from its fetches for ${Math.round(starvedMs / 1000)} s though the broker holds offsets ${after + 1n} to ${pr.highWatermark - 1n}`);
+      }
       for (const e of entries) o.buffer.push(e);
       taken += entries.length;
     }

@@ -1,6 +1,7 @@
 import type { Consumer } from '@platformatic/kafka';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { decodeEvent, LayoutMissing, PoisonError } from './kafka-decode.ts';
+import { gotRecordsLast } from './kafka-fetch-order.ts';
 import { readLayouts } from './kafka-layouts.ts';
 import type { Entry } from './kafka-select.ts';
 
@@ -105,15 +106,21 @@ export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: Layo
   const from = new Map<string, bigint>(plan.nodes.flatMap((n) => n.partitions.map((p) => [`${p.topicId}/${p.partition}`, p.fetchOffset] as const)));
   /** Some partition's log goes on past what was fetched: asking again brings more at once. */
   let behind = false;
+  /** Partitions that brought records in the last fetch: named last in the next (kafka-fetch-order.ts). */
+  const served = new Set<string>();
   const taken = (r: FetchResult) => {
     let n = 0;
     behind = false;
+    served.clear();
     for (const p of r.partitions) {
       if (p.errorCode !== 0) return -1;
       const count = p.packed?.offsets.length ?? p.entries!.length;
       const last = p.packed ? p.packed.offsets[count - 1] : p.entries![count - 1]?.offset;
       const id = `${p.topicId}/${p.partition}`;
-      if (count > 0) next.set(id, last! + 1n);
+      if (count > 0) {
+        next.set(id, last! + 1n);
+        served.add(id);
+      }
       if (p.highWatermark > (next.get(id) ?? from.get(id) ?? 0n)) behind = true; // a broker may answer some partitions empty
       n += count;
     }
@@ -129,7 +136,7 @@ export async function fillAndPack(consumer: Consumer, plan: FetchPlan, ids: Layo
       layoutTopic: plan.layoutTopic,
       nodes: plan.nodes.map((n) => ({
         node: n.node,
-        partitions: n.partitions.map((p) => ({ ...p, fetchOffset: next.get(`${p.topicId}/${p.partition}`) ?? p.fetchOffset })),
+        partitions: gotRecordsLast(n.partitions, served).map((p) => ({ ...p, fetchOffset: next.get(`${p.topicId}/${p.partition}`) ?? p.fetchOffset })),
       })),
     };
     const r = await fetchAndPack(consumer, again, ids);
