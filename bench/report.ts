@@ -4,7 +4,7 @@
 // <!-- /bench:NAME --> in docs/SCALING.md, so the doc shows what the JSON holds.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { concurrencyCells, loadRuns, medianOf, range, RESULTS_DIR, type Run, spreadOf, withinNoise } from './results.ts';
+import { concurrencyCells, loadRuns, medianOf, range, RESULTS_DIR, type Run, SESSION_MS, spreadOf, withinNoise } from './results.ts';
 import { formatResult, type SoakResult } from '../test/soak/soak.ts';
 import { opsPerS } from './scale.ts';
 
@@ -203,7 +203,9 @@ const cited = [...med.values()].filter((r) => /^(scale-|limit-|analytics-|soak-)
 const citedBefore = again.flatMap(([, before]) => (before.of as Run[]).map((x) => x.file));
 // The analytics runs before the newest series are compared in the text: every one stays cited.
 const citedAnalytics = (all.get('analytics-concurrency') ?? []).map((x) => x.file);
-const files = [...new Set([...cited, ...citedBefore, ...citedAnalytics]), ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
+// The query-cost measurement a size's newest was compared with (its day before) stays cited too.
+const citedQc = qcRuns.filter((r) => sizes.some((z) => z.file !== r.file && Date.parse(z.at) - Date.parse(r.at) < SESSION_MS && (r.sizes as { rows: number }[]).some((x) => x.rows === z.rows))).map((r) => r.file);
+const files = [...new Set([...cited, ...citedBefore, ...citedAnalytics, ...citedQc]), ...new Set(sizes.map((s) => s.file))].map((f) => `bench/results/${f}`).sort();
 sections.files = files.map((f) => `- \`${f}\``).join('\n');
 
 if (process.argv.includes('--write')) {
