@@ -5,6 +5,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICK = 100; // USER_HZ (getconf CLK_TCK) on Linux
+/** Marks a category that is part of another (not summed into the total). */
+const KERNEL = ': in the kernel';
 
 /** Ticks (user + system) per "pid/tid", and what each thread is. */
 export type CpuSnapshot = { at: number; threads: Map<string, { ticks: number; category: string }> };
@@ -46,7 +48,10 @@ export function snapshot(): CpuSnapshot {
       const comm = stat.slice(stat.indexOf('(') + 1, close);
       const f = stat.slice(close + 2).split(' '); // f[0] = state (field 3): utime is field 14, stime 15
       const ticks = Number(f[11]) + Number(f[12]);
-      threads.set(`${p}/${t}`, { ticks, category: categorize(pid, Number(t), comm, cmdline) });
+      const category = categorize(pid, Number(t), comm, cmdline);
+      threads.set(`${p}/${t}`, { ticks, category });
+      // The main thread's time in the kernel (page faults of fresh memory, sockets) apart as well; not added to the total.
+      if (pid === process.pid && Number(t) === pid) threads.set(`${p}/${t}/sys`, { ticks: Number(f[12]), category: `${category}${KERNEL}` });
     }
   }
   return { at: performance.now(), threads };
@@ -103,7 +108,7 @@ export function account(a: CpuSnapshot, b: CpuSnapshot): { wall: number; from: n
 
 /** One line per category, largest first: CPU seconds and the share of one core over the wall time. */
 export function describe(label: string, r: { wall: number; from: number; to: number; cpu: Map<string, number> }): string {
-  const total = [...r.cpu.values()].reduce((s, x) => s + x, 0);
+  const total = [...r.cpu].reduce((s, [c, x]) => (c.endsWith(KERNEL) ? s : s + x), 0);
   const lines = [...r.cpu].sort((x, y) => y[1] - x[1]).map(([c, s]) => `  ${c}: ${s.toFixed(2)} CPU-s (${Math.round((100 * s) / r.wall)}%)`);
   return `${label}: performance.now() ${Math.round(r.from)}-${Math.round(r.to)} ms, wall ${r.wall.toFixed(2)} s, CPU ${total.toFixed(2)} s (${Math.round((100 * total) / r.wall)}% of one core)\n${lines.join('\n')}`;
 }

@@ -204,7 +204,15 @@ type Latin1 = { latin1Slice(start: number, end: number): string };
 /** One TableSchema per layout and table name (events of a table share it; nothing downstream changes it). */
 const tables = new WeakMap<ColumnSchema[], Map<string, TableSchema>>();
 const tableNames = new WeakMap<TableSchema, string>();
+let lastTable: TableSchema | undefined;
 function tableOf(schema: string, table: string, columns: ColumnSchema[]): TableSchema {
+  // Events come in runs of one table: the last one answers most calls without building its name.
+  if (lastTable && lastTable.columns === columns && lastTable.table === table && lastTable.schema === schema) return lastTable;
+  lastTable = tableOfNamed(schema, table, columns);
+  return lastTable;
+}
+
+function tableOfNamed(schema: string, table: string, columns: ColumnSchema[]): TableSchema {
   let byName = tables.get(columns);
   if (!byName) tables.set(columns, (byName = new Map()));
   const name = `${schema}.${table}`;

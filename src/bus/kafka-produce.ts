@@ -120,20 +120,65 @@ function finishBatch(batch: Buffer, count: number, attributes: number, timestamp
   batch.writeInt16BE(-1, 51); // producer epoch
   batch.writeInt32BE(-1, 53); // base sequence
   batch.writeInt32BE(count, 57);
-  batch.writeUInt32BE(crc32c(batch.subarray(CRC_FROM)), CRC_AT);
+  // Through a one-buffer Writer: the client's crc32c copies a plain Buffer before its native CRC, not a DynamicBuffer's only buffer.
+  batch.writeUInt32BE(crc32c(Writer.create().append(batch.subarray(CRC_FROM)).dynamicBuffer), CRC_AT);
   return batch;
 }
 
+/**
+ * Reusable buffers for record batches: a fresh multi-megabyte buffer per partition per send costs the
+ * JS thread page faults on first write, more than writing the records. A buffer goes back only after
+ * its send was acknowledged (the client copied it into the request long before).
+ */
+export class BatchBuffers {
+  private readonly free: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 64 << 20) {}
+
+  /** A buffer of exactly `size` bytes (a view of a pooled one when one is large enough). */
+  take(size: number, taken: Buffer[]): Buffer {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const b = this.free[i]!;
+      if (b.length >= size && (best < 0 || b.length < this.free[best]!.length)) best = i;
+    }
+    let whole: Buffer;
+    if (best >= 0) {
+      whole = this.free.splice(best, 1)[0]!;
+      this.bytes -= whole.length;
+    } else whole = Buffer.allocUnsafe(Math.max(size, 1 << 20));
+    taken.push(whole);
+    return whole.subarray(0, size);
+  }
+
+  /** Buffers whose send was acknowledged. */
+  release(taken: Buffer[]): void {
+    for (const b of taken) {
+      if (this.bytes + b.length > this.maxBytes) continue;
+      this.free.push(b);
+      this.bytes += b.length;
+    }
+  }
+}
+
 /** One partition's messages `at` as a v2 record batch, compressed with `compression`. */
-export async function recordBatch(messages: RawMessage[], at: number[], compression: Compression, timestamp: bigint): Promise<Buffer> {
+export async function recordBatch(
+  messages: RawMessage[],
+  at: number[],
+  compression: Compression,
+  timestamp: bigint,
+  buffers?: { pool: BatchBuffers; taken: Buffer[] },
+): Promise<Buffer> {
   const keyBytes = new Int32Array(at.length);
   const size = recordsSize(messages, at, keyBytes);
+  const alloc = (n: number) => (buffers ? buffers.pool.take(n, buffers.taken) : Buffer.allocUnsafe(n));
   if (compression === 'none') {
-    const batch = Buffer.allocUnsafe(HEADER + size);
+    const batch = alloc(HEADER + size);
     writeRecords(batch, HEADER, messages, at, keyBytes);
     return finishBatch(batch, at.length, 0, timestamp);
   }
-  const records = Buffer.allocUnsafe(size);
+  const records = alloc(size);
   writeRecords(records, 0, messages, at, keyBytes);
   const algorithm = compressionsAlgorithms[compression];
   const compressed = 'compress' in algorithm ? await algorithm.compress(records) : algorithm.compressSync(records);
@@ -164,6 +209,7 @@ const PARSERS: Record<number, typeof produceV9.parseResponse> = { 9: produceV9.p
 /** Sends pre-encoded record batches on a client's connections (see the module comment). */
 export class BatchProducer {
   private readonly apis = new Map<number, API<[number, number, [string, Partitions][]], ProduceResponse>>();
+  private readonly buffers = new BatchBuffers();
 
   constructor(
     private readonly producer: Producer<string, Buffer, string, string>,
@@ -196,6 +242,7 @@ export class BatchProducer {
       /** Per leader: its topics and their partitions' batches. */
       const byLeader = new Map<number, Map<string, Partitions>>();
       const work: Promise<void>[] = [];
+      const taken: Buffer[] = [];
       for (const [topic, partitions] of byTopic) {
         const t = metadata.topics.get(topic);
         if (!t) throw new AppError('KAFKA_TOPIC_MISSING', `no metadata for topic ${topic}`);
@@ -208,11 +255,12 @@ export class BatchProducer {
           if (!list) topics.set(topic, (list = []));
           const entry: Partitions[number] = { partition, batch: Buffer.alloc(0), count: at.length };
           list.push(entry);
-          work.push(recordBatch(messages, at, this.opts.compression, timestamp).then((b) => void (entry.batch = b)));
+          work.push(recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }).then((b) => void (entry.batch = b)));
         }
       }
       await Promise.all(work);
       const answers = await Promise.all([...byLeader].map(([leader, topics]) => this.produce(metadata, leader, [...topics])));
+      this.buffers.release(taken); // acknowledged (a failed send's buffers are dropped: a request may still be queued)
       const out: Written[] = [];
       for (const [i, [, topics]] of [...byLeader].entries()) {
         const counts = new Map<string, number>();
