@@ -59,6 +59,9 @@ const applyMs: number[] = [];
 /** Commit to the start of the DuckDB apply of the batch holding the change (source, Kafka both ways, consumer queueing). */
 const reachedMs: number[] = [];
 
+/** Wall time inside the warehouse's apply, and batches applied (a leg's figures printed with BENCH_CPU). */
+const applied = { ms: 0, batches: 0 };
+
 /** Milliseconds from each transaction's commit (once per transaction of the batch) to now, into `out`. */
 function sinceCommit(batch: ChangeBatch, out: number[]): void {
   const now = BigInt(Date.now()) * 1000n;
@@ -76,6 +79,8 @@ function timedSink(warehouse: Warehouse, latencies: number[] | null): BatchSink 
       const started = performance.now();
       if (latencies) sinceCommit(batch, reachedMs);
       await warehouse.apply(batch);
+      applied.ms += performance.now() - started;
+      applied.batches++;
       if (!latencies) return;
       applyMs.push(performance.now() - started);
       sinceCommit(batch, latencies);
@@ -124,13 +129,17 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bu
       }, 5_000)
     : undefined;
   const cpuFrom = rows > 0 ? CPU?.mark() : undefined;
+  const appliedFrom = { ...applied };
   try {
     if (rows === 0) while (status.phase !== 'streaming') await step();
     else while (warehouse.stats.rowsApplied - before < rows) await step();
   } finally {
     clearInterval(watch);
   }
-  if (cpuFrom) console.error(describeCpu(`cpu ${slot}, ${rows} rows`, accountCpu(cpuFrom, CPU!.mark())));
+  if (cpuFrom) {
+    console.error(describeCpu(`cpu ${slot}, ${rows} rows`, accountCpu(cpuFrom, CPU!.mark())));
+    console.error(`  (inside the warehouse's apply: ${Math.round(applied.ms - appliedFrom.ms)} ms of the leg, ${applied.batches - appliedFrom.batches} batches)`);
+  }
   busStop.abort();
   return { ms: performance.now() - started, stop: () => pipeline.stop() };
 }

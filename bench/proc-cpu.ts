@@ -26,7 +26,7 @@ function categorize(pid: number, tid: number, comm: string, cmdline: string): st
   if (/^postgres/.test(cmdline) || /\/postgres(\s|$)/.test(cmdline)) return 'postgres (other)';
   if (/kafka-mock/.test(cmdline)) return 'kafka-mock brokers';
   if (/pg_recvlogical/.test(cmdline)) return 'pg_recvlogical';
-  return 'other';
+  return `other (${(cmdline.split(' ')[0] ?? '').split('/').pop() || 'kernel'})`;
 }
 
 export function snapshot(): CpuSnapshot {
