@@ -51,6 +51,8 @@ const HEADER = 61;
 /** Where the CRC32C'd part starts (attributes) and where the CRC goes. */
 const CRC_FROM = 21;
 const CRC_AT = 17;
+/** A partition batch of at least this many messages is followed by a yield to I/O (see KafkaWriter's encode). */
+const YIELD_AFTER = 1_000;
 
 /** Bytes of `n` as an unsigned varint. */
 function uvarintSize(n: number): number {
@@ -256,6 +258,7 @@ export class BatchProducer {
           const entry: Partitions[number] = { partition, batch: Buffer.alloc(0), count: at.length };
           list.push(entry);
           work.push(recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }).then((b) => void (entry.batch = b)));
+          if (at.length >= YIELD_AFTER) await new Promise((resolve) => setImmediate(resolve)); // I/O between big partitions' batches
         }
       }
       await Promise.all(work);

@@ -21,6 +21,13 @@ type Message = Encoded;
 type Encoding = { messages: Message[]; slabs: Buffer[] };
 
 const BACKOFF_MIN_MS = 100;
+/** Changes encoded between two yields to I/O (~2-3 ms of this thread). */
+const ENCODE_SLICE = 1_000;
+
+/** Resolves after pending I/O callbacks ran (a macrotask, unlike `await null`). */
+export function yieldToIO(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 const BACKOFF_MAX_MS = 2_000;
 
 /**
@@ -161,7 +168,16 @@ export class KafkaWriter {
     }
   }
 
-  private async encode(batch: ChangeBatch): Promise<Encoding> {
+  /** Encodes run one after another (an encode yields to I/O between slices, and the encoder's slabs are one batch's at a time). */
+  private encoding: Promise<unknown> = Promise.resolve();
+
+  private encode(batch: ChangeBatch): Promise<Encoding> {
+    const run = this.encoding.then(() => this.encodeNow(batch));
+    this.encoding = run.catch(() => {});
+    return run;
+  }
+
+  private async encodeNow(batch: ChangeBatch): Promise<Encoding> {
     const out: Message[] = [];
     // The copy a batch belongs to is fixed when it is first encoded (a retry may encode it after later batches).
     let point = this.points.get(batch);
@@ -174,8 +190,9 @@ export class KafkaWriter {
     const counts = new Map<string, number>();
     for (const t of batch.tables.values()) counts.set(`${t.schema}.${t.table}`, await this.ensureTopic(topicName(this.opts.topicPrefix, t)));
     await this.publishLayouts(batch.tables.values());
-    this.encoder.startBatch(); // no await from here to endBatch: the slabs are this batch's alone
+    this.encoder.startBatch(); // encodes are chained (`encode`): the slabs are this batch's alone until endBatch
     let lastTable = '';
+    let slice = 0;
     let table: TableSchema | undefined;
     let n = 0;
     let partition = (key: string) => partitionOf(key, n);
@@ -189,6 +206,12 @@ export class KafkaWriter {
         n = count;
       }
       this.encoder.encodeInto(out, c, table, n, partition, point);
+      // Let I/O callbacks in every few ms: the consumer's apply (the pipeline's serial step) resumes
+      // between its DuckDB calls on this thread and must not wait behind a whole 10k-change encode.
+      if (++slice === ENCODE_SLICE) {
+        slice = 0;
+        await yieldToIO();
+      }
     }
     const slabs = this.encoder.endBatch();
     return { messages: out, slabs };
