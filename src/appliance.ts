@@ -189,6 +189,7 @@ function createBus(config: Config, warehouse: Warehouse, log: Logger, version: s
       compression: b.compression,
       eventSchema: b.event_schema,
       lingerMs: b.linger_ms,
+      maxBatchBytes: b.max_batch_bytes,
       maxLag: b.max_lag,
       maxPartitionLag: b.max_partition_lag,
       batchRows: config.warehouse.batch_rows,

@@ -4,6 +4,7 @@ import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
 import { BatchProducer, type Written } from './kafka-produce.ts';
+import { brokerTooLarge, describeMessage, messageBytes, sendPlan } from './kafka-split.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** What the producer side shows in /v1/status and /readyz. */
@@ -29,6 +30,8 @@ export function yieldToIO(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 const BACKOFF_MAX_MS = 2_000;
+/** `bus.max_batch_bytes`' default: below the brokers' default message.max.bytes (1,048,588). */
+export const DEFAULT_MAX_BATCH_BYTES = 1_000_000;
 
 /**
  * Writes batches to Kafka: one topic per table, key = primary key, explicit Java-compatible partition,
@@ -93,12 +96,21 @@ export class KafkaWriter {
   /** Sends every change of the batch (first as `encoded`, when given); resolves when all brokers acknowledged all of them. */
   async write(batch: ChangeBatch, signal: AbortSignal, encoded?: Encoding): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
+    /** Messages of the batch acknowledged so far: its sends (bus.max_batch_bytes) are consecutive ranges, a retry resumes after them. */
+    let acked = 0;
+    let sending: Message[] = [];
     for (;;) {
       if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
+      if (this.held) throw this.held;
       try {
         const { messages, slabs } = encoded ?? (await this.encode(batch));
         encoded = undefined; // a retry encodes again (partition counts may have changed); a failed send's slabs are not reused
-        if (messages.length > 0) await this.send(messages);
+        let from = acked;
+        for (const end of sendPlan(messages, this.maxBatchBytes, acked)) {
+          sending = messages.slice(from, end);
+          await this.send(from === 0 && end === messages.length ? messages : sending);
+          acked = from = end;
+        }
         this.encoder.release(slabs); // acknowledged: the client holds none of these values any more
         this.status.published++;
         this.status.messages += messages.length;
@@ -106,6 +118,16 @@ export class KafkaWriter {
         return;
       } catch (e) {
         if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping', { cause: e });
+        const held = this.tooLarge(e, sending);
+        if (held) {
+          // No send can carry it: retrying would only repeat the refusal. Publishing stops here: this and every
+          // later publish fail with it (the source says so and backs off; nothing past it is acknowledged, so
+          // the slot's confirmed position stays before it) until the settings are raised and ducktail restarts.
+          this.held = held;
+          this.status.error = `${held.code}: ${held.message}`;
+          this.log(`kafka: ${this.status.error}`);
+          throw held;
+        }
         if (this.status.error === null) this.log(`kafka: send failed, retrying until the brokers answer: ${describe(e)}`);
         this.status.error = describe(e);
         this.status.retries++;
@@ -114,6 +136,30 @@ export class KafkaWriter {
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }
     }
+  }
+
+  /** A message no send can carry (KAFKA_MESSAGE_TOO_LARGE): publishing has stopped at it. */
+  private held: AppError | undefined;
+
+  private get maxBatchBytes(): number {
+    return this.opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+  }
+
+  /** KAFKA_MESSAGE_TOO_LARGE for a message over the limit, or a broker's MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE answer (naming the send's largest message). */
+  private tooLarge(e: unknown, sending: Message[]): AppError | undefined {
+    if (e instanceof AppError && e.code === 'KAFKA_MESSAGE_TOO_LARGE') return e;
+    const refused = brokerTooLarge(e);
+    if (!refused || sending.length === 0) return undefined;
+    let largest = sending[0]!;
+    for (const m of sending) if (m.value.length > largest.value.length) largest = m;
+    return new AppError(
+      'KAFKA_MESSAGE_TOO_LARGE',
+      `the brokers answered ${refused} to a send of at most bus.max_batch_bytes = ${this.maxBatchBytes} per partition ` +
+        `(its largest message: ${describeMessage(largest)}, ${messageBytes(largest)} bytes), so their message.max.bytes (or the topic's ` +
+        `max.message.bytes) is lower: lower bus.max_batch_bytes below it, or raise it, then restart ducktail; publishing stops here ` +
+        `(nothing past it is confirmed to PostgreSQL)`,
+      { cause: e },
+    );
   }
 
   /** Sends and notes each partition's new end. */

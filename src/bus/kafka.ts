@@ -23,6 +23,11 @@ export interface KafkaBusOptions {
    * `source.layout`, published once on `<topicPrefix>-schemas` (docs/KAFKA.md).
    */
   eventSchema?: EventSchemaMode;
+  /**
+   * Most bytes (keys + values + per-record overhead, uncompressed) of one partition's record batch: a
+   * batch's messages go out in as many consecutive sends as that takes (default DEFAULT_MAX_BATCH_BYTES).
+   */
+  maxBatchBytes?: number;
   /** How long a publish waits for more batches to send with it. */
   lingerMs: number;
   /**

@@ -43,6 +43,7 @@ const Bus = v.pipe(
     max_lag: v.optional(int(0, 'messages the local consumer may lag before publishing waits; 0 = no limit'), 20_000),
     max_partition_lag: v.optional(int(0, 'messages one partition of the local consumer may lag before publishing waits; 0 = no limit'), 20_000),
     linger_ms: v.optional(int(0, 'milliseconds a publish waits to send with the next'), 5),
+    max_batch_bytes: v.optional(int(1024, "bytes of one partition's record batch per send (keys + values, uncompressed); keep below the brokers' message.max.bytes"), 1_000_000),
     dead_letter_topic: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{0,249}$/, 'letters, digits, ".", "_" and "-" only')), ''),
   }),
   v.forward(v.check((b) => b.kind !== 'kafka' || b.brokers.length > 0, 'bus.kind = "kafka" needs at least one broker, e.g. brokers = ["127.0.0.1:9092"]'), ['brokers']),

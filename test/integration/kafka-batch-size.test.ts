@@ -1,0 +1,202 @@
+/**
+ * `bus.max_batch_bytes` against the librdkafka mock: a batch larger than the limit per partition goes out
+ * in several sends whose record batches (read back from the brokers) are each within it, complete and in
+ * order; a single message over the limit, or a broker answering MESSAGE_TOO_LARGE, stops publishing with
+ * KAFKA_MESSAGE_TOO_LARGE in readiness and loses nothing (the slot is not confirmed past it; a restart
+ * with the limit raised brings the rows).
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Consumer } from '@platformatic/kafka';
+import type { Sql } from 'postgres';
+import { createKafkaBus } from '../../src/bus/index.ts';
+import { connectSql } from '../../src/source/index.ts';
+import { batchOf, Recorder } from '../contract/bus.case.ts';
+import { kafkaOptions } from '../support/kafka-bus.ts';
+import { startKafkaMock, type KafkaMock, KAFKA_API_KEY } from '../support/kafka.ts';
+import { startPostgres } from '../support/postgres.ts';
+import { waitFor } from './compare.ts';
+import { expectInSync, type KafkaRunning, startKafkaPipeline, waitStreaming } from './kafka-harness.ts';
+
+let kafka: KafkaMock;
+let url: string;
+let sql: Sql;
+let dir: string;
+const running: KafkaRunning[] = [];
+
+beforeAll(async () => {
+  kafka = await startKafkaMock({ brokers: 3 });
+  const pg = await startPostgres();
+  url = await pg.createDatabase(`it_kafka_bsz_${process.pid}`);
+  sql = connectSql(url, { max: 2 });
+  dir = mkdtempSync(join(tmpdir(), 'ducktail-kafka-bsz-'));
+}, 300_000);
+
+afterAll(async () => {
+  for (const p of running) await p.stop().catch(() => {});
+  await sql?.end();
+  await kafka?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+type Batch = { firstOffset: bigint; length: number; lastOffsetDelta: number };
+
+/** Every record batch the brokers hold for `topic`, per partition: its size on the wire (length + 12) and record count. */
+async function recordBatches(topic: string): Promise<Map<number, { bytes: number; count: number }[]>> {
+  const consumer = new Consumer({ bootstrapBrokers: kafka.bootstrap, groupId: 'bsz-reader', clientId: 'bsz-reader' });
+  try {
+    const md = await consumer.metadata({ topics: [topic], forceUpdate: true });
+    const t = md.topics.get(topic)!;
+    const out = new Map<number, { bytes: number; count: number }[]>();
+    for (let partition = 0; partition < t.partitionsCount; partition++) {
+      const list: { bytes: number; count: number }[] = [];
+      let next = 0n;
+      for (;;) {
+        const res = await consumer.fetch({
+          node: t.partitions[partition]!.leader,
+          maxWaitTime: 0,
+          minBytes: 1,
+          maxBytes: 8 << 20,
+          topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: next, partitionMaxBytes: 8 << 20, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
+        });
+        const pr = res.responses[0]!.partitions[0]!;
+        const got = ((pr.records ?? []) as Batch[]).filter((b) => b.firstOffset >= next);
+        for (const b of got) {
+          list.push({ bytes: b.length + 12, count: b.lastOffsetDelta + 1 });
+          next = b.firstOffset + BigInt(b.lastOffsetDelta) + 1n;
+        }
+        if (got.length === 0 || next >= pr.highWatermark) break;
+      }
+      out.set(partition, list);
+    }
+    return out;
+  } finally {
+    await consumer.close(true).catch(() => {});
+  }
+}
+
+test('a batch over bus.max_batch_bytes per partition: split into record batches within the limit, complete and in order', async () => {
+  const prefix = 'bsz';
+  const topic = `${prefix}.public.items`;
+  await kafka.createTopic(topic, 3, 3);
+  const limit = 16_384;
+  const bus = createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { maxBatchBytes: limit, maxLag: 0 }), { loadOffsets: async () => [], log: () => {} });
+  const sink = new Recorder();
+  const stop = new AbortController();
+  const run = bus.run(sink, stop.signal);
+  try {
+    // 2,000 changes of 30 keys, ~700 bytes each as embedded-schema events: ~450 KB per partition in one publish.
+    const batch = batchOf(2000, 30, 'x'.repeat(300));
+    await bus.publish(batch);
+    await sink.waitFor(2000, 60_000);
+    expect(sink.changes.length).toBe(2000);
+    // Per key, every change once and in the source's order.
+    const seqs = new Map<string, number[]>();
+    for (const c of sink.changes) seqs.set(String(c.row[0]), [...(seqs.get(String(c.row[0])) ?? []), Number(String(c.row[1]).split('-').at(-1))]);
+    expect(seqs.size).toBe(30);
+    for (const [key, s] of seqs) expect(s).toEqual(Array.from({ length: s.length }, (_, i) => Number(key) + 30 * i));
+
+    const held = await recordBatches(topic);
+    let total = 0;
+    for (const [partition, list] of held) {
+      const bytes = list.reduce((a, b) => a + b.bytes, 0);
+      expect({ partition, more: bytes > 3 * limit }).toEqual({ partition, more: true }); // the partition's share was several limits' worth
+      expect({ partition, batches: list.length > 3 }).toEqual({ partition, batches: true });
+      for (const b of list) expect(b.bytes).toBeLessThanOrEqual(limit);
+      total += list.reduce((a, b) => a + b.count, 0);
+    }
+    expect(total).toBe(2000);
+  } finally {
+    stop.abort();
+    await run.catch(() => {});
+    await bus.close();
+  }
+}, 120_000);
+
+async function confirmed(slot: string): Promise<bigint> {
+  const [r] = await sql`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ${slot}`;
+  const [hi, lo] = String(r!.lsn).split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+async function walLsn(): Promise<bigint> {
+  const [r] = await sql`SELECT pg_current_wal_lsn()::text AS lsn`;
+  const [hi, lo] = String(r!.lsn).split('/');
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+}
+
+test('a row over bus.max_batch_bytes: KAFKA_MESSAGE_TOO_LARGE in readiness, nothing confirmed past it; raising the limit brings it', async () => {
+  const prefix = 'bigrow';
+  const slot = 'bsz_bigrow';
+  await kafka.createTopic(`${prefix}.public.docs`, 3, 3);
+  await sql.unsafe(`CREATE TABLE docs (id bigint PRIMARY KEY, body text);
+    INSERT INTO docs SELECT g, 'small ' || g FROM generate_series(1, 20) g; CREATE PUBLICATION ${slot}_pub FOR TABLE docs`);
+  const start = (maxBatchBytes: number) =>
+    startKafkaPipeline({ dir, url, slot, bootstrap: kafka.bootstrap, prefix, file: `${slot}-${maxBatchBytes}.duckdb`, bus: { maxBatchBytes } });
+  let p = await start(64 * 1024);
+  running.push(p);
+  await waitStreaming(p, sql);
+  await expectInSync(sql, [p.warehouse], 'docs');
+
+  const before = await walLsn();
+  await sql`INSERT INTO docs VALUES (100000, ${'huge '.repeat(40_000)})`; // ~200 KB
+  await sql`INSERT INTO docs VALUES (100001, 'after the huge one')`;
+  await waitFor(async () => p.bus.readiness!().ready === false, 30_000, 'readiness never reported the message as too large');
+  const detail = p.bus.readiness!().detail;
+  expect(detail).toContain('KAFKA_MESSAGE_TOO_LARGE');
+  expect(detail).toContain('public.docs');
+  expect(detail).toContain('{"id":"100000"}');
+  expect(detail).toContain('bus.max_batch_bytes = 65536');
+  expect(detail).toContain('message.max.bytes');
+  // Held, not retried and not skipped: the slot stays before the huge row, the row after it is not applied either.
+  await Bun.sleep(1500);
+  expect(await confirmed(slot)).toBeLessThanOrEqual(before);
+  const duck = await p.warehouse.connect();
+  try {
+    const rows = (await duck.runAndReadAll('SELECT count(*)::INT FROM public.docs WHERE id >= 100000')).getRows();
+    expect(Number(rows[0]![0])).toBe(0);
+  } finally {
+    duck.closeSync();
+  }
+  await p.stop();
+  running.splice(running.indexOf(p), 1);
+
+  p = await start(1_000_000);
+  running.push(p);
+  await expectInSync(sql, [p.warehouse], 'docs', 60_000);
+}, 240_000);
+
+test('a broker answering MESSAGE_TOO_LARGE: the same clear error, not an endless retry; nothing lost', async () => {
+  const prefix = 'refused';
+  const slot = 'bsz_refused';
+  await kafka.createTopic(`${prefix}.public.notes`, 3, 3);
+  await sql.unsafe(`CREATE TABLE notes (id bigint PRIMARY KEY, body text);
+    INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 20) g; CREATE PUBLICATION ${slot}_pub FOR TABLE notes`);
+  const start = (file: string) => startKafkaPipeline({ dir, url, slot, bootstrap: kafka.bootstrap, prefix, file });
+  let p = await start(`${slot}-1.duckdb`);
+  running.push(p);
+  await waitStreaming(p, sql);
+  await expectInSync(sql, [p.warehouse], 'notes');
+
+  const before = await walLsn();
+  await kafka.pushErrors(KAFKA_API_KEY.Produce, [10]);
+  await sql`INSERT INTO notes VALUES (500, 'refused by the broker')`;
+  await waitFor(async () => p.bus.readiness!().ready === false, 30_000, 'readiness never reported the refusal');
+  const detail = p.bus.readiness!().detail;
+  expect(detail).toContain('KAFKA_MESSAGE_TOO_LARGE');
+  expect(detail).toContain('MESSAGE_TOO_LARGE');
+  expect(detail).toContain('message.max.bytes');
+  const retries = (p.bus.status!() as { producer: { retries: number } }).producer.retries;
+  await Bun.sleep(1500);
+  expect((p.bus.status!() as { producer: { retries: number } }).producer.retries).toBe(retries); // stopped, not retried by the producer
+  expect(await confirmed(slot)).toBeLessThanOrEqual(before);
+  await p.stop();
+  running.splice(running.indexOf(p), 1);
+  await kafka.clearErrors(KAFKA_API_KEY.Produce);
+
+  p = await start(`${slot}-1.duckdb`);
+  running.push(p);
+  await expectInSync(sql, [p.warehouse], 'notes', 60_000);
+}, 240_000);
