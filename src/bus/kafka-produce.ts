@@ -223,7 +223,10 @@ export class BatchProducer {
    * resolves once every leader acknowledged with `acks`. Any error rejects the whole send (clearing the
    * client's metadata: a leader may have moved); the caller retries it whole, as with the client's `send`.
    */
-  async send(messages: RawMessage[]): Promise<Written[]> {
+  /** Bytes of the record batches (compressed, as sent) of the last send. */
+  lastBytes = 0;
+
+  async send(messages: RawMessage[], maxBytes = Number.POSITIVE_INFINITY): Promise<Written[]> {
     const byTopic = new Map<string, Map<number, number[]>>();
     let lastTopic = '';
     let parts: Map<number, number[]> | undefined;
@@ -245,6 +248,8 @@ export class BatchProducer {
       const byLeader = new Map<number, Map<string, Partitions>>();
       const work: Promise<void>[] = [];
       const taken: Buffer[] = [];
+      let bytes = 0;
+      let largest = 0;
       for (const [topic, partitions] of byTopic) {
         const t = metadata.topics.get(topic);
         if (!t) throw new AppError('KAFKA_TOPIC_MISSING', `no metadata for topic ${topic}`);
@@ -257,11 +262,16 @@ export class BatchProducer {
           if (!list) topics.set(topic, (list = []));
           const entry: Partitions[number] = { partition, batch: Buffer.alloc(0), count: at.length };
           list.push(entry);
-          work.push(recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }).then((b) => void (entry.batch = b)));
+          work.push(recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }).then((b) => void (entry.batch = b, bytes += b.length, (largest = Math.max(largest, b.length)))));
           if (at.length >= YIELD_AFTER) await new Promise((resolve) => setImmediate(resolve)); // I/O between big partitions' batches
         }
       }
       await Promise.all(work);
+      this.lastBytes = bytes;
+      if (largest > maxBytes) {
+        this.buffers.release(taken); // not sent
+        throw new AppError('KAFKA_BATCH_OVER', `a record batch of ${largest} bytes after compression, over ${maxBytes}`);
+      }
       const answers = await Promise.all([...byLeader].map(([leader, topics]) => this.produce(metadata, leader, [...topics])));
       this.buffers.release(taken); // acknowledged (a failed send's buffers are dropped: a request may still be queued)
       const out: Written[] = [];

@@ -4,7 +4,7 @@ import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
 import { BatchProducer, type Written } from './kafka-produce.ts';
-import { brokerTooLarge, describeMessage, messageBytes, sendPlan } from './kafka-split.ts';
+import { brokerTooLarge, describeMessage, messageBytes, nextEnd } from './kafka-split.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
 /** What the producer side shows in /v1/status and /readyz. */
@@ -32,6 +32,12 @@ export function yieldToIO(): Promise<void> {
 const BACKOFF_MAX_MS = 2_000;
 /** `bus.max_batch_bytes`' default: below the brokers' default message.max.bytes (1,048,588). */
 export const DEFAULT_MAX_BATCH_BYTES = 1_000_000;
+/**
+ * With compression, a send is planned for `bus.max_batch_bytes` of compressed bytes at the last send's
+ * ratio plus this margin; each record batch's real (compressed) size is checked before it is sent, and a
+ * batch over the limit is planned again by the uncompressed measure.
+ */
+const RATIO_MARGIN = 1.25;
 
 /**
  * Writes batches to Kafka: one topic per table, key = primary key, explicit Java-compatible partition,
@@ -99,17 +105,25 @@ export class KafkaWriter {
     /** Messages of the batch acknowledged so far: its sends (bus.max_batch_bytes) are consecutive ranges, a retry resumes after them. */
     let acked = 0;
     let sending: Message[] = [];
+    /** Sizes by the uncompressed measure (else by the last send's compression ratio, checked after compressing). */
+    let exact = !this.batches || this.opts.compression === 'none';
     for (;;) {
       if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
       if (this.held) throw this.held;
       try {
         const { messages, slabs } = encoded ?? (await this.encode(batch));
         encoded = undefined; // a retry encodes again (partition counts may have changed); a failed send's slabs are not reused
-        let from = acked;
-        for (const end of sendPlan(messages, this.maxBatchBytes, acked)) {
-          sending = messages.slice(from, end);
-          await this.send(from === 0 && end === messages.length ? messages : sending);
-          acked = from = end;
+        while (acked < messages.length) {
+          const limit = exact ? this.maxBatchBytes : Math.floor(this.maxBatchBytes / Math.min(1, this.ratio * RATIO_MARGIN));
+          const end = nextEnd(messages, limit, acked);
+          sending = acked === 0 && end === messages.length ? messages : messages.slice(acked, end);
+          await this.send(sending, exact ? undefined : this.maxBatchBytes);
+          if (!exact && this.batches) {
+            let raw = 0;
+            for (const m of sending) raw += messageBytes(m);
+            this.ratio = Math.max(this.batches.lastBytes / raw, 0.01);
+          }
+          acked = end;
         }
         this.encoder.release(slabs); // acknowledged: the client holds none of these values any more
         this.status.published++;
@@ -118,6 +132,11 @@ export class KafkaWriter {
         return;
       } catch (e) {
         if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping', { cause: e });
+        if (!exact && (brokerTooLarge(e) || (e instanceof AppError && (e.code === 'KAFKA_BATCH_OVER' || e.code === 'KAFKA_MESSAGE_TOO_LARGE')))) {
+          exact = true; // the ratio misjudged this batch: plan the rest of it by the uncompressed measure
+          this.ratio = 1;
+          continue;
+        }
         const held = this.tooLarge(e, sending);
         if (held) {
           // No send can carry it: retrying would only repeat the refusal. Publishing stops here: this and every
@@ -137,6 +156,9 @@ export class KafkaWriter {
       }
     }
   }
+
+  /** Compressed / uncompressed bytes of the last send written here (BatchProducer, compression on). */
+  private ratio = 1;
 
   /** A message no send can carry (KAFKA_MESSAGE_TOO_LARGE): publishing has stopped at it. */
   private held: AppError | undefined;
@@ -163,10 +185,10 @@ export class KafkaWriter {
   }
 
   /** Sends and notes each partition's new end. */
-  private async send(messages: Message[]): Promise<void> {
+  private async send(messages: Message[], maxBytes?: number): Promise<void> {
     if (this.batches) {
       try {
-        this.noteWritten(await this.batches.send(messages));
+        this.noteWritten(await this.batches.send(messages, maxBytes));
         return;
       } catch (e) {
         if (!(e instanceof AppError && e.code === 'KAFKA_PRODUCE_VERSION')) throw e;

@@ -33,7 +33,13 @@ export function messageBytes(m: Sized): number {
  */
 export function sendPlan(messages: Sized[], maxBytes: number, from = 0): number[] {
   const ends: number[] = [];
-  let used = new Map<string, Map<number, number>>();
+  for (let at = from; at < messages.length; ) ends.push((at = nextEnd(messages, maxBytes, at)));
+  return ends;
+}
+
+/** The end of the send that starts at `from` (see `sendPlan`). */
+export function nextEnd(messages: Sized[], maxBytes: number, from: number): number {
+  const used = new Map<string, Map<number, number>>();
   for (let i = from; i < messages.length; i++) {
     const m = messages[i]!;
     const size = messageBytes(m);
@@ -41,14 +47,10 @@ export function sendPlan(messages: Sized[], maxBytes: number, from = 0): number[
     let parts = used.get(m.topic);
     if (!parts) used.set(m.topic, (parts = new Map()));
     const before = parts.get(m.partition) ?? BATCH_OVERHEAD;
-    if (before + size > maxBytes) {
-      ends.push(i);
-      used = new Map([[m.topic, (parts = new Map())]]);
-      parts.set(m.partition, BATCH_OVERHEAD + size);
-    } else parts.set(m.partition, before + size);
+    if (before + size > maxBytes) return i;
+    parts.set(m.partition, before + size);
   }
-  if (messages.length > from) ends.push(messages.length);
-  return ends;
+  return messages.length;
 }
 
 /** The table of a topic `<prefix>.<schema>.<table>` (the prefix may itself contain dots: the last two parts). */
