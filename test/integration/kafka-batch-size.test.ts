@@ -13,6 +13,7 @@ import { Consumer } from '@platformatic/kafka';
 import type { Sql } from 'postgres';
 import { createKafkaBus } from '../../src/bus/index.ts';
 import { connectSql } from '../../src/source/index.ts';
+import { parseLsn } from '../../src/source/lsn.ts';
 import { batchOf, Recorder } from '../contract/bus.case.ts';
 import { kafkaOptions } from '../support/kafka-bus.ts';
 import { startKafkaMock, type KafkaMock, KAFKA_API_KEY } from '../support/kafka.ts';
@@ -126,14 +127,12 @@ test(`a batch over bus.max_batch_bytes per partition: split into record batches 
 
 async function confirmed(slot: string): Promise<bigint> {
   const [r] = await sql`SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = ${slot}`;
-  const [hi, lo] = String(r!.lsn).split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+  return parseLsn(String(r!.lsn));
 }
 
 async function walLsn(): Promise<bigint> {
   const [r] = await sql`SELECT pg_current_wal_lsn()::text AS lsn`;
-  const [hi, lo] = String(r!.lsn).split('/');
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
+  return parseLsn(String(r!.lsn));
 }
 
 test('a row over bus.max_batch_bytes: KAFKA_MESSAGE_TOO_LARGE in readiness, nothing confirmed past it; raising the limit brings it', async () => {
