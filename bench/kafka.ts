@@ -91,6 +91,7 @@ function timedSink(warehouse: Warehouse, latencies: number[] | null): BatchSink 
 /** Runs the pipeline from `slot` until `rows` more rows are applied (0 = until streaming); returns ms and a stop. */
 async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bus, rows: number, latencies: number[] | null = null, batchMs = 200, acked: number[] | null = null) {
   const started = performance.now();
+  const startedUs = BigInt(Date.now()) * 1000n;
   const before = warehouse.stats.rowsApplied;
   const busStop = new AbortController();
   const sink = timedSink(warehouse, latencies);
@@ -104,7 +105,9 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bu
     async publish(batch, signal) {
       await publish(batch, signal);
       const last = batch.changes.at(-1);
-      if (acked && last && last.lsn !== 0n) acked.push(Number(BigInt(Date.now()) * 1000n - last.commitTimeUs) / 1000);
+      // Only transactions committed since this pipeline started: the slot may replay the previous leg's tail
+      // (its last position confirmed up to a status interval before it stopped), published again with old commit times.
+      if (acked && last && last.lsn !== 0n && last.commitTimeUs >= startedUs) acked.push(Number(BigInt(Date.now()) * 1000n - last.commitTimeUs) / 1000);
     },
   };
   const pipeline = startPipeline({
