@@ -53,7 +53,6 @@ function fill(sql: Sql, from: number, to: number) {
     '2026-11-23 00:00:00+00'::timestamptz + g * interval '1 second' FROM generate_series(${from}, ${to}) g`);
 }
 
-/** Records PostgreSQL-commit to DuckDB-commit latency of every transaction the sink applies. */
 /** DuckDB apply time of each batch in the latency phase: tells a slow apply from a slow bus at p99. */
 const applyMs: number[] = [];
 /** Commit to the start of the DuckDB apply of the batch holding the change (source, Kafka both ways, consumer queueing). */

@@ -54,6 +54,11 @@ const CRC_AT = 17;
 /** A partition batch of at least this many messages is followed by a yield to I/O (see KafkaWriter's encode). */
 const YIELD_AFTER = 1_000;
 
+/** Resolves after pending I/O callbacks ran (a macrotask, unlike `await null`). */
+export function yieldToIO(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Bytes of `n` as an unsigned varint. */
 function uvarintSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
@@ -218,13 +223,15 @@ export class BatchProducer {
     private readonly opts: { acks: number; timeout: number; compression: Compression },
   ) {}
 
+  /** Bytes of the record batches (compressed, as sent) of the last send. */
+  lastBytes = 0;
+
   /**
    * Writes `messages` (partitions already chosen), each partition's in order as one record batch;
    * resolves once every leader acknowledged with `acks`. Any error rejects the whole send (clearing the
    * client's metadata: a leader may have moved); the caller retries it whole, as with the client's `send`.
+   * A record batch over `maxBytes` after compression is not sent: KAFKA_BATCH_OVER.
    */
-  /** Bytes of the record batches (compressed, as sent) of the last send. */
-  lastBytes = 0;
 
   async send(messages: RawMessage[], maxBytes = Number.POSITIVE_INFINITY): Promise<Written[]> {
     const byTopic = new Map<string, Map<number, number[]>>();
@@ -263,7 +270,7 @@ export class BatchProducer {
           const entry: Partitions[number] = { partition, batch: Buffer.alloc(0), count: at.length };
           list.push(entry);
           work.push(recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }).then((b) => void (entry.batch = b, bytes += b.length, (largest = Math.max(largest, b.length)))));
-          if (at.length >= YIELD_AFTER) await new Promise((resolve) => setImmediate(resolve)); // I/O between big partitions' batches
+          if (at.length >= YIELD_AFTER) await yieldToIO(); // I/O between big partitions' batches
         }
       }
       await Promise.all(work);
@@ -313,15 +320,5 @@ export class BatchProducer {
       this.apis.set(version, api);
     }
     return api;
-  }
-
-  /** Whether the brokers speak a Produce version this writes (else use the client's `send`). */
-  async usable(): Promise<boolean> {
-    try {
-      await this.api();
-      return true;
-    } catch {
-      return false;
-    }
   }
 }

@@ -3,7 +3,7 @@ import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
-import { BatchProducer, type Written } from './kafka-produce.ts';
+import { BatchProducer, type Written, yieldToIO } from './kafka-produce.ts';
 import { brokerTooLarge, describeMessage, messageBytes, nextEnd } from './kafka-split.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
@@ -22,14 +22,9 @@ type Message = Encoded;
 type Encoding = { messages: Message[]; slabs: Buffer[] };
 
 const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
 /** Changes encoded between two yields to I/O (~2-3 ms of this thread). */
 const ENCODE_SLICE = 1_000;
-
-/** Resolves after pending I/O callbacks ran (a macrotask, unlike `await null`). */
-export function yieldToIO(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-const BACKOFF_MAX_MS = 2_000;
 /** `bus.max_batch_bytes`' default: below the brokers' default message.max.bytes (1,048,588). */
 export const DEFAULT_MAX_BATCH_BYTES = 1_000_000;
 /**
