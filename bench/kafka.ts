@@ -38,6 +38,8 @@ const COMPRESSION = (process.env.BENCH_COMPRESSION ?? (EVENT_SCHEMA === 'topic' 
 const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? (COMPRESSION === 'none' ? 40_000 : 6 * 20_000));
 // BENCH_FETCH_WORKER=1 fetches and decodes in a Worker thread (bus option fetchWorker; off by default).
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
+// BENCH_IDEMPOTENT=1: the idempotent producer (the client's send; bus.idempotent's default), not ducktail's own record batches.
+const IDEMPOTENT = process.env.BENCH_IDEMPOTENT === '1';
 // BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.
 const FIRST_RUN = Number(process.env.BENCH_FIRST_RUN ?? 0);
 // BENCH_CPU=1: CPU seconds of every process and thread on the box per leg (bench/proc-cpu.ts), printed to stderr.
@@ -188,7 +190,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     createWarehouse({ path: join(dir, `${name}.duckdb`), memoryLimit: '1GB', threads: 1, stream: slot });
   const [wk, wi] = [await open('kafka', `kb_k_${run}`), await open('inline', `kb_i_${run}`)];
   const kafkaBus = () =>
-    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: MAX_LAG, compression: COMPRESSION, eventSchema: EVENT_SCHEMA, fetchWorker: FETCH_WORKER }), {
+    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: MAX_LAG, compression: COMPRESSION, eventSchema: EVENT_SCHEMA, fetchWorker: FETCH_WORKER, idempotent: IDEMPOTENT }), {
       loadOffsets: () => wk.progress.kafkaOffsets(),
       log: (m) => {
         if (process.env.BENCH_VERBOSE) console.error(m);

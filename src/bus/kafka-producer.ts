@@ -65,6 +65,11 @@ export class KafkaWriter {
       serializers: { key: stringSerializer, value: (b: Buffer | undefined) => b, headerKey: stringSerializer, headerValue: stringSerializer },
       acks: ProduceAcks.ALL,
       idempotent: opts.idempotent,
+      // InitProducerId asks for a new producer id with id -1 and epoch -1, as Kafka's Java client does. The
+      // client's default (0 and 0) names an existing producer whose epoch is to be bumped (KIP-360): Apache
+      // Kafka ignores it without a transactional id, librdkafka's mock looks producer 0 up and answers
+      // UNKNOWN_PRODUCER_ID, so an idempotent producer never got an id there.
+      ...(opts.idempotent ? { producerId: -1n, producerEpoch: -1 } : {}),
       compression: opts.compression,
       autocreateTopics: false,
     });

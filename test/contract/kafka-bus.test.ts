@@ -8,13 +8,20 @@ let mock: Promise<KafkaMock> | undefined;
 afterAll(async () => (await mock)?.stop());
 let n = 0;
 
-for (const eventSchema of ['embedded', 'topic'] as const) {
-  busContract(`kafka (librdkafka mock, 3 brokers, schema ${eventSchema})`, async () => {
+/** ducktail's own record batches with either event schema, and the idempotent producer (the client's send). */
+const variants = [
+  { eventSchema: 'embedded', idempotent: false },
+  { eventSchema: 'topic', idempotent: false },
+  { eventSchema: 'embedded', idempotent: true },
+] as const;
+
+for (const { eventSchema, idempotent } of variants) {
+  busContract(`kafka (librdkafka mock, 3 brokers, schema ${eventSchema}${idempotent ? ', idempotent' : ''})`, async () => {
     mock ??= startKafkaMock({ brokers: 3 });
     const kafka = await mock;
     const prefix = `contract${n++}x${Date.now()}`;
     await kafka.createTopic(`${prefix}.public.items`, 3, 3);
-    const opts = kafkaOptions(kafka.bootstrap, prefix, { eventSchema });
+    const opts = kafkaOptions(kafka.bootstrap, prefix, { eventSchema, idempotent });
     const log = () => {};
     const bus = createKafkaBus(opts, { loadOffsets: async () => [], log });
     return {

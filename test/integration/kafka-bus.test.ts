@@ -43,7 +43,8 @@ afterAll(async () => {
 
 describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', () => {
   test('copy, inserts, updates, deletes, key change, TOAST, truncate: the warehouse equals the source; a restart resumes from stored offsets', async () => {
-    const opts = { dir, url, slot: SLOT, bootstrap: kafka.bootstrap, prefix: PREFIX };
+    // The idempotent producer (bus.idempotent's default), not ducktail's own record batches.
+    const opts = { dir, url, slot: SLOT, bootstrap: kafka.bootstrap, prefix: PREFIX, bus: { idempotent: true } };
     const p = await startKafkaPipeline(opts);
     await waitFor(async () => p.status!.phase === 'streaming', 30_000, 'streaming');
     await expectInSync(sql, [p.warehouse], 'orders');

@@ -46,7 +46,8 @@ beforeAll(async () => {
     source:
       'copy_workers = 2\ncopy_chunk_rows = 1000\n' +
       `[bus]\nkind = "kafka"\nbrokers = [${brokers}]\ntopic_prefix = "${PREFIX}"\npartitions = 3\nreplication_factor = 3\n` +
-      'idempotent = false\ncompression = "none"\nmax_lag = 3000\n',
+      // `idempotent` left at its default (true): the idempotent producer, as a new user runs it.
+      'compression = "none"\nmax_lag = 3000\n',
   });
 }, 300_000);
 

@@ -9,7 +9,7 @@ export function kafkaOptions(bootstrap: string[], prefix: string, extra: Partial
     replicationFactor: 3,
     instance: 0,
     instances: 1,
-    idempotent: false, // the mock answers UNKNOWN_PRODUCER_ID
+    idempotent: false, // ducktail's own record batches; tests of the idempotent producer (the client's send) say `idempotent: true`
     compression: 'none',
     lingerMs: 2,
     batchRows: 1000,

@@ -3,9 +3,10 @@
  * as a subprocess, driven over its stdin/stdout line protocol.
  *
  * The mock serves Produce, Metadata, ListOffsets and Fetch; it has no CreateTopics
- * (create topics with `createTopic`) and breaks on consumer-group requests, and it
- * answers UNKNOWN_PRODUCER_ID to idempotent produce: produce with `idempotent: false`
- * and consume with explicit partition assignment.
+ * (create topics with `createTopic`) and breaks on consumer-group requests: consume with
+ * explicit partition assignment. An idempotent producer must ask InitProducerId for a new
+ * id with id -1 / epoch -1 (as Kafka's Java client does): given 0 / 0 the mock tries to
+ * bump producer 0's epoch and answers UNKNOWN_PRODUCER_ID.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
