@@ -40,6 +40,8 @@ const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? (COMPRESSION === 'none' ? 40
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
 // BENCH_IDEMPOTENT=1: the idempotent producer (the client's send; bus.idempotent's default), not ducktail's own record batches.
 const IDEMPOTENT = process.env.BENCH_IDEMPOTENT === '1';
+// BENCH_PRODUCER_WORKER=0 encodes and sends on the main thread (bus option producerWorker; on by default).
+const PRODUCER_WORKER = process.env.BENCH_PRODUCER_WORKER !== '0';
 // BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.
 const FIRST_RUN = Number(process.env.BENCH_FIRST_RUN ?? 0);
 // BENCH_CPU=1: CPU seconds of every process and thread on the box per leg (bench/proc-cpu.ts), printed to stderr.
@@ -190,7 +192,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     createWarehouse({ path: join(dir, `${name}.duckdb`), memoryLimit: '1GB', threads: 1, stream: slot });
   const [wk, wi] = [await open('kafka', `kb_k_${run}`), await open('inline', `kb_i_${run}`)];
   const kafkaBus = () =>
-    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: MAX_LAG, compression: COMPRESSION, eventSchema: EVENT_SCHEMA, fetchWorker: FETCH_WORKER, idempotent: IDEMPOTENT }), {
+    createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { partitions: PARTITIONS, batchRows: 10_000, lingerMs: 5, maxLag: MAX_LAG, compression: COMPRESSION, eventSchema: EVENT_SCHEMA, fetchWorker: FETCH_WORKER, idempotent: IDEMPOTENT, producerWorker: PRODUCER_WORKER }), {
       loadOffsets: () => wk.progress.kafkaOffsets(),
       log: (m) => {
         if (process.env.BENCH_VERBOSE) console.error(m);

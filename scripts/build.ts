@@ -28,8 +28,8 @@ const wasmInline: Bun.BunPlugin = {
 
 const started = performance.now();
 const result = await Bun.build({
-  // The Kafka consumer's fetch worker is loaded by URL at run time: built in as its own entrypoint.
-  entrypoints: [join(root, 'src/main.ts'), join(root, 'src/bus/kafka-fetch-worker.ts')],
+  // The Kafka consumer's fetch worker and the producer's worker are loaded by URL at run time: built in as entrypoints of their own.
+  entrypoints: [join(root, 'src/main.ts'), join(root, 'src/bus/kafka-fetch-worker.ts'), join(root, 'src/bus/kafka-produce-worker.ts')],
   compile: { outfile },
   minify: { syntax: true },
   sourcemap: 'linked',

@@ -3,6 +3,7 @@ import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOf } from './kafka-partition.ts';
+import type { BusWriter } from './kafka-producer-thread.ts';
 import { BatchProducer, type Written, yieldToIO } from './kafka-produce.ts';
 import { brokerTooLarge, describeMessage, messageBytes, nextEnd } from './kafka-split.ts';
 import type { KafkaBusOptions } from './kafka.ts';
@@ -39,8 +40,9 @@ const RATIO_MARGIN = 1.25;
  * acks=all. A send that fails is retried until it succeeds or the bus stops, so `publish` does not
  * resolve and the source stops reading the replication socket: backpressure, not loss.
  */
-export class KafkaWriter {
+export class KafkaWriter implements BusWriter {
   readonly status: ProducerStatus = { published: 0, messages: 0, error: null, retries: 0 };
+  readonly thread = 'main';
   private readonly producer: Producer<string, Buffer, string, string>;
   private readonly admin: Admin;
   private readonly encoder: EventEncoder;
@@ -56,6 +58,8 @@ export class KafkaWriter {
   constructor(
     private readonly opts: KafkaBusOptions,
     private readonly log: (m: string) => void,
+    /** Called after `status` or `ends` changed (the producer's Worker reports them to the main thread). */
+    private readonly changed: () => void = () => {},
   ) {
     const base = { bootstrapBrokers: opts.brokers, retries: 1, retryDelay: 100, timeout: 5_000, connectTimeout: 2_000 };
     this.producer = new Producer({
@@ -129,6 +133,7 @@ export class KafkaWriter {
         this.status.published++;
         this.status.messages += messages.length;
         this.status.error = null;
+        this.changed();
         return;
       } catch (e) {
         if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping', { cause: e });
@@ -145,11 +150,13 @@ export class KafkaWriter {
           this.held = held;
           this.status.error = `${held.code}: ${held.message}`;
           this.log(`kafka: ${this.status.error}`);
+          this.changed();
           throw held;
         }
         if (this.status.error === null) this.log(`kafka: send failed, retrying until the brokers answer: ${describe(e)}`);
         this.status.error = describe(e);
         this.status.retries++;
+        this.changed();
         this.partitions.clear(); // metadata may be stale (leader moved, topic recreated)
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
@@ -230,6 +237,7 @@ export class KafkaWriter {
         return;
       } catch (e) {
         this.status.error = `dead-letter topic ${topic}: ${describe(e)}`;
+        this.changed();
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       }

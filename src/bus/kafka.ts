@@ -4,6 +4,7 @@ import type { Bus, BusReadiness } from './bus.ts';
 import { KafkaReader } from './kafka-consumer.ts';
 import type { EventSchemaMode } from './kafka-encode.ts';
 import { KafkaWriter } from './kafka-producer.ts';
+import { type BusWriter, ProducerThread } from './kafka-producer-thread.ts';
 
 /** Kafka bus settings (from the [bus] and [warehouse] config sections). */
 export interface KafkaBusOptions {
@@ -49,6 +50,12 @@ export interface KafkaBusOptions {
    * (docs/PERFORMANCE.md), so it is opt-in.
    */
   fetchWorker?: boolean;
+  /**
+   * Encode and send in a Worker thread (default true): the producer's JSON events and record batches
+   * no longer take turns with the source, the consumer and the warehouse's apply on the main thread
+   * (docs/PERFORMANCE.md, "Kafka: the producer in a Worker"). false = on the main thread.
+   */
+  producerWorker?: boolean;
   deadLetterTopic: string;
   /** Written as `source.version` in every event. */
   version: string;
@@ -74,7 +81,7 @@ interface Queued {
  * the local warehouse once its batch is on Kafka, so the source knows the copy is done.
  */
 export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
-  const writer = new KafkaWriter(opts, deps.log);
+  const writer: BusWriter = opts.producerWorker === false ? new KafkaWriter(opts, deps.log) : new ProducerThread(opts, deps.log);
   let recopy: ((table: string) => void) | undefined;
   const reader = new KafkaReader(opts, {
     loadOffsets: deps.loadOffsets,
@@ -166,7 +173,7 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
       await writer.close();
       await reader.close();
     },
-    status: () => ({ kind: 'kafka', producer: writer.status, consumer: reader.status }),
+    status: () => ({ kind: 'kafka', producer: { ...writer.status, thread: writer.thread }, consumer: reader.status }),
     setRecopy(fn: (table: string) => void): void {
       recopy = fn;
     },

@@ -8,20 +8,24 @@ let mock: Promise<KafkaMock> | undefined;
 afterAll(async () => (await mock)?.stop());
 let n = 0;
 
-/** ducktail's own record batches with either event schema, and the idempotent producer (the client's send). */
+/**
+ * ducktail's own record batches with either event schema, and the idempotent producer (the client's send),
+ * each with the producer in its Worker (the default); the last one keeps it on the main thread.
+ */
 const variants = [
-  { eventSchema: 'embedded', idempotent: false },
-  { eventSchema: 'topic', idempotent: false },
-  { eventSchema: 'embedded', idempotent: true },
+  { eventSchema: 'embedded', idempotent: false, producerWorker: true },
+  { eventSchema: 'topic', idempotent: false, producerWorker: true },
+  { eventSchema: 'embedded', idempotent: true, producerWorker: true },
+  { eventSchema: 'topic', idempotent: false, producerWorker: false },
 ] as const;
 
-for (const { eventSchema, idempotent } of variants) {
-  busContract(`kafka (librdkafka mock, 3 brokers, schema ${eventSchema}${idempotent ? ', idempotent' : ''})`, async () => {
+for (const { eventSchema, idempotent, producerWorker } of variants) {
+  busContract(`kafka (librdkafka mock, 3 brokers, schema ${eventSchema}${idempotent ? ', idempotent' : ''}, producer ${producerWorker ? 'in its Worker' : 'on the main thread'})`, async () => {
     mock ??= startKafkaMock({ brokers: 3 });
     const kafka = await mock;
     const prefix = `contract${n++}x${Date.now()}`;
     await kafka.createTopic(`${prefix}.public.items`, 3, 3);
-    const opts = kafkaOptions(kafka.bootstrap, prefix, { eventSchema, idempotent });
+    const opts = kafkaOptions(kafka.bootstrap, prefix, { eventSchema, idempotent, producerWorker });
     const log = () => {};
     const bus = createKafkaBus(opts, { loadOffsets: async () => [], log });
     return {
