@@ -1,6 +1,7 @@
 import { Consumer } from '@platformatic/kafka';
 import { type FetchPlan, type FetchResult, fillAndPack } from './kafka-fetch.ts';
 import type { WorkerRequest } from './kafka-fetch-worker.ts';
+import { workerUrl } from './worker-url.ts';
 
 /** Fetches and decodes owned partitions: in a Worker thread, or in this thread when no Worker can start. */
 export interface Fetcher {
@@ -52,7 +53,7 @@ type Reply = { id: number; result?: FetchResult; error?: string } | { closed: tr
 const START_TIMEOUT_MS = 10_000;
 
 function workerFetcher(opts: FetcherOptions, failed: (e: string) => void): Fetcher {
-  const worker = new Worker(new URL('./kafka-fetch-worker.ts', import.meta.url).href);
+  const worker = new Worker(workerUrl('kafka-fetch-worker'));
   const pending = new Map<number, { resolve(r: FetchResult): void; reject(e: Error): void }>();
   let next = 0;
   let closed: (() => void) | undefined;

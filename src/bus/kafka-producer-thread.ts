@@ -4,6 +4,7 @@ import { packBatch, packedTransferables, TableIds } from './kafka-batch-pack.ts'
 import type { ProduceReply, ProduceRequest, ProduceState } from './kafka-produce-worker.ts';
 import { KafkaWriter, type ProducerStatus } from './kafka-producer.ts';
 import type { KafkaBusOptions } from './kafka.ts';
+import { workerUrl } from './worker-url.ts';
 
 /**
  * What the Kafka bus needs of its producer: KafkaWriter itself (on this thread), or ProducerThread, the
@@ -57,7 +58,7 @@ export class ProducerThread implements BusWriter {
     private readonly opts: KafkaBusOptions,
     private readonly log: (m: string) => void,
     /** The Worker's module (tests name one that cannot start). */
-    url = new URL('./kafka-produce-worker.ts', import.meta.url).href,
+    url = workerUrl('kafka-produce-worker'),
   ) {
     this.ready = new Promise<void>((resolve) => (this.started = resolve));
     this.worker = new Worker(url);
