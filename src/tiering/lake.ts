@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
-import type { MirrorTable } from '../warehouse/index.ts';
+import { HIDDEN_COLUMNS, type MirrorTable } from '../warehouse/index.ts';
 import type { ColdStore } from './cold.ts';
 import { type FileKind, liveFiles, type ManifestFile } from './manifest.ts';
 import { lit } from './sql.ts';
@@ -25,7 +25,7 @@ export async function lakeManifest(conn: DuckDBConnection, m: MirrorTable, kind:
     layout: 'Hive: month=YYYY-MM/part-<pass>-<file id>.parquet; read with hive_partitioning = true',
     time_column: kind === 'current' ? timeColumn : '_commit_ts',
     key: m.keyIndexes.map((i) => m.columns[i]!.name),
-    columns: cols.getRows().map(([name, type]) => ({ name, type, ...(/INTERVAL|TIME WITH TIME ZONE/.test(String(type)) ? { stored_as: 'VARCHAR' } : {}) })),
+    columns: cols.getRows().filter(([name]) => !(HIDDEN_COLUMNS as readonly unknown[]).includes(name)).map(([name, type]) => ({ name, type, ...(/INTERVAL|TIME WITH TIME ZONE/.test(String(type)) ? { stored_as: 'VARCHAR' } : {}) })),
     updated_at: new Date().toISOString(),
     files: files.map((f) => ({
       path: f.tier === 'warm' ? relative(folder, f.location) : f.location,

@@ -23,10 +23,10 @@ export async function textColumns(conn: DuckDBConnection, hot: string): Promise<
     .filter((c) => TEXT_STORED.some((t) => c.type.includes(t)));
 }
 
-/** Select list writing a hot row to Parquet: `*`, with text-stored columns as VARCHAR. */
-export function writeList(cols: TextColumn[]): string {
-  if (cols.length === 0) return '*';
-  return `* REPLACE (${cols.map((c) => `CAST(${quoteIdent(c.name)} AS VARCHAR) AS ${quoteIdent(c.name)}`).join(', ')})`;
+/** Select list writing a hot row to Parquet: `*`, with text-stored columns as VARCHAR; `exclude`: e.g. ` EXCLUDE (...)`. */
+export function writeList(cols: TextColumn[], exclude = ''): string {
+  if (cols.length === 0) return `*${exclude}`;
+  return `*${exclude} REPLACE (${cols.map((c) => `CAST(${quoteIdent(c.name)} AS VARCHAR) AS ${quoteIdent(c.name)}`).join(', ')})`;
 }
 
 /** Select list reading a Parquet row back with the hot table's types; `exclude` drops reader columns. */

@@ -2,7 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage } from '../errors.ts';
 import { compactFiles, filesToCompact } from './compact.ts';
 import { writeLakeManifests } from './lake.ts';
-import type { MirrorTable } from '../warehouse/index.ts';
+import { type MirrorTable, storeAgedCopies } from '../warehouse/index.ts';
 import type { ColdCache } from './cache.ts';
 import type { ColdStore } from './cold.ts';
 import type { TieringDeps, TieringOptions } from './index.ts';
@@ -131,6 +131,9 @@ async function hotToWarm(ctx: PassContext, pass: number, cutoff: string, report:
     }
     for (const kind of ['current', 'history'] as const) {
       const spec = tierSpec(m, kind, t.timeColumn);
+      // The initial copy's `R` rows still derived from the current table are stored once they are old enough
+      // to move, so they are archived like stored ones (src/warehouse/lazy-copy.ts).
+      if (kind === 'history') await deps.exclusive((conn) => storeAgedCopies(conn, m, cutoff));
       const months = await deps.exclusive((conn) => monthsToArchive(conn, spec, cutoff));
       for (const month of months) {
         ctx.signal?.throwIfAborted();

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { type MirrorTable, quoteIdent, timeTravelSql } from '../warehouse/index.ts';
+import { hotCurrentSql, hotHistorySql, type MirrorTable, quoteIdent, timeTravelSql } from '../warehouse/index.ts';
 import { mapColumns } from './layout.ts';
 import { type FileKind, liveFiles, type ManifestFile } from './manifest.ts';
 import { readList, type TextColumn, textColumns } from './parquet-types.ts';
@@ -115,10 +115,12 @@ export function supersededSql(files: ManifestFile[]): string {
 
 /** The public view of one table kind: hot rows, plus the archived rows of the live files. */
 export function viewSql(a: ArchivedInput): string {
-  const hot = a.kind === 'current' ? a.m.current : a.m.history;
+  // Hot rows: the current table without its hidden copy columns; the history table and the `R` rows derived
+  // from the copied current rows whose `R` rows are not stored (src/warehouse/lazy-copy.ts).
+  const hot = a.kind === 'current' ? hotCurrentSql(a.m) : hotHistorySql(a.m);
   const name = a.kind === 'current' ? a.m.currentView : a.m.historyView;
-  if (a.files.length === 0) return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot}`;
-  return `CREATE OR REPLACE VIEW ${name} AS SELECT * FROM ${hot} UNION ALL BY NAME ${archivedSql(a)}`;
+  if (a.files.length === 0) return `CREATE OR REPLACE VIEW ${name} AS ${hot}`;
+  return `CREATE OR REPLACE VIEW ${name} AS ${hot} UNION ALL BY NAME ${archivedSql(a)}`;
 }
 
 /** Column names of a table or view. */

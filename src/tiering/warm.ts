@@ -2,7 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { mkdirSync, statSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../errors.ts';
-import { type MirrorTable, mirrorKeySql, quoteIdent } from '../warehouse/index.ts';
+import { excludeHidden, materialize, type MirrorTable, mirrorKeySql, quoteIdent } from '../warehouse/index.ts';
 import { crashPoint } from './fault.ts';
 import { fileLayout } from './layout.ts';
 import { type FileKind, insertFile, type ManifestFile, nextId, nextRowId } from './manifest.ts';
@@ -153,16 +153,19 @@ export async function moveMonthToWarm(
     `${s.time}::TIMESTAMPTZ >= ${lit(`${opts.month}-01`)}::TIMESTAMPTZ AND ${s.time}::TIMESTAMPTZ < ${lit(nextMonth(opts.month))}::TIMESTAMPTZ ` +
     `AND ${s.time}::TIMESTAMPTZ < ${lit(opts.cutoff)}::TIMESTAMPTZ`;
   const text = await textColumns(conn, s.hot);
+  // The current table's hidden copy columns stay out of the files (src/warehouse/lazy-copy.ts).
+  const hidden = s.kind === 'current' ? excludeHidden(s.mirror) : '';
+  const list = writeList(text, hidden);
   await conn.run('BEGIN TRANSACTION');
   const paths: string[] = [];
   try {
     const total = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${s.hot} WHERE ${where}`)).getRows()[0]![0]);
     const files: ManifestFile[] = [];
     const limits = { maxRows: opts.limits?.maxRows ?? 8_000_000, maxBytes: opts.limits?.maxBytes ?? DEFAULT_FILE_BYTES };
-    const perRow = total > SMALL_MONTH_ROWS ? await bytesPerRow(conn, s, where, total, samplePath(opts.warmDir, s, opts.pass), writeList(text)) : 0;
+    const perRow = total > SMALL_MONTH_ROWS ? await bytesPerRow(conn, s, where, total, samplePath(opts.warmDir, s, opts.pass), list) : 0;
     for (const range of await keyRanges(conn, s, where, total, perRow, limits)) {
       const part = `${where} AND ${range}`;
-      const rows = `SELECT * FROM ${s.hot} WHERE ${part}`;
+      const rows = `SELECT *${hidden} FROM ${s.hot} WHERE ${part}`;
       const expected = await fingerprint(conn, rows);
       if (expected.rows === 0) continue;
       const id = await nextId(conn, 'tier_file_id');
@@ -171,7 +174,7 @@ export async function moveMonthToWarm(
       try {
         mkdirSync(dir, { recursive: true });
         await conn.run(
-          `COPY (SELECT ${writeList(text)} FROM ${s.hot} WHERE ${part} ORDER BY ${s.orderBy}) TO ${lit(path)} ` +
+          `COPY (SELECT ${list} FROM ${s.hot} WHERE ${part} ORDER BY ${s.orderBy}) TO ${lit(path)} ` +
             PARQUET_WRITE,
         );
       } catch (e) {
@@ -199,6 +202,8 @@ export async function moveMonthToWarm(
     if (files.reduce((n, f) => n + f.rowCount, 0) !== total) {
       throw new TieringError('TIER_VERIFY_FAILED', `the files of ${opts.month} hold ${files.reduce((n, f) => n + f.rowCount, 0)} rows, ${s.hot} has ${total}: nothing was moved`);
     }
+    // Copied rows whose `R` rows are derived from them get those stored before they leave the hot table.
+    if (s.kind === 'current') await materialize(conn, s.mirror, { where });
     await conn.run(`DELETE FROM ${s.hot} WHERE ${where}`);
     await opts.refresh();
     crashPoint('warm-before-commit');

@@ -7,6 +7,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CopyChunk, CopyChunkPlan } from '../change/index.ts';
+import { COPY_SEQ, COPY_TS } from './lazy-copy.ts';
 import { quoteIdent } from './pg-types.ts';
 import type { MirrorTable } from './tables.ts';
 import { recordUnfit } from './unfit.ts';
@@ -114,13 +115,15 @@ export class CopyChunks {
   }
 
   /**
-   * Loads one chunk into the mirror and its history (op 'R', lsn 0, seq continuing the table's copied
-   * rows) and marks it done; a chunk already done is skipped. Returns the rows loaded and how many
-   * values did not fit their column (NULL there, kept in `_ducktail.unfit_values`).
+   * Loads one chunk into the mirror, its history rows (op 'R', lsn 0, seq continuing the table's copied
+   * rows) derived from it (lazy-copy.ts), and marks it done; a chunk already done is skipped. Returns the
+   * rows loaded and how many values did not fit their column (NULL there, kept in `_ducktail.unfit_values`).
    *
-   * DuckDB's CSV reader parses and converts the chunk once, numbered in file order, into the history;
-   * the mirror copies those typed rows back (the transaction's own rows: `_lsn` 0, `_seq` from the base).
-   * Only when a column that may hold unfit values got a NULL is the file read again for their text.
+   * DuckDB's CSV reader parses and converts the chunk once, numbered in file order, into the current table
+   * with each row's `_seq` in its hidden column. A table created before the hidden columns existed gets its
+   * `R` rows stored: into the history, and the mirror copies those typed rows back (the transaction's own
+   * rows: `_lsn` 0, `_seq` from the base). Only when a column that may hold unfit values got a NULL is the
+   * file read again for their text.
    */
   async apply(mirror: MirrorTable, chunk: CopyChunk): Promise<{ rows: number; unfit: number }> {
     const key = [chunk.slot, chunk.table, chunk.chunk] as const;
@@ -142,16 +145,32 @@ export class CopyChunks {
       // (a quoted value may hold more), so the lines bound the rows from above.
       const span = BigInt(chunk.rows ?? lineCount(chunk.csv));
       const base = await this.reserve(mirror, span);
-      const mine = `_lsn = 0 AND _seq >= $1::BIGINT AND _seq < $1::BIGINT + ${span}`;
-      const loaded = await this.conn.run(
-        `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
-          `SELECT ${casts}, 'R', 0, $1::BIGINT + s.ordinality - 1, make_timestamptz($2::BIGINT) FROM ${csv} s`,
-        [base, chunk.commitTimeUs],
-      );
-      const n = BigInt(loaded.rowsChanged);
-      if (n > span) throw new Error(`copied chunk ${chunk.table} #${chunk.chunk} has ${n} rows in ${span} lines`);
-      await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${names} FROM ${mirror.history} WHERE ${mine}`, [base]);
-      const unfit = await this.recordUnfit(mirror, csv, base, mine);
+      let n: bigint;
+      let unfit: number;
+      if (mirror.lazyCopy) {
+        // Only the current table: each row keeps its `R` row's `_seq` and time in the hidden columns, and the
+        // history view derives the `R` row until a writer step stores it (lazy-copy.ts).
+        const loaded = await this.conn.run(
+          `INSERT INTO ${mirror.current} (${names}, ${COPY_SEQ}, ${COPY_TS}) ` +
+            `SELECT ${casts}, $1::BIGINT + s.ordinality - 1, make_timestamptz($2::BIGINT) FROM ${csv} s`,
+          [base, chunk.commitTimeUs],
+        );
+        n = BigInt(loaded.rowsChanged);
+        if (n > span) throw new Error(`copied chunk ${chunk.table} #${chunk.chunk} has ${n} rows in ${span} lines`);
+        const mine = `${COPY_SEQ} >= $1::BIGINT AND ${COPY_SEQ} < $1::BIGINT + ${span}`;
+        unfit = await this.recordUnfit(mirror, mirror.current, csv, base, mine);
+      } else {
+        const mine = `_lsn = 0 AND _seq >= $1::BIGINT AND _seq < $1::BIGINT + ${span}`;
+        const loaded = await this.conn.run(
+          `INSERT INTO ${mirror.history} (${names}, _op, _lsn, _seq, _commit_ts) ` +
+            `SELECT ${casts}, 'R', 0, $1::BIGINT + s.ordinality - 1, make_timestamptz($2::BIGINT) FROM ${csv} s`,
+          [base, chunk.commitTimeUs],
+        );
+        n = BigInt(loaded.rowsChanged);
+        if (n > span) throw new Error(`copied chunk ${chunk.table} #${chunk.chunk} has ${n} rows in ${span} lines`);
+        await this.conn.run(`INSERT INTO ${mirror.current} (${names}) SELECT ${names} FROM ${mirror.history} WHERE ${mine}`, [base]);
+        unfit = await this.recordUnfit(mirror, mirror.history, csv, base, mine);
+      }
       await this.conn.run(
         `UPDATE _ducktail.copy_chunks SET done = true, rows = $4, seq_base = $5, read_at = $6, applied_at = now()
           WHERE slot = $1 AND "table" = $2 AND chunk = $3`,
@@ -164,11 +183,11 @@ export class CopyChunks {
   }
 
   /** Unfit values of the chunk: none unless a column that may hold them got a NULL (then its text is read again). */
-  private async recordUnfit(mirror: MirrorTable, csv: string, base: bigint, mine: string): Promise<number> {
+  private async recordUnfit(mirror: MirrorTable, table: string, csv: string, base: bigint, mine: string): Promise<number> {
     const nullable = mirror.columns.flatMap((c) => (c.unfit ? [`${quoteIdent(c.name)} IS NULL`] : []));
     if (nullable.length === 0) return 0;
     const r = await this.conn.runAndReadAll(
-      `SELECT count(*) FROM ${mirror.history} WHERE ${mine} AND (${nullable.join(' OR ')})`,
+      `SELECT count(*) FROM ${table} WHERE ${mine} AND (${nullable.join(' OR ')})`,
       [base],
     );
     if (Number(r.getRows()[0]![0]) === 0) return 0;

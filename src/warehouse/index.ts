@@ -17,6 +17,7 @@ export { Progress } from './offsets.ts';
 export { MirrorCatalog, type MirrorTable } from './tables.ts';
 export { mirrorKeySql } from './archived.ts';
 export { timeTravelSql } from './time-travel.ts';
+export { excludeHidden, HIDDEN_COLUMNS, hotCurrentSql, hotHistorySql, materialize, storeAgedCopies } from './lazy-copy.ts';
 export { quoteIdent } from './pg-types.ts';
 
 /** Warehouse settings (from the [warehouse] config section). */

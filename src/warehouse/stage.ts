@@ -3,6 +3,7 @@ import { type TupleValue, UNCHANGED } from '../change/index.ts';
 import { byteaHex } from './csv.ts';
 import { ColumnWriter, kindOf, META_COLUMNS, type Source, typedColumnType } from './columns.ts';
 import { supersedeArchived, truncateArchived } from './archived.ts';
+import { materialize } from './lazy-copy.ts';
 import { quoteIdent } from './pg-types.ts';
 import { HOT_SCHEMA, historyName, type MirrorTable } from './tables.ts';
 import { recordUnfit } from './unfit.ts';
@@ -135,6 +136,8 @@ export class Stage {
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
     const values = m.columns.map((_, i) => this.value(i)).join(', ');
     if (truncate) {
+      // The copied rows' `R` rows are stored before the table is emptied (lazy-copy.ts).
+      await materialize(this.conn, m);
       await this.conn.run(`DELETE FROM ${m.current}`);
       await truncateArchived(this.conn, m, lastLsn);
     }
@@ -152,6 +155,9 @@ export class Stage {
         .map((i) => `${m.current}.${quoteIdent(m.columns[i]!.name)} = ${this.value(i)}`)
         .join(' AND ');
       const replaced = `(SELECT * FROM ${this.table} WHERE _flags & ${FINAL | REPLACES} = ${FINAL | REPLACES})`;
+      // A replaced or deleted copied row's `R` row is stored before the row goes (lazy-copy.ts).
+      const onT = m.keyIndexes.map((i) => `t.${quoteIdent(m.columns[i]!.name)} = ${this.value(i)}`).join(' AND ');
+      await materialize(this.conn, m, { join: `SEMI JOIN ${replaced} s ON ${onT}` });
       await this.conn.run(`DELETE FROM ${m.current} USING ${replaced} s WHERE ${on}`);
       await supersedeArchived(this.conn, m, replaced, lastLsn, true, this.table);
     }

@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { TableSchema } from '../change/index.ts';
 import { AppError } from '../errors.ts';
 import { type ColumnMapping, mapColumn, quoteIdent } from './pg-types.ts';
+import { clearCopied, excludeHidden, hasHiddenColumns, HIDDEN_DEFS, hotHistorySql, materialize } from './lazy-copy.ts';
 import { applyLayoutChange, planLayoutChange } from './schema-change.ts';
 import { timeTravelSql } from './time-travel.ts';
 
@@ -20,6 +21,11 @@ export interface MirrorTable {
   currentView: string;
   /** Quoted public view of the history over every tier, e.g. "history"."orders". */
   historyView: string;
+  /**
+   * The hot current table has the hidden copy columns (lazy-copy.ts): the initial copy's `R` rows are derived
+   * from it until a writer step stores them. False for tables created before they existed.
+   */
+  lazyCopy: boolean;
 }
 
 /** Schema of the hot tables: the public names are views that tiering extends with Parquet files. */
@@ -50,6 +56,7 @@ export function describeMirror(schema: TableSchema): MirrorTable {
     history: `${HOT_SCHEMA}.${quoteIdent(`history.${historyName(schema.schema, schema.table)}`)}`,
     currentView: `${quoteIdent(schema.schema)}.${quoteIdent(schema.table)}`,
     historyView: `history.${quoteIdent(historyName(schema.schema, schema.table))}`,
+    lazyCopy: false,
   };
 }
 
@@ -79,9 +86,15 @@ export class MirrorCatalog {
   /** All tables mirrored so far (from DuckDB at first call). */
   async load(): Promise<MirrorTable[]> {
     const reader = await this.conn.runAndReadAll('SELECT name, columns::VARCHAR FROM _ducktail.tables');
+    const lazy = await this.conn.runAndReadAll(
+      `SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = '${HOT_SCHEMA}' AND column_name = '_ducktail_copy_seq'`,
+    );
+    const withHidden = new Set((lazy.getRows() as [string][]).map(([t]) => t));
     for (const [name, columns] of reader.getRows() as [string, string][]) {
       const [schema, table] = splitName(name);
-      this.known.set(name, describeMirror({ schema, table, columns: JSON.parse(columns) }));
+      const m = describeMirror({ schema, table, columns: JSON.parse(columns) });
+      m.lazyCopy = withHidden.has(name);
+      this.known.set(name, m);
     }
     await this.migrateToHot();
     return [...this.known.values()];
@@ -100,6 +113,7 @@ export class MirrorCatalog {
       return previous;
     }
     const next = describeMirror(schema);
+    next.lazyCopy = previous ? previous.lazyCopy : true;
     for (const c of next.columns) {
       const id = `${name}.${c.name}`;
       if (c.fallback && !this.warned.has(id)) {
@@ -110,8 +124,12 @@ export class MirrorCatalog {
     let stored = schema;
     if (!previous) await this.create(next);
     else {
+      // The copied rows' `R` rows are stored as of the old layout, as they would have been with the copy
+      // (a dropped column's values kept, an added one NULL), and derived no more (lazy-copy.ts).
+      const kept = await materialize(this.conn, previous);
       stored = await this.evolve(previous, next, opts.reset === true);
       next.schema = stored;
+      if (kept > 0) await clearCopied(this.conn, next);
     }
     const columnsJson = JSON.stringify(stored.columns);
     await this.conn.run('DELETE FROM _ducktail.tables WHERE name = $1', [name]);
@@ -133,7 +151,9 @@ export class MirrorCatalog {
     const row = reader.getRows()[0] as [string] | undefined;
     if (!row) return undefined;
     const [schema, table] = splitName(name);
-    return describeMirror({ schema, table, columns: JSON.parse(row[0]) });
+    const m = describeMirror({ schema, table, columns: JSON.parse(row[0]) });
+    m.lazyCopy = await hasHiddenColumns(this.conn, HOT_SCHEMA, name);
+    return m;
   }
 
   /** Forgets cached layouts, e.g. after a rolled-back transaction. */
@@ -145,7 +165,9 @@ export class MirrorCatalog {
     const cols = t.columns.map((c) => `${quoteIdent(c.name)} ${c.duckType}`).join(', ');
     await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.schema.schema)}`);
     await this.conn.run(`CREATE SCHEMA IF NOT EXISTS ${HOT_SCHEMA}`);
-    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t.current} (${cols})`);
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS ${t.current} (${cols}${t.lazyCopy ? `, ${HIDDEN_DEFS}` : ''})`);
+    // A hot table that was already there (kept from before) decides, not the wish.
+    if (t.lazyCopy) t.lazyCopy = await hasHiddenColumns(this.conn, HOT_SCHEMA, t.name);
     await this.conn.run(
       `CREATE TABLE IF NOT EXISTS ${t.history} (${cols}, _op VARCHAR NOT NULL, _lsn UBIGINT NOT NULL, ` +
         `_seq INTEGER NOT NULL, _commit_ts TIMESTAMPTZ)`,
@@ -155,8 +177,8 @@ export class MirrorCatalog {
 
   /** Public views over the hot tables; never replaces a view tiering has extended with files. */
   private async createViews(t: MirrorTable): Promise<void> {
-    await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.currentView} AS SELECT * FROM ${t.current}`);
-    await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.historyView} AS SELECT * FROM ${t.history}`);
+    await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.currentView} AS SELECT *${excludeHidden(t)} FROM ${t.current}`);
+    await this.conn.run(`CREATE VIEW IF NOT EXISTS ${t.historyView} AS ${hotHistorySql(t)}`);
     for (const macro of timeTravelSql(t)) await this.conn.run(macro);
   }
 

@@ -47,7 +47,10 @@ async function expectSame(w: Warehouse, table: string, step: string): Promise<vo
 async function duckColumns(w: Warehouse, table: string): Promise<Record<string, string>> {
   const duck = await w.connect();
   try {
-    const r = await duck.runAndReadAll(`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '_hot' AND table_name = '${table}' ORDER BY ordinal_position`);
+    // The hot table's own columns: not the hidden copy columns (src/warehouse/lazy-copy.ts), which no ALTER touches.
+    const r = await duck.runAndReadAll(
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '_hot' AND table_name = '${table}' AND NOT starts_with(column_name, '_ducktail_copy_') ORDER BY ordinal_position`,
+    );
     return Object.fromEntries(r.getRows().map((x) => [String(x[0]), String(x[1])]));
   } finally {
     duck.closeSync();
