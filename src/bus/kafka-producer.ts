@@ -64,6 +64,11 @@ export class KafkaWriter implements BusWriter {
     const base = { bootstrapBrokers: opts.brokers, retries: 1, retryDelay: 100, timeout: 5_000, connectTimeout: 2_000 };
     this.producer = new Producer({
       ...base,
+      // The client turns an idempotent producer's `retries` of 0 or 1 into "retry forever" (every request,
+      // metadata included): a topic not there yet or a broker down then hung the first publish without an
+      // error. 2 is kept as given; write() retries a failed send itself (with backoff, in the status and
+      // /readyz), and the client starts a new producer id after a failed idempotent send.
+      retries: opts.idempotent ? 2 : base.retries,
       clientId: `ducktail-${opts.instance}-producer`,
       // Values are encoded by EventEncoder as bytes (the schema block is copied, not re-encoded per event).
       serializers: { key: stringSerializer, value: (b: Buffer | undefined) => b, headerKey: stringSerializer, headerValue: stringSerializer },

@@ -121,9 +121,10 @@ describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', ()
 
   test('payload-only events (event_schema "topic"): the warehouse equals the source; each event names its layout, which <prefix>-schemas holds', async () => {
     const prefix = 'slim';
-    for (const t of ['orders', 'docs', 'extra']) await kafka.createTopic(`${prefix}.public.${t}`, 3, 3);
-    // The schema topic is left to the producer (the mock auto-creates it).
-    const p = await startKafkaPipeline({ dir, url, slot: 'it_kafka_slim', bootstrap: kafka.bootstrap, prefix, file: 'slim.duckdb', bus: { eventSchema: 'topic' } });
+    for (const t of ['orders', 'docs']) await kafka.createTopic(`${prefix}.public.${t}`, 3, 3);
+    // The schema topic and `extra`'s are left to the idempotent producer (the default): the mock auto-creates
+    // them. (The client's idempotent producer used to retry the lookup of a missing topic forever.)
+    const p = await startKafkaPipeline({ dir, url, slot: 'it_kafka_slim', bootstrap: kafka.bootstrap, prefix, file: 'slim.duckdb', bus: { eventSchema: 'topic', idempotent: true } });
     await waitFor(async () => p.status!.phase === 'streaming', 30_000, 'streaming');
     await sql`UPDATE orders SET price = price + 2, note = 'slim' WHERE id % 7 = 0`;
     await sql`DELETE FROM orders WHERE id % 11 = 0`;

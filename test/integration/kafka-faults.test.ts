@@ -14,8 +14,11 @@ import { waitFor } from './compare.ts';
 import { expectInSync, historyDuplicates, type KafkaRunning, startKafkaPipeline } from './kafka-harness.ts';
 
 const OUTAGE_MS = process.env.KAFKA_FAULT_FULL === '1' ? 30_000 : 3_000;
-const PREFIX = 'faults';
-const TOPIC = `${PREFIX}.public.orders`;
+/** Both producers: ducktail's own record batches (`idempotent = false`) and the idempotent one (the default). */
+const MODES = [
+  { idempotent: false, prefix: 'faults' },
+  { idempotent: true, prefix: 'faultsidem' },
+] as const;
 let url: string;
 let sql: Sql;
 let dir: string;
@@ -28,8 +31,10 @@ beforeAll(async () => {
   sql = connectSql(url, { max: 3 });
   dir = mkdtempSync(join(tmpdir(), 'ducktail-kfaults-'));
   kafka = await startKafkaMock({ brokers: 3 });
-  await kafka.createTopic(TOPIC, 3, 3);
-  await kafka.createTopic(`${PREFIX}-dead-letter`, 1, 3);
+  for (const { prefix } of MODES) {
+    await kafka.createTopic(`${prefix}.public.orders`, 3, 3);
+    await kafka.createTopic(`${prefix}-dead-letter`, 1, 3);
+  }
   await sql.unsafe(`
     CREATE TABLE orders (id bigint PRIMARY KEY, qty int, note text);
     INSERT INTO orders SELECT g, g % 7, 'row ' || g FROM generate_series(1, 500) g;
@@ -37,7 +42,6 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await p?.stop();
   await sql?.end();
   await kafka?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -90,52 +94,60 @@ async function during(fault: () => Promise<void>, heal: () => Promise<void>, exp
   expect(await historyDuplicates(p!.warehouse, 'orders')).toBe(0);
 }
 
-describe(`Kafka faults (outage ${OUTAGE_MS} ms)`, () => {
-  test('Kafka unreachable at start: the pipeline waits, says so in readiness, then catches up', async () => {
-    await kafka.brokerDown(-1);
-    p = await startKafkaPipeline({ dir, url, slot: 'kfaults', bootstrap: kafka.bootstrap, prefix: PREFIX });
-    await waitFor(async () => p!.bus.readiness?.().ready === false, 20_000, 'bus not ready');
-    expect(p.warehouse.stats.rowsApplied).toBe(0);
-    await kafka.brokerUp(-1);
-    await waitFor(async () => p!.status!.phase === 'streaming', 60_000, 'streaming');
-    await expectInSync(sql, [p.warehouse], 'orders', 60_000);
-  }, 120_000);
+for (const { idempotent, prefix } of MODES) {
+  const TOPIC = `${prefix}.public.orders`;
+  describe(`Kafka faults (outage ${OUTAGE_MS} ms, ${idempotent ? 'idempotent producer' : "ducktail's record batches"})`, () => {
+    afterAll(async () => {
+      await p?.stop();
+      p = undefined;
+    });
 
-  test('a broker down: publishing stalls with backpressure, resumes by itself, nothing lost or twice', async () => {
-    await kafka.setLeader(TOPIC, 0, 1);
-    await during(() => kafka.brokerDown(1), () => kafka.brokerUp(1), true);
-  }, 180_000);
+    test('Kafka unreachable at start: the pipeline waits, says so in readiness, then catches up', async () => {
+      await kafka.brokerDown(-1);
+      p = await startKafkaPipeline({ dir, url, slot: `kfaults_${prefix}`, file: `${prefix}.duckdb`, bootstrap: kafka.bootstrap, prefix, bus: { idempotent } });
+      await waitFor(async () => p!.bus.readiness?.().ready === false, 20_000, 'bus not ready');
+      expect(p.warehouse.stats.rowsApplied).toBe(0);
+      await kafka.brokerUp(-1);
+      await waitFor(async () => p!.status!.phase === 'streaming', 60_000, 'streaming');
+      await expectInSync(sql, [p.warehouse], 'orders', 60_000);
+    }, 120_000);
 
-  test('leader changes under load', async () => {
-    await during(
-      async () => {
-        await kafka.setLeader(TOPIC, 0, 2);
-        await kafka.setLeader(TOPIC, 1, 3);
-        await kafka.setLeader(TOPIC, 2, 1);
-      },
-      async () => kafka.setLeader(TOPIC, 0, 3),
-      false,
-    );
-  }, 180_000);
+    test('a broker down: publishing stalls with backpressure, resumes by itself, nothing lost or twice', async () => {
+      await kafka.setLeader(TOPIC, 0, 1);
+      await during(() => kafka.brokerDown(1), () => kafka.brokerUp(1), true);
+    }, 180_000);
 
-  test('injected produce and fetch errors', async () => {
-    await during(
-      async () => {
-        await kafka.pushErrors(KAFKA_API_KEY.Produce, [
-          KAFKA_ERROR.NOT_ENOUGH_REPLICAS,
-          KAFKA_ERROR.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-          KAFKA_ERROR.REQUEST_TIMED_OUT,
-          KAFKA_ERROR.NOT_LEADER_OR_FOLLOWER,
-          KAFKA_ERROR.TRANSPORT,
-          KAFKA_ERROR.NOT_ENOUGH_REPLICAS,
-        ]);
-        await kafka.pushErrors(KAFKA_API_KEY.Fetch, [KAFKA_ERROR.NOT_LEADER_OR_FOLLOWER, KAFKA_ERROR.TRANSPORT, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION]);
-      },
-      async () => {
-        await kafka.clearErrors(KAFKA_API_KEY.Produce);
-        await kafka.clearErrors(KAFKA_API_KEY.Fetch);
-      },
-      false,
-    );
-  }, 180_000);
-});
+    test('leader changes under load', async () => {
+      await during(
+        async () => {
+          await kafka.setLeader(TOPIC, 0, 2);
+          await kafka.setLeader(TOPIC, 1, 3);
+          await kafka.setLeader(TOPIC, 2, 1);
+        },
+        async () => kafka.setLeader(TOPIC, 0, 3),
+        false,
+      );
+    }, 180_000);
+
+    test('injected produce and fetch errors', async () => {
+      await during(
+        async () => {
+          await kafka.pushErrors(KAFKA_API_KEY.Produce, [
+            KAFKA_ERROR.NOT_ENOUGH_REPLICAS,
+            KAFKA_ERROR.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            KAFKA_ERROR.REQUEST_TIMED_OUT,
+            KAFKA_ERROR.NOT_LEADER_OR_FOLLOWER,
+            KAFKA_ERROR.TRANSPORT,
+            KAFKA_ERROR.NOT_ENOUGH_REPLICAS,
+          ]);
+          await kafka.pushErrors(KAFKA_API_KEY.Fetch, [KAFKA_ERROR.NOT_LEADER_OR_FOLLOWER, KAFKA_ERROR.TRANSPORT, KAFKA_ERROR.UNKNOWN_TOPIC_OR_PARTITION]);
+        },
+        async () => {
+          await kafka.clearErrors(KAFKA_API_KEY.Produce);
+          await kafka.clearErrors(KAFKA_API_KEY.Fetch);
+        },
+        false,
+      );
+    }, 180_000);
+  });
+}
