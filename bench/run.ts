@@ -11,7 +11,9 @@
 //        Mode stream copies only 10k rows first (faster when measuring streaming alone).
 //        BENCH_VERBOSE=1 shows the source's log, BENCH_PROFILE=1 the apply-stage timers, BENCH_BATCH_ROWS the batch_rows, BENCH_BATCH_MS the batch_ms,
 //        BENCH_DUCK_SET a DuckDB SET statement run on the warehouse first, BENCH_CHECKPOINT_MB the warehouse's checkpoint_wal_mb,
-//        BENCH_COPY_CHUNK_ROWS the initial copy's rows per chunk (source copyChunkRows).
+//        BENCH_COPY_CHUNK_ROWS the initial copy's rows per chunk (source copyChunkRows),
+//        BENCH_CPU=1 the CPU seconds of every process and thread on the box while ducktail copies or catches up
+//        (bench/proc-cpu.ts, sampled every 100 ms), printed to stderr.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +25,7 @@ import { createWarehouse, type Warehouse } from '../src/warehouse/index.ts';
 import { startDebianPostgres } from '../test/support/postgres-debian.ts';
 import { startPostgres, stopPostgres } from '../test/support/postgres.ts';
 import { type Freshness, measureFreshness, watchProbes } from './freshness.ts';
+import { account as accountCpu, describe as describeCpu, Sampler } from './proc-cpu.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: string) => {
@@ -43,6 +46,7 @@ const BIN = PG === 18 ? null : `/usr/lib/postgresql/${PG}/bin`;
 const PG_RECVLOGICAL = BIN ? `${BIN}/pg_recvlogical` : Bun.which('pg_recvlogical');
 const PSQL = BIN ? `${BIN}/psql` : Bun.which('psql');
 const want = (m: string) => MODE === 'all' || MODE === m;
+const CPU = process.env.BENCH_CPU === '1' ? new Sampler(100) : undefined;
 
 interface RunResult {
   copy?: number;
@@ -96,6 +100,7 @@ function pipelineOn(url: string, slot: string, warehouse: Warehouse) {
 
 /** Runs the pipeline from the slot; resolves with the ms until `rows` more rows were applied (0 = until streaming). */
 async function ducktail(url: string, slot: string, warehouse: Warehouse, rows: number): Promise<number> {
+  const cpuFrom = CPU?.mark();
   const started = performance.now();
   const before = warehouse.stats.rowsApplied;
   const pipeline = pipelineOn(url, slot, warehouse);
@@ -103,6 +108,7 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, rows: n
   if (rows === 0) while (status.phase !== 'streaming') await waitStep(status);
   else while (warehouse.stats.rowsApplied - before < rows) await waitStep(status);
   const ms = performance.now() - started;
+  if (cpuFrom) console.error(describeCpu(`cpu ducktail ${rows === 0 ? 'initial copy' : 'catch-up'}`, accountCpu(cpuFrom, CPU!.mark())));
   await pipeline.stop();
   profile(warehouse, ms);
   return ms;
@@ -229,6 +235,7 @@ try {
     console.log(`run ${i + 1}: ${line(r)}`);
   }
 } finally {
+  CPU?.stop();
   await server.stop();
 }
 const med = (pick: (r: RunResult) => number | undefined) => {
