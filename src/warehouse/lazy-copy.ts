@@ -1,5 +1,5 @@
 /**
- * Lazy `R` rows of the initial copy (docs/PERFORMANCE.md, "Initial copy"; docs/TIERING.md, "History").
+ * Lazy `R` rows of the initial copy (docs/PERFORMANCE.md, "Initial copy"; docs/TIERING.md, top).
  *
  * A raw chunk of the initial copy (copy.ts) writes only the hot current table: each copied row carries its
  * history position in two hidden columns, `_ducktail_copy_seq` (the `_seq` of its `R` row at `_lsn` 0) and
@@ -11,7 +11,10 @@
  * removes or rewrites a current row with it set first stores that row's `R` row in the hot history, in the same
  * transaction (`materialize`): the apply path before it deletes a replaced or deleted key (stage.ts), a truncate
  * or re-copy before it empties the table (stage.ts), a layout change before it alters the table (tables.ts),
- * tiering before it moves current rows to the warm tier (src/tiering/warm.ts). Rows the apply path inserts, and
+ * tiering before it moves current rows to the warm tier (src/tiering/warm.ts); and an archive pass stores those
+ * older than its cutoff (`storeAgedCopies`, src/tiering/pass.ts) so the archived history holds them as before.
+ * The cost moves to the stream: every batch that replaces or deletes keys of such a table joins them with the
+ * current table (docs/PERFORMANCE.md). Rows the apply path inserts, and
  * the rows of a copy that travels as changes (the Kafka bus, copy-seq.ts: its `R` rows are stored as before),
  * leave the hidden columns NULL.
  *
