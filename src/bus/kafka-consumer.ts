@@ -12,8 +12,6 @@ import { commitSelection, type Owned, offsetsOf, type Selection, selectBatch } f
 import { type ConsumerStatus, partitionStatus, unread } from './kafka-status.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
-/** A round fetches once more before choosing its batch when the last fetch answered longer ago than this. */
-const REFETCH_AFTER_MS = 25;
 /** Kafka's error code for a fetch offset outside the partition's log (deleted by retention, or never written). */
 const OFFSET_OUT_OF_RANGE = 1;
 
@@ -54,8 +52,6 @@ export class KafkaReader {
   /** The batch being applied (its entries stay buffered until it commits). */
   private selection: Selection | null = null;
   private readonly holds: Holds;
-  /** When the last fetch answered (performance.now()). */
-  private fetchedAt = 0;
   /** Offset of the last poison message sent to the dead-letter topic, per partition. */
   private readonly deadLettered = new WeakMap<Owned, bigint>();
   /** Least recently served partitions first in each request: a broker leaves the last ones out at max_bytes. */
@@ -162,7 +158,6 @@ export class KafkaReader {
       return 0;
     }
     const res = await this.fetcher.fetch(plan);
-    this.fetchedAt = performance.now();
     this.refresh = undefined;
     for (const [id, columns] of res.layouts) this.layouts.set(id, columns);
     let taken = 0;
@@ -213,9 +208,14 @@ export class KafkaReader {
 
   /** Builds the next batch, fetches the next round while DuckDB applies it, then makes it the partitions' state. */
   private async round(sink: BatchSink, signal: AbortSignal): Promise<void> {
-    if (this.buffered() === 0) await this.fetchAll(true);
-    // What arrived while the previous batch was applied: fetched now rather than a whole apply later.
-    else if (performance.now() - this.fetchedAt > REFETCH_AFTER_MS) await this.fetchAll(false);
+    const buffered = this.buffered();
+    if (buffered === 0) await this.fetchAll(true);
+    // Fetch (without wait) before choosing unless a whole batch is buffered: the fetch that overlapped the
+    // previous apply was sent as that apply started, so what the brokers acknowledged during it goes into
+    // this batch, not the next. (Fetching only when that fetch had answered over 25 ms before left it a
+    // whole apply behind after every short apply: 40% of the transactions at 5,000 changes/s; docs/PERFORMANCE.md,
+    // "Kafka latency".)
+    else if (buffered < this.opts.batchRows) await this.fetchAll(false);
     const s = selectBatch(this.owned.values(), this.opts.batchRows);
     this.selection = s;
     // Pipelined: the next fetch (network, gunzip, decode on this thread) overlaps the apply (DuckDB's threads).
