@@ -115,15 +115,52 @@ class TxTimes {
   }
 }
 
+/** The JS thread's longest stall (a timer's lateness) since the last call: tells a blocked thread from a slow DuckDB. */
+const stalls = (() => {
+  let last = 0;
+  let worst = 0;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  return {
+    /** Watches during the latency phase only (a 2 ms timer). */
+    watch(on: boolean) {
+      clearInterval(timer);
+      timer = undefined;
+      if (!on) return;
+      last = performance.now();
+      timer = setInterval(() => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last - 2);
+        last = now;
+      }, 2);
+    },
+    take() {
+      const w = worst;
+      worst = 0;
+      return w;
+    },
+  };
+})();
+
+/** Applies in the latency phase slower than this are printed with where the warehouse spent the time. */
+const SLOW_APPLY_MS = 100;
+
 function timedSink(warehouse: Warehouse, times: TxTimes | null): BatchSink {
   return {
     async apply(batch: ChangeBatch) {
       const started = performance.now();
       times?.onApplyStart(batch);
+      const before = times ? { ...warehouse.stats.stageMs } : undefined;
+      if (times) stalls.take();
       await warehouse.apply(batch);
-      applied.ms += performance.now() - started;
+      const ms = performance.now() - started;
+      applied.ms += ms;
       applied.batches++;
-      times?.onApplied(batch, performance.now() - started);
+      times?.onApplied(batch, ms);
+      if (before && ms > SLOW_APPLY_MS) {
+        const after = warehouse.stats.stageMs as unknown as Record<string, number>;
+        const parts = Object.entries(before).flatMap(([k, v]) => (k.endsWith('Ms') && after[k]! - v >= 1 ? [`${k} ${Math.round(after[k]! - v)}`] : []));
+        console.error(`[${new Date().toISOString().slice(11, 23)}] slow apply in the latency phase: ${Math.round(ms)} ms, ${batch.changes.length} changes (${parts.join(', ')}; the JS thread's longest stall meanwhile ${Math.round(stalls.take())} ms)`);
+      }
     },
   };
 }
@@ -271,6 +308,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     // What PostgreSQL decodes again before it sends anything new: the slot's restart_lsn to its confirmed position.
     const [slotAt] = (await sql`SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::float8 AS redecode
       FROM pg_replication_slots WHERE slot_name = ${`kb_k_${run}`}`) as unknown as [{ redecode: number }];
+    stalls.watch(true);
     const live = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), 0, times, 50);
     // Warm-up: one transaction right after the start, measured apart. Before it, PostgreSQL decodes the slot's
     // WAL again from restart_lsn (the throughput leg's, when no checkpoint moved it) and the slot may replay
@@ -297,6 +335,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     }
     for (const until = deadline(30_000); times.queryable.length < txs && Date.now() < until; ) await Bun.sleep(20);
     await live.stop();
+    stalls.watch(false);
     r.checkpoints = wk.stats.checkpoint.checkpoints - ckpt0.checkpoints;
     r.checkpointMs = wk.stats.checkpoint.checkpointMs - ckpt0.checkpointMs;
     r.walMb = ckpt0.walBytes / 1e6;
