@@ -251,6 +251,7 @@ interface RunResult {
   /** The warm-up transaction's commit-to-queryable (right after the pipeline started), and the WAL decoded again first. */
   startupMs: number;
   redecodeMb: number;
+  replayMb: number;
   /** DuckDB checkpoints during the phase (the warehouse's own, between applies) and the WAL when it started. */
   checkpoints: number;
   checkpointMs: number;
@@ -284,7 +285,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${`kb_r_${run}`}, 'pgoutput')`;
     for (let from = 1; from <= ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, ROWS));
     const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0, reachedP50: 0, reachedP99: 0, missing: 0, startupMs: 0, redecodeMb: 0, checkpoints: 0, checkpointMs: 0, walMb: 0 };
+    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0, reachedP50: 0, reachedP99: 0, missing: 0, startupMs: 0, redecodeMb: 0, replayMb: 0, checkpoints: 0, checkpointMs: 0, walMb: 0 };
     const readers = [
       async () => {
         const k = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), ROWS);
@@ -306,8 +307,10 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     const perTx = 50;
     const times = new TxTimes(perTx);
     // What PostgreSQL decodes again before it sends anything new: the slot's restart_lsn to its confirmed position.
-    const [slotAt] = (await sql`SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::float8 AS redecode
-      FROM pg_replication_slots WHERE slot_name = ${`kb_k_${run}`}`) as unknown as [{ redecode: number }];
+    // And what it sends again: the leg's tail past the slot's confirmed position (skipped as duplicates).
+    const [slotAt] = (await sql`SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::float8 AS redecode,
+      pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS replay
+      FROM pg_replication_slots WHERE slot_name = ${`kb_k_${run}`}`) as unknown as [{ redecode: number; replay: number }];
     stalls.watch(true);
     const live = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), 0, times, 50);
     // Warm-up: one transaction right after the start, measured apart. Before it, PostgreSQL decodes the slot's
@@ -321,6 +324,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     for (const until = deadline(60_000); times.queryable.length === 0 && Date.now() < until; ) await Bun.sleep(5);
     r.startupMs = times.queryable[0] ?? Number.POSITIVE_INFINITY;
     r.redecodeMb = slotAt.redecode / 1e6;
+    r.replayMb = slotAt.replay / 1e6;
     times.queryable.length = times.acked.length = times.reached.length = times.applyMs.length = 0;
     times.fromUs = nowUs();
     const ckpt0 = { ...wk.stats.checkpoint };
@@ -376,7 +380,7 @@ try {
     const r = await once(FIRST_RUN + i, kafka);
     results.push(r);
     const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (kafka/raw ${(r.kafka / r.raw).toFixed(2)})`;
-    console.log(`run ${FIRST_RUN + i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms${r.missing ? `; ${r.missing} transactions not queryable within 30 s` : ''}); after the restart on the slot (${r.redecodeMb.toFixed(1)} MB of WAL decoded again) the first transaction took ${Math.round(r.startupMs)} ms; DuckDB checkpoints in the phase ${r.checkpoints} (${Math.round(r.checkpointMs)} ms, WAL at its start ${r.walMb.toFixed(1)} MB)`);
+    console.log(`run ${FIRST_RUN + i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms${r.missing ? `; ${r.missing} transactions not queryable within 30 s` : ''}); after the restart on the slot (${r.redecodeMb.toFixed(1)} MB of WAL decoded again, ${r.replayMb.toFixed(1)} MB sent again) the first transaction took ${Math.round(r.startupMs)} ms; DuckDB checkpoints in the phase ${r.checkpoints} (${Math.round(r.checkpointMs)} ms, WAL at its start ${r.walMb.toFixed(1)} MB)`);
   }
 } finally {
   CPU?.stop();
