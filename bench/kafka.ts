@@ -307,7 +307,8 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     const perTx = 50;
     const times = new TxTimes(perTx);
     // What PostgreSQL decodes again before it sends anything new: the slot's restart_lsn to its confirmed position.
-    // And what it sends again: the leg's tail past the slot's confirmed position (skipped as duplicates).
+    // And what it may send again: the WAL past the slot's confirmed position (the leg's tail, skipped as duplicates;
+    // an upper bound: the source asks to start at the position ducktail stored, which may be later).
     const [slotAt] = (await sql`SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::float8 AS redecode,
       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 AS replay
       FROM pg_replication_slots WHERE slot_name = ${`kb_k_${run}`}`) as unknown as [{ redecode: number; replay: number }];
