@@ -52,6 +52,7 @@ export class BatchApplier {
     clearMs: 0,
     commitMs: 0,
     directAppends: 0,
+    copyJoins: 0,
   };
 
   constructor(
@@ -126,7 +127,7 @@ export class BatchApplier {
     const layout = `${mirror.name}:${mirror.columns.map((c) => `${c.name} ${c.duckType}`).join(',')}`;
     let stage = this.stages.get(layout);
     if (!stage) {
-      stage = await Stage.create(this.conn, mirror, String(this.stageSeq++));
+      stage = await Stage.create(this.conn, mirror, String(this.stageSeq++), this.copies.shared.copied);
       this.stages.set(layout, stage);
     }
     return stage;

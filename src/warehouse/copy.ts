@@ -38,6 +38,12 @@ export interface CopyShared {
   floor: Map<string, bigint>;
   /** Per table: changes at or before this LSN replay over rows a resumed copy read later. */
   windows: Map<string, bigint>;
+  /**
+   * Tables whose current rows may still have copy positions (lazy-copy.ts): set when a raw chunk loads (before its
+   * COMMIT), found when the warehouse opens, removed only by the backfill once none remain. The apply path skips
+   * storing `R` rows for the others.
+   */
+  copied: Set<string>;
 }
 
 /** Reads and writes `_ducktail.copy_chunks` and loads chunks; call its writers inside the applier's transaction. */
@@ -47,7 +53,7 @@ export class CopyChunks {
   constructor(
     private readonly conn: DuckDBConnection,
     stageDir: string,
-    readonly shared: CopyShared = { nextSeq: new Map(), floor: new Map(), windows: new Map() },
+    readonly shared: CopyShared = { nextSeq: new Map(), floor: new Map(), windows: new Map(), copied: new Set() },
     lane = '',
   ) {
     this.file = join(stageDir, `copy-chunk${lane}.csv`);
@@ -150,6 +156,7 @@ export class CopyChunks {
       if (mirror.lazyCopy) {
         // Only the current table: each row keeps its `R` row's `_seq` and time in the hidden columns, and the
         // history view derives the `R` row until a writer step stores it (lazy-copy.ts).
+        this.shared.copied.add(mirror.name);
         const loaded = await this.conn.run(
           `INSERT INTO ${mirror.current} (${names}, ${COPY_SEQ}, ${COPY_TS}) ` +
             `SELECT ${casts}, $1::BIGINT + s.ordinality - 1, make_timestamptz($2::BIGINT) FROM ${csv} s`,

@@ -7,6 +7,7 @@ import { type ApplyResult, BatchApplier } from './apply.ts';
 import { type ChunkState, CopyChunks } from './copy.ts';
 import { automaticThreshold, CheckpointScheduler, type CheckpointStats } from './checkpoint.ts';
 import { openWarehouseDb } from './duckdb.ts';
+import { backfillSlice, copiedRange } from './lazy-copy.ts';
 import { Progress } from './offsets.ts';
 import type { StageTimings } from './stage.ts';
 import { MirrorCatalog, type MirrorTable } from './tables.ts';
@@ -34,6 +35,8 @@ export interface WarehouseOptions {
    * DuckDB's automatic checkpoint inside a batch's COMMIT is pushed to 4 times this. Default 64.
    */
   checkpointWalMb?: number;
+  /** Rows per slice of the copy's `R` row backfill (default BACKFILL_SLICE_ROWS; tests use small ones). */
+  backfillSliceRows?: number;
 }
 
 /** A mirrored table as listed by the API. */
@@ -63,7 +66,27 @@ export interface WarehouseStats {
   unfitValues: number;
   /** Checkpoints the warehouse scheduled between applies, their time, and the WAL's size after the last apply. */
   checkpoint: CheckpointStats;
+  /** The background backfill of the copy's `R` rows (lazy-copy.ts): rows stored, slices, time, whether it runs. */
+  backfill: BackfillStats;
 }
+
+/** The backfill's counters (since start). */
+export interface BackfillStats {
+  running: boolean;
+  rows: number;
+  slices: number;
+  /** Wall time from a run's start to its end, summed over runs (stream batches in between included). */
+  ms: number;
+  /** Time inside the slices' transactions. */
+  sliceMs: number;
+  /** Tables that may still have copied rows without a stored `R` row. */
+  tables: number;
+}
+
+/** Rows per backfill slice (one transaction on the writer; stream batches run between slices). */
+export const BACKFILL_SLICE_ROWS = 25_000;
+/** Quiet time after the last copied chunk before the backfill starts (a copy without an end marker: re-copies). */
+const BACKFILL_IDLE_MS = 1000;
 
 /** The embedded DuckDB warehouse: applies batches (the bus's sink) and lists its tables. */
 export interface Warehouse extends BatchSink {
@@ -79,6 +102,8 @@ export interface Warehouse extends BatchSink {
   copyChunks(slot: string): Promise<ChunkState[]>;
   /** Runs `fn` on the writer connection between two applies (nothing else writes meanwhile). */
   exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T>;
+  /** Resolves once no backfill runs or is due (every copied row's `R` row stored, or the backfill waits for a copy). */
+  backfilled(): Promise<void>;
   /** Runs `fn` inside the apply transaction that changed a table's layout (schema change), on the writer. */
   onLayoutChange(fn: (conn: DuckDBConnection, m: MirrorTable) => Promise<void>): void;
   close(): Promise<void>;
@@ -123,6 +148,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     stageMs: applier.timings,
     unfitValues: 0,
     checkpoint: { checkpoints: 0, checkpointMs: 0, checkpointsRefused: 0, walBytes: 0 },
+    backfill: { running: false, rows: 0, slices: 0, ms: 0, sliceMs: 0, tables: 0 },
   };
   let unfitWarnedAt = 0;
   let chain: Promise<unknown> = Promise.resolve();
@@ -161,8 +187,90 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     return copyLane;
   };
 
+  const exclusive = <T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> => {
+    const run = chain.then(() => fn(db.writer).finally(() => stats.writes++));
+    chain = barrier = run.catch(() => {});
+    return run;
+  };
+
+  // The backfill (lazy-copy.ts): once a copy is complete, the copied rows' `R` rows are stored slice by slice,
+  // each slice one transaction on the writer queued behind what waits there, so stream batches run between
+  // slices. It starts on the copy's end marker, a re-copy's hand-over, a quiet second after the last chunk, or
+  // at open; it stops while chunks load (resumed by their end). Crash-safe: a slice is whole or absent, and
+  // the next run continues with the positions still set.
+  const copied = applier.copies.shared.copied;
+  let closed = false;
+  let chunksInFlight = 0;
+  let backfillRun: Promise<void> | null = null;
+  let backfillTimer: ReturnType<typeof setTimeout> | null = null;
+  const sliceRows = BigInt(opts.backfillSliceRows ?? BACKFILL_SLICE_ROWS);
+  /** The initial copy runs (its end marker starts the backfill; no quiet-time start before). */
+  let initialCopying = false;
+  const tableOf = async (conn: DuckDBConnection, name: string): Promise<MirrorTable | undefined> =>
+    catalog.get(name) ?? (await new MirrorCatalog(conn).load()).find((t) => t.name === name);
+  const backfillTable = async (name: string): Promise<void> => {
+    for (;;) {
+      if (closed || chunksInFlight > 0) return;
+      // Checked on the writer, nothing else writing: a table without positions is forgotten here and only here.
+      const range = await exclusive(async (conn) => {
+        const m = await tableOf(conn, name);
+        const r = m ? await copiedRange(conn, m) : null;
+        if (!r) copied.delete(name);
+        return r;
+      });
+      if (!range) return;
+      let stored = 0;
+      for (let from = range.min; from <= range.max; from += sliceRows) {
+        if (closed || chunksInFlight > 0) return;
+        const to = from + sliceRows;
+        await exclusive(async (conn) => {
+          const m = await tableOf(conn, name);
+          if (!m) return;
+          const t0 = performance.now();
+          const n = await backfillSlice(conn, m, from, to);
+          stored += n;
+          stats.backfill.rows += n;
+          stats.backfill.slices++;
+          stats.backfill.sliceMs += performance.now() - t0;
+        });
+      }
+      // Positions left that no slice stores (cannot happen: a guard against looping forever).
+      if (stored === 0) throw new Error(`${name}: ${range.rows} copy positions left that no slice stored`);
+    }
+  };
+  const startBackfill = (): void => {
+    if (backfillTimer) clearTimeout(backfillTimer);
+    backfillTimer = null;
+    if (backfillRun || closed || copied.size === 0 || chunksInFlight > 0) return;
+    const started = performance.now();
+    stats.backfill.running = true;
+    backfillRun = (async () => {
+      for (const name of [...copied]) await backfillTable(name);
+    })()
+      .catch((e) => opts.warn?.(`storing the initial copy's R rows failed (retried after the next copy or restart): ${(e as Error).message}`))
+      .finally(() => {
+        stats.backfill.ms += performance.now() - started;
+        stats.backfill.running = false;
+        stats.backfill.tables = copied.size;
+        backfillRun = null;
+      });
+  };
+  const armBackfill = (): void => {
+    if (backfillTimer) clearTimeout(backfillTimer);
+    backfillTimer = closed || initialCopying ? null : setTimeout(startBackfill, BACKFILL_IDLE_MS);
+  };
+  for (const t of catalog.list()) {
+    if (await copiedRange(db.writer, t)) copied.add(t.name);
+  }
+  stats.backfill.tables = copied.size;
+  // An initial copy that resumes starts the backfill with its end marker.
+  initialCopying = (await progress.snapshotState(opts.stream)).status === 'copying';
+  if (copied.size > 0) armBackfill();
+
   const apply = (batch: ChangeBatch): Promise<void> => {
     queued++;
+    const chunk = batch.copyChunk !== undefined;
+    if (chunk) chunksInFlight++;
     let run: Promise<void>;
     const body = async (lane: number | null) => {
       const on = lane === null ? undefined : await laneFor(lane);
@@ -200,6 +308,11 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       .finally(() => {
         queued--;
         checkpoints.afterApply();
+        stats.backfill.tables = copied.size;
+        if (chunk) chunksInFlight--;
+        if (batch.snapshot) initialCopying = batch.snapshot.status === 'copying';
+        if (batch.snapshot?.status === 'done' || batch.copyHandoff) startBackfill();
+        else if (chunk && chunksInFlight === 0) armBackfill();
       });
     return run;
   };
@@ -216,10 +329,9 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       chain = barrier = run.catch(() => {});
       return run;
     },
-    exclusive<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
-      const run = chain.then(() => fn(db.writer).finally(() => stats.writes++));
-      chain = barrier = run.catch(() => {});
-      return run;
+    exclusive,
+    async backfilled() {
+      while (backfillRun || backfillTimer) await (backfillRun ?? new Promise((r) => setTimeout(r, 20)));
     },
     onLayoutChange(fn) {
       catalog.onLayoutChange = fn;
@@ -243,6 +355,10 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       }
     },
     async close() {
+      closed = true;
+      if (backfillTimer) clearTimeout(backfillTimer);
+      backfillTimer = null;
+      await backfillRun;
       checkpoints.close();
       await chain;
       copyLane?.conn.closeSync();

@@ -57,8 +57,8 @@ function batch(changes: Change[], schema = ITEMS): ChangeBatch {
   return { tables: new Map([['public.items', schema]]), changes };
 }
 
-async function open(path: string): Promise<Warehouse> {
-  const w = await createWarehouse({ path, memoryLimit: '256MB', threads: 1, stream: 's' });
+async function open(path: string, backfillSliceRows?: number): Promise<Warehouse> {
+  const w = await createWarehouse({ path, memoryLimit: '256MB', threads: 1, stream: 's', backfillSliceRows });
   temps.open.push(w);
   return w;
 }
@@ -238,4 +238,86 @@ test('lazy R rows: tiering moves copied rows to the warm tier with their R rows 
   expect(await firstRow(w, 'SELECT count(*) FROM _hot."public.orders" WHERE _ducktail_copy_seq IS NOT NULL')).toEqual(['0']);
   expect(await firstRow(w, `SELECT count(*) FROM _hot."history.orders" WHERE _op = 'R'`)).toEqual(['0']);
   expect(await firstRow(w, "SELECT sum(row_count) FROM _ducktail.tier_files WHERE kind = 'history' AND retired_pass IS NULL")).toEqual(['200']);
+}, 120_000);
+
+test('the backfill stores every copied row\'s R row in slices once the copy is done, stream batches between them and a restart midway; the apply path then joins no more', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-lazy-backfill-'));
+  temps.dirs.push(dir);
+  const paths = { lazy: join(dir, 'lazy.duckdb'), stored: join(dir, 'stored.duckdb') };
+  // Slices of 10 positions: 300 copied rows take 30 slices.
+  const ws = { lazy: await open(paths.lazy, 10), stored: await legacy(paths.stored) };
+  const both = async (b: ChangeBatch) => {
+    await Promise.all([ws.lazy.apply(b), ws.stored.apply(b)]);
+  };
+  const same = async (step: string) => {
+    const [a, b] = [await view(ws.lazy), await view(ws.stored)];
+    expect({ step, ...a }).toEqual({ step, ...b });
+    expect({ step, twice: a.twice }).toEqual({ step, twice: [['0']] });
+    return a;
+  };
+  const positions = async () => Number((await firstRow(ws.lazy, 'SELECT count(*) FROM _hot."public.items" WHERE _ducktail_copy_seq IS NOT NULL'))[0]);
+  const marker = (status: 'copying' | 'done') => ({ tables: new Map(), changes: [], snapshot: { slot: 's', status, consistentPoint: 50n, rows: 300 } });
+
+  await both({ ...batch([{ op: 'T', table: 'public.items', row: [], lsn: 0n, seq: 0, commitTimeUs: ts(1) }]), snapshot: marker('copying').snapshot });
+  for (let i = 0; i < 3; i++) await both(chunk('s', i, 1 + 100 * i, 100, ts(1 + i)));
+  // The copy is not done: no backfill (its quiet-time start waits for the end marker), and an update joins.
+  await both(batch([change('U', 100n, 0, ['1', '100', 'updated'])]));
+  expect(ws.lazy.stats.stageMs.copyJoins).toBe(1);
+  await Bun.sleep(1500);
+  expect(ws.lazy.stats.backfill.slices).toBe(0);
+  expect(await positions()).toBe(299);
+  const before = await same('copied');
+
+  // The end marker starts it; stream batches (updates, deletes, inserts of copied keys) run between its slices.
+  await both(marker('done'));
+  let lsn = 200n;
+  while (ws.lazy.stats.backfill.slices < 5) {
+    const id = Number(lsn / 100n);
+    await both(batch([change('U', lsn, 0, [String(id), '1', `during ${lsn}`]), change('D', lsn, 1, [String(id + 150), null, null]), change('I', lsn, 2, [String(1000 + id), '2', 'new'])]));
+    lsn += 100n;
+  }
+  expect(lsn).toBeGreaterThan(200n);
+  // A restart midway: the slices done stay done, the rest keep their positions.
+  await ws.lazy.close();
+  temps.open.splice(temps.open.indexOf(ws.lazy), 1);
+  const slices = ws.lazy.stats.backfill.slices;
+  expect(slices).toBeLessThan(30);
+  ws.lazy = await open(paths.lazy, 10);
+  const left = await positions();
+  expect(left).toBeGreaterThan(0);
+  expect(left).toBeLessThan(299);
+  expect(ws.lazy.stats.backfill.tables).toBe(1);
+  await both(batch([change('U', lsn, 0, ['2', '3', 'after restart'])]));
+  lsn += 100n;
+  // It continues after the restart (the copy being done) without a marker.
+  await ws.lazy.backfilled();
+  await Bun.sleep(1200);
+  await ws.lazy.backfilled();
+  expect(ws.lazy.stats.backfill.slices).toBeGreaterThan(0);
+  expect(await positions()).toBe(0);
+  expect(ws.lazy.stats.backfill.tables).toBe(0);
+  expect(await firstRow(ws.lazy, 'SELECT count(*) FROM _hot."history.items" WHERE _op = \'R\'')).toEqual(['300']);
+  const after = await same('backfilled');
+  // The copy's part of the history is what it was before the backfill (every (0, seq) once, same values).
+  expect(after.history.filter((r) => r.includes('R'))).toEqual(before.history.filter((r) => r.includes('R')));
+
+  // No copied row left: updates and deletes of copied keys join nothing more.
+  const joins = ws.lazy.stats.stageMs.copyJoins;
+  await both(batch([change('U', lsn, 0, ['3', '4', 'no join']), change('D', lsn, 1, ['4', null, null])]));
+  expect(ws.lazy.stats.stageMs.copyJoins).toBe(joins);
+  await same('after the backfill');
+  // A re-copy brings positions back: the stream joins again until its backfill (quiet time, no marker) ends.
+  await both({ ...batch([{ op: 'T', table: 'public.items', row: [], lsn: 0n, seq: 0, commitTimeUs: ts(900) }]) });
+  await both(chunk('s2', 0, 1, 40, ts(900)));
+  await both(batch([change('U', lsn + 100n, 0, ['5', '5', 're-copied'])]));
+  expect(ws.lazy.stats.stageMs.copyJoins).toBe(joins + 1);
+  await same('re-copied');
+  const deadline = Date.now() + 30_000;
+  while ((await positions()) > 0 && Date.now() < deadline) await Bun.sleep(50);
+  await ws.lazy.backfilled();
+  expect(await positions()).toBe(0);
+  expect(ws.lazy.stats.backfill.tables).toBe(0);
+  await both(batch([change('U', lsn + 200n, 0, ['6', '6', 'no join again'])]));
+  expect(ws.lazy.stats.stageMs.copyJoins).toBe(joins + 1);
+  await same('re-copy backfilled');
 }, 120_000);

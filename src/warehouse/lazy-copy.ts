@@ -14,7 +14,13 @@
  * tiering before it moves current rows to the warm tier (src/tiering/warm.ts); and an archive pass stores those
  * older than its cutoff (`storeAgedCopies`, src/tiering/pass.ts) so the archived history holds them as before.
  * The cost moves to the stream: every batch that replaces or deletes keys of such a table joins them with the
- * current table (docs/PERFORMANCE.md). Rows the apply path inserts, and
+ * current table (docs/PERFORMANCE.md), but only until the backfill is done: once a copy is complete (its end
+ * marker, a re-copy's hand-over, a quiet second after its last chunk, or at open), the warehouse stores the
+ * remaining `R` rows in slices (`backfillSlice`: one `_ducktail_copy_seq` range, `materialize` + `clearCopied`,
+ * one transaction on the writer, stream batches between slices; src/warehouse/index.ts). A crash loses no slice
+ * half-done; the next run continues with the positions left. The warehouse keeps per table whether positions
+ * may remain (CopyShared.copied: found at open, set by a chunk, removed by the backfill once none remain), and
+ * the apply path (stage.ts) stores nothing for the others. Rows the apply path inserts, and
  * the rows of a copy that travels as changes (the Kafka bus, copy-seq.ts: its `R` rows are stored as before),
  * leave the hidden columns NULL.
  *
@@ -102,6 +108,39 @@ export async function clearCopied(conn: DuckDBConnection, m: LazyTable, where?: 
 export async function storeAgedCopies(conn: DuckDBConnection, m: LazyTable, cutoff: string): Promise<number> {
   if (!m.lazyCopy) return 0;
   const where = `t.${COPY_TS} < '${cutoff.replaceAll("'", "''")}'::TIMESTAMPTZ`;
+  await conn.run('BEGIN TRANSACTION');
+  try {
+    const n = await materialize(conn, m, { where });
+    if (n > 0) await clearCopied(conn, m, where);
+    await conn.run('COMMIT');
+    return n;
+  } catch (e) {
+    await conn.run('ROLLBACK').catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * The copy positions a table still has: the smallest and largest `_ducktail_copy_seq` and how many rows (null
+ * when none). The backfill slices this range.
+ */
+export async function copiedRange(conn: DuckDBConnection, m: LazyTable): Promise<{ min: bigint; max: bigint; rows: number } | null> {
+  if (!m.lazyCopy) return null;
+  const r = await conn.runAndReadAll(
+    `SELECT min(${COPY_SEQ})::BIGINT, max(${COPY_SEQ})::BIGINT, count(*) FROM ${m.current} WHERE ${COPY_SEQ} IS NOT NULL`,
+  );
+  const [min, max, rows] = r.getRows()[0] as [bigint | null, bigint | null, bigint];
+  return min === null || max === null ? null : { min, max, rows: Number(rows) };
+}
+
+/**
+ * One slice of the backfill: stores the `R` rows of the copied rows whose position is in `[from, to)` and clears
+ * those positions, in one transaction of its own (a crash leaves the slice whole or untouched: the next run
+ * continues with the positions still set). Returns how many.
+ */
+export async function backfillSlice(conn: DuckDBConnection, m: LazyTable, from: bigint, to: bigint): Promise<number> {
+  if (!m.lazyCopy) return 0;
+  const where = `t.${COPY_SEQ} >= ${BigInt(from)} AND t.${COPY_SEQ} < ${BigInt(to)}`;
   await conn.run('BEGIN TRANSACTION');
   try {
     const n = await materialize(conn, m, { where });

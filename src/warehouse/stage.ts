@@ -21,6 +21,8 @@ export interface StageTimings {
   commitMs: number;
   /** Batches (per table) of fresh inserts appended straight to the mirror and history (a count, not ms). */
   directAppends: number;
+  /** Batches (per table) that joined their replaced keys with the current table to store copied rows' `R` rows (a count). */
+  copyJoins: number;
 }
 
 /**
@@ -69,6 +71,8 @@ export class Stage {
     private readonly mirror: MirrorTable,
     private readonly id: string,
     private readonly writer: ColumnWriter,
+    /** Tables that may still have copied rows with positions (CopyShared.copied): only those need `materialize`. */
+    private readonly copied: ReadonlySet<string>,
   ) {
     this.table = `temp.main._stage_${id}`;
     this.keyTable = `_stage_k_${id}`;
@@ -84,7 +88,7 @@ export class Stage {
   }
 
   /** Creates (or replaces) the staging tables of a layout. */
-  static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string): Promise<Stage> {
+  static async create(conn: DuckDBConnection, mirror: MirrorTable, id: string, copied: ReadonlySet<string>): Promise<Stage> {
     // Per column a typed c<i> (unless the type has no parser and is no key) and a text twin x<i> (unless
     // it is text itself) for the values the parser refuses, converted by SQL when moved.
     const kinds = mirror.columns.map(kindOf);
@@ -96,7 +100,7 @@ export class Stage {
     await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_${id} (${META_COLUMNS}, ${cols.join(', ')})`);
     await conn.run(`CREATE OR REPLACE TEMP TABLE _stage_k_${id} (${mirror.columns.map((_, i) => `c${i} VARCHAR`).join(', ')})`);
     const writer = await ColumnWriter.create(kinds, mirror.columns.map((c) => c.duckType));
-    return new Stage(conn, mirror, id, writer);
+    return new Stage(conn, mirror, id, writer, copied);
   }
 
   /** SQL of column i's value in the staging row `s`, given whether some value of the batch went to its text twin. */
@@ -135,9 +139,11 @@ export class Stage {
 
     const names = m.columns.map((c) => quoteIdent(c.name)).join(', ');
     const values = m.columns.map((_, i) => this.value(i)).join(', ');
+    // Once the backfill stored every copied row's `R` row, no row has a position left: nothing to store.
+    const copied = m.lazyCopy && this.copied.has(m.name);
     if (truncate) {
       // The copied rows' `R` rows are stored before the table is emptied (lazy-copy.ts).
-      await materialize(this.conn, m);
+      if (copied) await materialize(this.conn, m);
       await this.conn.run(`DELETE FROM ${m.current}`);
       await truncateArchived(this.conn, m, lastLsn);
     }
@@ -157,7 +163,10 @@ export class Stage {
       const replaced = `(SELECT * FROM ${this.table} WHERE _flags & ${FINAL | REPLACES} = ${FINAL | REPLACES})`;
       // A replaced or deleted copied row's `R` row is stored before the row goes (lazy-copy.ts).
       const onT = m.keyIndexes.map((i) => `t.${quoteIdent(m.columns[i]!.name)} = ${this.value(i)}`).join(' AND ');
-      await materialize(this.conn, m, { join: `SEMI JOIN ${replaced} s ON ${onT}` });
+      if (copied) {
+        await materialize(this.conn, m, { join: `SEMI JOIN ${replaced} s ON ${onT}` });
+        timings.copyJoins++;
+      }
       await this.conn.run(`DELETE FROM ${m.current} USING ${replaced} s WHERE ${on}`);
       await supersedeArchived(this.conn, m, replaced, lastLsn, true, this.table);
     }

@@ -100,6 +100,11 @@ export class MirrorCatalog {
     return [...this.known.values()];
   }
 
+  /** The tables known so far (no database access). */
+  list(): MirrorTable[] {
+    return [...this.known.values()];
+  }
+
   get(name: string): MirrorTable | undefined {
     return this.known.get(name);
   }
