@@ -303,16 +303,19 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       lanes[lane] = run.catch(() => {}).finally(() => laneLoad[lane]!--);
       chain = Promise.all([chain, lanes[lane]]);
     }
+    // Before the caller sees the batch settle: the end of a copy has started its backfill (`backfilled()`).
+    run = run.finally(() => {
+      stats.backfill.tables = copied.size;
+      if (chunk) chunksInFlight--;
+      if (batch.snapshot) initialCopying = batch.snapshot.status === 'copying';
+      if (batch.snapshot?.status === 'done' || batch.copyHandoff) startBackfill();
+      else if (chunk && chunksInFlight === 0) armBackfill();
+    });
     void run
       .catch(() => {})
       .finally(() => {
         queued--;
         checkpoints.afterApply();
-        stats.backfill.tables = copied.size;
-        if (chunk) chunksInFlight--;
-        if (batch.snapshot) initialCopying = batch.snapshot.status === 'copying';
-        if (batch.snapshot?.status === 'done' || batch.copyHandoff) startBackfill();
-        else if (chunk && chunksInFlight === 0) armBackfill();
       });
     return run;
   };
