@@ -39,6 +39,10 @@ const PG = Number(flag('--pg', '18'));
 const RUNS = Number(flag('--runs', '3'));
 const ROWS = Number(args[0] ?? 1_000_000);
 const MODE = args[1] ?? 'all';
+if (!['all', 'copy', 'stream', 'fresh'].includes(MODE) || !(ROWS > 0) || !(RUNS > 0) || !Number.isInteger(PG)) {
+  console.error(`usage: bun bench/run.ts [rows=1000000] [all|copy|stream|fresh] [--pg 18|15] [--runs 3]; got rows "${args[0]}", mode "${MODE}"`);
+  process.exit(2);
+}
 const TXN_ROWS = 10_000;
 const FRESH_RATE = 5_000;
 const FRESH_SECONDS = 10;
