@@ -5,7 +5,8 @@
 //   (worker=1: fetch and decode in a Worker; topic: payload-only events, layouts on the schema topic)
 import { readFileSync } from 'node:fs';
 import { createKafkaBus } from '../src/bus/index.ts';
-import type { BatchSink, Change, ChangeBatch, TableSchema } from '../src/change/index.ts';
+import type { BatchSink, Change, ChangeBatch } from '../src/change/index.ts';
+import { ORDERS } from './orders-schema.ts';
 import { startKafkaMock } from '../test/support/kafka.ts';
 import { kafkaOptions } from '../test/support/kafka-bus.ts';
 
@@ -14,19 +15,6 @@ const fetchWorker = process.argv[3] === '1';
 const eventSchema = (process.argv[4] ?? 'embedded') as 'embedded' | 'topic';
 const N = 10_000;
 const BATCHES = 6;
-const ORDERS: TableSchema = {
-  schema: 'public',
-  table: 'orders',
-  columns: [
-    { name: 'order_id', key: true, typeOid: 20, typeMod: -1 },
-    { name: 'customer_id', key: false, typeOid: 20, typeMod: -1 },
-    { name: 'product_id', key: false, typeOid: 20, typeMod: -1 },
-    { name: 'price', key: false, typeOid: 1700, typeMod: 655366 },
-    { name: 'quantity', key: false, typeOid: 23, typeMod: -1 },
-    { name: 'status', key: false, typeOid: 25, typeMod: -1 },
-    { name: 'order_date', key: false, typeOid: 1184, typeMod: -1 },
-  ],
-};
 
 /** CPU time of this process's main thread (the JS thread), in µs, from /proc (Linux). */
 function mainThreadUs(): number {

@@ -3,7 +3,8 @@
 // Usage: bun bench/kafka-publish.ts [worker=1] [event_schema=topic] [batches=30]
 import { readdirSync, readFileSync } from 'node:fs';
 import { createKafkaBus } from '../src/bus/index.ts';
-import type { Change, ChangeBatch, TableSchema } from '../src/change/index.ts';
+import type { Change, ChangeBatch } from '../src/change/index.ts';
+import { ORDERS } from './orders-schema.ts';
 import { startKafkaMock } from '../test/support/kafka.ts';
 import { kafkaOptions } from '../test/support/kafka-bus.ts';
 
@@ -11,19 +12,6 @@ const producerWorker = (process.argv[2] ?? '1') === '1';
 const eventSchema = (process.argv[3] ?? 'topic') as 'embedded' | 'topic';
 const BATCHES = Number(process.argv[4] ?? 30);
 const N = 10_000;
-const ORDERS: TableSchema = {
-  schema: 'public',
-  table: 'orders',
-  columns: [
-    { name: 'order_id', key: true, typeOid: 20, typeMod: -1 },
-    { name: 'customer_id', key: false, typeOid: 20, typeMod: -1 },
-    { name: 'product_id', key: false, typeOid: 20, typeMod: -1 },
-    { name: 'price', key: false, typeOid: 1700, typeMod: 655366 },
-    { name: 'quantity', key: false, typeOid: 23, typeMod: -1 },
-    { name: 'status', key: false, typeOid: 25, typeMod: -1 },
-    { name: 'order_date', key: false, typeOid: 1184, typeMod: -1 },
-  ],
-};
 
 /** CPU seconds per thread name of this process (/proc/self/task), the main thread as "main". */
 function threads(): Map<string, number> {

@@ -107,17 +107,7 @@ export async function clearCopied(conn: DuckDBConnection, m: LazyTable, where?: 
  */
 export async function storeAgedCopies(conn: DuckDBConnection, m: LazyTable, cutoff: string): Promise<number> {
   if (!m.lazyCopy) return 0;
-  const where = `t.${COPY_TS} < '${cutoff.replaceAll("'", "''")}'::TIMESTAMPTZ`;
-  await conn.run('BEGIN TRANSACTION');
-  try {
-    const n = await materialize(conn, m, { where });
-    if (n > 0) await clearCopied(conn, m, where);
-    await conn.run('COMMIT');
-    return n;
-  } catch (e) {
-    await conn.run('ROLLBACK').catch(() => {});
-    throw e;
-  }
+  return storeInOwnTransaction(conn, m, `t.${COPY_TS} < '${cutoff.replaceAll("'", "''")}'::TIMESTAMPTZ`);
 }
 
 /**
@@ -140,7 +130,11 @@ export async function copiedRange(conn: DuckDBConnection, m: LazyTable): Promise
  */
 export async function backfillSlice(conn: DuckDBConnection, m: LazyTable, from: bigint, to: bigint): Promise<number> {
   if (!m.lazyCopy) return 0;
-  const where = `t.${COPY_SEQ} >= ${BigInt(from)} AND t.${COPY_SEQ} < ${BigInt(to)}`;
+  return storeInOwnTransaction(conn, m, `t.${COPY_SEQ} >= ${BigInt(from)} AND t.${COPY_SEQ} < ${BigInt(to)}`);
+}
+
+/** Stores the `R` rows of the copied rows `where` selects and clears their positions, in one transaction. */
+async function storeInOwnTransaction(conn: DuckDBConnection, m: LazyTable, where: string): Promise<number> {
   await conn.run('BEGIN TRANSACTION');
   try {
     const n = await materialize(conn, m, { where });
