@@ -65,7 +65,7 @@ export async function startAppliance(config: Config, opts: { log: Logger; versio
     log: (m) => log.child('source').info(m),
   });
 
-  registerPipelineMetrics(metrics, { source: () => source?.status ?? null, dbPath: config.warehouse.path });
+  registerPipelineMetrics(metrics, { source: () => source?.status ?? null, dbPath: config.warehouse.path, backfill: () => warehouse.stats.backfill });
   registerTierMetrics(metrics, warehouse.instance);
   registerBusMetrics(metrics, bus);
   const alerts = createAlerts(

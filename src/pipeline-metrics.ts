@@ -3,12 +3,15 @@ import type { DuckDBInstance } from '@duckdb/node-api';
 import type { BatchSink, ChangeBatch } from './change/index.ts';
 import type { Metrics } from './metrics/index.ts';
 import type { SourceStatus } from './source/index.ts';
+import type { BackfillStats } from './warehouse/index.ts';
 
 /** What the pipeline metrics read at scrape time. */
 export interface PipelineProbes {
   source: () => SourceStatus | null;
   /** The DuckDB file (its .wal beside it counts too). */
   dbPath: string;
+  /** The warehouse's backfill of the initial copy's `R` rows (absent: its families are not registered). */
+  backfill?: () => BackfillStats;
   now?: () => number;
 }
 
@@ -76,6 +79,28 @@ export function registerPipelineMetrics(m: Metrics, p: PipelineProbes): void {
       if (s) g.set({ phase: s.phase }, 1);
     },
   });
+  const backfill = p.backfill;
+  if (backfill) {
+    m.gauge('copy_backfill_running', {
+      help: "1 while the warehouse stores the initial copy's R history rows in the background (after a copy).",
+      collect: (g) => g.set(backfill().running ? 1 : 0),
+    });
+    m.gauge('copy_backfill_tables_pending', {
+      help: "Tables whose copied rows may still lack a stored R history row (history derives them meanwhile).",
+      collect: (g) => g.set(backfill().tables),
+    });
+    m.counter('copy_backfill_rows_total', {
+      help: "R history rows of initial copies stored by the background backfill since start.",
+      collect: (c) => {
+        c.reset();
+        c.inc(backfill().rows);
+      },
+    });
+    m.gauge('copy_backfill_failed', {
+      help: "1 when the backfill's last run failed (the error is in /v1/status warehouse.backfill.error; retried after the next copy or restart).",
+      collect: (g) => g.set(backfill().error === null ? 0 : 1),
+    });
+  }
   m.gauge('duckdb_file_bytes', { help: 'Size of the DuckDB file and its WAL.', collect: (g) => g.set(fileBytes(p.dbPath)) });
   m.gauge('process_resident_memory_bytes', { help: 'Resident set size of the process.', collect: (g) => g.set(process.memoryUsage.rss()) });
 }

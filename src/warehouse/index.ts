@@ -81,6 +81,8 @@ export interface BackfillStats {
   sliceMs: number;
   /** Tables that may still have copied rows without a stored `R` row. */
   tables: number;
+  /** Why the last run stopped short (retried after the next copy or restart), null once a run completes. */
+  error: string | null;
 }
 
 /** Rows per backfill slice (one transaction on the writer; stream batches run between slices). */
@@ -148,7 +150,12 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     stageMs: applier.timings,
     unfitValues: 0,
     checkpoint: { checkpoints: 0, checkpointMs: 0, checkpointsRefused: 0, walBytes: 0 },
-    backfill: { running: false, rows: 0, slices: 0, ms: 0, sliceMs: 0, tables: 0 },
+    backfill: {
+      running: false, rows: 0, slices: 0, ms: 0, sliceMs: 0, error: null,
+      get tables() {
+        return applier.copies.shared.copied.size; // live: a chunk adds its table, the backfill removes it
+      },
+    },
   };
   let unfitWarnedAt = 0;
   let chain: Promise<unknown> = Promise.resolve();
@@ -246,12 +253,15 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     stats.backfill.running = true;
     backfillRun = (async () => {
       for (const name of [...copied]) await backfillTable(name);
+      if (!closed && chunksInFlight === 0) stats.backfill.error = null;
     })()
-      .catch((e) => opts.warn?.(`storing the initial copy's R rows failed (retried after the next copy or restart): ${(e as Error).message}`))
+      .catch((e) => {
+        stats.backfill.error = (e as Error).message;
+        opts.warn?.(`storing the initial copy's R rows failed (retried after the next copy or restart): ${(e as Error).message}`);
+      })
       .finally(() => {
         stats.backfill.ms += performance.now() - started;
         stats.backfill.running = false;
-        stats.backfill.tables = copied.size;
         backfillRun = null;
       });
   };
@@ -262,7 +272,6 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   for (const t of catalog.list()) {
     if (await copiedRange(db.writer, t)) copied.add(t.name);
   }
-  stats.backfill.tables = copied.size;
   // An initial copy that resumes starts the backfill with its end marker.
   initialCopying = (await progress.snapshotState(opts.stream)).status === 'copying';
   if (copied.size > 0) armBackfill();
@@ -305,8 +314,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     }
     // Before the caller sees the batch settle: the end of a copy has started its backfill (`backfilled()`).
     run = run.finally(() => {
-      stats.backfill.tables = copied.size;
-      if (chunk) chunksInFlight--;
+          if (chunk) chunksInFlight--;
       if (batch.snapshot) initialCopying = batch.snapshot.status === 'copying';
       if (batch.snapshot?.status === 'done' || batch.copyHandoff) startBackfill();
       else if (chunk && chunksInFlight === 0) armBackfill();

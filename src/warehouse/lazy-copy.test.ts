@@ -13,6 +13,8 @@ import { UNCHANGED } from '../change/index.ts';
 import { DAY_MS, firstRow, ORDERS, tieringOptionsIn } from '../../test/support/tiering.ts';
 import { tempWarehouses } from '../../test/support/temp-warehouses.ts';
 import { createLogger } from '../log.ts';
+import { createMetrics } from '../metrics/index.ts';
+import { registerPipelineMetrics } from '../pipeline-metrics.ts';
 import { createTiering } from '../tiering/index.ts';
 import { createWarehouse, type Warehouse } from './index.ts';
 import { lockDownInstance } from './query.ts';
@@ -322,3 +324,25 @@ test('the backfill stores every copied row\'s R row in slices once the copy is d
   expect(ws.lazy.stats.stageMs.copyJoins).toBe(joins + 1);
   await same('re-copy backfilled');
 }, 120_000);
+
+test('the backfill shows in /metrics and /v1/status: tables pending while copied rows lack their R row, rows stored, none pending after', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ducktail-lazy-metrics-'));
+  temps.dirs.push(dir);
+  const w = await open(join(dir, 'w.duckdb'), 50);
+  const m = createMetrics();
+  registerPipelineMetrics(m, { source: () => null, dbPath: join(dir, 'w.duckdb'), backfill: () => w.stats.backfill });
+  const scrape = async () => {
+    const text = (await m.render()).text;
+    const v = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`ducktail_${name} `))?.split(' ')[1]);
+    return { pending: v('copy_backfill_tables_pending'), rows: v('copy_backfill_rows_total'), failed: v('copy_backfill_failed') };
+  };
+  expect(await scrape()).toEqual({ pending: 0, rows: 0, failed: 0 });
+  await w.apply(chunk('s', 0, 1, 120, ts(5)));
+  // The chunk's table counts at once, before the backfill's quiet second has passed.
+  expect((await scrape()).pending).toBe(1);
+  expect(JSON.parse(JSON.stringify(w.stats)).backfill.tables).toBe(1);
+  await Bun.sleep(1200);
+  await w.backfilled();
+  expect(await scrape()).toEqual({ pending: 0, rows: 120, failed: 0 });
+  expect(w.stats.backfill.error).toBeNull();
+});
