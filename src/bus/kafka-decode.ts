@@ -2,6 +2,7 @@ import { isAscii } from 'node:buffer';
 import * as v from 'valibot';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { PAYLOAD_AT, SCHEMA_START } from './kafka-encode.ts';
+import { layoutIdIn, type PayloadPattern, payloadPattern } from './kafka-scan.ts';
 
 /**
  * Reading events back (ours, or any producer's in the same envelope): the payload is validated with
@@ -105,8 +106,8 @@ function knownPrefix(value: Buffer): { bytes: Buffer; text: string } | undefined
   return undefined;
 }
 
-/** Splits ducktail's own events into schema text and parsed payload; undefined when the value has another shape. */
-function splitOwn(value: Buffer): { schemaText: string; payloadJson: unknown } | undefined {
+/** ducktail's own embedded events: the schema prefix (recently seen, or found by its bytes) and the payload's text; undefined for another shape. */
+function splitOwn(value: Buffer): { prefix: { bytes: Buffer; text: string }; payloadText: string } | undefined {
   if (value.length < 2 || value[value.length - 1] !== 0x7d) return undefined;
   let prefix = knownPrefix(value);
   if (!prefix) {
@@ -116,28 +117,121 @@ function splitOwn(value: Buffer): { schemaText: string; payloadJson: unknown } |
     const end = at + PAYLOAD_AT_BYTES.length;
     prefix = { bytes: Buffer.from(value.subarray(0, end)), text: value.toString('utf8', SCHEMA_START_BYTES.length, at) };
   }
-  let payloadJson: unknown;
-  try {
-    const from = prefix.bytes.length;
-    const to = value.length - 1;
-    payloadJson = JSON.parse(isAscii(value) ? (value as unknown as Latin1).latin1Slice(from, to) : value.toString('utf8', from, to));
-  } catch {
-    return undefined; // not our layout after all: read it whole
-  }
+  return { prefix, payloadText: value.toString('utf8', prefix.bytes.length, value.length - 1) };
+}
+
+/** Keeps `prefix` first among the recently seen ones. */
+function notePrefix(prefix: { bytes: Buffer; text: string }): void {
   if (recentPrefixes[0] !== prefix) {
     recentPrefixes.unshift(prefix);
     if (recentPrefixes.length > MAX_RECENT_PREFIXES) recentPrefixes.pop();
   }
-  return { schemaText: prefix.text, payloadJson };
 }
 
+const BEFORE_AT = Buffer.from('{"before":');
+/** Whether the value starts as a payload-only event of ducktail's encoder (a byte loop: cheaper than a native compare here). */
+function startsWithBefore(value: Buffer): boolean {
+  if (value.length <= BEFORE_AT.length) return false;
+  for (let i = 0; i < BEFORE_AT.length; i++) if (value[i] !== BEFORE_AT[i]) return false;
+  return true;
+}
+/** The pattern of each layout's payloads (kafka-scan.ts), null when it has none. */
+const patterns = new WeakMap<ColumnSchema[], PayloadPattern | null>();
+function patternOf(columns: ColumnSchema[]): PayloadPattern | undefined {
+  let p = patterns.get(columns);
+  if (p === undefined) patterns.set(columns, (p = payloadPattern(columns) ?? null));
+  return p ?? undefined;
+}
+let matched = 0;
+/** Events read by their layout's pattern (the fast path) since the process started. */
+export function fastDecodes(): number {
+  return matched;
+}
+/** The layout of the last payload-only event read by its pattern: events come in runs of one table. */
+let lastById: ColumnSchema[] | undefined;
+
+/**
+ * The fast path for ducktail's own events (kafka-scan.ts): the payload matched by its layout's pattern
+ * and the row taken from the captures in column order. Undefined whenever the pattern does not match,
+ * and for every case that is poison: the caller then decodes the value with JSON.parse and valibot,
+ * which decide (and name the error) exactly as before. `columns` undefined: a payload-only event, its
+ * layout named by `source.layout` (tried first with the last one's pattern).
+ */
+function decodeMatched(text: string, columns: ColumnSchema[] | undefined): Decoded | undefined {
+  let cols = columns ?? lastById;
+  let p = cols && patternOf(cols);
+  let m = p ? p.re.exec(text) : null;
+  if (columns === undefined) {
+    if (!m || layoutsById.get(m[p!.groups.layout]!) !== cols) {
+      const id = layoutIdIn(text);
+      cols = id === undefined ? undefined : layoutsById.get(id);
+      if (!cols) return undefined; // not read from the schema topic (yet): the slow path says LayoutMissing or poison
+      p = patternOf(cols);
+      m = p ? p.re.exec(text) : null;
+      if (!m || m[p!.groups.layout] !== id) return undefined;
+    }
+    lastById = cols;
+  }
+  if (!m || !cols) return undefined;
+  const g = p!.groups;
+  const op = m[g.op] as Payload['op'];
+  const row: TupleValue[] = [];
+  if (op !== 't') {
+    if (m[op === 'd' ? g.beforeNull : g.afterNull] !== undefined) return undefined; // no row image: poison
+    const at = op === 'd' ? g.beforeAt : g.afterAt;
+    const escapes = p!.escapes;
+    const list = m[g.unchanged]!;
+    const unchanged = list.length > 0 ? new Set(JSON.parse(`[${list}]`) as string[]) : undefined;
+    for (let i = 0; i < cols.length; i++) {
+      const c = cols[i]!;
+      if (unchanged?.has(c.name)) {
+        row.push(UNCHANGED);
+        continue;
+      }
+      // The pattern took only values that fit their column (kafka-scan.ts); text with an escape is JSON-unescaped.
+      const value = m[at + i] ?? null;
+      row.push(value !== null && escapes[i] && value.includes('\\') ? (JSON.parse(`"${value}"`) as string) : value);
+    }
+  }
+  const table = tableOf(m[g.schema]!, m[g.table]!, cols);
+  const txId = m[g.txId]!;
+  const change: Change = {
+    op: OP_OF[op], table: tableNames.get(table)!, row, lsn: big(Number(m[g.lsn]), 1), seq: Number(m[g.seq]), commitTimeUs: big(Number(m[g.tsUs]), 0),
+  };
+  if (txId !== 'null') change.xid = Number(txId);
+  matched++;
+  return { change, table, pos: big(Number(m[g.posLsn]), 2), ord: Number(m[g.posOrd]) };
+}
+
+const OP_OF = { r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const;
+
 /** Parses and validates one value; throws a message for the dead-letter headers when it is not a ducktail event. */
-export function decodeEvent(raw: Buffer | string): Decoded {
-  // ducktail's own events: parse only the payload and look the layout up by the schema block (its bytes, then its text).
+export function decodeEvent(raw: Buffer | string, fast = true): Decoded {
   const value = typeof raw === 'string' ? Buffer.from(raw) : raw;
+  // ducktail's own payload-only events: the strict scanner, else JSON.parse below.
+  if (fast && startsWithBefore(value)) {
+    const d = decodeMatched(value.toString('utf8'), undefined);
+    if (d) return d;
+  }
+  // ducktail's own embedded events: read only the payload and look the layout up by the schema block (its bytes, then its text).
   const own = splitOwn(value);
-  const schemaText = own?.schemaText;
-  let payloadJson = own?.payloadJson;
+  let schemaText: string | undefined;
+  let payloadJson: unknown;
+  if (own) {
+    const columns = fast ? layouts.get(own.prefix.text) : undefined;
+    const d = columns ? decodeMatched(own.payloadText, columns) : undefined;
+    if (d) {
+      notePrefix(own.prefix);
+      return d;
+    }
+    try {
+      payloadJson = JSON.parse(own.payloadText);
+      schemaText = own.prefix.text;
+      notePrefix(own.prefix);
+    } catch {
+      // not our layout after all: read it whole
+    }
+  }
   let schemaJson: unknown;
   let byId: string | undefined;
   if (schemaText === undefined) {
@@ -189,7 +283,7 @@ export function decodeEvent(raw: Buffer | string): Decoded {
       row.push(value);
     }
   }
-  const op = ({ r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const)[payload.op];
+  const op = OP_OF[payload.op];
   const commitTimeUs = s.ts_us !== undefined ? big(s.ts_us, 0) : BigInt(s.ts_ms) * 1000n;
   const change: Change = { op, table: tableNames.get(table)!, row, lsn: big(s.lsn, 1), seq: s.seq, commitTimeUs };
   if (s.txId !== undefined && s.txId !== null) change.xid = s.txId;
