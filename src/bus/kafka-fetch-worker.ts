@@ -4,6 +4,7 @@
 import { Consumer } from '@platformatic/kafka';
 import { describe } from './kafka-producer.ts';
 import { fillAndPack, type FetchPlan, LayoutIds, transferables } from './kafka-fetch.ts';
+import { useOwnRecordReader } from './kafka-fetch-parse.ts';
 
 declare const self: Worker;
 
@@ -23,6 +24,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
       groupId: m.groupId, // required by the constructor; no group request is ever sent
       clientId: m.clientId,
     });
+    useOwnRecordReader(consumer);
     self.postMessage({ ready: true });
   } else if (m.type === 'fetch') {
     try {

@@ -1,5 +1,6 @@
 import { Consumer } from '@platformatic/kafka';
 import { type FetchPlan, type FetchResult, fillAndPack } from './kafka-fetch.ts';
+import { useOwnRecordReader } from './kafka-fetch-parse.ts';
 import type { WorkerRequest } from './kafka-fetch-worker.ts';
 import { workerUrl } from './worker-url.ts';
 
@@ -41,6 +42,7 @@ function localFetcher(opts: FetcherOptions): Fetcher {
     groupId: opts.groupId, // required by the constructor; no group request is ever sent
     clientId: opts.clientId,
   });
+  useOwnRecordReader(consumer);
   return {
     fetch: (plan) => fillAndPack(consumer, plan, null),
     close: () => consumer.close(true).catch(() => {}),

@@ -1,5 +1,6 @@
 import { expect, test } from 'bun:test';
 import { crc32c, createRecordsBatch, Reader, readRecordsBatch } from '@platformatic/kafka';
+import { readBatches } from './kafka-fetch-parse.ts';
 import { type Compression, type RawMessage, recordBatch } from './kafka-produce.ts';
 
 const messages: RawMessage[] = [
@@ -24,6 +25,16 @@ for (const compression of ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as Compressi
     expect(b.records.map((r) => r.key?.toString() ?? null)).toEqual(messages.map((m) => m.key ?? null));
     expect(b.records.map((r) => Buffer.from(r.value ?? []).toString())).toEqual(messages.map((m) => m.value.toString()));
     expect(b.records.every((r) => r.headers.length === 0 && r.timestampDelta === 0n)).toBe(true);
+    // The consumer's own reader (kafka-fetch-parse.ts) reads the same records, also from a section of several batches.
+    const section = Buffer.concat([batch, batch]);
+    const ours = readBatches(section);
+    expect(ours.length).toBe(2);
+    for (const o of ours) {
+      expect(o.firstOffset).toBe(b.firstOffset);
+      expect(o.records.map((r) => [r.offsetDelta, r.key, r.value])).toEqual(b.records.map((r) => [r.offsetDelta, r.key, r.value]));
+    }
+    // A batch cut at the fetch's byte limit is left out, as the client leaves it out.
+    expect(readBatches(section.subarray(0, section.length - 1)).length).toBe(1);
   });
 }
 
@@ -37,4 +48,20 @@ test('uncompressed, the records are byte for byte what the client writes', async
   // Same records; the header differs only where the client writes 0 for "none" (leader epoch, producer epoch, base sequence) and Java writes -1.
   expect(ours.subarray(61)).toEqual(theirs.subarray(61));
   expect(ours.length).toBe(theirs.length);
+});
+
+test("the consumer's record reader against the client's: headers, null keys and values, negative timestamp deltas, many records", () => {
+  const many = Array.from({ length: 300 }, (_, i) => ({
+    key: i % 7 === 0 ? undefined : Buffer.from(`k${i}`),
+    value: i % 11 === 0 ? undefined : Buffer.from('v'.repeat(i * 3)),
+    headers: new Map(i % 5 === 0 ? [[Buffer.from('h'), Buffer.from(`x${i}`)], [Buffer.from('ducktail.error.code'), Buffer.from('BAD_VALUE')]] : []),
+    timestamp: 1_765_000_000_000n - BigInt(i * 1000),
+    topic: 't', partition: 0,
+  }));
+  for (const compression of ['none', 'gzip', 'lz4'] as const) {
+    const batch = createRecordsBatch(many as never, { compression }).buffer;
+    const theirs = readRecordsBatch(Reader.from(batch));
+    const [ours] = readBatches(batch);
+    expect(ours!.records.map((r) => [r.offsetDelta, r.key, r.value])).toEqual(theirs.records.map((r) => [r.offsetDelta, r.key, r.value]));
+  }
 });
