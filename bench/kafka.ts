@@ -206,6 +206,7 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bu
     : undefined;
   const cpuFrom = rows > 0 ? CPU?.mark() : undefined;
   const appliedFrom = { ...applied };
+  const stagesFrom = { ...warehouse.stats.stageMs } as unknown as Record<string, number>;
   try {
     if (rows === 0) while (status.phase !== 'streaming') await step();
     else while (warehouse.stats.rowsApplied - before < rows) await step();
@@ -215,6 +216,10 @@ async function ducktail(url: string, slot: string, warehouse: Warehouse, bus: Bu
   if (cpuFrom) {
     console.error(describeCpu(`cpu ${slot}, ${rows} rows`, accountCpu(cpuFrom, CPU!.mark())));
     console.error(`  (inside the warehouse's apply: ${Math.round(applied.ms - appliedFrom.ms)} ms of the leg, ${applied.batches - appliedFrom.batches} batches)`);
+    // Where the apply's wall time went, by the warehouse's own stage timings (ms summed over the leg's batches).
+    const stages = warehouse.stats.stageMs as unknown as Record<string, number>;
+    const parts = Object.entries(stagesFrom).flatMap(([k, v]) => (k.endsWith('Ms') ? [`${k.slice(0, -2)} ${Math.round(stages[k]! - v)}`] : []));
+    console.error(`  (its stages, ms: ${parts.join(', ')})`);
   }
   busStop.abort();
   return { ms: performance.now() - started, stop: () => pipeline.stop() };

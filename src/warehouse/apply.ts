@@ -102,12 +102,13 @@ export class BatchApplier {
       // A whole new copy starts the stream over at its consistent point, also when that is behind the stored
       // position (a source restored from a backup writes new changes at positions already seen).
       if (batch.snapshot?.status === 'copying') next = { lsn: 0n, seq: -1, ackLsn: batch.snapshot.consistentPoint };
-      await this.progress.write(next);
       if (batch.snapshot) await this.progress.writeSnapshot(batch.snapshot);
       if (batch.copyPlan) await this.copies.plan(batch.copyPlan.slot, batch.copyPlan.chunks);
       if (batch.copyHandoff) await this.copies.handoff(batch.copyHandoff);
-      if (batch.offsets) await this.progress.writeOffsets(batch.offsets);
-      await this.conn.run('COMMIT');
+      // The position, the Kafka partitions' offsets and COMMIT in one round trip (was 3 + 6 + 1: a statement
+      // with parameters is three). The apply is the pipeline's serial step and every await of it waits its
+      // turn on a busy JS thread and a busy box (docs/PERFORMANCE.md, "Kafka: eighth pass (consumer)").
+      await this.progress.writeAndCommit(next, batch.offsets);
       this.progress.committed(next);
       this.timings.commitMs += performance.now() - tc;
       if (batch.copyChunk) await this.copies.load();

@@ -44,14 +44,19 @@ export class Progress {
     return this.pos;
   }
 
-  /** Records a new position; call inside the transaction that applied the rows. */
-  async write(next: Position): Promise<void> {
-    await this.conn.run('UPDATE _ducktail.progress SET lsn = $1, seq = $2, ack_lsn = $3, updated_at = now() WHERE stream = $4', [
-      next.lsn,
-      next.seq,
-      next.ackLsn,
-      this.stream,
-    ]);
+  /**
+   * Records a new position (and the Kafka partitions' next offsets) and commits the applier's open
+   * transaction, in one call to DuckDB: the statements with their values as literals, run in order,
+   * stopping at the first error (the caller then rolls back).
+   */
+  async writeAndCommit(next: Position, offsets?: readonly PartitionOffset[]): Promise<void> {
+    const sql = [
+      `UPDATE _ducktail.progress SET lsn = ${int(next.lsn)}, seq = ${int(next.seq)}, ack_lsn = ${int(next.ackLsn)}, updated_at = now() ` +
+        `WHERE stream = ${text(this.stream)}`,
+      ...(offsets?.length ? offsetsSql(offsets) : []),
+      'COMMIT',
+    ];
+    await this.conn.run(sql.join(';\n'));
   }
 
   /** Records the initial copy's state; call inside the transaction that applied the rows. */
@@ -87,19 +92,6 @@ export class Progress {
   }
 
   /** Records where the Kafka consumer stands in each partition; call inside the transaction that applied the rows. */
-  async writeOffsets(offsets: readonly PartitionOffset[]): Promise<void> {
-    if (offsets.length === 0) return;
-    // Two statements whatever the partition count: this runs in every Kafka apply transaction.
-    const params = offsets.flatMap((o) => [o.topic, o.partition, o.next, o.lsn, o.ord]);
-    const rows = offsets.map((_, i) => `($${i * 5 + 1}, $${i * 5 + 2}::INTEGER, $${i * 5 + 3}::BIGINT, $${i * 5 + 4}::UBIGINT, $${i * 5 + 5}::BIGINT)`);
-    const keys = offsets.map((_, i) => `$${i + 1}`);
-    await this.conn.run(
-      `DELETE FROM _ducktail.kafka_offsets WHERE topic || '/' || "partition" IN (${keys.join(', ')})`,
-      offsets.map((o) => `${o.topic}/${o.partition}`),
-    );
-    await this.conn.run(`INSERT INTO _ducktail.kafka_offsets SELECT *, now() FROM (VALUES ${rows.join(', ')})`, params);
-  }
-
   /** Every stored Kafka partition position (committed ones only: call between applies). */
   async kafkaOffsets(): Promise<PartitionOffset[]> {
     const reader = await this.conn.runAndReadAll('SELECT topic, "partition", next_offset, lsn, ord FROM _ducktail.kafka_offsets');
@@ -111,4 +103,26 @@ export class Progress {
       ord: Number(ord),
     }));
   }
+}
+
+/** A SQL string literal. */
+function text(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+/** A SQL integer literal (throws for a number that is not an integer). */
+function int(n: bigint | number): string {
+  return String(BigInt(n));
+}
+
+/** Two statements whatever the partition count: they run in every Kafka apply transaction. */
+function offsetsSql(offsets: readonly PartitionOffset[]): string[] {
+  const keys = offsets.map((o) => text(`${o.topic}/${o.partition}`));
+  const rows = offsets.map(
+    (o) => `(${text(o.topic)}, ${int(o.partition)}::INTEGER, ${int(o.next)}::BIGINT, ${int(o.lsn)}::UBIGINT, ${int(o.ord)}::BIGINT)`,
+  );
+  return [
+    `DELETE FROM _ducktail.kafka_offsets WHERE topic || '/' || "partition" IN (${keys.join(', ')})`,
+    `INSERT INTO _ducktail.kafka_offsets SELECT *, now() FROM (VALUES ${rows.join(', ')})`,
+  ];
 }
