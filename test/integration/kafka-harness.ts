@@ -26,12 +26,15 @@ export interface StartOptions {
   source?: boolean;
   file?: string;
   bus?: Partial<KafkaBusOptions>;
+  /** Also gets every message the pipeline logs. */
+  log?: (message: string) => void;
 }
 
 /** Starts warehouse + Kafka bus + source the way the appliance does. */
 export async function startKafkaPipeline(o: StartOptions): Promise<KafkaRunning> {
   const warehouse = await createWarehouse({ path: join(o.dir, o.file ?? 'w.duckdb'), memoryLimit: '256MB', threads: 1, stream: o.slot });
   const log = (m: string) => {
+    o.log?.(m);
     if (process.env.IT_DEBUG) console.error(`[${o.file ?? 'w'}]`, m);
   };
   const bus = createKafkaBus(kafkaOptions(o.bootstrap, o.prefix, { batchRows: 500, ...o.bus }), {
