@@ -5,7 +5,7 @@
 // Usage: bun bench/kafka-records.ts
 import { DynamicBuffer } from '@platformatic/dynamic-buffer';
 import { Reader, readRecordsBatches } from '@platformatic/kafka';
-import { readBatches } from '../src/bus/kafka-fetch-parse.ts';
+import { readBatches, releaseRecords, sectionOf } from '../src/bus/kafka-fetch-parse.ts';
 import { recordBatch } from '../src/bus/kafka-produce.ts';
 
 const value = Buffer.from(
@@ -41,6 +41,12 @@ time("client's readRecordsBatches, one buffer", () => {
 time('own readBatches, chunked (slice = one copy)', () => {
   const d = chunked();
   for (const b of readBatches(d.slice(0, d.length))) sink += b.records.length;
+});
+time('own readBatches, chunked (sectionOf: the copy in a reused arena)', () => {
+  const d = chunked();
+  const owner = {};
+  for (const b of readBatches(sectionOf(d, 0, d.length, owner))) sink += b.records.length;
+  releaseRecords(owner);
 });
 time('own readBatches, one buffer', () => {
   for (const b of readBatches(section)) sink += b.records.length;

@@ -2,6 +2,7 @@ import type { Consumer } from '@platformatic/kafka';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { decodeEvent, LayoutMissing, PoisonError } from './kafka-decode.ts';
 import { gotRecordsLast } from './kafka-fetch-order.ts';
+import { releaseRecords } from './kafka-fetch-parse.ts';
 import { readLayouts } from './kafka-layouts.ts';
 import type { Entry } from './kafka-select.ts';
 
@@ -186,6 +187,7 @@ export async function fetchAndPack(consumer: Consumer, plan: FetchPlan, ids: Lay
           partitions.push({ topicId: t.topicId, partition: pr.partitionIndex, errorCode: pr.errorCode, highWatermark: pr.highWatermark, ...decoded });
         }
       }
+      releaseRecords(res); // every record decoded (strings; poison values copied): its memory serves the next responses
     }),
   );
   return { partitions, layouts: ids?.takeFresh() ?? [] };
@@ -220,7 +222,7 @@ export function decodeRecords(batches: RecordBatch[], from: bigint, missingIsPoi
       } catch (e) {
         if (e instanceof LayoutMissing && !missingIsPoison) throw e;
         const poison = e instanceof PoisonError ? e : e instanceof LayoutMissing ? new PoisonError('NOT_ENVELOPE', e.message) : new PoisonError('BAD_EVENT', String(e));
-        out.push({ offset, poison, key: r.key?.toString(), value });
+        out.push({ offset, poison, key: r.key?.toString(), value: Buffer.from(value) }); // a copy: the records' memory is reused (releaseRecords)
       }
     }
   }
