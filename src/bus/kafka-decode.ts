@@ -135,6 +135,10 @@ function startsWithBefore(value: Buffer): boolean {
   for (let i = 0; i < BEFORE_AT.length; i++) if (value[i] !== BEFORE_AT[i]) return false;
   return true;
 }
+function startsWithBeforeAt(data: Buffer, at: number): boolean {
+  for (let i = 0; i < BEFORE_AT.length; i++) if (data[at + i] !== BEFORE_AT[i]) return false;
+  return true;
+}
 /** The pattern of each layout's payloads (kafka-scan.ts), null when it has none. */
 const patterns = new WeakMap<ColumnSchema[], PayloadPattern | null>();
 function patternOf(columns: ColumnSchema[]): PayloadPattern | undefined {
@@ -204,6 +208,24 @@ function decodeMatched(text: string, columns: ColumnSchema[] | undefined): Decod
 }
 
 const OP_OF = { r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const;
+
+/** Bun's (and Node's) undocumented Buffer method behind toString('utf8'), without its argument handling. */
+type Utf8 = { utf8Slice(start: number, end: number): string };
+
+/**
+ * `decodeEvent` of the value at [start, end) of `data` (a fetched batch's records): a payload-only
+ * event of ducktail's encoder is read from there without a subarray; anything else as `decodeEvent` reads it.
+ */
+export function decodeEventIn(data: Buffer, start: number, end: number): Decoded {
+  let tried = false;
+  if (end - start > BEFORE_AT.length && startsWithBeforeAt(data, start)) {
+    const d = decodeMatched((data as unknown as Utf8).utf8Slice(start, end), undefined);
+    if (d) return d;
+    tried = true;
+  }
+  // The fast path for payload-only events was tried (and only applies to them): the general way decides, as in decodeEvent.
+  return decodeEvent(data.subarray(start, end), !tried);
+}
 
 /** Parses and validates one value; throws a message for the dead-letter headers when it is not a ducktail event. */
 export function decodeEvent(raw: Buffer | string, fast = true): Decoded {

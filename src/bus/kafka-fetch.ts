@@ -1,8 +1,8 @@
 import type { Consumer } from '@platformatic/kafka';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
-import { decodeEvent, LayoutMissing, PoisonError } from './kafka-decode.ts';
+import { decodeEvent, decodeEventIn, LayoutMissing, PoisonError } from './kafka-decode.ts';
 import { gotRecordsLast } from './kafka-fetch-order.ts';
-import { releaseRecords } from './kafka-fetch-parse.ts';
+import { FetchedRecord, releaseRecords } from './kafka-fetch-parse.ts';
 import { readLayouts } from './kafka-layouts.ts';
 import type { Entry } from './kafka-select.ts';
 
@@ -216,13 +216,15 @@ export function decodeRecords(batches: RecordBatch[], from: bigint, missingIsPoi
     for (const r of b.records) {
       const offset = b.firstOffset + BigInt(r.offsetDelta);
       if (offset < from) continue;
-      const value = r.value ?? EMPTY;
       try {
-        out.push({ offset, decoded: decodeEvent(value) });
+        // Our record reader's records are decoded where they lie (no subarray); other records (tests) through their value.
+        const decoded = r instanceof FetchedRecord && r.valueAt >= 0 ? decodeEventIn(r.data, r.valueAt, r.valueEnd) : decodeEvent(r.value ?? EMPTY);
+        out.push({ offset, decoded });
       } catch (e) {
         if (e instanceof LayoutMissing && !missingIsPoison) throw e;
         const poison = e instanceof PoisonError ? e : e instanceof LayoutMissing ? new PoisonError('NOT_ENVELOPE', e.message) : new PoisonError('BAD_EVENT', String(e));
-        out.push({ offset, poison, key: r.key?.toString(), value: Buffer.from(value) }); // a copy: the records' memory is reused (releaseRecords)
+        // A copy: the records' memory is reused (releaseRecords).
+        out.push({ offset, poison, key: r.key?.toString(), value: Buffer.from(r.value ?? EMPTY) });
       }
     }
   }

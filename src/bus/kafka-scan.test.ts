@@ -1,6 +1,6 @@
 import { expect, test } from 'bun:test';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
-import { type Decoded, decodeEvent, fastDecodes, registerLayout } from './kafka-decode.ts';
+import { type Decoded, decodeEvent, decodeEventIn, fastDecodes, registerLayout } from './kafka-decode.ts';
 import { EventEncoder } from './kafka-encode.ts';
 
 // The fast path (kafka-scan.ts: one pattern per layout) against JSON.parse + valibot (decodeEvent(v, false)):
@@ -79,8 +79,13 @@ function tableFor(r: () => number, i: number): TableSchema {
   return { schema: pick(r, ['public', 'sales', 'Ü']), table: `t${i}`, columns };
 }
 
-function outcome(value: Buffer, fast: boolean): { decoded?: Decoded; error?: { name: string; code?: string; message: string } } {
+function outcome(value: Buffer, fast: boolean | 'in'): { decoded?: Decoded; error?: { name: string; code?: string; message: string } } {
   try {
+    if (fast === 'in') {
+      // As the consumer reads a fetched value: where it lies among other bytes (decodeEventIn).
+      const data = Buffer.concat([Buffer.from('{"before":x'), value, Buffer.from('}')]);
+      return { decoded: decodeEventIn(data, 11, 11 + value.length) };
+    }
     return { decoded: decodeEvent(value, fast) };
   } catch (e) {
     const err = e as Error & { code?: string };
@@ -110,6 +115,7 @@ test('the fast path and JSON.parse + valibot agree on every generated event, in 
           const slow = outcome(e.value, false);
           const fast = outcome(e.value, true);
           expect(fast).toEqual(slow);
+          expect(outcome(e.value, 'in')).toEqual(slow);
           if (fast.decoded) {
             // Same identities downstream relies on (batches compare layouts and tables by identity).
             expect(fast.decoded.table).toBe(slow.decoded!.table);
@@ -200,5 +206,6 @@ test('poison stays poison with the same code and message: not JSON, not the enve
     const fast = outcome(Buffer.from(value), true);
     expect(fast.error?.code).toBe(code);
     expect(fast).toEqual(outcome(Buffer.from(value), false));
+    expect(outcome(Buffer.from(value), 'in')).toEqual(fast);
   }
 });
