@@ -1,8 +1,11 @@
 // The Kafka bus's publishing alone (no PostgreSQL, DuckDB or consumer): CPU per event of the main thread,
 // the producer's Worker and all threads, after a warm-up, with the producer in its Worker or on the main thread.
-// Usage: bun bench/kafka-publish.ts [worker=1] [event_schema=topic] [batches=30]
+// Usage: bun bench/kafka-publish.ts [worker=1] [event_schema=topic] [batches=30] [unpacked=0]
+// unpacked=1 (with worker=0): each batch is packed and unpacked on the main thread first (not measured), so the
+// main thread encodes rows as the Worker gets them (cells cut out of one string): the Worker's work, profilable.
 import { readdirSync, readFileSync } from 'node:fs';
 import { createKafkaBus } from '../src/bus/index.ts';
+import { packBatch, TableIds, unpackBatch } from '../src/bus/kafka-batch-pack.ts';
 import type { Change, ChangeBatch } from '../src/change/index.ts';
 import { ORDERS } from './orders-schema.ts';
 import { startKafkaMock } from '../test/support/kafka.ts';
@@ -11,6 +14,7 @@ import { kafkaOptions } from '../test/support/kafka-bus.ts';
 const producerWorker = (process.argv[2] ?? '1') === '1';
 const eventSchema = (process.argv[3] ?? 'topic') as 'embedded' | 'topic';
 const BATCHES = Number(process.argv[4] ?? 30);
+const UNPACKED = process.argv[5] === '1';
 const N = 10_000;
 
 /** CPU seconds per thread name of this process (/proc/self/task), the main thread as "main". */
@@ -27,7 +31,14 @@ function threads(): Map<string, number> {
   return out;
 }
 
+const ids = new TableIds();
+const known = new Map();
 function batchesFrom(first: number, count: number): ChangeBatch[] {
+  const made = makeBatches(first, count);
+  return UNPACKED ? made.map((b) => ({ ...unpackBatch(packBatch(b, ids), known), ackLsn: b.ackLsn })) : made;
+}
+
+function makeBatches(first: number, count: number): ChangeBatch[] {
   return Array.from({ length: count }, (_, k) => {
     const b = first + k;
     const lsn = 1000n + BigInt(b) * 10n;

@@ -45,10 +45,16 @@ export interface Encoded {
 interface TableParts {
   names: string[];
   keys: number[];
-  head: string;
-  where: string;
+  /** UTF-8 bytes of each column's `"name":`, and of `,"name":` (every column but the first). */
+  nameBytes: Buffer[];
+  /** `{"version":...,"ts_ms":` of the source block. */
+  head: Buffer;
+  /** `,"db":"","schema":...,"txId":`. */
+  where: Buffer;
   /** `,"layout":"<id>"` in payload-only mode, else empty. */
-  layoutRef: string;
+  layoutRef: Buffer;
+  /** Bytes of a value at most besides its row images and `unchanged` list (constant parts, numbers). */
+  fixed: number;
 }
 
 /** The schema topic of payload-only events: `<prefix>-schemas` (outside the `<prefix>.*` data topics). */
@@ -159,31 +165,37 @@ export class EventEncoder {
     });
   }
 
-  /** Per table: each column's `"name":` and the source block's constant parts, so a payload is written as one string. */
+  /** Per table: each column's `"name":` and the source block's constant parts, as UTF-8 bytes copied into every value. */
   private parts(t: TableSchema): TableParts {
     let p = this.tableParts.get(t);
     if (!p) {
-      p = {
-        names: t.columns.map((c) => `${JSON.stringify(c.name)}:`),
-        keys: t.columns.flatMap((c, i) => (c.key ? [i] : [])),
-        head: `{"version":${JSON.stringify(this.version)},"connector":"postgresql","name":${JSON.stringify(this.prefix)},"ts_ms":`,
-        where: `"db":"","schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.table)},"txId":`,
-        layoutRef: this.mode === 'topic' ? `,"layout":${JSON.stringify(this.layout(t).id)}` : '',
-      };
+      const names = t.columns.map((c) => `${JSON.stringify(c.name)}:`);
+      const head = Buffer.from(`{"version":${JSON.stringify(this.version)},"connector":"postgresql","name":${JSON.stringify(this.prefix)},"ts_ms":`);
+      const where = Buffer.from(`,"db":"","schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.table)},"txId":`);
+      const layoutRef = Buffer.from(this.mode === 'topic' ? `,"layout":${JSON.stringify(this.layout(t).id)}` : '');
+      const nameBytes = names.map((n, i) => Buffer.from(i === 0 ? n : `,${n}`));
+      let fixed = 512 + head.length + where.length + layoutRef.length;
+      for (const n of nameBytes) fixed += 2 * n.length;
+      p = { names, keys: t.columns.flatMap((c, i) => (c.key ? [i] : [])), nameBytes, head, where, layoutRef, fixed };
       this.tableParts.set(t, p);
     }
     return p;
   }
 
-  /** A row image as JSON, columns in attribute order (what JSON.stringify of the object would give). */
-  private record(p: TableParts, row: readonly TupleValue[] | null): string {
-    if (!row) return 'null';
-    let out = '{';
-    for (let i = 0; i < p.names.length; i++) {
-      const v = text(row[i]);
-      out += `${i > 0 ? ',' : ''}${p.names[i]}${v === null ? 'null' : quote(v)}`;
+  /** A row image as JSON bytes at `pos`, columns in attribute order (what JSON.stringify of the object would give). */
+  private record(buf: Buffer, pos: number, p: TableParts, row: readonly TupleValue[] | null): number {
+    if (!row) return putAscii(buf, pos, 'null');
+    buf[pos++] = 0x7b; // {
+    const names = p.nameBytes;
+    for (let i = 0; i < names.length; i++) {
+      pos = putBytes(buf, pos, names[i]!);
+      const v = row[i];
+      if (typeof v === 'string') pos = putString(buf, pos, v);
+      else if (v === null || v === undefined) pos = putAscii(buf, pos, 'null');
+      else pos = putString(buf, pos, text(v)!);
     }
-    return `${out}}`;
+    buf[pos++] = 0x7d; // }
+    return pos;
   }
 
   private keyOf(t: TableSchema, row: readonly TupleValue[]): string {
@@ -255,8 +267,8 @@ export class EventEncoder {
     sub: number,
   ): Buffer {
     const p = this.parts(t);
-    const unchanged: string[] = [];
-    if (after) for (let i = 0; i < after.length; i++) if (after[i] === UNCHANGED) unchanged.push(t.columns[i]!.name);
+    let unchanged: string[] | undefined;
+    if (after) for (let i = 0; i < after.length; i++) if (after[i] === UNCHANGED) (unchanged ??= []).push(t.columns[i]!.name);
     // ducktail's order key inside a partition (dedup of a producer's retries): snapshot events sort at
     // their slot's consistent point (a reset first), streamed ones at their commit LSN.
     const posLsn = Number(c.lsn === 0n ? this.point : c.lsn);
@@ -266,30 +278,111 @@ export class EventEncoder {
       this.lastCommitUs = c.commitTimeUs;
       this.commitText = `${Number(c.commitTimeUs / 1000n)},"ts_us":${Number(c.commitTimeUs)}`;
     }
-    const source =
-      `${p.head}${this.commitText},"snapshot":"${c.op === 'R' ? 'true' : 'false'}",` +
-      `${p.where}${c.xid ?? null},"lsn":${Number(c.lsn)},"seq":${c.seq},"pos_lsn":${posLsn},"pos_ord":${posOrd},"unchanged":${unchanged.length === 0 ? '[]' : JSON.stringify(unchanged)}${p.layoutRef}}`;
-    const json = `{"before":${this.record(p, before)},"after":${this.record(p, after)},"source":${source},"op":"${op}","ts_ms":${Date.now()}}`;
+    const unchangedText = unchanged === undefined ? '[]' : JSON.stringify(unchanged);
     const prefix = this.schemaPrefix(t);
-    const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
+    // The value is written as bytes straight into the slab (no JSON string to build, flatten and encode):
+    // room for it at most, every string value counted at 6 bytes a UTF-16 unit (JSON's `\u00XX`; UTF-8 takes 3 at most).
+    const size = prefix.length + p.fixed + this.commitText.length + 3 * unchangedText.length + rowBound(before) + rowBound(after);
     if (this.slab.length - this.used < size) {
       this.slab = (size <= SLAB_BYTES ? this.pool.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
       this.used = 0;
       this.taken.push(this.slab);
     }
+    const buf = this.slab;
     const start = this.used;
-    if (prefix.length === 0) {
-      // Payload only: the value is the payload's JSON.
-      const end = start + this.slab.write(json, start);
-      this.used = end;
-      return this.slab.subarray(start, end);
-    }
-    prefix.copy(this.slab, start);
-    const end = start + prefix.length + this.slab.write(json, start + prefix.length);
-    this.slab[end] = 0x7d; // the envelope's closing brace
-    this.used = end + 1;
-    return this.slab.subarray(start, end + 1);
+    let pos = start;
+    if (prefix.length > 0) pos += prefix.copy(buf, pos);
+    pos = putAscii(buf, pos, '{"before":');
+    pos = this.record(buf, pos, p, before);
+    pos = putAscii(buf, pos, ',"after":');
+    pos = this.record(buf, pos, p, after);
+    pos = putAscii(buf, pos, ',"source":');
+    pos = putBytes(buf, pos, p.head);
+    pos = putAscii(buf, pos, this.commitText);
+    pos = putAscii(buf, pos, c.op === 'R' ? ',"snapshot":"true"' : ',"snapshot":"false"');
+    pos = putBytes(buf, pos, p.where);
+    pos = c.xid === undefined || c.xid === null ? putAscii(buf, pos, 'null') : putNumber(buf, pos, c.xid);
+    pos = putAscii(buf, pos, ',"lsn":');
+    pos = putNumber(buf, pos, Number(c.lsn));
+    pos = putAscii(buf, pos, ',"seq":');
+    pos = putNumber(buf, pos, c.seq);
+    pos = putAscii(buf, pos, ',"pos_lsn":');
+    pos = putNumber(buf, pos, posLsn);
+    pos = putAscii(buf, pos, ',"pos_ord":');
+    pos = putNumber(buf, pos, posOrd);
+    pos = putAscii(buf, pos, ',"unchanged":');
+    pos = unchanged === undefined ? putAscii(buf, pos, '[]') : pos + buf.write(unchangedText, pos);
+    pos = putBytes(buf, pos, p.layoutRef);
+    pos = putAscii(buf, pos, '},"op":"');
+    pos = putAscii(buf, pos, op);
+    pos = putAscii(buf, pos, '","ts_ms":');
+    pos = putNumber(buf, pos, Date.now());
+    buf[pos++] = 0x7d; // the payload's closing brace
+    if (prefix.length > 0) buf[pos++] = 0x7d; // the envelope's
+    this.used = pos;
+    return buf.subarray(start, pos);
   }
+}
+
+/** Most bytes a row image takes (see `value`). */
+function rowBound(row: readonly TupleValue[] | null): number {
+  if (!row) return 4;
+  let n = 2;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    n += typeof v === 'string' ? 6 * v.length + 2 : v === null || v === undefined ? 4 : v === UNCHANGED ? UNAVAILABLE.length + 2 : 2 * v.length + 8;
+  }
+  return n;
+}
+
+/** Text known to be ASCII (JSON punctuation, digits) as bytes at `pos`. */
+function putAscii(buf: Buffer, pos: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
+  return pos;
+}
+
+function putBytes(buf: Buffer, pos: number, b: Uint8Array): number {
+  for (let i = 0; i < b.length; i++) buf[pos++] = b[i]!;
+  return pos;
+}
+
+/** A number as JSON text (what a template string gives): digits for a safe non-negative integer, else `String`. */
+function putNumber(buf: Buffer, pos: number, n: number): number {
+  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n)) return putAscii(buf, pos, String(n));
+  let digits = 1;
+  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+  let at = pos + digits;
+  const end = at;
+  do {
+    const q = Math.floor(n / 10);
+    buf[--at] = 0x30 + (n - q * 10);
+    n = q;
+  } while (n > 0);
+  return end;
+}
+
+/**
+ * A string as JSON (`JSON.stringify(s)` in UTF-8) at `pos`: printable ASCII without `"` and `\\` (most
+ * values) is copied as is; anything else is written as JSON.stringify gives it.
+ */
+function putString(buf: Buffer, pos: number, s: string): number {
+  const n = s.length;
+  if (n > 64) {
+    if (!PLAIN.test(s)) return pos + buf.write(JSON.stringify(s), pos);
+    buf[pos++] = 0x22;
+    pos += buf.write(s, pos, 'latin1');
+    buf[pos++] = 0x22;
+    return pos;
+  }
+  const start = pos;
+  buf[pos++] = 0x22;
+  for (let i = 0; i < n; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch < 0x20 || ch > 0x7e || ch === 0x22 || ch === 0x5c) return start + buf.write(JSON.stringify(s), start);
+    buf[pos++] = ch;
+  }
+  buf[pos++] = 0x22;
+  return pos;
 }
 
 const SOURCE_FIELDS = [

@@ -1,0 +1,314 @@
+// The string-building EventEncoder as it was on main at 62a655c (src/bus/kafka-encode.ts), kept unchanged as the
+// reference its byte-writing successor must equal byte for byte (src/bus/kafka-encode.test.ts).
+import { createHash } from 'node:crypto';
+import { type Change, type TableSchema, type TupleValue, UNCHANGED } from '../../src/change/index.ts';
+
+/**
+ * Writing events: Debezium's JSON envelope with schemas enabled (JsonConverter `schemas.enable=true`),
+ * every value is `{"schema": ..., "payload": {before, after, source, op, ts_ms}}`. The schema block is how a consumer
+ * (ours included) rebuilds the table's layout from Kafka alone: each column is a field in attribute
+ * order, with its PostgreSQL type OID, type modifier and key flag as field parameters. Values are
+ * PostgreSQL's exact text form (a Kafka Connect "string"), never converted through a float.
+ *
+ * With `eventSchema = "topic"` a value is the payload alone (JsonConverter `schemas.enable=false`) and
+ * `source.layout` names its schema block, which is published once per layout on the schema topic
+ * (`<prefix>-schemas`, key = the layout id, value = `{"topic": ..., "schema": <block>}`).
+ */
+
+/** Debezium's placeholder for an unchanged TOASTed value; `source.unchanged` names those columns exactly. */
+export const UNAVAILABLE = '__debezium_unavailable_value';
+const OPS = { R: 'r', I: 'c', U: 'u', D: 'd', T: 't' } as const;
+const SLAB_BYTES = 1 << 20;
+/** Slabs kept for reuse: two 10k-row batches of ~3.5 KB events. */
+const MAX_POOLED_SLABS = 72;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Every value starts with the schema block and then the payload: the decoder finds the payload by these bytes. */
+export const SCHEMA_START = '{"schema":';
+export const PAYLOAD_AT = ',"payload":';
+
+/** Where events carry their schema block: in every event, or on the schema topic by reference (`source.layout`). */
+export type EventSchemaMode = 'embedded' | 'topic';
+
+/** A schema block to publish on the schema topic before the first event that refers to it. */
+export interface LayoutRecord {
+  id: string;
+  /** `{"topic": "<prefix>.<schema>.<table>", "schema": <block>}`. */
+  value: string;
+}
+
+/** One message ready for the producer: explicit partition, key as JSON text, value as UTF-8 JSON bytes. */
+export interface Encoded {
+  topic: string;
+  partition: number;
+  key: string | undefined;
+  value: Buffer;
+}
+
+interface TableParts {
+  names: string[];
+  keys: number[];
+  head: string;
+  where: string;
+  /** `,"layout":"<id>"` in payload-only mode, else empty. */
+  layoutRef: string;
+}
+
+/** The schema topic of payload-only events: `<prefix>-schemas` (outside the `<prefix>.*` data topics). */
+export function schemaTopicName(prefix: string): string {
+  return `${prefix}-schemas`;
+}
+
+/** `<prefix>.<schema>.<table>`. */
+export function topicName(prefix: string, table: TableSchema): string {
+  return `${prefix}.${table.schema}.${table.table}`;
+}
+
+/** Printable ASCII without `"` and `\\`: its JSON string is the text in quotes. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `JSON.stringify(s)`, without its cost for the plain text most values are. */
+function quote(s: string): string {
+  return s.length < 64 && PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+function text(value: TupleValue | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (value === UNCHANGED) return UNAVAILABLE;
+  let s = '\\x';
+  for (const b of value) s += HEX[b];
+  return s;
+}
+
+/**
+ * Caches the per-table schema block as bytes (`{"schema":...,"payload":`): it is the same ~3.4 KB in
+ * every message of a table, so it is serialized and UTF-8 encoded once per layout and only copied.
+ */
+export class EventEncoder {
+  private readonly schemas = new Map<TableSchema, Buffer>();
+  private readonly layoutRecords = new Map<TableSchema, LayoutRecord>();
+  private readonly tableParts = new Map<TableSchema, TableParts>();
+  private point = 0n;
+  private lastCommitUs = -1n;
+  private commitText = '';
+  /**
+   * Values are written into shared 1 MB slabs (one allocation per ~300 events instead of one per event).
+   * A batch's slabs go back to a pool once the brokers acknowledged it (`release`): fresh memory costs
+   * page faults on first write, about 2 µs per event, more than copying the schema block.
+   */
+  private slab: Buffer = Buffer.allocUnsafe(0);
+  private used = 0;
+  private taken: Buffer[] = [];
+  private readonly pool: Buffer[] = [];
+
+  constructor(
+    private readonly prefix: string,
+    private readonly version: string,
+    readonly mode: EventSchemaMode = 'embedded',
+  ) {}
+
+  private schemaPrefix(t: TableSchema): Buffer {
+    const known = this.schemas.get(t);
+    if (known) return known;
+    const s = this.schemaText(t);
+    const prefix = this.mode === 'topic' ? Buffer.alloc(0) : Buffer.from(`${SCHEMA_START}${s}${PAYLOAD_AT}`);
+    this.schemas.set(t, prefix);
+    return prefix;
+  }
+
+  /** The table's schema block as the schema topic holds it, with its id (a hash of the block: equal layouts, equal ids). */
+  layout(t: TableSchema): LayoutRecord {
+    let r = this.layoutRecords.get(t);
+    if (!r) {
+      const block = this.schemaText(t);
+      const id = createHash('sha256').update(block).digest('hex').slice(0, 24);
+      r = { id, value: `{"topic":${JSON.stringify(topicName(this.prefix, t))},"schema":${block}}` };
+      this.layoutRecords.set(t, r);
+    }
+    return r;
+  }
+
+  private schemaText(t: TableSchema): string {
+    const name = topicName(this.prefix, t);
+    const row = {
+      type: 'struct',
+      optional: true,
+      name: `${name}.Value`,
+      fields: t.columns.map((c) => ({
+        field: c.name,
+        type: 'string',
+        optional: !c.key,
+        parameters: {
+          'pg.type_oid': String(c.typeOid), 'pg.type_mod': String(c.typeMod), 'pg.key': String(c.key),
+          ...(c.userType ? { 'pg.user_type': c.userType } : {}),
+          ...(c.attnum !== undefined ? { 'pg.attnum': String(c.attnum) } : {}),
+          ...(c.missing !== undefined ? { 'pg.missing': c.missing } : {}),
+          ...(c.hasDefault ? { 'pg.has_default': 'true' } : {}),
+        },
+      })),
+    };
+    return JSON.stringify({
+      type: 'struct',
+      optional: false,
+      name: `${name}.Envelope`,
+      fields: [
+        { ...row, field: 'before' },
+        { ...row, field: 'after' },
+        { type: 'struct', optional: false, name: 'io.debezium.connector.postgresql.Source', field: 'source', fields: SOURCE_FIELDS },
+        { type: 'string', optional: false, field: 'op' },
+        { type: 'int64', optional: true, field: 'ts_ms' },
+      ],
+    });
+  }
+
+  /** Per table: each column's `"name":` and the source block's constant parts, so a payload is written as one string. */
+  private parts(t: TableSchema): TableParts {
+    let p = this.tableParts.get(t);
+    if (!p) {
+      p = {
+        names: t.columns.map((c) => `${JSON.stringify(c.name)}:`),
+        keys: t.columns.flatMap((c, i) => (c.key ? [i] : [])),
+        head: `{"version":${JSON.stringify(this.version)},"connector":"postgresql","name":${JSON.stringify(this.prefix)},"ts_ms":`,
+        where: `"db":"","schema":${JSON.stringify(t.schema)},"table":${JSON.stringify(t.table)},"txId":`,
+        layoutRef: this.mode === 'topic' ? `,"layout":${JSON.stringify(this.layout(t).id)}` : '',
+      };
+      this.tableParts.set(t, p);
+    }
+    return p;
+  }
+
+  /** A row image as JSON, columns in attribute order (what JSON.stringify of the object would give). */
+  private record(p: TableParts, row: readonly TupleValue[] | null): string {
+    if (!row) return 'null';
+    let out = '{';
+    for (let i = 0; i < p.names.length; i++) {
+      const v = text(row[i]);
+      out += `${i > 0 ? ',' : ''}${p.names[i]}${v === null ? 'null' : quote(v)}`;
+    }
+    return `${out}}`;
+  }
+
+  private keyOf(t: TableSchema, row: readonly TupleValue[]): string {
+    const p = this.parts(t);
+    let out = '{';
+    for (const i of p.keys) {
+      const v = text(row[i]);
+      out += `${out.length > 1 ? ',' : ''}${p.names[i]}${v === null ? 'null' : quote(v)}`;
+    }
+    return `${out}}`;
+  }
+
+  /** Starts a batch's values in a slab of their own, so the batch's slabs can be reused once it is acknowledged. */
+  startBatch(): void {
+    this.used = this.slab.length;
+    this.taken = [];
+  }
+
+  /** The slabs holding the values encoded since `startBatch`. */
+  endBatch(): Buffer[] {
+    return this.taken;
+  }
+
+  /** Slabs whose values the client no longer holds (their send was acknowledged): reused, up to MAX_POOLED_SLABS. */
+  release(slabs: Buffer[]): void {
+    for (const slab of slabs) if (slab.length === SLAB_BYTES && this.pool.length < MAX_POOLED_SLABS) this.pool.push(slab);
+  }
+
+  /** One change as Debezium events: an update that moved the primary key becomes a delete and a create, as Debezium does. */
+  encode(c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): Encoded[] {
+    const out: Encoded[] = [];
+    this.encodeInto(out, c, t, partitions, partitionOf, snapshotPoint);
+    return out;
+  }
+
+  /** `encode`, appending to `out` (no array per change). */
+  encodeInto(out: Encoded[], c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): void {
+    const topic = topicName(this.prefix, t);
+    this.point = snapshotPoint;
+    if (c.op === 'T') {
+      // A truncate covers every key: one event per partition, applied once all owned partitions reach it.
+      const value = this.value(t, c, 't', null, null, 0);
+      for (let partition = 0; partition < partitions; partition++) out.push({ topic, partition, key: undefined, value });
+      return;
+    }
+    if (c.op === 'U' && c.oldKey) {
+      const oldKey = this.keyOf(t, c.oldKey);
+      const newKey = this.keyOf(t, c.row);
+      if (oldKey !== newKey) {
+        out.push(
+          { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', c.oldKey, null, 0) },
+          { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, c.row, 1) },
+        );
+        return;
+      }
+    }
+    const key = this.keyOf(t, c.row);
+    const op = OPS[c.op];
+    const value = c.op === 'D' ? this.value(t, c, op, c.row, null, 0) : this.value(t, c, op, null, c.row, 0);
+    out.push({ topic, partition: partitionOf(key), key, value });
+  }
+
+  private value(
+    t: TableSchema,
+    c: Change,
+    op: string,
+    before: readonly TupleValue[] | null,
+    after: readonly TupleValue[] | null,
+    sub: number,
+  ): Buffer {
+    const p = this.parts(t);
+    const unchanged: string[] = [];
+    if (after) for (let i = 0; i < after.length; i++) if (after[i] === UNCHANGED) unchanged.push(t.columns[i]!.name);
+    // ducktail's order key inside a partition (dedup of a producer's retries): snapshot events sort at
+    // their slot's consistent point (a reset first), streamed ones at their commit LSN.
+    const posLsn = Number(c.lsn === 0n ? this.point : c.lsn);
+    const posOrd = c.lsn === 0n ? (c.op === 'T' ? 0 : c.seq * 2 + 2) : c.seq * 2 + sub;
+    if (c.commitTimeUs !== this.lastCommitUs) {
+      // Events of one transaction share their commit time: its text is made once (BigInt division and conversions).
+      this.lastCommitUs = c.commitTimeUs;
+      this.commitText = `${Number(c.commitTimeUs / 1000n)},"ts_us":${Number(c.commitTimeUs)}`;
+    }
+    const source =
+      `${p.head}${this.commitText},"snapshot":"${c.op === 'R' ? 'true' : 'false'}",` +
+      `${p.where}${c.xid ?? null},"lsn":${Number(c.lsn)},"seq":${c.seq},"pos_lsn":${posLsn},"pos_ord":${posOrd},"unchanged":${unchanged.length === 0 ? '[]' : JSON.stringify(unchanged)}${p.layoutRef}}`;
+    const json = `{"before":${this.record(p, before)},"after":${this.record(p, after)},"source":${source},"op":"${op}","ts_ms":${Date.now()}}`;
+    const prefix = this.schemaPrefix(t);
+    const size = prefix.length + json.length * 3 + 1; // at most 3 UTF-8 bytes per UTF-16 unit
+    if (this.slab.length - this.used < size) {
+      this.slab = (size <= SLAB_BYTES ? this.pool.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+      this.used = 0;
+      this.taken.push(this.slab);
+    }
+    const start = this.used;
+    if (prefix.length === 0) {
+      // Payload only: the value is the payload's JSON.
+      const end = start + this.slab.write(json, start);
+      this.used = end;
+      return this.slab.subarray(start, end);
+    }
+    prefix.copy(this.slab, start);
+    const end = start + prefix.length + this.slab.write(json, start + prefix.length);
+    this.slab[end] = 0x7d; // the envelope's closing brace
+    this.used = end + 1;
+    return this.slab.subarray(start, end + 1);
+  }
+}
+
+const SOURCE_FIELDS = [
+  { type: 'string', optional: false, field: 'version' },
+  { type: 'string', optional: false, field: 'connector' },
+  { type: 'string', optional: false, field: 'name' },
+  { type: 'int64', optional: false, field: 'ts_ms' },
+  { type: 'int64', optional: true, field: 'ts_us' },
+  { type: 'string', optional: true, field: 'snapshot' },
+  { type: 'string', optional: false, field: 'db' },
+  { type: 'string', optional: false, field: 'schema' },
+  { type: 'string', optional: false, field: 'table' },
+  { type: 'int64', optional: true, field: 'txId' },
+  { type: 'int64', optional: true, field: 'lsn' },
+  { type: 'int64', optional: false, field: 'seq' },
+  { type: 'int64', optional: false, field: 'pos_lsn' },
+  { type: 'int64', optional: false, field: 'pos_ord' },
+  { type: 'array', optional: true, field: 'unchanged', items: { type: 'string', optional: false } },
+  { type: 'string', optional: true, field: 'layout' },
+];
