@@ -2,6 +2,7 @@ import { afterEach, expect, test } from 'bun:test';
 import { EventEncoder as ReferenceEncoder } from '../../test/support/kafka-encode-reference.ts';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { EventEncoder } from './kafka-encode.ts';
+import { partitionOf, partitionOfBytes } from './kafka-partition.ts';
 
 // The encoder writes each event's JSON as bytes straight into its slab; the events on Kafka must stay
 // exactly what the string-building encoder wrote (kcat readers, the consumer's pattern per layout): both
@@ -83,12 +84,13 @@ test('the byte-writing encoder writes every event exactly as the string-building
         Date.now = () => now;
         const point = pick(r, [0n, BigInt(Math.floor(r() * 2 ** 50)), 2n ** 62n]);
         const partitions = 1 + Math.floor(r() * 7);
-        const by = (key: string) => key.length % partitions;
-        const got = encoder.encode(change, table, partitions, by, point);
-        const want = reference.encode(change, table, partitions, by, point);
+        const got = encoder.encode(change, table, partitions, (key) => partitionOfBytes(key, partitions), point);
+        const want = reference.encode(change, table, partitions, (key) => partitionOf(key, partitions), point);
         expect(got.length).toBe(want.length);
         for (let m = 0; m < got.length; m++) {
-          expect({ ...got[m]!, value: got[m]!.value.toString('hex') }).toEqual({ ...want[m]!, value: want[m]!.value.toString('hex') });
+          expect({ ...got[m]!, key: got[m]!.key?.toString('hex'), value: got[m]!.value.toString('hex') }).toEqual({
+            ...want[m]!, key: want[m]!.key === undefined ? undefined : Buffer.from(want[m]!.key!).toString('hex'), value: want[m]!.value.toString('hex'),
+          });
           events++;
         }
       }

@@ -34,17 +34,19 @@ export interface LayoutRecord {
   value: string;
 }
 
-/** One message ready for the producer: explicit partition, key as JSON text, value as UTF-8 JSON bytes. */
+/** One message ready for the producer: explicit partition, key and value as UTF-8 JSON bytes. */
 export interface Encoded {
   topic: string;
   partition: number;
-  key: string | undefined;
+  key: Buffer | undefined;
   value: Buffer;
 }
 
 interface TableParts {
-  names: string[];
+  topic: string;
   keys: number[];
+  /** UTF-8 bytes of each key column's `"name":` (`,"name":` but the first). */
+  keyNames: Buffer[];
   /** UTF-8 bytes of each column's `"name":`, and of `,"name":` (every column but the first). */
   nameBytes: Buffer[];
   /** `{"version":...,"ts_ms":` of the source block. */
@@ -69,11 +71,6 @@ export function topicName(prefix: string, table: TableSchema): string {
 
 /** Printable ASCII without `"` and `\\`: its JSON string is the text in quotes. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** `JSON.stringify(s)`, without its cost for the plain text most values are. */
-function quote(s: string): string {
-  return s.length < 64 && PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
-}
 
 function text(value: TupleValue | undefined): string | null {
   if (value === null || value === undefined) return null;
@@ -176,7 +173,9 @@ export class EventEncoder {
       const nameBytes = names.map((n, i) => Buffer.from(i === 0 ? n : `,${n}`));
       let fixed = 512 + head.length + where.length + layoutRef.length;
       for (const n of nameBytes) fixed += 2 * n.length;
-      p = { names, keys: t.columns.flatMap((c, i) => (c.key ? [i] : [])), nameBytes, head, where, layoutRef, fixed };
+      const keys = t.columns.flatMap((c, i) => (c.key ? [i] : []));
+      const keyNames = keys.map((i, j) => Buffer.from(j === 0 ? names[i]! : `,${names[i]}`));
+      p = { topic: topicName(this.prefix, t), keys, keyNames, nameBytes, head, where, layoutRef, fixed };
       this.tableParts.set(t, p);
     }
     return p;
@@ -189,23 +188,38 @@ export class EventEncoder {
     const names = p.nameBytes;
     for (let i = 0; i < names.length; i++) {
       pos = putBytes(buf, pos, names[i]!);
-      const v = row[i];
-      if (typeof v === 'string') pos = putString(buf, pos, v);
-      else if (v === null || v === undefined) pos = putAscii(buf, pos, 'null');
-      else pos = putString(buf, pos, text(v)!);
+      pos = putCell(buf, pos, row[i]);
     }
     buf[pos++] = 0x7d; // }
     return pos;
   }
 
-  private keyOf(t: TableSchema, row: readonly TupleValue[]): string {
-    const p = this.parts(t);
-    let out = '{';
-    for (const i of p.keys) {
-      const v = text(row[i]);
-      out += `${out.length > 1 ? ',' : ''}${p.names[i]}${v === null ? 'null' : quote(v)}`;
+  /** Room for `size` bytes in the slab (a new or pooled one when the current one has less). */
+  private room(size: number): Buffer {
+    if (this.slab.length - this.used < size) {
+      this.slab = (size <= SLAB_BYTES ? this.pool.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+      this.used = 0;
+      this.taken.push(this.slab);
     }
-    return `${out}}`;
+    return this.slab;
+  }
+
+  /** The message key, the row's primary key columns as a JSON object, written as bytes into the slab. */
+  private keyOf(p: TableParts, row: readonly TupleValue[]): Buffer {
+    const keys = p.keys;
+    let size = 2;
+    for (let j = 0; j < keys.length; j++) size += p.keyNames[j]!.length + cellBound(row[keys[j]!]);
+    const buf = this.room(size);
+    const start = this.used;
+    let pos = start;
+    buf[pos++] = 0x7b; // {
+    for (let j = 0; j < keys.length; j++) {
+      pos = putBytes(buf, pos, p.keyNames[j]!);
+      pos = putCell(buf, pos, row[keys[j]!]);
+    }
+    buf[pos++] = 0x7d; // }
+    this.used = pos;
+    return buf.subarray(start, pos);
   }
 
   /** Starts a batch's values in a slab of their own, so the batch's slabs can be reused once it is acknowledged. */
@@ -225,15 +239,16 @@ export class EventEncoder {
   }
 
   /** One change as Debezium events: an update that moved the primary key becomes a delete and a create, as Debezium does. */
-  encode(c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): Encoded[] {
+  encode(c: Change, t: TableSchema, partitions: number, partitionOf: (key: Uint8Array) => number, snapshotPoint: bigint): Encoded[] {
     const out: Encoded[] = [];
     this.encodeInto(out, c, t, partitions, partitionOf, snapshotPoint);
     return out;
   }
 
   /** `encode`, appending to `out` (no array per change). */
-  encodeInto(out: Encoded[], c: Change, t: TableSchema, partitions: number, partitionOf: (key: string) => number, snapshotPoint: bigint): void {
-    const topic = topicName(this.prefix, t);
+  encodeInto(out: Encoded[], c: Change, t: TableSchema, partitions: number, partitionOf: (key: Uint8Array) => number, snapshotPoint: bigint): void {
+    const p = this.parts(t);
+    const topic = p.topic;
     this.point = snapshotPoint;
     if (c.op === 'T') {
       // A truncate covers every key: one event per partition, applied once all owned partitions reach it.
@@ -242,9 +257,9 @@ export class EventEncoder {
       return;
     }
     if (c.op === 'U' && c.oldKey) {
-      const oldKey = this.keyOf(t, c.oldKey);
-      const newKey = this.keyOf(t, c.row);
-      if (oldKey !== newKey) {
+      const oldKey = this.keyOf(p, c.oldKey);
+      const newKey = this.keyOf(p, c.row);
+      if (!oldKey.equals(newKey)) {
         out.push(
           { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', c.oldKey, null, 0) },
           { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, c.row, 1) },
@@ -252,7 +267,7 @@ export class EventEncoder {
         return;
       }
     }
-    const key = this.keyOf(t, c.row);
+    const key = this.keyOf(p, c.row);
     const op = OPS[c.op];
     const value = c.op === 'D' ? this.value(t, c, op, c.row, null, 0) : this.value(t, c, op, null, c.row, 0);
     out.push({ topic, partition: partitionOf(key), key, value });
@@ -283,12 +298,7 @@ export class EventEncoder {
     // The value is written as bytes straight into the slab (no JSON string to build, flatten and encode):
     // room for it at most, every string value counted at 6 bytes a UTF-16 unit (JSON's `\u00XX`; UTF-8 takes 3 at most).
     const size = prefix.length + p.fixed + this.commitText.length + 3 * unchangedText.length + rowBound(before) + rowBound(after);
-    if (this.slab.length - this.used < size) {
-      this.slab = (size <= SLAB_BYTES ? this.pool.pop() : undefined) ?? Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
-      this.used = 0;
-      this.taken.push(this.slab);
-    }
-    const buf = this.slab;
+    const buf = this.room(size);
     const start = this.used;
     let pos = start;
     if (prefix.length > 0) pos += prefix.copy(buf, pos);
@@ -328,11 +338,20 @@ export class EventEncoder {
 function rowBound(row: readonly TupleValue[] | null): number {
   if (!row) return 4;
   let n = 2;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i];
-    n += typeof v === 'string' ? 6 * v.length + 2 : v === null || v === undefined ? 4 : v === UNCHANGED ? UNAVAILABLE.length + 2 : 2 * v.length + 8;
-  }
+  for (let i = 0; i < row.length; i++) n += cellBound(row[i]);
   return n;
+}
+
+/** Most bytes a value takes as JSON: 6 a UTF-16 unit (`\\u00XX`), bytea's hex 2 a byte. */
+function cellBound(v: TupleValue | undefined): number {
+  return typeof v === 'string' ? 6 * v.length + 2 : v === null || v === undefined ? 4 : v === UNCHANGED ? UNAVAILABLE.length + 2 : 2 * v.length + 8;
+}
+
+/** A value as JSON: its text as a string, or null. */
+function putCell(buf: Buffer, pos: number, v: TupleValue | undefined): number {
+  if (typeof v === 'string') return putString(buf, pos, v);
+  if (v === null || v === undefined) return putAscii(buf, pos, 'null');
+  return putString(buf, pos, text(v)!);
 }
 
 /** Text known to be ASCII (JSON punctuation, digits) as bytes at `pos`. */

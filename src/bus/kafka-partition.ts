@@ -32,6 +32,11 @@ export function murmur2(bytes: Uint8Array, length = bytes.length): number {
   return h;
 }
 
+/** The partition of a key given as its UTF-8 bytes (the encoder writes keys as bytes). */
+export function partitionOfBytes(key: Uint8Array, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
 /** The partition of a key (its UTF-8 bytes), exactly as Kafka's Java client computes it. */
 export function partitionOf(key: string, partitions: number): number {
   let bytes: Uint8Array = scratch;

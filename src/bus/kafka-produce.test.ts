@@ -22,7 +22,7 @@ for (const compression of ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as Compressi
     expect(b.firstTimestamp).toBe(ts);
     expect(b.producerId).toBe(-1n);
     expect(b.records.map((r) => r.offsetDelta)).toEqual([0, 1, 2, 3]);
-    expect(b.records.map((r) => r.key?.toString() ?? null)).toEqual(messages.map((m) => m.key ?? null));
+    expect(b.records.map((r) => r.key?.toString() ?? null)).toEqual(messages.map((m) => (m.key as string | undefined) ?? null));
     expect(b.records.map((r) => Buffer.from(r.value ?? []).toString())).toEqual(messages.map((m) => m.value.toString()));
     expect(b.records.every((r) => r.headers.length === 0 && r.timestampDelta === 0n)).toBe(true);
     // The consumer's own reader (kafka-fetch-parse.ts) reads the same records, also from a section of several batches.
@@ -48,6 +48,12 @@ test('uncompressed, the records are byte for byte what the client writes', async
   // Same records; the header differs only where the client writes 0 for "none" (leader epoch, producer epoch, base sequence) and Java writes -1.
   expect(ours.subarray(61)).toEqual(theirs.subarray(61));
   expect(ours.length).toBe(theirs.length);
+});
+
+test("keys given as their UTF-8 bytes (the encoder's) make the same batch as keys given as text", async () => {
+  const ts = 1_765_000_000_000n;
+  const asBytes = messages.map((m) => ({ ...m, key: typeof m.key === 'string' ? new Uint8Array(Buffer.from(`xx${m.key}`)).subarray(2) : m.key }));
+  expect(await recordBatch(asBytes, [0, 1, 2, 3], 'none', ts)).toEqual(await recordBatch(messages, [0, 1, 2, 3], 'none', ts));
 });
 
 test("the consumer's record reader against the client's: headers, null keys and values, negative timestamp deltas, many records", () => {

@@ -28,11 +28,11 @@ import { AppError } from '../errors.ts';
  * https://kafka.apache.org/documentation/#recordbatch.
  */
 
-/** What a message needs here: its destination, key (UTF-8 text, or none) and value bytes. */
+/** What a message needs here: its destination, key (text or its UTF-8 bytes, or none) and value bytes. */
 export interface RawMessage {
   topic: string;
   partition: number;
-  key?: string;
+  key?: string | Uint8Array | undefined;
   value: Buffer;
 }
 
@@ -86,7 +86,8 @@ function recordsSize(messages: RawMessage[], at: number[], keyBytes: Int32Array)
   let size = 0;
   for (let i = 0; i < at.length; i++) {
     const m = messages[at[i]!]!;
-    const k = m.key === undefined ? -1 : Buffer.byteLength(m.key);
+    const key = m.key;
+    const k = key === undefined ? -1 : typeof key === 'string' ? Buffer.byteLength(key) : key.length;
     keyBytes[i] = k;
     const body = 1 + 1 + uvarintSize(zigzag(i)) + uvarintSize(zigzag(k)) + (k > 0 ? k : 0) + uvarintSize(zigzag(m.value.length)) + m.value.length + 1;
     size += uvarintSize(zigzag(body)) + body;
@@ -105,7 +106,11 @@ function writeRecords(buf: Buffer, pos: number, messages: RawMessage[], at: numb
     buf[pos++] = 0; // timestamp delta 0
     pos = writeUvarint(buf, pos, zigzag(i)); // offset delta
     pos = writeUvarint(buf, pos, zigzag(k));
-    if (k > 0) pos += buf.write(m.key!, pos, 'utf8');
+    if (k > 0) {
+      const key = m.key!;
+      if (typeof key === 'string') pos += buf.write(key, pos, 'utf8');
+      else for (let b = 0; b < k; b++) buf[pos++] = key[b]!;
+    }
     pos = writeUvarint(buf, pos, zigzag(v));
     pos += m.value.copy(buf, pos);
     buf[pos++] = 0; // no headers
@@ -219,7 +224,7 @@ export class BatchProducer {
   private readonly buffers = new BatchBuffers();
 
   constructor(
-    private readonly producer: Producer<string, Buffer, string, string>,
+    private readonly producer: Producer<string | Uint8Array, Buffer, string, string>,
     private readonly opts: { acks: number; timeout: number; compression: Compression },
   ) {}
 

@@ -2,7 +2,7 @@ import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/ka
 import type { ChangeBatch, TableSchema } from '../change/index.ts';
 import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
-import { partitionOf } from './kafka-partition.ts';
+import { partitionOfBytes } from './kafka-partition.ts';
 import type { BusWriter } from './kafka-producer-thread.ts';
 import { BatchProducer, type Written, yieldToIO } from './kafka-produce.ts';
 import { brokerTooLarge, describeMessage, messageBytes, nextEnd } from './kafka-split.ts';
@@ -43,7 +43,7 @@ const RATIO_MARGIN = 1.25;
 export class KafkaWriter implements BusWriter {
   readonly status: ProducerStatus = { published: 0, messages: 0, error: null, retries: 0 };
   readonly thread = 'main';
-  private readonly producer: Producer<string, Buffer, string, string>;
+  private readonly producer: Producer<string | Uint8Array, Buffer, string, string>;
   private readonly admin: Admin;
   private readonly encoder: EventEncoder;
   /** Record batches written here and sent on the client's connections (not idempotent: the client's `send` then); undefined once the brokers' Produce version is not one it writes. */
@@ -71,7 +71,7 @@ export class KafkaWriter implements BusWriter {
       retries: opts.idempotent ? 2 : base.retries,
       clientId: `ducktail-${opts.instance}-producer`,
       // Values are encoded by EventEncoder as bytes (the schema block is copied, not re-encoded per event).
-      serializers: { key: stringSerializer, value: (b: Buffer | undefined) => b, headerKey: stringSerializer, headerValue: stringSerializer },
+      serializers: { key: keySerializer, value: (b: Buffer | undefined) => b, headerKey: stringSerializer, headerValue: stringSerializer },
       acks: ProduceAcks.ALL,
       idempotent: opts.idempotent,
       // InitProducerId asks for a new producer id with id -1 and epoch -1, as Kafka's Java client does. The
@@ -276,14 +276,14 @@ export class KafkaWriter implements BusWriter {
     let slice = 0;
     let table: TableSchema | undefined;
     let n = 0;
-    let partition = (key: string) => partitionOf(key, n);
+    let partition = (key: Uint8Array) => partitionOfBytes(key, n);
     for (const c of batch.changes) {
       if (c.table !== lastTable || !table) {
         table = batch.tables.get(c.table);
         if (!table) throw new AppError('BATCH_MISSING_TABLE', `batch has changes of ${c.table} but not its schema`);
         lastTable = c.table;
         const count = counts.get(c.table)!;
-        partition = (key: string) => partitionOf(key, count);
+        partition = (key: Uint8Array) => partitionOfBytes(key, count);
         n = count;
       }
       this.encoder.encodeInto(out, c, table, n, partition, point);
@@ -343,6 +343,12 @@ export class KafkaWriter implements BusWriter {
     await this.producer.close(true).catch(() => {});
     await this.admin.close().catch(() => {});
   }
+}
+
+/** Keys are the encoder's bytes (events) or text (layouts on the schema topic, dead letters). */
+function keySerializer(key?: string | Uint8Array): Buffer | undefined {
+  if (key === undefined) return undefined;
+  return typeof key === 'string' ? Buffer.from(key) : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
 }
 
 /** The client's errors wrap the broker's in `errors`/`cause`: show the innermost words. */

@@ -16,13 +16,14 @@ export const BATCH_OVERHEAD = 61;
 export interface Sized {
   topic: string;
   partition: number;
-  key?: string | undefined;
+  key?: string | Uint8Array | undefined;
   value: Buffer;
 }
 
 /** A message's share of its record batch, uncompressed. */
 export function messageBytes(m: Sized): number {
-  return (m.key === undefined ? 0 : Buffer.byteLength(m.key)) + m.value.length + RECORD_OVERHEAD;
+  const k = m.key;
+  return (k === undefined ? 0 : typeof k === 'string' ? Buffer.byteLength(k) : k.length) + m.value.length + RECORD_OVERHEAD;
 }
 
 /**
@@ -58,8 +59,9 @@ function tableOf(topic: string): string {
   return topic.split('.').slice(-2).join('.');
 }
 
-function shortKey(key: string | undefined): string {
-  if (key === undefined) return '(none)';
+function shortKey(k: string | Uint8Array | undefined): string {
+  if (k === undefined) return '(none)';
+  const key = typeof k === 'string' ? k : Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString();
   return key.length > 200 ? `${key.slice(0, 200)}…` : key;
 }
 
