@@ -297,7 +297,7 @@ export class EventEncoder {
     const prefix = this.schemaPrefix(t);
     // The value is written as bytes straight into the slab (no JSON string to build, flatten and encode):
     // room for it at most, every string value counted at 6 bytes a UTF-16 unit (JSON's `\u00XX`; UTF-8 takes 3 at most).
-    const size = prefix.length + p.fixed + this.commitText.length + 3 * unchangedText.length + rowBound(before) + rowBound(after);
+    const size = prefix.length + p.fixed + this.commitText.length + 3 * unchangedText.length + rowBound(before, p.nameBytes.length) + rowBound(after, p.nameBytes.length);
     const buf = this.room(size);
     const start = this.used;
     let pos = start;
@@ -335,9 +335,10 @@ export class EventEncoder {
 }
 
 /** Most bytes a row image takes (see `value`). */
-function rowBound(row: readonly TupleValue[] | null): number {
+function rowBound(row: readonly TupleValue[] | null, columns: number): number {
   if (!row) return 4;
-  let n = 2;
+  // Columns past the row's values are written as null.
+  let n = 2 + 4 * columns;
   for (let i = 0; i < row.length; i++) n += cellBound(row[i]);
   return n;
 }
