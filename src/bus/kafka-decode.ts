@@ -166,46 +166,59 @@ function decodeMatched(text: string, columns: ColumnSchema[] | undefined): Decod
   let p = cols && patternOf(cols);
   let m = p ? p.re.exec(text) : null;
   if (columns === undefined) {
-    if (!m || layoutsById.get(m[p!.groups.layout]!) !== cols) {
+    // The layout id compared with the last one's (a string compare, no map lookup per event).
+    if (!m || m[p!.groups.layout] !== lastId) {
       const id = layoutIdIn(text);
       cols = id === undefined ? undefined : layoutsById.get(id);
       if (!cols) return undefined; // not read from the schema topic (yet): the slow path says LayoutMissing or poison
       p = patternOf(cols);
       m = p ? p.re.exec(text) : null;
       if (!m || m[p!.groups.layout] !== id) return undefined;
+      lastId = id;
     }
     lastById = cols;
   }
   if (!m || !cols) return undefined;
   const g = p!.groups;
   const op = m[g.op] as Payload['op'];
-  const row: TupleValue[] = [];
+  let row: TupleValue[];
   if (op !== 't') {
     if (m[op === 'd' ? g.beforeNull : g.afterNull] !== undefined) return undefined; // no row image: poison
     const at = op === 'd' ? g.beforeAt : g.afterAt;
     const escapes = p!.escapes;
     const list = m[g.unchanged]!;
-    const unchanged = list.length > 0 ? new Set(JSON.parse(`[${list}]`) as string[]) : undefined;
-    for (let i = 0; i < cols.length; i++) {
-      const c = cols[i]!;
-      if (unchanged?.has(c.name)) {
-        row.push(UNCHANGED);
-        continue;
+    const n = cols.length;
+    row = new Array<TupleValue>(n);
+    if (list.length === 0) {
+      for (let i = 0; i < n; i++) {
+        // The pattern took only values that fit their column (kafka-scan.ts); text with an escape is JSON-unescaped.
+        const value = m[at + i] ?? null;
+        row[i] = value !== null && escapes[i] && value.includes('\\') ? (JSON.parse(`"${value}"`) as string) : value;
       }
-      // The pattern took only values that fit their column (kafka-scan.ts); text with an escape is JSON-unescaped.
-      const value = m[at + i] ?? null;
-      row.push(value !== null && escapes[i] && value.includes('\\') ? (JSON.parse(`"${value}"`) as string) : value);
+    } else {
+      const unchanged = new Set(JSON.parse(`[${list}]`) as string[]);
+      for (let i = 0; i < n; i++) {
+        if (unchanged.has(cols[i]!.name)) {
+          row[i] = UNCHANGED;
+          continue;
+        }
+        const value = m[at + i] ?? null;
+        row[i] = value !== null && escapes[i] && value.includes('\\') ? (JSON.parse(`"${value}"`) as string) : value;
+      }
     }
-  }
+  } else row = [];
   const table = tableOf(m[g.schema]!, m[g.table]!, cols);
   const txId = m[g.txId]!;
   const change: Change = {
-    op: OP_OF[op], table: tableNames.get(table)!, row, lsn: big(Number(m[g.lsn]), 1), seq: Number(m[g.seq]), commitTimeUs: big(Number(m[g.tsUs]), 0),
+    op: OP_OF[op], table: lastTableName!, row, lsn: bigOf(m[g.lsn]!, 1), seq: Number(m[g.seq]), commitTimeUs: bigOf(m[g.tsUs]!, 0),
   };
   if (txId !== 'null') change.xid = Number(txId);
   matched++;
-  return { change, table, pos: big(Number(m[g.posLsn]), 2), ord: Number(m[g.posOrd]) };
+  return { change, table, pos: bigOf(m[g.posLsn]!, 2), ord: Number(m[g.posOrd]) };
 }
+
+/** The layout id of the last payload-only event read by its pattern (with lastById). */
+let lastId: string | undefined;
 
 const OP_OF = { r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const;
 
@@ -321,10 +334,13 @@ type Latin1 = { latin1Slice(start: number, end: number): string };
 const tables = new WeakMap<ColumnSchema[], Map<string, TableSchema>>();
 const tableNames = new WeakMap<TableSchema, string>();
 let lastTable: TableSchema | undefined;
+/** lastTable's "schema.table". */
+let lastTableName: string | undefined;
 function tableOf(schema: string, table: string, columns: ColumnSchema[]): TableSchema {
   // Events come in runs of one table: the last one answers most calls without building its name.
   if (lastTable && lastTable.columns === columns && lastTable.table === table && lastTable.schema === schema) return lastTable;
   lastTable = tableOfNamed(schema, table, columns);
+  lastTableName = tableNames.get(lastTable)!;
   return lastTable;
 }
 
@@ -344,9 +360,21 @@ function tableOfNamed(schema: string, table: string, columns: ColumnSchema[]): T
 /** The last number converted in each of three slots (commit time, lsn, order lsn): events of one transaction repeat them. */
 const lastNumber = [Number.NaN, Number.NaN, Number.NaN];
 const lastBig = [0n, 0n, 0n];
+/** The last digits converted in each slot, as text: `bigOf` compares the text, not its number. */
+const lastDigits: (string | undefined)[] = [undefined, undefined, undefined];
+/** `big(Number(digits), slot)` of a captured non-negative integer's digits (as JSON.parse would read them). */
+function bigOf(digits: string, slot: number): bigint {
+  if (lastDigits[slot] !== digits) {
+    lastDigits[slot] = digits;
+    lastNumber[slot] = Number(digits);
+    lastBig[slot] = BigInt(lastNumber[slot]);
+  }
+  return lastBig[slot]!;
+}
 function big(n: number, slot: number): bigint {
   if (lastNumber[slot] !== n) {
     lastNumber[slot] = n;
+    lastDigits[slot] = undefined;
     lastBig[slot] = BigInt(n);
   }
   return lastBig[slot]!;
