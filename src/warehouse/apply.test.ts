@@ -73,6 +73,33 @@ describe('BatchApplier', () => {
     expect(w.progress.current).toEqual({ lsn: 200n, seq: 2, ackLsn: 210n });
   });
 
+  test("the next batch's BEGIN sent early: it sees what another connection committed meanwhile; the writer's other users run between applies", async () => {
+    const { w } = await warehouse();
+    await w.apply(batch([change('I', 100n, 0, ['1', '1.00', 'a', '2026-01-01 00:00:00+00', null])], 110n));
+    // After the apply (its BEGIN for the next batch sent), another connection adds a row (as a copy lane's chunk does).
+    const c = await w.connect();
+    await c.run(`INSERT INTO "_hot"."public.orders" (order_id, price, note, order_date) VALUES (2, 2.00, 'b', '2026-01-01 00:00:00+00')`);
+    c.closeSync();
+    // Its unchanged TOAST value is read from the mirror: a transaction whose snapshot predates the row fails (TOAST_BASE_MISSING).
+    await w.apply(batch([change('U', 200n, 0, ['2', '2.50', UNCHANGED, '2026-01-01 00:00:00+00', null])], 210n));
+    expect(await rows(w, 'SELECT order_id, price, note FROM public.orders ORDER BY 1')).toEqual([['1', '1.00', 'a'], ['2', '2.50', 'b']]);
+    // Between applies: a transaction of its own on the writer, and the position's reads.
+    await w.exclusive(async (conn) => {
+      await conn.run('BEGIN TRANSACTION');
+      await conn.run(`UPDATE "_hot"."public.orders" SET note = 'x' WHERE order_id = 1`);
+      await conn.run('COMMIT');
+    });
+    expect(await w.progress.snapshotState('slot_a')).toEqual({ status: 'none', consistentPoint: 0n, rows: 0 });
+    await w.apply(batch([change('I', 300n, 0, ['3', '3.00', 'c', '2026-01-01 00:00:00+00', null])], 310n));
+    expect(await w.progress.kafkaOffsets()).toEqual([]);
+    await w.apply(batch([change('D', 400n, 0, ['3', null, null, null, null])], 410n));
+    expect(await rows(w, 'SELECT order_id, note FROM public.orders ORDER BY 1')).toEqual([['1', 'x'], ['2', 'b']]);
+    expect(await rows(w, 'SELECT order_id, _op, _lsn FROM history.orders ORDER BY _lsn')).toEqual([
+      ['1', 'I', '100'], ['2', 'U', '200'], ['3', 'I', '300'], ['3', 'D', '400'],
+    ]);
+    expect(w.progress.current).toEqual({ lsn: 400n, seq: 0, ackLsn: 410n });
+  });
+
   test('a replayed batch is skipped and the position survives a reopen', async () => {
     const { w, path } = await warehouse();
     const b = batch([change('I', 100n, 0, ['1', '1.00', 'x', '2026-01-01 00:00:00+00', null])], 110n);

@@ -50,6 +50,7 @@ export class BatchApplier {
     currentMs: 0,
     historyMs: 0,
     clearMs: 0,
+    beginMs: 0,
     commitMs: 0,
     directAppends: 0,
     copyJoins: 0,
@@ -64,6 +65,7 @@ export class BatchApplier {
   ) {
     this.copies = new CopyChunks(conn, stageDir);
     this.copySeq = new CopySeqBases(conn);
+    progress.beforeRead = () => this.settle();
   }
 
   /** Applies one batch; resolves after COMMIT. */
@@ -79,7 +81,9 @@ export class BatchApplier {
     }
     let unfit = 0;
     let copied = 0;
-    await this.conn.run('BEGIN TRANSACTION');
+    const tb = performance.now();
+    await this.begin();
+    this.timings.beginMs += performance.now() - tb;
     try {
       for (const layout of batch.layouts ?? []) await this.catalog.ensure(layout);
       for (const [name, changes] of groupByTable(todo)) {
@@ -112,6 +116,7 @@ export class BatchApplier {
       this.progress.committed(next);
       this.timings.commitMs += performance.now() - tc;
       if (batch.copyChunk) await this.copies.load();
+      this.beginEarly();
     } catch (e) {
       await this.conn.run('ROLLBACK').catch(() => {});
       this.catalog.reset();
@@ -121,6 +126,46 @@ export class BatchApplier {
       throw e;
     }
     return { applied: todo.length + copied, skipped, unfit, durationMs: performance.now() - started };
+  }
+
+  /**
+   * A BEGIN sent as the last apply ended, for the next one: its round trip to DuckDB's threads and back
+   * is then off the apply's path (it took 14-17 ms a batch there on a busy box: docs/PERFORMANCE.md, "Kafka:
+   * ninth pass"). DuckDB starts a transaction lazily, at its first read or write, not at BEGIN, so the
+   * next batch sees what other connections committed meanwhile as with a BEGIN of its own. Null when none
+   * is open; anything else on the writer connection first ends it (`settle`).
+   */
+  private early: Promise<void> | null = null;
+  /** The ROLLBACK of an early BEGIN that `settle` ended (never rejects). */
+  private settling: Promise<void> = Promise.resolve();
+
+  private async begin(): Promise<void> {
+    const early = this.early;
+    this.early = null;
+    if (early) return early;
+    await this.settling;
+    await this.conn.run('BEGIN TRANSACTION');
+  }
+
+  private beginEarly(): void {
+    const early = this.conn.run('BEGIN TRANSACTION').then(() => {});
+    early.catch(() => {}); // seen by the next apply (or `settle`), not unhandled meanwhile
+    this.early = early;
+  }
+
+  /**
+   * Ends the early BEGIN, if one is open: call before anything else uses the writer connection between
+   * applies (a statement in that transaction would fix its snapshot, or find a transaction it did not begin).
+   */
+  settle(): Promise<void> {
+    const early = this.early;
+    if (!early) return this.settling;
+    this.early = null;
+    this.settling = early.then(
+      () => this.conn.run('ROLLBACK').then(() => {}, () => {}),
+      () => {},
+    );
+    return this.settling;
   }
 
   private async stageFor(mirror: MirrorTable): Promise<Stage> {

@@ -169,7 +169,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     { path: opts.path, walBudget, idleMs: 1000, idleMinimum: walBudget / 16 },
     stats.checkpoint,
     () => {
-      const run = chain.then(() => db.writer.run('CHECKPOINT'));
+      const run = chain.then(() => applier.settle()).then(() => db.writer.run('CHECKPOINT'));
       chain = barrier = run.catch(() => {});
       return run.then(() => {});
     },
@@ -195,7 +195,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
   };
 
   const exclusive = <T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> => {
-    const run = chain.then(() => fn(db.writer).finally(() => stats.writes++));
+    const run = chain.then(() => applier.settle()).then(() => fn(db.writer).finally(() => stats.writes++));
     chain = barrier = run.catch(() => {});
     return run;
   };
@@ -336,7 +336,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
     apply,
     connect: () => connectReader(db.instance),
     copyChunks(slot: string): Promise<ChunkState[]> {
-      const run = chain.then(() => applier.copies.state(slot));
+      const run = chain.then(() => applier.settle()).then(() => applier.copies.state(slot));
       chain = barrier = run.catch(() => {});
       return run;
     },
@@ -372,6 +372,7 @@ export async function createWarehouse(opts: WarehouseOptions): Promise<Warehouse
       await backfillRun;
       checkpoints.close();
       await chain;
+      await applier.settle();
       copyLane?.conn.closeSync();
       db.close();
       rmSync(stageDir, { recursive: true, force: true });

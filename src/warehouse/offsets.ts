@@ -23,6 +23,8 @@ const START: Position = { lsn: 0n, seq: -1, ackLsn: 0n };
  */
 export class Progress {
   private pos: Position = START;
+  /** Called before a read between applies (the applier's `settle`: it may hold an early BEGIN on this connection). */
+  beforeRead: () => Promise<void> = () => Promise.resolve();
 
   private constructor(
     private readonly conn: DuckDBConnection,
@@ -82,6 +84,7 @@ export class Progress {
 
   /** The initial copy's recorded state for a slot. */
   async snapshotState(slot: string): Promise<SnapshotState> {
+    await this.beforeRead();
     const reader = await this.conn.runAndReadAll(
       'SELECT status, consistent_point, rows FROM _ducktail.snapshot WHERE slot = $1',
       [slot],
@@ -94,6 +97,7 @@ export class Progress {
   /** Records where the Kafka consumer stands in each partition; call inside the transaction that applied the rows. */
   /** Every stored Kafka partition position (committed ones only: call between applies). */
   async kafkaOffsets(): Promise<PartitionOffset[]> {
+    await this.beforeRead();
     const reader = await this.conn.runAndReadAll('SELECT topic, "partition", next_offset, lsn, ord FROM _ducktail.kafka_offsets');
     return (reader.getRows() as [string, number, bigint, bigint, bigint][]).map(([topic, partition, next, lsn, ord]) => ({
       topic,

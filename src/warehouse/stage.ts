@@ -18,6 +18,8 @@ export interface StageTimings {
   currentMs: number;
   historyMs: number;
   clearMs: number;
+  /** BEGIN TRANSACTION: waiting for its round trip to DuckDB's thread and back. */
+  beginMs: number;
   commitMs: number;
   /** Batches (per table) of fresh inserts appended straight to the mirror and history (a count, not ms). */
   directAppends: number;
