@@ -1,4 +1,5 @@
 import { afterEach, expect, test } from 'bun:test';
+import { seeded as rng } from '../../test/support/random.ts';
 import { EventEncoder as ReferenceEncoder } from '../../test/support/kafka-encode-reference.ts';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { EventEncoder } from './kafka-encode.ts';
@@ -7,17 +8,6 @@ import { partitionOf, partitionOfBytes } from './kafka-partition.ts';
 // The encoder writes each event's JSON as bytes straight into its slab; the events on Kafka must stay
 // exactly what the string-building encoder wrote (kcat readers, the consumer's pattern per layout): both
 // encode the same generated changes here and every message must be equal byte for byte.
-
-/** mulberry32: the same cases on every run. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(r: () => number, xs: readonly T[]): T {
   return xs[Math.floor(r() * xs.length)]!;

@@ -1,21 +1,11 @@
 import { expect, test } from 'bun:test';
+import { seeded as rng } from '../../test/support/random.ts';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { type Decoded, decodeEvent, decodeEventIn, fastDecodes, registerLayout } from './kafka-decode.ts';
 import { EventEncoder } from './kafka-encode.ts';
 
 // The fast path (kafka-scan.ts: one pattern per layout) against JSON.parse + valibot (decodeEvent(v, false)):
 // for every value, the same Decoded or the same poison (code and message).
-
-/** A small deterministic PRNG (mulberry32): the same cases on every run. */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TYPES = [16, 20, 21, 23, 25, 1043, 700, 701, 1700, 1082, 1114, 1184, 2950, 17, 114, 3802] as const;
 

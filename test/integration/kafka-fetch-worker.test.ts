@@ -7,7 +7,16 @@ import { fastDecodes } from '../../src/bus/kafka-decode.ts';
 import { connectSql } from '../../src/source/index.ts';
 import { startKafkaMock, type KafkaMock } from '../support/kafka.ts';
 import { startPostgres } from '../support/postgres.ts';
-import { expectInSync, historyDuplicates, startKafkaPipeline, waitStreaming } from './kafka-harness.ts';
+import {
+  createOrdersDocs,
+  expectInSync,
+  historyDuplicates,
+  ORDERS_DOCS_ROWS,
+  startKafkaPipeline,
+  truncateDocsAndWrite,
+  waitStreaming,
+  writeOrdersDocsChanges,
+} from './kafka-harness.ts';
 
 // bus.fetchWorker (off by default): the consumer fetches and decodes in a Worker thread and hands the
 // main thread packed columns (kafka-fetch.ts `pack` / `unpack`). The same end-to-end check as the bus's
@@ -27,14 +36,7 @@ beforeAll(async () => {
   kafka = await startKafkaMock({ brokers: 3 });
   for (const t of ['orders', 'docs']) await kafka.createTopic(`${PREFIX}.public.${t}`, 3, 3);
   await kafka.createTopic(`${PREFIX}-dead-letter`, 1, 3);
-  await sql.unsafe(`
-    CREATE TABLE orders (id bigint PRIMARY KEY, price numeric(10,2), qty int, note text, at timestamptz, blob bytea, flag boolean);
-    CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
-    ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
-    INSERT INTO orders SELECT g, g * 1.25, g % 7, 'row ' || g, '2026-11-23 10:00:00.123456+00'::timestamptz + g * interval '1 second', '\\x01ff', g % 2 = 0
-      FROM generate_series(1, 1500) g;
-    INSERT INTO docs VALUES (1, 'big', repeat('abcdefghij', 5000)), (2, 'small', 'x');
-  `);
+  await createOrdersDocs(sql);
 }, 300_000);
 
 afterAll(async () => {
@@ -60,18 +62,7 @@ describe('Kafka bus with bus.fetchWorker', () => {
       await waitStreaming(p, sql);
       await expectInSync(sql, [p.warehouse], 'orders');
       await expectInSync(sql, [p.warehouse], 'docs');
-      await sql.unsafe(`
-        UPDATE orders SET price = price + 1, note = NULL WHERE id % 10 = 0;
-        DELETE FROM orders WHERE id % 15 = 0;
-        INSERT INTO orders VALUES (9001, 0.01, 1, 'new', now(), NULL, NULL);
-        UPDATE orders SET id = 9002 WHERE id = 1;
-        UPDATE orders SET id = 1 WHERE id = 2;
-        UPDATE docs SET title = 'big v2' WHERE id = 1;
-      `);
-      await sql.begin(async (tx) => {
-        for (let i = 0; i < 700; i++) await tx`INSERT INTO orders VALUES (${10_000 + i}, 1.00, 1, 'tx', now(), NULL, true)`;
-        await tx`UPDATE orders SET qty = 99 WHERE id >= 10000`;
-      });
+      await writeOrdersDocsChanges(sql);
       await expectInSync(sql, [p.warehouse], 'orders');
       await expectInSync(sql, [p.warehouse], 'docs');
       await p.stop();
@@ -80,11 +71,7 @@ describe('Kafka bus with bus.fetchWorker', () => {
       await sql`UPDATE orders SET qty = qty + 100 WHERE id <= 50`;
       const again = await startKafkaPipeline(opts);
       await expectInSync(sql, [again.warehouse], 'orders');
-      await sql.begin(async (tx) => {
-        await tx`TRUNCATE docs`;
-        await tx`INSERT INTO docs VALUES (3, 'after truncate', 'y'), (4, 'four', 'z')`;
-      });
-      await sql`UPDATE docs SET title = 'four v2' WHERE id = 4`;
+      await truncateDocsAndWrite(sql);
       await expectInSync(sql, [again.warehouse], 'docs');
       expect(await historyDuplicates(again.warehouse, 'orders')).toBe(0);
       await again.stop();
@@ -93,12 +80,7 @@ describe('Kafka bus with bus.fetchWorker', () => {
       expect(logs.filter((m) => /fetch worker|no fetch worker/.test(m))).toEqual([]);
       expect(fastDecodes()).toBe(decodedHere);
       // Back to the tables as they were for the next case.
-      await sql.unsafe(`
-        TRUNCATE orders, docs;
-        INSERT INTO orders SELECT g, g * 1.25, g % 7, 'row ' || g, '2026-11-23 10:00:00.123456+00'::timestamptz + g * interval '1 second', '\\x01ff', g % 2 = 0
-          FROM generate_series(1, 1500) g;
-        INSERT INTO docs VALUES (1, 'big', repeat('abcdefghij', 5000)), (2, 'small', 'x');
-      `);
+      await sql.unsafe(`TRUNCATE orders, docs; ${ORDERS_DOCS_ROWS}`);
     }, 180_000);
   }
 });

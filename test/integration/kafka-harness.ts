@@ -121,3 +121,45 @@ export async function historyDuplicates(w: Warehouse, table: string): Promise<nu
     duck.closeSync();
   }
 }
+
+/** The source rows of the Kafka bus tests: `orders` (every common type) and `docs` (an out-of-line TOAST body). */
+export const ORDERS_DOCS_ROWS = `
+  INSERT INTO orders SELECT g, g * 1.25, g % 7, 'row ' || g, '2026-11-23 10:00:00.123456+00'::timestamptz + g * interval '1 second', '\\x01ff', g % 2 = 0
+    FROM generate_series(1, 1500) g;
+  INSERT INTO docs VALUES (1, 'big', repeat('abcdefghij', 5000)), (2, 'small', 'x');
+`;
+
+/** Creates `orders` and `docs` with ORDERS_DOCS_ROWS. */
+export async function createOrdersDocs(sql: Sql): Promise<void> {
+  await sql.unsafe(`
+    CREATE TABLE orders (id bigint PRIMARY KEY, price numeric(10,2), qty int, note text, at timestamptz, blob bytea, flag boolean);
+    CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+    ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+    ${ORDERS_DOCS_ROWS}
+  `);
+}
+
+/** Updates (one to NULL, one unchanged TOAST), deletes, an insert, two key changes, and a 700-insert transaction with an update. */
+export async function writeOrdersDocsChanges(sql: Sql): Promise<void> {
+  await sql.unsafe(`
+    UPDATE orders SET price = price + 1, note = NULL WHERE id % 10 = 0;
+    DELETE FROM orders WHERE id % 15 = 0;
+    INSERT INTO orders VALUES (9001, 0.01, 1, 'new', now(), NULL, NULL);
+    UPDATE orders SET id = 9002 WHERE id = 1;
+    UPDATE orders SET id = 1 WHERE id = 2;
+    UPDATE docs SET title = 'big v2' WHERE id = 1;
+  `);
+  await sql.begin(async (tx) => {
+    for (let i = 0; i < 700; i++) await tx`INSERT INTO orders VALUES (${10_000 + i}, 1.00, 1, 'tx', now(), NULL, true)`;
+    await tx`UPDATE orders SET qty = 99 WHERE id >= 10000`;
+  });
+}
+
+/** A truncate of `docs` with rows after it in the same transaction, then an update of one of them. */
+export async function truncateDocsAndWrite(sql: Sql): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`TRUNCATE docs`;
+    await tx`INSERT INTO docs VALUES (3, 'after truncate', 'y'), (4, 'four', 'z')`;
+  });
+  await sql`UPDATE docs SET title = 'four v2' WHERE id = 4`;
+}
