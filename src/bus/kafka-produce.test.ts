@@ -1,7 +1,7 @@
 import { expect, test } from 'bun:test';
 import { crc32c, createRecordsBatch, Reader, readRecordsBatch } from '@platformatic/kafka';
 import { readBatches } from './kafka-fetch-parse.ts';
-import { type Compression, type RawMessage, recordBatch } from './kafka-produce.ts';
+import { type Compression, nextSequence, type RawMessage, recordBatch, stampBatch } from './kafka-produce.ts';
 
 const messages: RawMessage[] = [
   { topic: 't', partition: 0, key: '{"id":"1"}', value: Buffer.from('{"op":"c"}') },
@@ -21,6 +21,8 @@ for (const compression of ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as Compressi
     expect(b.lastOffsetDelta).toBe(3);
     expect(b.firstTimestamp).toBe(ts);
     expect(b.producerId).toBe(-1n);
+    expect(b.producerEpoch).toBe(-1);
+    expect(b.firstSequence).toBe(-1);
     expect(b.records.map((r) => r.offsetDelta)).toEqual([0, 1, 2, 3]);
     expect(b.records.map((r) => r.key?.toString() ?? null)).toEqual(messages.map((m) => (m.key as string | undefined) ?? null));
     expect(b.records.map((r) => Buffer.from(r.value ?? []).toString())).toEqual(messages.map((m) => m.value.toString()));
@@ -70,4 +72,33 @@ test("the consumer's record reader against the client's: headers, null keys and 
     const [ours] = readBatches(batch);
     expect(ours!.records.map((r) => [r.offsetDelta, r.key, r.value])).toEqual(theirs.records.map((r) => [r.offsetDelta, r.key, r.value]));
   }
+});
+
+for (const compression of ['none', 'gzip', 'zstd'] as Compression[]) {
+  test(`an idempotent batch carries its producer id, epoch and base sequence, CRC over them (${compression})`, async () => {
+    const ts = 1_765_000_000_000n;
+    const stamp = { producerId: 0x1234_5678_9abcn, epoch: 7, baseSequence: 2_147_483_646 };
+    const batch = await recordBatch(messages, [0, 1, 2, 3], compression, ts, undefined, stamp);
+    const b = readRecordsBatch(Reader.from(batch));
+    expect([b.producerId, b.producerEpoch, b.firstSequence]).toEqual([stamp.producerId, 7, 2_147_483_646]);
+    expect(b.crc).toBe(crc32c(batch.subarray(21)));
+    expect(b.records.map((r) => Buffer.from(r.value ?? []).toString())).toEqual(messages.map((m) => m.value.toString()));
+    // Stamped again (a new producer id after the brokers lost ours): the fields and the CRC change, the records do not.
+    const again = stampBatch(Buffer.from(batch), { producerId: 99n, epoch: 0, baseSequence: 0 });
+    const c = readRecordsBatch(Reader.from(again));
+    expect([c.producerId, c.producerEpoch, c.firstSequence]).toEqual([99n, 0, 0]);
+    expect(c.crc).toBe(crc32c(again.subarray(21)));
+    expect(c.crc).not.toBe(b.crc);
+    expect(again.subarray(61)).toEqual(batch.subarray(61));
+    // The same stamp written by recordBatch and by stampBatch: the same bytes.
+    expect(stampBatch(Buffer.from(again), stamp)).toEqual(batch);
+  });
+}
+
+test('sequences wrap past 2^31 - 1 to 0 as Kafka\'s Java client wraps them', () => {
+  expect(nextSequence(0, 5)).toBe(5);
+  expect(nextSequence(2_147_483_640, 7)).toBe(2_147_483_647);
+  expect(nextSequence(2_147_483_640, 8)).toBe(0);
+  expect(nextSequence(2_147_483_647, 1)).toBe(0);
+  expect(nextSequence(2_147_483_646, 10)).toBe(8);
 });

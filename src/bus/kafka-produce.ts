@@ -1,16 +1,20 @@
 import {
   type API,
+  type Broker,
   type ClusterMetadata,
   type Connection,
   compressionsAlgorithms,
   crc32c,
   createAPI,
   kGetApi,
+  kGetBootstrapConnection,
   kGetConnection,
   type Producer,
   produceV9,
   produceV10,
   produceV11,
+  ProtocolError,
+  ResponseError,
   Writer,
 } from '@platformatic/kafka';
 import { AppError } from '../errors.ts';
@@ -23,8 +27,16 @@ import { AppError } from '../errors.ts';
  * DynamicBuffer per record and concatenates them twice (for the CRC and for the socket): about 4 µs of
  * the JS thread per message here (docs/PERFORMANCE.md, sixth pass); this is a few tenths of that.
  *
- * Not idempotent: a batch carries producer id -1 (KafkaWriter keeps the client's `send` when
- * `bus.idempotent` is on, which owns the producer id and sequence numbers). Record format:
+ * Idempotent (`bus.idempotent`, the default) as Kafka's Java client and librdkafka are: a producer id and
+ * epoch of our own (InitProducerId on the client's connection), and per topic-partition base sequences
+ * (int32, wrapping). A batch is built and stamped once; after a retriable failure the batches not yet
+ * acknowledged are sent again as they are (same producer id, epoch and sequence: a broker that appended
+ * one already answers it as a duplicate instead of writing it twice), and acknowledged ones never are.
+ * OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH (the broker lost or fenced our
+ * state) or a send given up on: a new producer id, sequences from 0, the unacknowledged batches stamped
+ * again and resent (the one case that can write a batch twice: the consumer skips an event at or before
+ * its partition's stored order key). Without idempotence a batch carries producer id, epoch and base
+ * sequence -1, as Java's non-idempotent producer writes them. Record format:
  * https://kafka.apache.org/documentation/#recordbatch.
  */
 
@@ -118,8 +130,34 @@ function writeRecords(buf: Buffer, pos: number, messages: RawMessage[], at: numb
   return pos;
 }
 
+/** An idempotent producer's identity in a batch's header: producer id, epoch, and the batch's first sequence. */
+export interface Stamp {
+  producerId: bigint;
+  epoch: number;
+  baseSequence: number;
+}
+
+/** Producer id, epoch and base sequence -1: not idempotent. */
+const NO_STAMP: Stamp = { producerId: -1n, epoch: -1, baseSequence: -1 };
+
+/** `sequence` + `increment`, wrapping past 2^31 - 1 to 0 as Kafka's sequences do (Java's DefaultRecordBatch.incrementSequence). */
+export function nextSequence(sequence: number, increment: number): number {
+  if (sequence > 0x7fffffff - increment) return increment - (0x7fffffff - sequence) - 1;
+  return sequence + increment;
+}
+
+/** Writes the producer id, epoch and base sequence of a finished batch and its CRC again. */
+export function stampBatch(batch: Buffer, stamp: Stamp): Buffer {
+  batch.writeBigInt64BE(stamp.producerId, 43);
+  batch.writeInt16BE(stamp.epoch, 51);
+  batch.writeInt32BE(stamp.baseSequence, 53);
+  // Through a one-buffer Writer: the client's crc32c copies a plain Buffer before its native CRC, not a DynamicBuffer's only buffer.
+  batch.writeUInt32BE(crc32c(Writer.create().append(batch.subarray(CRC_FROM)).dynamicBuffer), CRC_AT);
+  return batch;
+}
+
 /** The 61-byte header in front of `records` bytes already at `batch[HEADER..]`, with the CRC over attributes..end. */
-function finishBatch(batch: Buffer, count: number, attributes: number, timestamp: bigint): Buffer {
+function finishBatch(batch: Buffer, count: number, attributes: number, timestamp: bigint, stamp: Stamp): Buffer {
   batch.writeBigInt64BE(0n, 0); // base offset: the broker assigns
   batch.writeInt32BE(batch.length - 12, 8);
   batch.writeInt32BE(-1, 12); // partition leader epoch: set by the broker
@@ -128,13 +166,8 @@ function finishBatch(batch: Buffer, count: number, attributes: number, timestamp
   batch.writeInt32BE(count - 1, 23); // last offset delta
   batch.writeBigInt64BE(timestamp, 27); // base timestamp
   batch.writeBigInt64BE(timestamp, 35); // max timestamp
-  batch.writeBigInt64BE(-1n, 43); // producer id: none (not idempotent)
-  batch.writeInt16BE(-1, 51); // producer epoch
-  batch.writeInt32BE(-1, 53); // base sequence
   batch.writeInt32BE(count, 57);
-  // Through a one-buffer Writer: the client's crc32c copies a plain Buffer before its native CRC, not a DynamicBuffer's only buffer.
-  batch.writeUInt32BE(crc32c(Writer.create().append(batch.subarray(CRC_FROM)).dynamicBuffer), CRC_AT);
-  return batch;
+  return stampBatch(batch, stamp); // producer id, epoch, base sequence, CRC
 }
 
 /**
@@ -181,6 +214,7 @@ export async function recordBatch(
   compression: Compression,
   timestamp: bigint,
   buffers?: { pool: BatchBuffers; taken: Buffer[] },
+  stamp: Stamp = NO_STAMP,
 ): Promise<Buffer> {
   const keyBytes = new Int32Array(at.length);
   const size = recordsSize(messages, at, keyBytes);
@@ -188,7 +222,7 @@ export async function recordBatch(
   if (compression === 'none') {
     const batch = alloc(HEADER + size);
     writeRecords(batch, HEADER, messages, at, keyBytes);
-    return finishBatch(batch, at.length, 0, timestamp);
+    return finishBatch(batch, at.length, 0, timestamp, stamp);
   }
   const records = alloc(size);
   writeRecords(records, 0, messages, at, keyBytes);
@@ -196,11 +230,12 @@ export async function recordBatch(
   const compressed = 'compress' in algorithm ? await algorithm.compress(records) : algorithm.compressSync(records);
   const batch = Buffer.allocUnsafe(HEADER + compressed.length);
   compressed.copy(batch, HEADER);
-  return finishBatch(batch, at.length, algorithm.bitmask, timestamp);
+  return finishBatch(batch, at.length, algorithm.bitmask, timestamp, stamp);
 }
 
 type Partitions = { partition: number; batch: Buffer; count: number }[];
-type ProduceResponse = { responses: { name: string; partitionResponses: { index: number; errorCode: number; baseOffset: bigint }[] }[] };
+/** A Produce response as the client parses it (v9-v11): per partition its error code and first offset. */
+export type ProduceResponse = { responses: { name: string; partitionResponses: { index: number; errorCode: number; baseOffset: bigint; errorMessage?: string | null }[] }[] };
 
 /** Produce v9+ (flexible versions): null transactional id, acks, timeout, [topic [partition records]]. */
 function createRequest(acks: number, timeout: number, topics: [string, Partitions][]): Writer {
@@ -218,27 +253,157 @@ function createRequest(acks: number, timeout: number, topics: [string, Partition
 
 const PARSERS: Record<number, typeof produceV9.parseResponse> = { 9: produceV9.parseResponse, 10: produceV10.parseResponse, 11: produceV11.parseResponse };
 
+/** Where batches go: cluster metadata, one Produce request to a leader, InitProducerId. The client's connections (`clientLink`), or a test's broker. */
+export interface ProduceLink {
+  /** Fails with KAFKA_PRODUCE_VERSION when the brokers' Produce version is not one written here. */
+  prepare(): Promise<void>;
+  /** Leader of every partition of `topics` (-1 or missing: none now). */
+  leaders(topics: string[]): Promise<Map<string, number[]>>;
+  /** One Produce request to `leader`; partition errors come back in the response (not thrown). */
+  produce(leader: number, acks: number, timeout: number, topics: [string, Partitions][]): Promise<ProduceResponse>;
+  /** A new producer id and epoch (InitProducerId, producer id -1 and epoch -1, no transactional id). */
+  initProducerId(timeout: number): Promise<{ producerId: bigint; producerEpoch: number }>;
+  /** After a failure: the next `leaders` asks the brokers again. */
+  clearMetadata(): void;
+}
+
+/** The client's connections, API version negotiation and metadata. */
+export function clientLink(producer: Producer<string | Uint8Array, Buffer, string, string>): ProduceLink {
+  const apis = new Map<number, API<[number, number, [string, Partitions][]], ProduceResponse>>();
+  let metadata: ClusterMetadata | undefined;
+  const connection = (broker: Broker) =>
+    new Promise<Connection>((resolve, reject) => producer[kGetConnection](broker, (e, c) => (e ? reject(e) : resolve(c!))));
+  const negotiated = (name: string) =>
+    new Promise<{ version: number; async: (...args: unknown[]) => Promise<unknown> }>((resolve, reject) =>
+      producer[kGetApi](name, (e, a) => (e ? reject(e) : resolve(a as never))),
+    );
+  /** The Produce API at the version the client negotiated with the brokers (9-11: flexible requests). */
+  const api = async () => {
+    const version = (await negotiated('Produce')).version;
+    let a = apis.get(version);
+    if (!a) {
+      const parse = PARSERS[version];
+      if (!parse) throw new AppError('KAFKA_PRODUCE_VERSION', `the brokers' Produce API version ${version} is not one this producer writes (9-11)`);
+      // Partition errors are read here, per partition (the client's parser throws them with the whole response).
+      const tolerant = ((...args: Parameters<typeof parse>) => {
+        try {
+          return parse(...args);
+        } catch (e) {
+          if (e instanceof ResponseError && (e as unknown as { response?: ProduceResponse }).response?.responses) return (e as unknown as { response: ProduceResponse }).response;
+          throw e;
+        }
+      }) as typeof parse;
+      a = createAPI(0, version, createRequest, tolerant as never);
+      apis.set(version, a);
+    }
+    return a;
+  };
+  return {
+    async prepare() {
+      await api();
+    },
+    async leaders(topics) {
+      metadata = await producer.metadata({ topics });
+      const out = new Map<string, number[]>();
+      for (const topic of topics) {
+        const t = metadata.topics.get(topic);
+        if (!t) throw new AppError('KAFKA_TOPIC_MISSING', `no metadata for topic ${topic}`);
+        out.set(topic, t.partitions.map((p) => p.leader));
+      }
+      return out;
+    },
+    async produce(leader, acks, timeout, topics) {
+      const broker = metadata?.brokers.get(leader);
+      if (!broker) throw new AppError('KAFKA_NO_LEADER', `broker ${leader} is not in the cluster metadata`);
+      const c = await connection(broker);
+      return (await api()).async(c, acks, timeout, topics);
+    },
+    async initProducerId(timeout) {
+      const init = await negotiated('InitProducerId');
+      const c = await new Promise<Connection>((resolve, reject) => producer[kGetBootstrapConnection]((e, c) => (e ? reject(e) : resolve(c!))));
+      // -1 / -1 asks for a new producer id, as Kafka's Java client does (0 / 0 names producer 0 to bump: librdkafka's mock answers UNKNOWN_PRODUCER_ID).
+      return (await init.async(c, null, timeout, -1n, -1)) as { producerId: bigint; producerEpoch: number };
+    },
+    clearMetadata() {
+      metadata = undefined;
+      producer.clearMetadata();
+    },
+  };
+}
+
+/** Broker error codes the producer treats apart (https://kafka.apache.org/protocol#protocol_error_codes). */
+const MESSAGE_TOO_LARGE = 10;
+const RECORD_LIST_TOO_LARGE = 18;
+const OUT_OF_ORDER_SEQUENCE_NUMBER = 45;
+const DUPLICATE_SEQUENCE_NUMBER = 46;
+const INVALID_PRODUCER_EPOCH = 47;
+const UNKNOWN_PRODUCER_ID = 59;
+const PRODUCER_FENCED = 90;
+/** The broker has no (or other) state of our producer id: a new one, sequences from 0. */
+const LOST_PRODUCER = new Set([OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID, PRODUCER_FENCED]);
+
+/** One partition's record batch of a send, until every replica acknowledged it. */
+interface Outgoing {
+  topic: string;
+  partition: number;
+  batch: Buffer;
+  count: number;
+  /** Its stamp (base sequence: where the partition's sequence goes back to if the broker refused the batch). */
+  stamp: Stamp;
+  acked: boolean;
+  /** The broker refused it (too large): not written, and sending it again would not change that. */
+  refused: boolean;
+}
+
+/** The producer's state as the brokers see it, for tests and the status. */
+export interface ProducerIdentity {
+  producerId: bigint;
+  epoch: number;
+  /** Next base sequence per "topic/partition". */
+  sequences: Map<string, number>;
+}
+
 /** Sends pre-encoded record batches on a client's connections (see the module comment). */
 export class BatchProducer {
-  private readonly apis = new Map<number, API<[number, number, [string, Partitions][]], ProduceResponse>>();
   private readonly buffers = new BatchBuffers();
+  private readonly link: ProduceLink;
+  /** Idempotent: our producer id and epoch (none before the first send, or after the brokers lost it: a new one before the next). */
+  private id: { producerId: bigint; epoch: number } | undefined;
+  /** Idempotent: the next base sequence of each topic-partition written with `id`. */
+  private readonly sequences = new Map<string, number>();
+  /** A send not acknowledged whole: its batches, until `resend` got them all acknowledged or `abandon`. */
+  private open: { batches: Outgoing[]; taken: Buffer[]; written: Written[]; failed: boolean } | undefined;
 
   constructor(
-    private readonly producer: Producer<string | Uint8Array, Buffer, string, string>,
-    private readonly opts: { acks: number; timeout: number; compression: Compression },
-  ) {}
+    link: ProduceLink | Producer<string | Uint8Array, Buffer, string, string>,
+    private readonly opts: { acks: number; timeout: number; compression: Compression; idempotent?: boolean },
+  ) {
+    this.link = 'leaders' in link ? link : clientLink(link);
+  }
 
   /** Bytes of the record batches (compressed, as sent) of the last send. */
   lastBytes = 0;
 
+  /** Producer id, epoch and next sequences (idempotent; undefined before the first send or after a loss). */
+  get identity(): ProducerIdentity | undefined {
+    return this.id && { ...this.id, sequences: new Map(this.sequences) };
+  }
+
+  /** True while a failed send's batches wait for `resend` (or `abandon`). */
+  get pending(): boolean {
+    return this.open !== undefined;
+  }
+
   /**
    * Writes `messages` (partitions already chosen), each partition's in order as one record batch;
-   * resolves once every leader acknowledged with `acks`. Any error rejects the whole send (clearing the
-   * client's metadata: a leader may have moved); the caller retries it whole, as with the client's `send`.
-   * A record batch over `maxBytes` after compression is not sent: KAFKA_BATCH_OVER.
+   * resolves once every leader acknowledged with `acks`. A failure rejects (clearing the metadata: a
+   * leader may have moved) and keeps the batches not acknowledged: the caller sends them again with
+   * `resend` (as they are: same producer id, epoch and sequences) or gives them up with `abandon`;
+   * `send` refuses while they wait. A record batch over `maxBytes` after compression is not sent:
+   * KAFKA_BATCH_OVER (nothing waits then).
    */
-
   async send(messages: RawMessage[], maxBytes = Number.POSITIVE_INFINITY): Promise<Written[]> {
+    if (this.open) throw new AppError('KAFKA_SEND_PENDING', 'a failed send waits to be sent again (resend) or given up (abandon)');
     const byTopic = new Map<string, Map<number, number[]>>();
     let lastTopic = '';
     let parts: Map<number, number[]> | undefined;
@@ -254,76 +419,173 @@ export class BatchProducer {
       else parts.set(m.partition, [i]);
     }
     try {
-      const metadata = await this.producer.metadata({ topics: [...byTopic.keys()] });
+      await this.link.prepare();
+      if (this.opts.idempotent && !this.id) await this.newProducer();
       const timestamp = BigInt(Date.now());
-      /** Per leader: its topics and their partitions' batches. */
-      const byLeader = new Map<number, Map<string, Partitions>>();
+      const batches: Outgoing[] = [];
       const work: Promise<void>[] = [];
       const taken: Buffer[] = [];
       let bytes = 0;
       let largest = 0;
       for (const [topic, partitions] of byTopic) {
-        const t = metadata.topics.get(topic);
-        if (!t) throw new AppError('KAFKA_TOPIC_MISSING', `no metadata for topic ${topic}`);
         for (const [partition, at] of partitions) {
-          const leader = t.partitions[partition]?.leader;
-          if (leader === undefined || leader < 0) throw new AppError('KAFKA_NO_LEADER', `${topic} partition ${partition} has no leader now`);
-          let topics = byLeader.get(leader);
-          if (!topics) byLeader.set(leader, (topics = new Map()));
-          let list = topics.get(topic);
-          if (!list) topics.set(topic, (list = []));
-          const entry: Partitions[number] = { partition, batch: Buffer.alloc(0), count: at.length };
-          list.push(entry);
-          work.push(recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }).then((b) => void (entry.batch = b, bytes += b.length, (largest = Math.max(largest, b.length)))));
+          const stamp = this.id ? { ...this.id, baseSequence: this.sequences.get(`${topic}/${partition}`) ?? 0 } : NO_STAMP;
+          const entry: Outgoing = { topic, partition, batch: Buffer.alloc(0), count: at.length, stamp, acked: false, refused: false };
+          batches.push(entry);
+          work.push(
+            recordBatch(messages, at, this.opts.compression, timestamp, { pool: this.buffers, taken }, stamp).then((b) => {
+              entry.batch = b;
+              bytes += b.length;
+              largest = Math.max(largest, b.length);
+            }),
+          );
           if (at.length >= YIELD_AFTER) await yieldToIO(); // I/O between big partitions' batches
         }
       }
       await Promise.all(work);
       this.lastBytes = bytes;
       if (largest > maxBytes) {
-        this.buffers.release(taken); // not sent
+        this.buffers.release(taken); // not sent, no sequence taken
         throw new AppError('KAFKA_BATCH_OVER', `a record batch of ${largest} bytes after compression, over ${maxBytes}`);
       }
-      const answers = await Promise.all([...byLeader].map(([leader, topics]) => this.produce(metadata, leader, [...topics])));
-      this.buffers.release(taken); // acknowledged (a failed send's buffers are dropped: a request may still be queued)
-      const out: Written[] = [];
-      for (const [i, [, topics]] of [...byLeader].entries()) {
-        const counts = new Map<string, number>();
-        for (const [topic, list] of topics) for (const p of list) counts.set(`${topic}/${p.partition}`, p.count);
-        for (const r of answers[i]!.responses) {
-          for (const p of r.partitionResponses) out.push({ topic: r.name, partition: p.index, offset: p.baseOffset, count: counts.get(`${r.name}/${p.index}`) ?? 0 });
-        }
-      }
-      return out;
+      if (this.id) for (const b of batches) this.sequences.set(`${b.topic}/${b.partition}`, nextSequence(b.stamp.baseSequence, b.count));
+      this.open = { batches, taken, written: [], failed: false };
     } catch (e) {
-      this.producer.clearMetadata();
+      this.link.clearMetadata();
       throw e;
     }
+    return this.flush();
   }
 
-  private async produce(metadata: ClusterMetadata, leader: number, topics: [string, Partitions][]): Promise<ProduceResponse> {
-    const broker = metadata.brokers.get(leader);
-    if (!broker) throw new AppError('KAFKA_NO_LEADER', `broker ${leader} is not in the cluster metadata`);
-    const connection = await new Promise<Connection>((resolve, reject) =>
-      this.producer[kGetConnection](broker, (e, c) => (e ? reject(e) : resolve(c!))),
-    );
-    const api = await this.api();
-    return api.async(connection, this.opts.acks, this.opts.timeout, topics);
-  }
-
-  /** The Produce API at the version the client negotiated with the brokers (9-11: flexible requests). */
-  private async api(): Promise<API<[number, number, [string, Partitions][]], ProduceResponse>> {
-    const negotiated = await new Promise<{ version: number }>((resolve, reject) =>
-      this.producer[kGetApi]('Produce', (e, a) => (e ? reject(e) : resolve(a as { version: number }))),
-    );
-    const version = negotiated.version;
-    let api = this.apis.get(version);
-    if (!api) {
-      const parse = PARSERS[version];
-      if (!parse) throw new AppError('KAFKA_PRODUCE_VERSION', `the brokers' Produce API version ${version} is not one this producer writes (9-11)`);
-      api = createAPI(0, version, createRequest, parse as never);
-      this.apis.set(version, api);
+  /**
+   * The failed send's batches not acknowledged yet, again: as they were, or, when the brokers lost our
+   * producer state (or a send was given up on), with a new producer id and sequences from 0.
+   */
+  async resend(): Promise<Written[]> {
+    const open = this.open;
+    if (!open) return [];
+    if (this.opts.idempotent && !this.id) {
+      try {
+        await this.newProducer();
+      } catch (e) {
+        this.link.clearMetadata();
+        throw e;
+      }
+      for (const b of open.batches) {
+        if (b.acked) continue;
+        const key = `${b.topic}/${b.partition}`;
+        b.stamp = { ...this.id!, baseSequence: this.sequences.get(key) ?? 0 };
+        this.sequences.set(key, nextSequence(b.stamp.baseSequence, b.count));
+        // A copy: the buffer may still be referenced by a request of the failed send.
+        b.batch = stampBatch(Buffer.from(b.batch), b.stamp);
+      }
     }
-    return api;
+    return this.flush();
   }
+
+  /**
+   * Gives up the failed send's batches (they will not be sent again as they are): one the broker may have
+   * written makes the sequences unknown, so the next send starts a new producer id (Java's client bumps
+   * the epoch then); a partition whose batch was refused (too large) goes back to that batch's sequence.
+   */
+  abandon(): void {
+    const open = this.open;
+    if (!open) return;
+    this.open = undefined;
+    for (const b of open.batches) {
+      if (b.acked) continue;
+      if (!b.refused) {
+        this.lostProducer();
+        return;
+      }
+      if (this.id && b.stamp.producerId === this.id.producerId && b.stamp.epoch === this.id.epoch) this.sequences.set(`${b.topic}/${b.partition}`, b.stamp.baseSequence);
+    }
+  }
+
+  private async newProducer(): Promise<void> {
+    const r = await this.link.initProducerId(this.opts.timeout);
+    this.id = { producerId: r.producerId, epoch: r.producerEpoch };
+    this.sequences.clear();
+  }
+
+  private lostProducer(): void {
+    if (!this.opts.idempotent) return;
+    this.id = undefined;
+    this.sequences.clear();
+  }
+
+  /** One attempt at the open send's unacknowledged batches, one Produce request per leader. */
+  private async flush(): Promise<Written[]> {
+    const open = this.open!;
+    const failures: { what: string; error: unknown }[] = [];
+    try {
+      const waiting = open.batches.filter((b) => !b.acked);
+      const leaders = await this.link.leaders([...new Set(waiting.map((b) => b.topic))]);
+      /** Per leader: its topics and their partitions' batches. */
+      const byLeader = new Map<number, Map<string, Outgoing[]>>();
+      for (const b of waiting) {
+        const leader = leaders.get(b.topic)?.[b.partition];
+        if (leader === undefined || leader < 0) {
+          failures.push({ what: `${b.topic}/${b.partition}`, error: new AppError('KAFKA_NO_LEADER', `${b.topic} partition ${b.partition} has no leader now`) });
+          continue;
+        }
+        let topics = byLeader.get(leader);
+        if (!topics) byLeader.set(leader, (topics = new Map()));
+        let list = topics.get(b.topic);
+        if (!list) topics.set(b.topic, (list = []));
+        list.push(b);
+      }
+      const answers = await Promise.allSettled(
+        [...byLeader].map(([leader, topics]) =>
+          this.link.produce(leader, this.opts.acks, this.opts.timeout, [...topics].map(([topic, list]) => [topic, list.map((b) => ({ partition: b.partition, batch: b.batch, count: b.count }))])),
+        ),
+      );
+      for (const [i, [leader, topics]] of [...byLeader].entries()) {
+        const answer = answers[i]!;
+        if (answer.status === 'rejected') {
+          failures.push({ what: `broker ${leader}`, error: answer.reason });
+          continue;
+        }
+        const codes = new Map<string, { errorCode: number; baseOffset: bigint; errorMessage?: string | null }>();
+        for (const r of answer.value.responses) for (const p of r.partitionResponses) codes.set(`${r.name}/${p.index}`, p);
+        for (const [topic, list] of topics) {
+          for (const b of list) {
+            const key = `${topic}/${b.partition}`;
+            const p = codes.get(key);
+            if (!p) {
+              failures.push({ what: key, error: new AppError('KAFKA_PRODUCE_ANSWER', `broker ${leader} did not answer for ${key}`) });
+              continue;
+            }
+            if (p.errorCode === 0 || (p.errorCode === DUPLICATE_SEQUENCE_NUMBER && this.opts.idempotent)) {
+              // DUPLICATE_SEQUENCE_NUMBER: written before (a resend of a batch whose answer was lost), offset not told.
+              b.acked = true;
+              open.written.push({ topic, partition: b.partition, offset: p.errorCode === 0 ? p.baseOffset : -1n, count: b.count });
+              continue;
+            }
+            if (p.errorCode === MESSAGE_TOO_LARGE || p.errorCode === RECORD_LIST_TOO_LARGE) b.refused = true;
+            if (LOST_PRODUCER.has(p.errorCode) && this.opts.idempotent && this.id && b.stamp.producerId === this.id.producerId) this.lostProducer();
+            failures.push({ what: key, error: new ProtocolError(p.errorCode, p.errorMessage ?? null) });
+          }
+        }
+      }
+    } catch (e) {
+      failures.push({ what: 'metadata', error: e });
+    }
+    if (failures.length === 0) {
+      if (!open.failed) this.buffers.release(open.taken); // acknowledged (a failed send's buffers are dropped: a request may still be queued)
+      this.open = undefined;
+      return open.written;
+    }
+    open.failed = true;
+    this.link.clearMetadata();
+    // The cause: a refusal first (KafkaWriter reads MESSAGE_TOO_LARGE from it), else the first failure.
+    const first = failures.find((f) => f.error instanceof ProtocolError && ((f.error as { apiCode?: number }).apiCode === MESSAGE_TOO_LARGE || (f.error as { apiCode?: number }).apiCode === RECORD_LIST_TOO_LARGE)) ?? failures[0]!;
+    const waiting = open.batches.filter((b) => !b.acked).length;
+    throw new AppError('KAFKA_SEND_FAILED', `${waiting} of ${open.batches.length} partition batches not acknowledged (${first.what}: ${errorText(first.error)}${failures.length > 1 ? `; ${failures.length - 1} more` : ''})`, { cause: first.error });
+  }
+}
+
+function errorText(e: unknown): string {
+  const o = e as { apiId?: string; message?: string };
+  return o?.apiId ?? o?.message ?? String(e);
 }

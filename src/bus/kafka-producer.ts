@@ -46,7 +46,7 @@ export class KafkaWriter implements BusWriter {
   private readonly producer: Producer<string | Uint8Array, Buffer, string, string>;
   private readonly admin: Admin;
   private readonly encoder: EventEncoder;
-  /** Record batches written here and sent on the client's connections (not idempotent: the client's `send` then); undefined once the brokers' Produce version is not one it writes. */
+  /** Record batches written here (idempotent or not) and sent on the client's connections; undefined once the brokers' Produce version is not one it writes (the client's `send` then). */
   private batches: BatchProducer | undefined;
   private readonly partitions = new Map<string, number>();
   /** Log end offset of every partition written, as of the last acknowledged send ("topic/partition"). */
@@ -82,7 +82,9 @@ export class KafkaWriter implements BusWriter {
       compression: opts.compression,
       autocreateTopics: false,
     });
-    if (!opts.idempotent) this.batches = new BatchProducer(this.producer, { acks: ProduceAcks.ALL, timeout: base.timeout, compression: opts.compression });
+    // Idempotent: its own producer id (InitProducerId on the client's connection, -1 / -1 as above) and sequences;
+    // the client's producer id is used only by its own sends (the schema topic, dead letters, the fallback).
+    this.batches = new BatchProducer(this.producer, { acks: ProduceAcks.ALL, timeout: base.timeout, compression: opts.compression, idempotent: opts.idempotent });
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-admin` });
     this.encoder = new EventEncoder(opts.topicPrefix, opts.version, opts.eventSchema ?? 'embedded');
   }
@@ -116,16 +118,29 @@ export class KafkaWriter implements BusWriter {
     let sending: Message[] = [];
     /** Sizes by the uncompressed measure (else by the last send's compression ratio, checked after compressing). */
     let exact = !this.batches || this.opts.compression === 'none';
+    /** End of the send whose batches wait to be sent again (BatchProducer.pending). */
+    let sentEnd = 0;
     for (;;) {
-      if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
+      if (signal.aborted) {
+        this.batches?.abandon();
+        throw new AppError('ABORTED', 'publish aborted: the bus is stopping');
+      }
       if (this.held) throw this.held;
       try {
         const { messages, slabs } = encoded ?? (await this.encode(batch));
         encoded = undefined; // a retry encodes again (partition counts may have changed); a failed send's slabs are not reused
+        if (this.batches?.pending) {
+          // The failed send's batches not acknowledged yet, as they were built (same producer id, epoch and
+          // sequences: a broker that wrote one before its answer was lost takes it as a duplicate); the
+          // acknowledged ones are not sent again.
+          this.noteWritten(await this.batches.resend());
+          acked = sentEnd;
+        }
         while (acked < messages.length) {
           const limit = exact ? this.maxBatchBytes : Math.floor(this.maxBatchBytes / Math.min(1, this.ratio * RATIO_MARGIN));
           const end = nextEnd(messages, limit, acked);
           sending = acked === 0 && end === messages.length ? messages : messages.slice(acked, end);
+          sentEnd = end;
           await this.send(sending, exact ? undefined : this.maxBatchBytes);
           if (!exact && this.batches) {
             let raw = 0;
@@ -141,7 +156,11 @@ export class KafkaWriter implements BusWriter {
         this.changed();
         return;
       } catch (e) {
-        if (signal.aborted) throw new AppError('ABORTED', 'publish aborted: the bus is stopping', { cause: e });
+        if (signal.aborted) {
+          this.batches?.abandon();
+          throw new AppError('ABORTED', 'publish aborted: the bus is stopping', { cause: e });
+        }
+        if (brokerTooLarge(e)) this.batches?.abandon(); // refused: planned again (smaller) or held, not sent as it was
         if (!exact && (brokerTooLarge(e) || (e instanceof AppError && (e.code === 'KAFKA_BATCH_OVER' || e.code === 'KAFKA_MESSAGE_TOO_LARGE')))) {
           exact = true; // the ratio misjudged this batch: plan the rest of it by the uncompressed measure
           this.ratio = 1;
@@ -215,6 +234,7 @@ export class KafkaWriter implements BusWriter {
 
   private noteWritten(written: Written[]): void {
     for (const w of written) {
+      if (w.offset < 0n) continue; // a duplicate's answer: written by an earlier attempt, offset not told
       const key = `${w.topic}/${w.partition}`;
       const end = w.offset + BigInt(w.count);
       if (end > (this.ends.get(key) ?? 0n)) this.ends.set(key, end);

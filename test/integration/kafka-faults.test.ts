@@ -94,6 +94,23 @@ async function during(fault: () => Promise<void>, heal: () => Promise<void>, exp
   expect(await historyDuplicates(p!.warehouse, 'orders')).toBe(0);
 }
 
+/** Every event on `topic`: its partition, offset, and the change it carries (partition, lsn, seq, op, row). */
+async function topicEvents(topic: string): Promise<{ partition: number; offset: number; change: string }[]> {
+  const proc = Bun.spawn(['kcat', '-C', '-b', kafka.bootstrap.join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%p\t%o\t%s\n'], { stdout: 'pipe', stderr: 'pipe' });
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  expect(code).toBe(0);
+  return out
+    .trimEnd()
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => {
+      const [p, o, value] = line.split('\t') as [string, string, string];
+      const event = JSON.parse(value) as { payload: { op: string; before: unknown; after: unknown; source: { lsn: number; seq: number } } };
+      const e = event.payload;
+      return { partition: Number(p), offset: Number(o), change: `${p}|${e.source.lsn}|${e.source.seq}|${e.op}|${JSON.stringify(e.before)}|${JSON.stringify(e.after)}` };
+    });
+}
+
 for (const { idempotent, prefix } of MODES) {
   const TOPIC = `${prefix}.public.orders`;
   describe(`Kafka faults (outage ${OUTAGE_MS} ms, ${idempotent ? 'idempotent producer' : "ducktail's record batches"})`, () => {
@@ -148,6 +165,27 @@ for (const { idempotent, prefix } of MODES) {
         },
         false,
       );
+    }, 180_000);
+
+    test('produce errors at some leaders of a send: the batches they acknowledged are not written again (no event twice on the topic)', async () => {
+      // One leader per partition, so a send is one request per broker and an error fails only some of its partitions.
+      for (const [partition, broker] of [[0, 1], [1, 2], [2, 3]] as const) await kafka.setLeader(TOPIC, partition, broker);
+      const before = new Map<number, number>();
+      for (const e of await topicEvents(TOPIC)) before.set(e.partition, Math.max(before.get(e.partition) ?? 0, e.offset + 1));
+      const E = KAFKA_ERROR;
+      // 0 = answered; runs of one error longer than the client's own retries (3 attempts) too.
+      const errors = [0, E.NOT_ENOUGH_REPLICAS, 0, 0, E.TRANSPORT, 0, E.REQUEST_TIMED_OUT, E.REQUEST_TIMED_OUT, E.REQUEST_TIMED_OUT, E.REQUEST_TIMED_OUT, 0, 0, E.NOT_ENOUGH_REPLICAS, 0, E.TRANSPORT, 0];
+      await during(
+        async () => {
+          for (let i = 0; i < 4; i++) await kafka.pushErrors(KAFKA_API_KEY.Produce, errors); // queued one after another
+        },
+        () => kafka.clearErrors(KAFKA_API_KEY.Produce),
+        false,
+      );
+      const events = (await topicEvents(TOPIC)).filter((e) => e.offset >= (before.get(e.partition) ?? 0));
+      expect(events.length).toBeGreaterThan(100);
+      const twice = events.length - new Set(events.map((e) => e.change)).size;
+      expect({ events: events.length, twice }).toEqual({ events: events.length, twice: 0 });
     }, 180_000);
   });
 }
