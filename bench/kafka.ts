@@ -40,7 +40,7 @@ const COMPRESSION = (process.env.BENCH_COMPRESSION ?? (EVENT_SCHEMA === 'topic' 
 const MAX_LAG = Number(process.env.BENCH_MAX_LAG ?? (COMPRESSION === 'none' ? 40_000 : 6 * 20_000));
 // BENCH_FETCH_WORKER=1 fetches and decodes in a Worker thread (bus option fetchWorker; off by default).
 const FETCH_WORKER = process.env.BENCH_FETCH_WORKER === '1';
-// BENCH_IDEMPOTENT=1: the idempotent producer (the client's send; bus.idempotent's default), not ducktail's own record batches.
+// BENCH_IDEMPOTENT=1: the idempotent producer (bus.idempotent's default: producer id and sequences in ducktail's record batches), not producer id -1.
 const IDEMPOTENT = process.env.BENCH_IDEMPOTENT === '1';
 // BENCH_PRODUCER_WORKER=0 encodes and sends on the main thread (bus option producerWorker; on by default).
 const PRODUCER_WORKER = process.env.BENCH_PRODUCER_WORKER !== '0';
