@@ -9,7 +9,7 @@ afterAll(async () => (await mock)?.stop());
 let n = 0;
 
 /**
- * ducktail's own record batches with either event schema, and the idempotent producer (the client's send),
+ * The non-idempotent producer (producer id -1) with either event schema, and the idempotent one (producer id and sequences),
  * each with the producer in its Worker (the default); the last one keeps it on the main thread.
  */
 const variants = [

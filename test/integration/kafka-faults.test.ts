@@ -14,7 +14,7 @@ import { waitFor } from './compare.ts';
 import { expectInSync, historyDuplicates, type KafkaRunning, startKafkaPipeline } from './kafka-harness.ts';
 
 const OUTAGE_MS = process.env.KAFKA_FAULT_FULL === '1' ? 30_000 : 3_000;
-/** Both producers: ducktail's own record batches (`idempotent = false`) and the idempotent one (the default). */
+/** Both modes of ducktail's record batches: producer id -1 (`idempotent = false`) and idempotent (producer id and sequences, the default). */
 const MODES = [
   { idempotent: false, prefix: 'faults' },
   { idempotent: true, prefix: 'faultsidem' },
@@ -113,7 +113,7 @@ async function topicEvents(topic: string): Promise<{ partition: number; offset: 
 
 for (const { idempotent, prefix } of MODES) {
   const TOPIC = `${prefix}.public.orders`;
-  describe(`Kafka faults (outage ${OUTAGE_MS} ms, ${idempotent ? 'idempotent producer' : "ducktail's record batches"})`, () => {
+  describe(`Kafka faults (outage ${OUTAGE_MS} ms, ${idempotent ? 'idempotent producer' : 'non-idempotent producer'})`, () => {
     afterAll(async () => {
       await p?.stop();
       p = undefined;

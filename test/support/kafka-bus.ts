@@ -9,7 +9,7 @@ export function kafkaOptions(bootstrap: string[], prefix: string, extra: Partial
     replicationFactor: 3,
     instance: 0,
     instances: 1,
-    idempotent: false, // ducktail's own record batches; tests of the idempotent producer (the client's send) say `idempotent: true`
+    idempotent: false, // producer id -1; tests of the idempotent producer (producer id and sequences, the config's default) say `idempotent: true`
     compression: 'none',
     lingerMs: 2,
     batchRows: 1000,
