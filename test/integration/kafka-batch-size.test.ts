@@ -78,13 +78,13 @@ async function recordBatches(topic: string): Promise<Map<number, { bytes: number
   }
 }
 
-for (const compression of ['none', 'gzip'] as const) {
-test(`a batch over bus.max_batch_bytes per partition: split into record batches within the limit, complete and in order (${compression})`, async () => {
-  const prefix = `bsz-${compression}`;
+for (const [compression, idempotent] of [['none', false], ['gzip', false], ['gzip', true]] as const) {
+test(`a batch over bus.max_batch_bytes per partition: split into record batches within the limit, complete and in order (${compression}${idempotent ? ', idempotent' : ''})`, async () => {
+  const prefix = `bsz-${compression}${idempotent ? '-idem' : ''}`;
   const topic = `${prefix}.public.items`;
   await kafka.createTopic(topic, 3, 3);
   const limit = 16_384;
-  const bus = createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { maxBatchBytes: limit, maxLag: 0, compression }), { loadOffsets: async () => [], log: () => {} });
+  const bus = createKafkaBus(kafkaOptions(kafka.bootstrap, prefix, { maxBatchBytes: limit, maxLag: 0, compression, idempotent }), { loadOffsets: async () => [], log: () => {} });
   const sink = new Recorder();
   const stop = new AbortController();
   const run = bus.run(sink, stop.signal);
@@ -176,21 +176,23 @@ test('a row over bus.max_batch_bytes: KAFKA_MESSAGE_TOO_LARGE in readiness, noth
   await expectInSync(sql, [p.warehouse], 'docs', 60_000);
 }, 240_000);
 
-test('a broker answering MESSAGE_TOO_LARGE: the same clear error, not an endless retry; nothing lost', async () => {
-  const prefix = 'refused';
-  const slot = 'bsz_refused';
-  await kafka.createTopic(`${prefix}.public.notes`, 3, 3);
-  await sql.unsafe(`CREATE TABLE notes (id bigint PRIMARY KEY, body text);
-    INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 20) g; CREATE PUBLICATION ${slot}_pub FOR TABLE notes`);
-  const start = (file: string) => startKafkaPipeline({ dir, url, slot, bootstrap: kafka.bootstrap, prefix, file });
+for (const idempotent of [false, true]) {
+test(`a broker answering MESSAGE_TOO_LARGE: the same clear error, not an endless retry; nothing lost${idempotent ? ' (idempotent)' : ''}`, async () => {
+  const prefix = idempotent ? 'refusedidem' : 'refused';
+  const slot = idempotent ? 'bsz_refusedidem' : 'bsz_refused';
+  const notes = idempotent ? 'notesidem' : 'notes';
+  await kafka.createTopic(`${prefix}.public.${notes}`, 3, 3);
+  await sql.unsafe(`CREATE TABLE ${notes} (id bigint PRIMARY KEY, body text);
+    INSERT INTO ${notes} SELECT g, 'note ' || g FROM generate_series(1, 20) g; CREATE PUBLICATION ${slot}_pub FOR TABLE ${notes}`);
+  const start = (file: string) => startKafkaPipeline({ dir, url, slot, bootstrap: kafka.bootstrap, prefix, file, bus: { idempotent } });
   let p = await start(`${slot}-1.duckdb`);
   running.push(p);
   await waitStreaming(p, sql);
-  await expectInSync(sql, [p.warehouse], 'notes');
+  await expectInSync(sql, [p.warehouse], notes);
 
   const before = await walLsn();
   await kafka.pushErrors(KAFKA_API_KEY.Produce, [10]);
-  await sql`INSERT INTO notes VALUES (500, 'refused by the broker')`;
+  await sql.unsafe(`INSERT INTO ${notes} VALUES (500, 'refused by the broker')`);
   await waitFor(async () => p.bus.readiness!().ready === false, 30_000, 'readiness never reported the refusal');
   const detail = p.bus.readiness!().detail;
   expect(detail).toContain('KAFKA_MESSAGE_TOO_LARGE');
@@ -206,5 +208,6 @@ test('a broker answering MESSAGE_TOO_LARGE: the same clear error, not an endless
 
   p = await start(`${slot}-1.duckdb`);
   running.push(p);
-  await expectInSync(sql, [p.warehouse], 'notes', 60_000);
+  await expectInSync(sql, [p.warehouse], notes, 60_000);
 }, 240_000);
+}
