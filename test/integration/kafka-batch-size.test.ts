@@ -42,17 +42,18 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-type Batch = { firstOffset: bigint; length: number; lastOffsetDelta: number };
+type Batch = { firstOffset: bigint; length: number; lastOffsetDelta: number; producerId: bigint; producerEpoch: number; firstSequence: number };
+type Held = { bytes: number; count: number; producerId: bigint; epoch: number; sequence: number };
 
-/** Every record batch the brokers hold for `topic`, per partition: its size on the wire (length + 12) and record count. */
-async function recordBatches(topic: string): Promise<Map<number, { bytes: number; count: number }[]>> {
+/** Every record batch the brokers hold for `topic`, per partition: its size on the wire (length + 12), record count, producer id, epoch and base sequence. */
+async function recordBatches(topic: string): Promise<Map<number, Held[]>> {
   const consumer = new Consumer({ bootstrapBrokers: kafka.bootstrap, groupId: 'bsz-reader', clientId: 'bsz-reader' });
   try {
     const md = await consumer.metadata({ topics: [topic], forceUpdate: true });
     const t = md.topics.get(topic)!;
-    const out = new Map<number, { bytes: number; count: number }[]>();
+    const out = new Map<number, Held[]>();
     for (let partition = 0; partition < t.partitionsCount; partition++) {
-      const list: { bytes: number; count: number }[] = [];
+      const list: Held[] = [];
       let next = 0n;
       for (;;) {
         const res = await consumer.fetch({
@@ -65,7 +66,7 @@ async function recordBatches(topic: string): Promise<Map<number, { bytes: number
         const pr = res.responses[0]!.partitions[0]!;
         const got = ((pr.records ?? []) as Batch[]).filter((b) => b.firstOffset >= next);
         for (const b of got) {
-          list.push({ bytes: b.length + 12, count: b.lastOffsetDelta + 1 });
+          list.push({ bytes: b.length + 12, count: b.lastOffsetDelta + 1, producerId: b.producerId, epoch: b.producerEpoch, sequence: b.firstSequence });
           next = b.firstOffset + BigInt(b.lastOffsetDelta) + 1n;
         }
         if (got.length === 0 || next >= pr.highWatermark) break;
@@ -117,6 +118,19 @@ test(`a batch over bus.max_batch_bytes per partition: split into record batches 
       total += list.reduce((a, b) => a + b.count, 0);
     }
     expect(total).toBe(n);
+    // On the wire: idempotent, one producer id of the brokers' (epoch 0) and each partition's base sequences
+    // 0, then each batch's after the records before it; otherwise producer id, epoch and sequence -1.
+    const all = [...held.values()].flat();
+    if (idempotent) {
+      const ids = new Set(all.map((b) => b.producerId));
+      expect(ids.size).toBe(1);
+      expect([...ids][0]!).toBeGreaterThanOrEqual(0n);
+      expect(new Set(all.map((b) => b.epoch))).toEqual(new Set([0]));
+      for (const [partition, list] of held) {
+        const want = list.map((_, i) => list.slice(0, i).reduce((a, b) => a + b.count, 0));
+        expect({ partition, sequences: list.map((b) => b.sequence) }).toEqual({ partition, sequences: want });
+      }
+    } else expect(all.every((b) => b.producerId === -1n && b.epoch === -1 && b.sequence === -1)).toBe(true);
   } finally {
     stop.abort();
     await run.catch(() => {});
