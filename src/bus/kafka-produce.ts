@@ -376,7 +376,7 @@ export class BatchProducer {
 
   constructor(
     link: ProduceLink | Producer<string | Uint8Array, Buffer, string, string>,
-    private readonly opts: { acks: number; timeout: number; compression: Compression; idempotent?: boolean },
+    private readonly opts: { acks: number; timeout: number; compression: Compression; idempotent?: boolean; log?: (m: string) => void },
   ) {
     this.link = 'leaders' in link ? link : clientLink(link);
   }
@@ -420,7 +420,7 @@ export class BatchProducer {
     }
     try {
       await this.link.prepare();
-      if (this.opts.idempotent && !this.id) await this.newProducer();
+      if (this.idempotent && !this.id) await this.newProducer();
       const timestamp = BigInt(Date.now());
       const batches: Outgoing[] = [];
       const work: Promise<void>[] = [];
@@ -464,18 +464,19 @@ export class BatchProducer {
   async resend(): Promise<Written[]> {
     const open = this.open;
     if (!open) return [];
-    if (this.opts.idempotent && !this.id) {
+    if (this.idempotent && !this.id) {
       try {
         await this.newProducer();
       } catch (e) {
         this.link.clearMetadata();
         throw e;
       }
+      const id = this.id as { producerId: bigint; epoch: number } | undefined; // undefined: the brokers refused idempotence
       for (const b of open.batches) {
         if (b.acked) continue;
         const key = `${b.topic}/${b.partition}`;
-        b.stamp = { ...this.id!, baseSequence: this.sequences.get(key) ?? 0 };
-        this.sequences.set(key, nextSequence(b.stamp.baseSequence, b.count));
+        b.stamp = id ? { ...id, baseSequence: this.sequences.get(key) ?? 0 } : NO_STAMP;
+        if (id) this.sequences.set(key, nextSequence(b.stamp.baseSequence, b.count));
         // A copy: the buffer may still be referenced by a request of the failed send.
         b.batch = stampBatch(Buffer.from(b.batch), b.stamp);
       }
@@ -502,14 +503,35 @@ export class BatchProducer {
     }
   }
 
+  /** Why the brokers refused an idempotent producer (then every batch says producer id -1), or undefined. */
+  refused: string | undefined;
+
+  /** Idempotent: configured, and the brokers did not refuse it. */
+  get idempotent(): boolean {
+    return this.opts.idempotent === true && this.refused === undefined;
+  }
+
   private async newProducer(): Promise<void> {
-    const r = await this.link.initProducerId(this.opts.timeout);
-    this.id = { producerId: r.producerId, epoch: r.producerEpoch };
     this.sequences.clear();
+    this.id = undefined;
+    let r: { producerId: bigint; producerEpoch: number };
+    try {
+      r = await this.link.initProducerId(this.opts.timeout);
+    } catch (e) {
+      const why = idempotenceRefused(e);
+      if (!why) throw e;
+      // Idempotent where the brokers allow it: not authorized (IdempotentWrite) or no InitProducerId.
+      this.refused = why;
+      this.opts.log?.(
+        `kafka: the brokers refuse an idempotent producer (${why}); producing without idempotence (producer id -1: a batch resent after a lost answer may be written twice, the consumer skips the copy) until ducktail restarts`,
+      );
+      return;
+    }
+    this.id = { producerId: r.producerId, epoch: r.producerEpoch };
   }
 
   private lostProducer(): void {
-    if (!this.opts.idempotent) return;
+    if (!this.idempotent) return;
     this.id = undefined;
     this.sequences.clear();
   }
@@ -556,14 +578,14 @@ export class BatchProducer {
               failures.push({ what: key, error: new AppError('KAFKA_PRODUCE_ANSWER', `broker ${leader} did not answer for ${key}`) });
               continue;
             }
-            if (p.errorCode === 0 || (p.errorCode === DUPLICATE_SEQUENCE_NUMBER && this.opts.idempotent)) {
+            if (p.errorCode === 0 || (p.errorCode === DUPLICATE_SEQUENCE_NUMBER && b.stamp.producerId >= 0n)) {
               // DUPLICATE_SEQUENCE_NUMBER: written before (a resend of a batch whose answer was lost), offset not told.
               b.acked = true;
               open.written.push({ topic, partition: b.partition, offset: p.errorCode === 0 ? p.baseOffset : -1n, count: b.count });
               continue;
             }
             if (p.errorCode === MESSAGE_TOO_LARGE || p.errorCode === RECORD_LIST_TOO_LARGE) b.refused = true;
-            if (LOST_PRODUCER.has(p.errorCode) && this.opts.idempotent && this.id && b.stamp.producerId === this.id.producerId) this.lostProducer();
+            if (LOST_PRODUCER.has(p.errorCode) && this.idempotent && this.id && b.stamp.producerId === this.id.producerId) this.lostProducer();
             failures.push({ what: key, error: new ProtocolError(p.errorCode, p.errorMessage ?? null) });
           }
         }
@@ -583,6 +605,24 @@ export class BatchProducer {
     const waiting = open.batches.filter((b) => !b.acked).length;
     throw new AppError('KAFKA_SEND_FAILED', `${waiting} of ${open.batches.length} partition batches not acknowledged (${first.what}: ${errorText(first.error)}${failures.length > 1 ? `; ${failures.length - 1} more` : ''})`, { cause: first.error });
   }
+}
+
+/** The brokers' refusal of an idempotent producer in an InitProducerId failure: its error name, or undefined (another failure: retried). */
+export function idempotenceRefused(e: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  const walk = (x: unknown): string | undefined => {
+    if (!x || typeof x !== 'object' || seen.has(x)) return undefined;
+    seen.add(x);
+    const o = x as { apiId?: unknown; code?: unknown; errors?: unknown[]; cause?: unknown };
+    if (o.apiId === 'CLUSTER_AUTHORIZATION_FAILED' || o.apiId === 'UNSUPPORTED_VERSION') return o.apiId;
+    if (o.code === 'PLT_KFK_UNSUPPORTED_API') return 'no InitProducerId API';
+    for (const c of o.errors ?? []) {
+      const r = walk(c);
+      if (r) return r;
+    }
+    return walk(o.cause);
+  };
+  return walk(e);
 }
 
 function errorText(e: unknown): string {

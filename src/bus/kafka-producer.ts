@@ -4,7 +4,7 @@ import { AppError, errorMessage } from '../errors.ts';
 import { type Encoded, EventEncoder, schemaTopicName, topicName } from './kafka-encode.ts';
 import { partitionOfBytes } from './kafka-partition.ts';
 import type { BusWriter } from './kafka-producer-thread.ts';
-import { BatchProducer, type Written, yieldToIO } from './kafka-produce.ts';
+import { BatchProducer, idempotenceRefused, type Written, yieldToIO } from './kafka-produce.ts';
 import { brokerTooLarge, describeMessage, messageBytes, nextEnd } from './kafka-split.ts';
 import type { KafkaBusOptions } from './kafka.ts';
 
@@ -84,7 +84,8 @@ export class KafkaWriter implements BusWriter {
     });
     // Idempotent: its own producer id (InitProducerId on the client's connection, -1 / -1 as above) and sequences;
     // the client's producer id is used only by its own sends (the schema topic, dead letters, the fallback).
-    this.batches = new BatchProducer(this.producer, { acks: ProduceAcks.ALL, timeout: base.timeout, compression: opts.compression, idempotent: opts.idempotent });
+    this.batches = new BatchProducer(this.producer, { acks: ProduceAcks.ALL, timeout: base.timeout, compression: opts.compression, idempotent: opts.idempotent, log });
+    this.clientIdempotent = opts.idempotent;
     this.admin = new Admin({ ...base, clientId: `ducktail-${opts.instance}-admin` });
     this.encoder = new EventEncoder(opts.topicPrefix, opts.version, opts.eventSchema ?? 'embedded');
   }
@@ -100,7 +101,7 @@ export class KafkaWriter implements BusWriter {
       const l = this.encoder.layout(t);
       if (this.layoutsSent.has(l.id)) continue;
       await this.ensureTopic(topic, 1);
-      await this.producer.send({ messages: [{ topic, partition: 0, key: l.id, value: Buffer.from(l.value) }] });
+      await this.clientSend([{ topic, partition: 0, key: l.id, value: Buffer.from(l.value) }]);
       this.layoutsSent.add(l.id);
     }
   }
@@ -229,7 +230,23 @@ export class KafkaWriter implements BusWriter {
     }
     // The client's send: a message without a key must not carry the property at all.
     const plain = messages.map((m) => (m.key === undefined ? { topic: m.topic, partition: m.partition, value: m.value } : m));
-    this.noteEnds(plain, (await this.producer.send({ messages: plain })).offsets ?? []);
+    this.noteEnds(plain, (await this.clientSend(plain)).offsets ?? []);
+  }
+
+  /** The client's own sends are idempotent until the brokers refuse it (as BatchProducer's are). */
+  private clientIdempotent: boolean;
+
+  /** Through the client's `send` (the schema topic, dead letters, the fallback): idempotent where the brokers allow it. */
+  private async clientSend(messages: Parameters<KafkaWriter['producer']['send']>[0]['messages']) {
+    try {
+      return await this.producer.send({ messages, ...(this.clientIdempotent ? {} : { idempotent: false }) });
+    } catch (e) {
+      const why = this.clientIdempotent ? idempotenceRefused(e) : undefined;
+      if (!why) throw e;
+      this.clientIdempotent = false;
+      this.log(`kafka: the brokers refuse an idempotent producer (${why}); the client's sends (schema topic, dead letters) go on without idempotence`);
+      return this.producer.send({ messages, idempotent: false });
+    }
   }
 
   private noteWritten(written: Written[]): void {
@@ -258,7 +275,7 @@ export class KafkaWriter implements BusWriter {
       if (signal.aborted) throw new AppError('ABORTED', 'dead-letter send aborted: the bus is stopping');
       try {
         await this.ensureTopic(topic);
-        await this.producer.send({ messages: [{ topic, key, value, headers, partition: 0 }] });
+        await this.clientSend([{ topic, key, value, headers, partition: 0 }]);
         return;
       } catch (e) {
         this.status.error = `dead-letter topic ${topic}: ${describe(e)}`;
