@@ -15,6 +15,8 @@ const producerWorker = (process.argv[2] ?? '1') === '1';
 const eventSchema = (process.argv[3] ?? 'topic') as 'embedded' | 'topic';
 const BATCHES = Number(process.argv[4] ?? 30);
 const UNPACKED = process.argv[5] === '1';
+// BENCH_IDEMPOTENT=1: the idempotent producer (bus.idempotent's default), not producer id -1.
+const IDEMPOTENT = process.env.BENCH_IDEMPOTENT === '1';
 const N = 10_000;
 
 /** CPU seconds per thread name of this process (/proc/self/task), the main thread as "main". */
@@ -53,7 +55,7 @@ function makeBatches(first: number, count: number): ChangeBatch[] {
 const kafka = await startKafkaMock({ brokers: 3 });
 try {
   await kafka.createTopic('kp.public.orders', 6, 3);
-  const opts = kafkaOptions(kafka.bootstrap, 'kp', { partitions: 6, batchRows: N, lingerMs: 0, maxLag: 0, compression: 'none', eventSchema, producerWorker });
+  const opts = kafkaOptions(kafka.bootstrap, 'kp', { partitions: 6, batchRows: N, lingerMs: 0, maxLag: 0, compression: 'none', eventSchema, producerWorker, idempotent: IDEMPOTENT });
   const bus = createKafkaBus(opts, { loadOffsets: async () => [], log: () => {} });
   // Publishes as the source does: up to four batches ahead of the acknowledgements.
   const publish = async (batches: ChangeBatch[]) => {
