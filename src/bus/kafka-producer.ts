@@ -121,6 +121,7 @@ export class KafkaWriter implements BusWriter {
     let exact = !this.batches || this.opts.compression === 'none';
     /** End of the send whose batches wait to be sent again (BatchProducer.pending). */
     let sentEnd = 0;
+    this.batches?.abandon(); // none wait from an earlier write (each ends acknowledged, or abandons them); were one to, it is not this batch's
     for (;;) {
       if (signal.aborted) {
         this.batches?.abandon();
