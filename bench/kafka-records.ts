@@ -6,7 +6,7 @@
 import { DynamicBuffer } from '@platformatic/dynamic-buffer';
 import { Reader, readRecordsBatches } from '@platformatic/kafka';
 import { readBatches, releaseRecords, sectionOf } from '../src/bus/kafka-fetch-parse.ts';
-import { recordBatch } from '../src/bus/kafka-produce.ts';
+import { recordBatch } from '../src/bus/kafka-record-batch.ts';
 
 const value = Buffer.from(
   '{"before":null,"after":{"order_id":"1000000","customer_id":"1","product_id":"1","price":"12.34","quantity":"3","status":"pending","order_date":"2026-11-23 00:00:01+00"},"source":{"version":"ducktail-0.1.0","connector":"postgresql","name":"ducktail","ts_ms":1764057600123,"ts_us":1764057600123456,"snapshot":"false","db":"","schema":"public","table":"orders","txId":771,"lsn":123456789,"seq":5,"pos_lsn":123456789,"pos_ord":10,"unchanged":[],"layout":"6645950b1b87ce25e9cf0ff2"},"op":"c","ts_ms":1796646266304}',

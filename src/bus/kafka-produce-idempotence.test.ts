@@ -4,7 +4,9 @@
 // state, out-of-order sequences, duplicate answers, a send given up on.
 import { expect, test } from 'bun:test';
 import { crc32c, Reader, readRecordsBatch } from '@platformatic/kafka';
-import { BatchProducer, nextSequence, type ProduceLink, type ProduceResponse, type RawMessage } from './kafka-produce.ts';
+import { BatchProducer } from './kafka-produce.ts';
+import type { ProduceLink, ProduceResponse } from './kafka-produce-link.ts';
+import { nextSequence, type RawMessage } from './kafka-record-batch.ts';
 
 type Fault = 'fail' | 'lose' | 'down' | 'forget' | 'out-of-order';
 type Partitions = Parameters<ProduceLink['produce']>[3];

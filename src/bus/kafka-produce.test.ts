@@ -1,7 +1,7 @@
 import { expect, test } from 'bun:test';
 import { crc32c, createRecordsBatch, Reader, readRecordsBatch } from '@platformatic/kafka';
 import { readBatches } from './kafka-fetch-parse.ts';
-import { type Compression, nextSequence, type RawMessage, recordBatch, stampBatch } from './kafka-produce.ts';
+import { type Compression, nextSequence, type RawMessage, recordBatch, stampBatch } from './kafka-record-batch.ts';
 
 const messages: RawMessage[] = [
   { topic: 't', partition: 0, key: '{"id":"1"}', value: Buffer.from('{"op":"c"}') },
