@@ -46,7 +46,8 @@ const IDEMPOTENT = process.env.BENCH_IDEMPOTENT === '1';
 const PRODUCER_WORKER = process.env.BENCH_PRODUCER_WORKER !== '0';
 // BENCH_FIRST_RUN=k numbers the runs from k: a series split into runs of 1 (one per quiet turn) still rotates the order.
 const FIRST_RUN = Number(process.env.BENCH_FIRST_RUN ?? 0);
-// BENCH_CPU=1: CPU seconds of every process and thread on the box per leg (bench/proc-cpu.ts), printed to stderr.
+// BENCH_CPU=1: CPU seconds of every process and thread on the box per leg (bench/proc-cpu.ts), printed to stderr;
+// with BENCH_FAULTS=1 also the minor page faults of each of our threads (fresh pages touched).
 const CPU = process.env.BENCH_CPU === '1' ? new Sampler(1000) : undefined;
 const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
