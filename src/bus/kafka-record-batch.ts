@@ -123,8 +123,7 @@ function finishBatch(batch: Buffer, count: number, attributes: number, timestamp
 /**
  * Reusable buffers for record batches: a fresh multi-megabyte buffer per partition per send costs the
  * JS thread page faults on first write, more than writing the records. A buffer goes back only after
- * its send was acknowledged (the client copies it into the request before writing it to the socket, and the
- * socket copies what the kernel did not take: patches/@platformatic+kafka+2.12.1.patch).
+ * its send was acknowledged (the client copied it into the request long before).
  */
 export class BatchBuffers {
   private readonly free: Buffer[] = [];
