@@ -36,7 +36,7 @@ afterAll(async () => {
 
 describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', () => {
   test('copy, inserts, updates, deletes, key change, TOAST, truncate: the warehouse equals the source; a restart resumes from stored offsets', async () => {
-    // The idempotent producer (bus.idempotent's default), not ducktail's own record batches.
+    // The idempotent producer (bus.idempotent's default): ducktail's record batches with a producer id and sequences.
     const opts = { dir, url, slot: SLOT, bootstrap: kafka.bootstrap, prefix: PREFIX, bus: { idempotent: true } };
     const p = await startKafkaPipeline(opts);
     await waitFor(async () => p.status!.phase === 'streaming', 30_000, 'streaming');
