@@ -2,7 +2,9 @@ import { isAscii } from 'node:buffer';
 import * as v from 'valibot';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { PAYLOAD_AT, SCHEMA_START } from './kafka-encode.ts';
-import { layoutIdIn, type PayloadPattern, payloadPattern } from './kafka-scan.ts';
+import { fits, Walker, walkLayout } from './kafka-walk.ts';
+
+export { fits };
 
 /**
  * Reading events back (ours, or any producer's in the same envelope): the payload is validated with
@@ -106,8 +108,8 @@ function knownPrefix(value: Buffer): { bytes: Buffer; text: string } | undefined
   return undefined;
 }
 
-/** ducktail's own embedded events: the schema prefix (recently seen, or found by its bytes) and the payload's text; undefined for another shape. */
-function splitOwn(value: Buffer): { prefix: { bytes: Buffer; text: string }; payloadText: string } | undefined {
+/** ducktail's own embedded events: the schema prefix (recently seen, or found by its bytes; the payload follows it); undefined for another shape. */
+function splitOwn(value: Buffer): { bytes: Buffer; text: string } | undefined {
   if (value.length < 2 || value[value.length - 1] !== 0x7d) return undefined;
   let prefix = knownPrefix(value);
   if (!prefix) {
@@ -117,7 +119,7 @@ function splitOwn(value: Buffer): { prefix: { bytes: Buffer; text: string }; pay
     const end = at + PAYLOAD_AT_BYTES.length;
     prefix = { bytes: Buffer.from(value.subarray(0, end)), text: value.toString('utf8', SCHEMA_START_BYTES.length, at) };
   }
-  return { prefix, payloadText: value.toString('utf8', prefix.bytes.length, value.length - 1) };
+  return prefix;
 }
 
 /** Keeps `prefix` first among the recently seen ones. */
@@ -139,91 +141,64 @@ function startsWithBeforeAt(data: Buffer, at: number): boolean {
   for (let i = 0; i < BEFORE_AT.length; i++) if (data[at + i] !== BEFORE_AT[i]) return false;
   return true;
 }
-/** The pattern of each layout's payloads (kafka-scan.ts), null when it has none. */
-const patterns = new WeakMap<ColumnSchema[], PayloadPattern | null>();
-function patternOf(columns: ColumnSchema[]): PayloadPattern | undefined {
-  let p = patterns.get(columns);
-  if (p === undefined) patterns.set(columns, (p = payloadPattern(columns) ?? null));
-  return p ?? undefined;
-}
-let matched = 0;
-/** Events read by their layout's pattern (the fast path) since the process started. */
+let walked = 0;
+/** Events read by the byte walker (the fast path) since the process started. */
 export function fastDecodes(): number {
-  return matched;
+  return walked;
 }
-/** The layout of the last payload-only event read by its pattern: events come in runs of one table. */
+/** The layout of the last payload-only event the walker read, and its id's bytes: events come in runs of one table. */
 let lastById: ColumnSchema[] | undefined;
+let lastIdBytes: Buffer | undefined;
+const walker = new Walker();
 
 /**
- * The fast path for ducktail's own events (kafka-scan.ts): the payload matched by its layout's pattern
- * and the row taken from the captures in column order. Undefined whenever the pattern does not match,
- * and for every case that is poison: the caller then decodes the value with JSON.parse and valibot,
- * which decide (and name the error) exactly as before. `columns` undefined: a payload-only event, its
- * layout named by `source.layout` (tried first with the last one's pattern).
+ * The fast path for ducktail's own events (kafka-walk.ts): the payload at [start, end) of `data` walked
+ * against its layout's shape, the row taken value by value. Undefined whenever the shape differs, and for
+ * every case that is poison: the caller then decodes the value with JSON.parse and valibot, which decide
+ * (and name the error) exactly as before. `columns` undefined: a payload-only event, its layout named by
+ * `source.layout` (tried first with the last one's layout).
  */
-function decodeMatched(text: string, columns: ColumnSchema[] | undefined): Decoded | undefined {
+function decodeWalked(data: Buffer, start: number, end: number, columns: ColumnSchema[] | undefined): Decoded | undefined {
   let cols = columns ?? lastById;
-  let p = cols && patternOf(cols);
-  let m = p ? p.re.exec(text) : null;
-  if (columns === undefined) {
-    // The layout id compared with the last one's (a string compare, no map lookup per event).
-    if (!m || m[p!.groups.layout] !== lastId) {
-      const id = layoutIdIn(text);
-      cols = id === undefined ? undefined : layoutsById.get(id);
-      if (!cols) return undefined; // not read from the schema topic (yet): the slow path says LayoutMissing or poison
-      p = patternOf(cols);
-      m = p ? p.re.exec(text) : null;
-      if (!m || m[p!.groups.layout] !== id) return undefined;
-      lastId = id;
-    }
+  let l = cols && walkLayout(cols);
+  let ok = l !== undefined && walker.scan(data, start, end, l);
+  if (columns === undefined && !(ok && walker.layoutIs(lastIdBytes))) {
+    // Another layout than the last one's: its id read from the event (a guess the walk confirms).
+    const id = ok ? walker.layoutId() : layoutIdIn(data, start, end);
+    cols = id === undefined ? undefined : layoutsById.get(id);
+    if (!cols) return undefined; // not read from the schema topic (yet): the slow path says LayoutMissing or poison
+    l = walkLayout(cols);
+    if (!l || !walker.scan(data, start, end, l) || walker.layoutId() !== id) return undefined;
+    lastIdBytes = Buffer.from(id!);
     lastById = cols;
+    ok = true;
   }
-  if (!m || !cols) return undefined;
-  const g = p!.groups;
-  const op = m[g.op] as Payload['op'];
-  let row: TupleValue[];
-  if (op !== 't') {
-    if (m[op === 'd' ? g.beforeNull : g.afterNull] !== undefined) return undefined; // no row image: poison
-    const at = op === 'd' ? g.beforeAt : g.afterAt;
-    const escapes = p!.escapes;
-    const list = m[g.unchanged]!;
-    const n = cols.length;
-    row = new Array<TupleValue>(n);
-    if (list.length === 0) {
-      for (let i = 0; i < n; i++) {
-        // The pattern took only values that fit their column (kafka-scan.ts); text with an escape is JSON-unescaped.
-        const value = m[at + i] ?? null;
-        row[i] = value !== null && escapes[i] && value.includes('\\') ? (JSON.parse(`"${value}"`) as string) : value;
-      }
-    } else {
-      const unchanged = new Set(JSON.parse(`[${list}]`) as string[]);
-      for (let i = 0; i < n; i++) {
-        if (unchanged.has(cols[i]!.name)) {
-          row[i] = UNCHANGED;
-          continue;
-        }
-        const value = m[at + i] ?? null;
-        row[i] = value !== null && escapes[i] && value.includes('\\') ? (JSON.parse(`"${value}"`) as string) : value;
-      }
-    }
-  } else row = [];
-  const table = tableOf(m[g.schema]!, m[g.table]!, cols);
-  const txId = m[g.txId]!;
+  if (!ok) return undefined;
+  const row = walker.take();
+  if (!row) return undefined;
+  const table = tableOf(walker.schema, walker.table, cols!);
   const change: Change = {
-    op: OP_OF[op], table: lastTableName!, row, lsn: bigOf(m[g.lsn]!, 1), seq: Number(m[g.seq]), commitTimeUs: bigOf(m[g.tsUs]!, 0),
+    op: OP_BY_CODE[walker.op]!, table: lastTableName!, row, lsn: big(walker.lsn, 1), seq: walker.seq, commitTimeUs: big(walker.tsUs, 0),
   };
-  if (txId !== 'null') change.xid = Number(txId);
-  matched++;
-  return { change, table, pos: bigOf(m[g.posLsn]!, 2), ord: Number(m[g.posOrd]) };
+  if (walker.txId !== null) change.xid = walker.txId;
+  walked++;
+  return { change, table, pos: big(walker.posLsn, 2), ord: walker.posOrd };
 }
 
-/** The layout id of the last payload-only event read by its pattern (with lastById). */
-let lastId: string | undefined;
+const LAYOUT_AT = Buffer.from(',"layout":"');
+/** The layout id a payload-only event names, found from its end (a guess: the walk confirms it). */
+function layoutIdIn(data: Buffer, start: number, end: number): string | undefined {
+  const at = data.lastIndexOf(LAYOUT_AT, end - LAYOUT_AT.length);
+  if (at < start) return undefined;
+  const from = at + LAYOUT_AT.length;
+  const to = data.indexOf(0x22, from);
+  return to < 0 || to >= end ? undefined : data.toString('utf8', from, to);
+}
 
 const OP_OF = { r: 'R', c: 'I', u: 'U', d: 'D', t: 'T' } as const;
-
-/** Bun's (and Node's) undocumented Buffer method behind toString('utf8'), without its argument handling. */
-type Utf8 = { utf8Slice(start: number, end: number): string };
+/** OP_OF by the op letter's character code. */
+const OP_BY_CODE: Change['op'][] = [];
+for (const [k, op] of Object.entries(OP_OF)) OP_BY_CODE[k.charCodeAt(0)] = op;
 
 /**
  * `decodeEvent` of the value at [start, end) of `data` (a fetched batch's records): a payload-only
@@ -232,7 +207,7 @@ type Utf8 = { utf8Slice(start: number, end: number): string };
 export function decodeEventIn(data: Buffer, start: number, end: number): Decoded {
   let tried = false;
   if (end - start > BEFORE_AT.length && startsWithBeforeAt(data, start)) {
-    const d = decodeMatched((data as unknown as Utf8).utf8Slice(start, end), undefined);
+    const d = decodeWalked(data, start, end, undefined);
     if (d) return d;
     tried = true;
   }
@@ -245,7 +220,7 @@ export function decodeEvent(raw: Buffer | string, fast = true): Decoded {
   const value = typeof raw === 'string' ? Buffer.from(raw) : raw;
   // ducktail's own payload-only events: the strict scanner, else JSON.parse below.
   if (fast && startsWithBefore(value)) {
-    const d = decodeMatched(value.toString('utf8'), undefined);
+    const d = decodeWalked(value, 0, value.length, undefined);
     if (d) return d;
   }
   // ducktail's own embedded events: read only the payload and look the layout up by the schema block (its bytes, then its text).
@@ -253,16 +228,16 @@ export function decodeEvent(raw: Buffer | string, fast = true): Decoded {
   let schemaText: string | undefined;
   let payloadJson: unknown;
   if (own) {
-    const columns = fast ? layouts.get(own.prefix.text) : undefined;
-    const d = columns ? decodeMatched(own.payloadText, columns) : undefined;
+    const columns = fast ? layouts.get(own.text) : undefined;
+    const d = columns ? decodeWalked(value, own.bytes.length, value.length - 1, columns) : undefined;
     if (d) {
-      notePrefix(own.prefix);
+      notePrefix(own);
       return d;
     }
     try {
-      payloadJson = JSON.parse(own.payloadText);
-      schemaText = own.prefix.text;
-      notePrefix(own.prefix);
+      payloadJson = JSON.parse(value.toString('utf8', own.bytes.length, value.length - 1));
+      schemaText = own.text;
+      notePrefix(own);
     } catch {
       // not our layout after all: read it whole
     }
@@ -360,21 +335,9 @@ function tableOfNamed(schema: string, table: string, columns: ColumnSchema[]): T
 /** The last number converted in each of three slots (commit time, lsn, order lsn): events of one transaction repeat them. */
 const lastNumber = [Number.NaN, Number.NaN, Number.NaN];
 const lastBig = [0n, 0n, 0n];
-/** The last digits converted in each slot, as text: `bigOf` compares the text, not its number. */
-const lastDigits: (string | undefined)[] = [undefined, undefined, undefined];
-/** `big(Number(digits), slot)` of a captured non-negative integer's digits (as JSON.parse would read them). */
-function bigOf(digits: string, slot: number): bigint {
-  if (lastDigits[slot] !== digits) {
-    lastDigits[slot] = digits;
-    lastNumber[slot] = Number(digits);
-    lastBig[slot] = BigInt(lastNumber[slot]);
-  }
-  return lastBig[slot]!;
-}
 function big(n: number, slot: number): bigint {
   if (lastNumber[slot] !== n) {
     lastNumber[slot] = n;
-    lastDigits[slot] = undefined;
     lastBig[slot] = BigInt(n);
   }
   return lastBig[slot]!;
@@ -423,32 +386,6 @@ function quickPayload(json: unknown): Payload | undefined {
 
 function change0(s: { schema: string; table: string; lsn: number }): string {
   return `${s.schema}.${s.table} at lsn ${s.lsn}`;
-}
-
-const INT_RANGE: Record<number, bigint> = { 21: 1n << 15n, 23: 1n << 31n, 20: 1n << 63n };
-/** Digits every value of the type can have (32767, 2147483647, 9223372036854775807 have 5, 10 and 19). */
-const SAFE_DIGITS: Record<number, number> = { 21: 4, 23: 9, 20: 18 };
-const FORMATS: Record<number, RegExp> = {
-  16: /^(t|f|true|false)$/,
-  700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
-  701: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
-  1700: /^(-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?|NaN|-?Infinity)$/i,
-  1082: /^(\d{4,}-\d{2}-\d{2}( BC)?|-?infinity)$/,
-  1114: /^(\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?( BC)?|-?infinity)$/,
-  1184: /^(\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}(:\d{2}){0,2}( BC)?|-?infinity)$/,
-  2950: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
-};
-
-/** Whether PostgreSQL text `value` fits a column of type `oid` (checked for the common scalar types; others pass to DuckDB). */
-export function fits(oid: number, value: string): boolean {
-  const range = INT_RANGE[oid];
-  if (range !== undefined) {
-    if (!/^-?\d{1,19}$/.test(value)) return false;
-    if (value.length <= SAFE_DIGITS[oid]!) return true; // fewer digits than the type's bound has: no BigInt needed
-    const n = BigInt(value);
-    return n >= -range && n < range;
-  }
-  return FORMATS[oid]?.test(value) ?? true;
 }
 
 /** The columns described by a schema block's `after` fields; a poison error when it has none usable. */

@@ -4,7 +4,7 @@ import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCH
 import { type Decoded, decodeEvent, decodeEventIn, fastDecodes, registerLayout } from './kafka-decode.ts';
 import { EventEncoder } from './kafka-encode.ts';
 
-// The fast path (kafka-scan.ts: one pattern per layout) against JSON.parse + valibot (decodeEvent(v, false)):
+// The fast path (kafka-walk.ts: a byte walker per layout) against JSON.parse + valibot (decodeEvent(v, false)):
 // for every value, the same Decoded or the same poison (code and message).
 
 const TYPES = [16, 20, 21, 23, 25, 1043, 700, 701, 1700, 1082, 1114, 1184, 2950, 17, 114, 3802] as const;
