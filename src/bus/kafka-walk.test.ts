@@ -117,11 +117,11 @@ test('the fast path and JSON.parse + valibot agree on every generated event, in 
     }
   }
   expect(events).toBeGreaterThan(9000);
-  // Most generated events are in the form the pattern takes (no escapes, values that fit, layouts without repeated names).
+  // Most generated events are in the form the walker takes (no escapes, values that fit, layouts without repeated names).
   expect(fastDecodes() - before).toBeGreaterThan(events / 3);
 });
 
-test("the pattern reads plain events of ducktail's encoder (no JSON.parse), and large integers as JSON.parse rounds them", () => {
+test("the walker reads plain events of ducktail's encoder (no JSON.parse), and large integers as JSON.parse rounds them", () => {
   const table: TableSchema = {
     schema: 'public', table: 'orders',
     columns: [['order_id', 20, true], ['price', 1700], ['status', 25], ['at', 1184], ['blob', 17]].map(([name, typeOid, key]) => ({ name: name as string, typeOid: typeOid as number, typeMod: -1, key: !!key })),
@@ -155,7 +155,7 @@ test("other producers' forms of the same event (key order, whitespace, escapes) 
   const expected = decodeEvent(own);
   const json = JSON.parse(own.toString()) as Record<string, unknown>;
   const reordered = { op: json.op, ts_ms: json.ts_ms, source: json.source, after: { note: 'hello', id: '7' }, before: null };
-  // [form, read by the pattern]: an escape in a text column is JSON's and the pattern's; the others are not the encoder's form.
+  // [form, read by the walker]: an escape in a text column is JSON's and the walker's; the others are not the encoder's form.
   const forms: [string, boolean][] = [
     [JSON.stringify(json, null, 2), false],
     [JSON.stringify(reordered), false],
@@ -168,7 +168,7 @@ test("other producers' forms of the same event (key order, whitespace, escapes) 
     expect(decodeEvent(Buffer.from(form))).toEqual(expected);
     expect(fastDecodes()).toBe(fast ? n + 1 : n);
   }
-  // A key the pattern does not expect (a column the layout does not have) is read the slow way, and ignored as before.
+  // A key the walker does not expect (a column the layout does not have) is read the slow way, and ignored as before.
   const extra = own.toString().replace('"after":{"id":"7",', '"after":{"id":"7","zzz":"1",');
   expect(decodeEvent(Buffer.from(extra))).toEqual(expected);
 });
@@ -198,4 +198,69 @@ test('poison stays poison with the same code and message: not JSON, not the enve
     expect(fast).toEqual(outcome(Buffer.from(value), false));
     expect(outcome(Buffer.from(value), 'in')).toEqual(fast);
   }
+});
+
+test('every truncation and thousands of byte mutations of real events: the walker and JSON.parse + valibot give the same Decoded or the same error', () => {
+  const r = rng(7122026);
+  const table: TableSchema = {
+    schema: 'public', table: 'mut',
+    columns: [['id', 20, true], ['n', 23], ['price', 1700], ['at', 1184], ['day', 1082], ['ok', 16], ['note', 25], ['u', 2950]].map(([name, typeOid, key]) => ({ name: name as string, typeOid: typeOid as number, typeMod: -1, key: !!key })),
+  };
+  const rows: TupleValue[][] = [
+    ['1', '-42', '12.34', '2026-12-07 10:00:00.5+00', '2026-12-07', 't', 'plain', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'],
+    ['9223372036854775807', '2147483647', '-1e5', 'infinity', '0044-03-15 BC', 'false', 'say "hi" \\ ünï 😀', null],
+    ['2', null, 'NaN', '2026-12-07 10:00:00-03:30', '12026-01-01', 'f', UNCHANGED, null],
+  ];
+  let fast = 0;
+  let events = 0;
+  const before = fastDecodes();
+  for (const mode of ['embedded', 'topic'] as const) {
+    const encoder = new EventEncoder('mut', 'test', mode);
+    if (mode === 'topic') registerLayout(encoder.layout(table).id, encoder.layout(table).value);
+    for (const op of ['I', 'U', 'D', 'R', 'T'] as const) {
+      for (const row of rows) {
+        const change: Change = { op, table: 'public.mut', row, lsn: 2n ** 55n + 3n, seq: 7, commitTimeUs: 1764057600123456n, xid: 99 };
+        if (op === 'U') change.oldKey = rows[0]!;
+        const value = encoder.encode(change, table, 1, () => 0, 123n)[0]!.value;
+        const variants: Buffer[] = [value];
+        // Every truncation of a payload-only value; every 7th of an embedded one (its schema block is long).
+        for (let cut = 0; cut < value.length; cut += mode === 'topic' ? 1 : 7) variants.push(value.subarray(0, cut));
+        for (let k = 0; k < 150; k++) {
+          const m = Buffer.from(value);
+          const at = mode === 'topic' ? Math.floor(r() * m.length) : m.length - 1 - Math.floor(r() * 600);
+          m[at] = pick(r, [0x22, 0x5c, 0x2c, 0x7d, 0x20, 0x00, 0x30, 0x39, 0x2d, 0x75, 0x6e, 0xc3, 0xff, Math.floor(r() * 256)]);
+          variants.push(m);
+          if (r() < 0.3) variants.push(Buffer.concat([m.subarray(0, at), m.subarray(at + 1)])); // a byte dropped
+        }
+        for (const v of variants) {
+          // Decoded twice in a row: the walker's memo of the last event's constant parts must not change the answer.
+          const slow = outcome(v, false);
+          expect(outcome(v, true)).toEqual(slow);
+          expect(outcome(v, 'in')).toEqual(slow);
+          expect(outcome(v, true)).toEqual(slow);
+          if (slow.decoded) fast++;
+          events++;
+        }
+      }
+    }
+  }
+  expect(events).toBeGreaterThan(10_000);
+  expect(fast).toBeGreaterThan(100);
+  expect(fastDecodes() - before).toBeGreaterThan(100);
+});
+
+test('the walker keeps the last event\'s constant parts only as a shortcut: events of other tables, producers and layouts in between decode the same', () => {
+  const r = rng(42);
+  const tables = [0, 1, 2].map((i) => tableFor(r, 1000 + i));
+  const encoders = ['a', 'b"q', 'ü'].map((p) => new EventEncoder(p, `v-${p}`, 'topic'));
+  const events: Buffer[] = [];
+  for (const e of encoders) for (const t of tables) registerLayout(e.layout(t).id, e.layout(t).value);
+  for (let k = 0; k < 600; k++) {
+    const t = pick(r, tables);
+    const e = pick(r, encoders);
+    const change: Change = { op: pick(r, ['I', 'U', 'D'] as const), table: `${t.schema}.${t.table}`, row: t.columns.map((c) => valueFor(r, c.typeOid)), lsn: BigInt(k), seq: k, commitTimeUs: BigInt(k * 1000), xid: k };
+    events.push(e.encode(change, t, 1, () => 0, BigInt(k))[0]!.value);
+  }
+  for (const v of events) expect(outcome(v, true)).toEqual(outcome(v, false));
+  for (const v of events) expect(outcome(v, 'in')).toEqual(outcome(v, false));
 });

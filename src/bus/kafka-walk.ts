@@ -167,6 +167,10 @@ class Seen {
   bytes: Uint8Array = new Uint8Array(0);
   schema = '';
   table = '';
+  unchangedAt = 0;
+  unchangedEnd = 0;
+  layoutAt = -1;
+  layoutEnd = -1;
   /** Whether `data` at `at` starts with the noted bytes. */
   same(data: Buffer, at: number, end: number): boolean {
     const b = this.bytes;
@@ -212,6 +216,8 @@ export class Walker {
   /** The source block from its start to ts_ms (version, connector, name), and from snapshot to txId (db, schema, table). */
   private readonly heads = new Seen();
   private readonly wheres = new Seen();
+  /** From the unchanged list to the op's opening quote (ranges relative to its start). */
+  private readonly tails = new Seen();
   /** Per record (before, after): its byte range and the OR of its values' flags. */
   private readonly recAt = [0, 0];
   private readonly recEnd = [0, 0];
@@ -255,6 +261,27 @@ export class Walker {
     else if ((this.txId = this.int()) < 0) return false;
     if (!this.lit(LSN) || (this.lsn = this.int()) < 0 || !this.lit(SEQ) || (this.seq = this.int()) < 0) return false;
     if (!this.lit(POS_LSN) || (this.posLsn = this.int()) < 0 || !this.lit(POS_ORD) || (this.posOrd = this.int()) < 0) return false;
+    at = this.p;
+    const tail = this.tails;
+    if (tail.same(data, at, end)) {
+      // The unchanged list and layout id as in the last event's tail (checked then).
+      this.p = at + tail.bytes.length;
+      this.unchangedAt = at + tail.unchangedAt;
+      this.unchangedEnd = at + tail.unchangedEnd;
+      this.layoutAt = tail.layoutAt < 0 ? -1 : at + tail.layoutAt;
+      this.layoutEnd = at + tail.layoutEnd;
+    } else if (!this.tail(data, at, end)) return false;
+    if (this.p + 2 > end) return false;
+    const op = data[this.p]!;
+    if ((op !== 0x63 && op !== 0x75 && op !== 0x64 && op !== 0x72 && op !== 0x74) || data[this.p + 1] !== Q) return false;
+    this.op = op;
+    this.p += 2;
+    if (!this.lit(TS_MS) || this.int() < 0) return false;
+    return this.p + 1 === end && data[this.p] === 0x7d;
+  }
+
+  /** The source block's tail from `at`: the unchanged list, the layout id if any, and `},"op":"`; noted in `tails`. */
+  private tail(data: Buffer, at: number, end: number): boolean {
     if (!this.lit(UNCHANGED_AT)) return false;
     this.unchangedAt = this.p;
     if (this.p < end && data[this.p] === Q) {
@@ -267,19 +294,21 @@ export class Walker {
     this.unchangedEnd = this.p;
     if (this.p >= end || data[this.p++] !== 0x5d) return false;
     this.layoutAt = -1;
+    this.layoutEnd = -1;
     if (this.lit(LAYOUT)) {
-      at = this.p;
+      const from = this.p;
       if (!this.plain()) return false;
-      this.layoutAt = at + 1;
+      this.layoutAt = from + 1;
       this.layoutEnd = this.p - 1;
     }
-    if (!this.lit(OP) || this.p + 2 > end) return false;
-    const op = data[this.p]!;
-    if ((op !== 0x63 && op !== 0x75 && op !== 0x64 && op !== 0x72 && op !== 0x74) || data[this.p + 1] !== Q) return false;
-    this.op = op;
-    this.p += 2;
-    if (!this.lit(TS_MS) || this.int() < 0) return false;
-    return this.p + 1 === end && data[this.p] === 0x7d;
+    if (!this.lit(OP)) return false;
+    const t = this.tails;
+    t.note(data, at, this.p);
+    t.unchangedAt = this.unchangedAt - at;
+    t.unchangedEnd = this.unchangedEnd - at;
+    t.layoutAt = this.layoutAt < 0 ? -1 : this.layoutAt - at;
+    t.layoutEnd = this.layoutEnd < 0 ? -1 : this.layoutEnd - at;
+    return true;
   }
 
   private utf8OrLatin1(from: number, to: number): string {
