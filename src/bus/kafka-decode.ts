@@ -2,7 +2,8 @@ import { isAscii } from 'node:buffer';
 import * as v from 'valibot';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
 import { PAYLOAD_AT, SCHEMA_START } from './kafka-encode.ts';
-import { fits, Walker, walkLayout } from './kafka-walk.ts';
+import { fits } from './kafka-fits.ts';
+import { Walker, walkLayout } from './kafka-walk.ts';
 
 export { fits };
 
