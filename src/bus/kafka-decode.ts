@@ -160,6 +160,11 @@ const walker = new Walker();
  * `source.layout` (tried first with the last one's layout).
  */
 function decodeWalked(data: Buffer, start: number, end: number, columns: ColumnSchema[] | undefined): Decoded | undefined {
+  const d = walk(data, start, end, columns);
+  walker.release(); // the fetched bytes are not kept past their event
+  return d;
+}
+function walk(data: Buffer, start: number, end: number, columns: ColumnSchema[] | undefined): Decoded | undefined {
   let cols = columns ?? lastById;
   let l = cols && walkLayout(cols);
   let ok = l !== undefined && walker.scan(data, start, end, l);

@@ -89,6 +89,7 @@ const UNCHANGED_AT = lit(',"unchanged":[');
 const LAYOUT = lit(',"layout":');
 const OP = lit('},"op":"');
 const NULL = lit('null');
+const EMPTY = Buffer.alloc(0);
 const Q = 0x22;
 const BACKSLASH = 0x5c;
 
@@ -133,7 +134,7 @@ export class Walker {
   /** The layout id's byte range, -1 when the source block has none. */
   layoutAt = -1;
   layoutEnd = -1;
-  private d: Buffer = Buffer.alloc(0);
+  private d: Buffer = EMPTY;
   private p = 0;
   private e = 0;
   /** The last string's flags (NON_ASCII, ESCAPED), or -1 when it was not a valid JSON string. */
@@ -244,6 +245,11 @@ export class Walker {
   private utf8OrLatin1(from: number, to: number): string {
     const d = this.d as unknown as Slices;
     return this.f & NON_ASCII ? d.utf8Slice(from, to) : d.latin1Slice(from, to);
+  }
+
+  /** Drops the reference to the last event's bytes (a fetch response can be large). */
+  release(): void {
+    this.d = EMPTY;
   }
 
   /** Whether the scanned event's layout id is `id`'s bytes. */
