@@ -38,6 +38,7 @@ export function startPipeline(opts: PipelineOptions): Pipeline {
           ? async (slot) => ({ ...(await warehouse.progress.snapshotState(slot)), chunks: await warehouse.copyChunks(slot) })
           : undefined,
         publishAhead: bus.publishAhead,
+        wireRows: bus.wireRows,
         log: opts.log,
       })
     : null;

@@ -17,6 +17,8 @@ export interface Bus {
   inline?: boolean;
   /** Batches `publish` may be handed before the earlier ones resolved (it keeps their order); unset = one at a time. */
   publishAhead?: number;
+  /** True when the bus carries a change's values as pgoutput's bytes (Change.wire) when it has them: the source then keeps them. */
+  wireRows?: boolean;
   /** What the bus reports in /v1/status (Kafka: partitions owned, offsets and lag). */
   status?(): Record<string, unknown>;
   readiness?(): BusReadiness;

@@ -2,6 +2,7 @@ import { afterEach, expect, test } from 'bun:test';
 import { seeded as rng } from '../../test/support/random.ts';
 import { EventEncoder as ReferenceEncoder } from '../../test/support/kafka-encode-reference.ts';
 import { type Change, type ColumnSchema, type TableSchema, type TupleValue, UNCHANGED } from '../change/index.ts';
+import { encodeTuple, tupleBound, WireChange } from '../change/wire.ts';
 import { EventEncoder } from './kafka-encode.ts';
 import { partitionOf, partitionOfBytes } from './kafka-partition.ts';
 
@@ -43,14 +44,29 @@ function tableFor(r: () => number, i: number): TableSchema {
   return { schema: pick(r, ['public', 'sales', 'Ü"s']), table: pick(r, [`t${i}`, `ta\\b${i}`, `表${i}`]), columns };
 }
 
+/**
+ * The change with its values as pgoutput TupleData bytes (Change.wire), as the source keeps them for Kafka;
+ * undefined when a value is not well-formed Unicode (a lone surrogate: never in text decoded from UTF-8).
+ */
+function wired(c: Change): Change | undefined {
+  const values = [...c.row, ...(c.oldKey ?? [])];
+  if (!values.every((v) => typeof v !== 'string' || (v as string & { isWellFormed(): boolean }).isWellFormed())) return undefined;
+  const bytes = Buffer.alloc(1 + tupleBound(c.row) + (c.oldKey ? tupleBound(c.oldKey) : 0));
+  // One byte before the row: offsets into the buffer are honoured.
+  const rowEnd = encodeTuple(bytes, 1, c.row);
+  const oldKeyEnd = c.oldKey ? encodeTuple(bytes, rowEnd, c.oldKey) : -1;
+  return new WireChange(c.op, c.table, c.lsn, c.seq, c.commitTimeUs, c.xid, { bytes, row: 1, rowEnd, oldKey: c.oldKey ? rowEnd : -1, oldKeyEnd });
+}
+
 const realNow = Date.now;
 afterEach(() => {
   Date.now = realNow;
 });
 
-test('the byte-writing encoder writes every event exactly as the string-building one did', () => {
+test('the byte-writing encoder writes every event exactly as the string-building one did, from strings and from pgoutput bytes', () => {
   const r = rng(20261207);
   let events = 0;
+  let wireEvents = 0;
   for (let i = 0; i < 300; i++) {
     const table = tableFor(r, i);
     for (const mode of ['embedded', 'topic'] as const) {
@@ -58,9 +74,11 @@ test('the byte-writing encoder writes every event exactly as the string-building
       const version = pick(r, ['ducktail-0.1.0', 'v"ü']);
       const encoder = new EventEncoder(prefix, version, mode);
       const reference = new ReferenceEncoder(prefix, version, mode);
+      const fromWire = new EventEncoder(prefix, version, mode);
       expect(encoder.layout(table)).toEqual(reference.layout(table));
       encoder.startBatch();
       reference.startBatch();
+      fromWire.startBatch();
       for (let k = 0; k < 20; k++) {
         const op = pick(r, ['R', 'I', 'U', 'D', 'U', 'I', 'T'] as const);
         const lsn = op === 'R' ? 0n : pick(r, [BigInt(Math.floor(r() * 2 ** 40)), 2n ** 60n + 1n, 2n ** 53n + 3n, 1n]);
@@ -78,19 +96,30 @@ test('the byte-writing encoder writes every event exactly as the string-building
         const partitions = 1 + Math.floor(r() * 7);
         const got = encoder.encode(change, table, partitions, (key) => partitionOfBytes(key, partitions), point);
         const want = reference.encode(change, table, partitions, (key) => partitionOf(key, partitions), point);
+        const wire = wired(change);
+        const gotWire = wire ? fromWire.encode(wire, table, partitions, (key) => partitionOfBytes(key, partitions), point) : [];
         expect(got.length).toBe(want.length);
+        const hex = (m: { key: Uint8Array | string | undefined; value: Buffer }) => ({
+          ...m, key: m.key === undefined ? undefined : Buffer.from(m.key).toString('hex'), value: m.value.toString('hex'),
+        });
         for (let m = 0; m < got.length; m++) {
-          expect({ ...got[m]!, key: got[m]!.key?.toString('hex'), value: got[m]!.value.toString('hex') }).toEqual({
-            ...want[m]!, key: want[m]!.key === undefined ? undefined : Buffer.from(want[m]!.key!).toString('hex'), value: want[m]!.value.toString('hex'),
-          });
+          expect(hex(got[m]!)).toEqual(hex(want[m]!));
           events++;
+          if (wire) {
+            expect(hex(gotWire[m]!)).toEqual(hex(want[m]!));
+            wireEvents++;
+          }
         }
+        // Encoding from the bytes never made the values as strings.
+        expect(wire === undefined || (wire as WireChange).wire !== undefined).toBe(true);
       }
       encoder.release(encoder.endBatch());
       reference.release(reference.endBatch());
+      fromWire.release(fromWire.endBatch());
     }
   }
   expect(events).toBeGreaterThan(12_000);
+  expect(wireEvents).toBeGreaterThan(9_000);
 });
 
 test('a value larger than a slab gets a buffer of its own, and the events around it are unchanged', () => {
@@ -104,6 +133,8 @@ test('a value larger than a slab gets a buffer of its own, and the events around
     const change: Change = { op: 'I', table: 'public.big', row: ['1', doc], lsn: 7n, seq: 1, commitTimeUs: 9n, xid: 3 };
     const [got] = encoder.encode(change, table, 1, () => 0, 0n);
     const [want] = reference.encode(change, table, 1, () => 0, 0n);
+    const [gotWire] = encoder.encode(wired(change)!, table, 1, () => 0, 0n);
     expect(got!.value.equals(want!.value)).toBe(true);
+    expect(gotWire!.value.equals(want!.value)).toBe(true);
   }
 });

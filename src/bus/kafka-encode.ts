@@ -90,6 +90,8 @@ export class EventEncoder {
   private readonly layoutRecords = new Map<TableSchema, LayoutRecord>();
   private readonly tableParts = new Map<TableSchema, TableParts>();
   private point = 0n;
+  private readonly rowCells = new Cells();
+  private readonly oldCells = new Cells();
   private lastCommitUs = -1n;
   private commitText = '';
   /**
@@ -182,13 +184,20 @@ export class EventEncoder {
   }
 
   /** A row image as JSON bytes at `pos`, columns in attribute order (what JSON.stringify of the object would give). */
-  private record(buf: Buffer, pos: number, p: TableParts, row: readonly TupleValue[] | null): number {
+  private record(buf: Buffer, pos: number, p: TableParts, row: Row | null): number {
     if (!row) return putAscii(buf, pos, 'null');
     buf[pos++] = 0x7b; // {
     const names = p.nameBytes;
-    for (let i = 0; i < names.length; i++) {
-      pos = putBytes(buf, pos, names[i]!);
-      pos = putCell(buf, pos, row[i]);
+    if (row instanceof Cells) {
+      for (let i = 0; i < names.length; i++) {
+        pos = putBytes(buf, pos, names[i]!);
+        pos = row.put(buf, pos, i);
+      }
+    } else {
+      for (let i = 0; i < names.length; i++) {
+        pos = putBytes(buf, pos, names[i]!);
+        pos = putCell(buf, pos, row[i]);
+      }
     }
     buf[pos++] = 0x7d; // }
     return pos;
@@ -205,17 +214,19 @@ export class EventEncoder {
   }
 
   /** The message key, the row's primary key columns as a JSON object, written as bytes into the slab. */
-  private keyOf(p: TableParts, row: readonly TupleValue[]): Buffer {
+  private keyOf(p: TableParts, row: Row): Buffer {
     const keys = p.keys;
+    const cells = row instanceof Cells ? row : undefined;
+    const values = row as readonly TupleValue[];
     let size = 2;
-    for (let j = 0; j < keys.length; j++) size += p.keyNames[j]!.length + cellBound(row[keys[j]!]);
+    for (let j = 0; j < keys.length; j++) size += p.keyNames[j]!.length + (cells ? cells.bound(keys[j]!) : cellBound(values[keys[j]!]));
     const buf = this.room(size);
     const start = this.used;
     let pos = start;
     buf[pos++] = 0x7b; // {
     for (let j = 0; j < keys.length; j++) {
       pos = putBytes(buf, pos, p.keyNames[j]!);
-      pos = putCell(buf, pos, row[keys[j]!]);
+      pos = cells ? cells.put(buf, pos, keys[j]!) : putCell(buf, pos, values[keys[j]!]);
     }
     buf[pos++] = 0x7d; // }
     this.used = pos;
@@ -256,20 +267,24 @@ export class EventEncoder {
       for (let partition = 0; partition < partitions; partition++) out.push({ topic, partition, key: undefined, value });
       return;
     }
-    if (c.op === 'U' && c.oldKey) {
-      const oldKey = this.keyOf(p, c.oldKey);
-      const newKey = this.keyOf(p, c.row);
+    // Values kept as pgoutput's bytes (src/change/wire.ts) are written from those bytes, with no string per value.
+    const wire = c.wire;
+    const row: Row = wire ? this.rowCells.scan(wire.bytes, wire.row) : c.row;
+    const old: Row | undefined = wire ? (wire.oldKey >= 0 ? this.oldCells.scan(wire.bytes, wire.oldKey) : undefined) : c.oldKey;
+    if (c.op === 'U' && old) {
+      const oldKey = this.keyOf(p, old);
+      const newKey = this.keyOf(p, row);
       if (!oldKey.equals(newKey)) {
         out.push(
-          { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', c.oldKey, null, 0) },
-          { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, c.row, 1) },
+          { topic, partition: partitionOf(oldKey), key: oldKey, value: this.value(t, c, 'd', old, null, 0) },
+          { topic, partition: partitionOf(newKey), key: newKey, value: this.value(t, c, 'c', null, row, 1) },
         );
         return;
       }
     }
-    const key = this.keyOf(p, c.row);
+    const key = this.keyOf(p, row);
     const op = OPS[c.op];
-    const value = c.op === 'D' ? this.value(t, c, op, c.row, null, 0) : this.value(t, c, op, null, c.row, 0);
+    const value = c.op === 'D' ? this.value(t, c, op, row, null, 0) : this.value(t, c, op, null, row, 0);
     out.push({ topic, partition: partitionOf(key), key, value });
   }
 
@@ -277,13 +292,15 @@ export class EventEncoder {
     t: TableSchema,
     c: Change,
     op: string,
-    before: readonly TupleValue[] | null,
-    after: readonly TupleValue[] | null,
+    before: Row | null,
+    after: Row | null,
     sub: number,
   ): Buffer {
     const p = this.parts(t);
     let unchanged: string[] | undefined;
-    if (after) for (let i = 0; i < after.length; i++) if (after[i] === UNCHANGED) (unchanged ??= []).push(t.columns[i]!.name);
+    if (after instanceof Cells) {
+      for (let i = 0; i < after.n; i++) if (after.kind[i] === 0x75) (unchanged ??= []).push(t.columns[i]!.name); // 'u'
+    } else if (after) for (let i = 0; i < after.length; i++) if (after[i] === UNCHANGED) (unchanged ??= []).push(t.columns[i]!.name);
     // ducktail's order key inside a partition (dedup of a producer's retries): snapshot events sort at
     // their slot's consistent point (a reset first), streamed ones at their commit LSN.
     const posLsn = Number(c.lsn === 0n ? this.point : c.lsn);
@@ -335,12 +352,96 @@ export class EventEncoder {
 }
 
 /** Most bytes a row image takes (see `value`). */
-function rowBound(row: readonly TupleValue[] | null, columns: number): number {
+function rowBound(row: Row | null, columns: number): number {
   if (!row) return 4;
   // Columns past the row's values are written as null.
   let n = 2 + 4 * columns;
-  for (let i = 0; i < row.length; i++) n += cellBound(row[i]);
+  if (row instanceof Cells) for (let i = 0; i < row.n; i++) n += row.bound(i);
+  else for (let i = 0; i < row.length; i++) n += cellBound(row[i]);
   return n;
+}
+
+/** A row's values: strings (Change.row) or pgoutput's bytes (Change.wire, scanned). */
+type Row = readonly TupleValue[] | Cells;
+
+const NO_BYTES = new Uint8Array(0);
+const UNAVAILABLE_JSON = JSON.stringify(UNAVAILABLE);
+/** JSON's escape of each byte below 0x20, as JSON.stringify writes it (`\n`, `\u001f`). */
+const ESCAPES = Array.from({ length: 0x20 }, (_, b) => Buffer.from(JSON.stringify(String.fromCharCode(b)).slice(1, -1), 'latin1'));
+const QUOTE_ESCAPE = Buffer.from('\\"', 'latin1');
+const BACKSLASH_ESCAPE = Buffer.from('\\\\', 'latin1');
+const HEX_CODES = Buffer.from('0123456789abcdef', 'latin1');
+
+/**
+ * A TupleData (src/change/wire.ts) scanned once per row: each value's kind ('n', 'u', 't', 'b') and where its
+ * bytes are. The encoder keeps two and rescans them for every change (no allocation per row).
+ */
+class Cells {
+  bytes: Uint8Array = NO_BYTES;
+  n = 0;
+  kind = new Uint8Array(16);
+  start = new Int32Array(16);
+  len = new Int32Array(16);
+
+  scan(bytes: Uint8Array, at: number): this {
+    const n = (bytes[at]! << 8) | bytes[at + 1]!;
+    if (n > this.kind.length) {
+      this.kind = new Uint8Array(n);
+      this.start = new Int32Array(n);
+      this.len = new Int32Array(n);
+    }
+    this.bytes = bytes;
+    this.n = n;
+    let pos = at + 2;
+    for (let i = 0; i < n; i++) {
+      const kind = bytes[pos++]!;
+      this.kind[i] = kind;
+      if (kind === 0x74 || kind === 0x62) { // 't', 'b'
+        const len = ((bytes[pos]! << 24) | (bytes[pos + 1]! << 16) | (bytes[pos + 2]! << 8) | bytes[pos + 3]!) >>> 0;
+        this.start[i] = pos + 4;
+        this.len[i] = len;
+        pos += 4 + len;
+      }
+    }
+    return this;
+  }
+
+  /** Most bytes value `i` takes as JSON: 6 a byte (`\u00XX`), bytea's hex 2 a byte. */
+  bound(i: number): number {
+    if (i >= this.n) return 4;
+    const kind = this.kind[i];
+    return kind === 0x74 ? 6 * this.len[i]! + 2 : kind === 0x62 ? 2 * this.len[i]! + 8 : kind === 0x75 ? UNAVAILABLE.length + 2 : 4;
+  }
+
+  /** Value `i` as JSON at `pos` (as `putCell` writes its string): text escaped, UTF-8 copied as it is. */
+  put(buf: Buffer, pos: number, i: number): number {
+    if (i >= this.n) return putAscii(buf, pos, 'null');
+    const kind = this.kind[i];
+    if (kind === 0x6e) return putAscii(buf, pos, 'null'); // 'n'
+    if (kind === 0x75) return putAscii(buf, pos, UNAVAILABLE_JSON); // 'u'
+    const bytes = this.bytes;
+    const start = this.start[i]!;
+    const end = start + this.len[i]!;
+    buf[pos++] = 0x22; // "
+    if (kind === 0x62) { // 'b': the text `\x` and hex, as JSON
+      buf[pos++] = 0x5c;
+      buf[pos++] = 0x5c;
+      buf[pos++] = 0x78;
+      for (let j = start; j < end; j++) {
+        const b = bytes[j]!;
+        buf[pos++] = HEX_CODES[b >> 4]!;
+        buf[pos++] = HEX_CODES[b & 15]!;
+      }
+    } else {
+      for (let j = start; j < end; j++) {
+        const b = bytes[j]!;
+        if (b >= 0x20 && b !== 0x22 && b !== 0x5c) buf[pos++] = b;
+        else pos = putBytes(buf, pos, b === 0x22 ? QUOTE_ESCAPE : b === 0x5c ? BACKSLASH_ESCAPE : ESCAPES[b]!);
+      }
+    }
+    buf[pos++] = 0x22;
+    return pos;
+  }
 }
 
 /** Most bytes a value takes as JSON: 6 a UTF-16 unit (`\\u00XX`), bytea's hex 2 a byte. */

@@ -147,6 +147,7 @@ export function createKafkaBus(opts: KafkaBusOptions, deps: KafkaBusDeps): Bus {
 
   return {
     publishAhead: PUBLISH_AHEAD,
+    wireRows: true,
     publish(batch: ChangeBatch, signal?: AbortSignal): Promise<void> {
       if (closed) return Promise.reject(new AppError('BUS_CLOSED', 'the kafka bus is closed'));
       const done = new Promise<void>((resolve, reject) => queue.push({ batch, resolve, reject }));

@@ -76,6 +76,25 @@ export interface Change {
   commitTimeUs: bigint;
   /** Source transaction id (pgoutput Begin.xid), when known; carried to Kafka as `source.txId`. */
   xid?: number;
+  /**
+   * The values of `row` and `oldKey` as pgoutput TupleData bytes, when the source kept them (the Kafka bus
+   * asks for it, src/change/wire.ts): a bus may carry these bytes instead of strings. `row` and `oldKey`
+   * are then the same values decoded on first read. Absent: `row` and `oldKey` are all there is.
+   */
+  wire?: WireRows;
+}
+
+/**
+ * Where a change's values are in pgoutput TupleData form (Int16 count, then per value 'n', 'u', or 't'/'b' with an
+ * Int32 length and the bytes; text is valid UTF-8): `row` at [row, rowEnd) of `bytes`, the old key at
+ * [oldKey, oldKeyEnd) or oldKey = -1 when none.
+ */
+export interface WireRows {
+  bytes: Uint8Array;
+  row: number;
+  rowEnd: number;
+  oldKey: number;
+  oldKeyEnd: number;
 }
 
 /** A run of changes in commit order, as published to the bus and applied by the warehouse in one transaction. */

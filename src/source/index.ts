@@ -69,6 +69,8 @@ export interface SourceDeps {
   recordedCopy?(slot: string): Promise<RecordedCopy>;
   /** Batches the bus takes before the earlier ones are durable (it keeps their order); unset = one at a time. */
   publishAhead?: number;
+  /** The bus carries values as pgoutput's bytes (StreamOptions.wireRows): streamed changes keep them. */
+  wireRows?: boolean;
   log(message: string): void;
 }
 
@@ -302,6 +304,7 @@ export function createSource(opts: SourceOptions, deps: SourceDeps): Source {
           receiveTimeoutMs: (opts.receiveTimeoutS ?? 60) * 1000,
           confirmIntervalMs: opts.confirmIntervalMs ?? 1000,
           publishAhead: deps.publishAhead,
+          wireRows: deps.wireRows,
           confirmedLsn,
           startLsn,
           messages: version >= 140000,

@@ -11,7 +11,8 @@ import v2 from '../../test/fixtures/pgoutput/v2-streaming.json';
 import { encodePgoutput } from '../../test/support/pgoutput-encode.ts';
 import { seeded } from '../../test/support/random.ts';
 import { AppError } from '../errors.ts';
-import { decodePgoutput, decodeReplication } from './pgoutput.ts';
+import { WireChange } from '../change/wire.ts';
+import { decodePgoutput, decodeReplication, decodeRowWire } from './pgoutput.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 20_000);
@@ -38,12 +39,36 @@ function corpus(): { data: Uint8Array; inStream: boolean }[] {
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
+/**
+ * An Insert, Update or Delete decoded with its values left as bytes (the Kafka bus's source) must be refused
+ * exactly when `decodePgoutput` refuses it, and otherwise hold the same values.
+ */
+function checkWire(data: Uint8Array, decoded: ReturnType<typeof decodePgoutput> | undefined, what: string): void {
+  let wire;
+  try {
+    wire = decodeRowWire(data);
+  } catch (e) {
+    if (decoded) throw new Error(`${what}: ${hex(data)} decodes, but decodeRowWire refuses it: ${String(e)}`);
+    if (!(e instanceof AppError) || !/byte offset \d+/.test(e.message)) throw new Error(`${what}: unclear decodeRowWire error ${String(e)}`);
+    return;
+  }
+  if (!decoded) throw new Error(`${what}: ${hex(data)} is refused, but decodeRowWire accepts it`);
+  const c = new WireChange(wire.op, 't', 0n, 0, 0n, undefined, wire.rows);
+  const m = decoded as { newTuple?: unknown; oldTuple?: unknown };
+  expect(c.row).toEqual((wire.op === 'D' ? m.oldTuple : m.newTuple) as never);
+  expect(c.oldKey).toEqual((wire.op === 'U' ? m.oldTuple : undefined) as never);
+  expect(wire.count).toBe(c.row.length);
+  expect(wire.oldCount).toBe(c.oldKey?.length ?? -1);
+}
+
 /** Decodes; returns 'error' for a clear decoder error, fails the test for anything else. */
 function check(data: Uint8Array, inStream: boolean, what: string): 'error' | 'ok' {
+  const rowMessage = !inStream && (data[0] === 0x49 || data[0] === 0x55 || data[0] === 0x44);
   let decoded;
   try {
     decoded = decodePgoutput(data, { inStream });
   } catch (e) {
+    if (rowMessage) checkWire(data, undefined, what);
     if (!(e instanceof AppError) || !['PGOUTPUT_MALFORMED', 'PGOUTPUT_UNKNOWN_MESSAGE'].includes(e.code)) {
       throw new Error(`${what}: ${hex(data)} threw ${String(e)} instead of a clear decoder error`);
     }
@@ -53,6 +78,7 @@ function check(data: Uint8Array, inStream: boolean, what: string): 'error' | 'ok
     }
     return 'error';
   }
+  if (rowMessage) checkWire(data, decoded, what);
   const again = encodePgoutput(decoded);
   if (hex(again) !== hex(data)) {
     throw new Error(`${what}: ${hex(data)} decoded to a message that encodes to ${hex(again)}: the decoder lost or invented bytes`);
@@ -117,5 +143,6 @@ test('errors read well: type, what is wrong, where', () => {
   const at = badUtf8.lastIndexOf(0x74); // the last 't' column: corrupt its first text byte into a lone continuation byte
   badUtf8[at + 5] = 0x80;
   expect(() => decodePgoutput(badUtf8)).toThrow(/is not valid UTF-8 at byte offset/);
+  expect(() => decodeRowWire(badUtf8)).toThrow(/is not valid UTF-8 at byte offset/);
   expect(() => decodeReplication(Uint8Array.from([0x6b, 0, 0]))).toThrow(/malformed Primary keepalive \('k'\).*byte offset 1/);
 });

@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import v1 from '../../test/fixtures/pgoutput/v1.json';
 import v2 from '../../test/fixtures/pgoutput/v2-streaming.json';
-import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
+import { decodePgoutput, decodeReplication, decodeRowWire, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
+import { WireChange } from '../change/wire.ts';
 import { UNCHANGED } from '../change/index.ts';
 import type { PgoutputMessage } from './types.ts';
 
@@ -115,6 +116,34 @@ describe('hand-built edge cases', () => {
     ]);
     const m = decodePgoutput(msg);
     expect(m).toEqual({ tag: 'Insert', relationId: 7, newTuple: [new Uint8Array([0xca, 0xfe]), null] });
+  });
+
+  test('values left as bytes (decodeRowWire) are checked as decodePgoutput checks them: UTF-8 across every edge', () => {
+    const text = (v: Buffer) => {
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(v.length);
+      return Buffer.concat([len, v]);
+    };
+    const msg = (...values: Buffer[]) => Buffer.concat([Buffer.from([0x49, 0, 0, 0, 7, 0x4e, 0, values.length]), ...values.map((v) => Buffer.concat([Buffer.from([0x74]), text(v)]))]);
+    const ok = [
+      msg(Buffer.from('é ключ 😀'), Buffer.from('x')),
+      msg(Buffer.from('a'.repeat(194) + 'é')), // length 196 (0xc4: a lead byte) before valid text
+      msg(Buffer.from([0xef, 0xbf, 0xbd])), // U+FFFD itself is valid
+    ];
+    for (const m of ok) {
+      const w = decodeRowWire(m);
+      expect(new WireChange('I', 't', 0n, 0, 0n, undefined, w.rows).row).toEqual((decodePgoutput(m) as { newTuple: unknown }).newTuple as never);
+    }
+    const bad = [
+      msg(Buffer.concat([Buffer.from([0xa9]), Buffer.from('a'.repeat(194))])), // length 195 (0xc3) then a continuation byte: valid only across the edge
+      msg(Buffer.from('ok'), Buffer.from([0xc3])), // a lead byte cut at the value's end
+      msg(Buffer.from([0xed, 0xa0, 0x80])), // a surrogate
+      msg(Buffer.from([0xc0, 0xaf])), // overlong
+    ];
+    for (const m of bad) {
+      expect(() => decodePgoutput(m)).toThrow(/is not valid UTF-8 at byte offset/);
+      expect(() => decodeRowWire(m)).toThrow(/is not valid UTF-8 at byte offset/);
+    }
   });
 
   test('an unknown message byte is an error that names it', () => {

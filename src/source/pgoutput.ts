@@ -4,8 +4,9 @@
  * https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
  * https://www.postgresql.org/docs/current/protocol-replication.html
  */
+import { isUtf8 } from 'node:buffer';
 import { AppError } from '../errors.ts';
-import { type ColumnSchema, type TupleData, UNCHANGED } from '../change/index.ts';
+import { type ColumnSchema, type TupleData, UNCHANGED, type WireRows } from '../change/index.ts';
 import type { Delete, Insert, PgoutputMessage, ReplicationMessage, Update } from './types.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -85,6 +86,24 @@ class Reader {
     if (s.includes('\uFFFD')) this.text(this.buf.subarray(at, at + n), `text of column ${column}`);
     return s;
   }
+  /** The message's bytes (a Buffer view). */
+  get bytesView(): Buffer {
+    return this.buf;
+  }
+  /** Set by `skipTuple`: a text value's UTF-8 is checked on its own. */
+  perValue = false;
+  /** Refuses the tuple at `at` (`n` values, bounds checked) if one of its text values is not valid UTF-8. */
+  checkTexts(at: number, n: number): void {
+    let pos = at + 2;
+    for (let i = 0; i < n; i++) {
+      const kind = this.buf[pos++];
+      if (kind !== 0x74 && kind !== 0x62) continue;
+      const len = this.buf.readInt32BE(pos);
+      pos += 4;
+      if (kind === 0x74 && !isUtf8(this.buf.subarray(pos, pos + len))) throw this.fail(`text of column ${i + 1} is not valid UTF-8`, pos + len);
+      pos += len;
+    }
+  }
   /** Bytes left to read. */
   get left(): number {
     return this.buf.length - this.pos;
@@ -156,6 +175,91 @@ function tupleData(r: Reader): TupleData {
     }
   }
   return out;
+}
+
+/**
+ * Walks a TupleData without making its values (src/change/wire.ts): the same checks as `tupleData` (bounds,
+ * kinds), the values left as bytes. Returns the column count; `r.perValue` is set when the message's UTF-8
+ * cannot be checked in one piece (see `decodeRowWire`).
+ */
+function skipTuple(r: Reader): number {
+  const at = r.pos;
+  const n = r.i16('column count');
+  if (n < 0) throw r.fail(`negative column count ${n}`, at);
+  for (let i = 0; i < n; i++) {
+    const kindAt = r.pos;
+    const kind = r.left >= 1 ? r.u8() : r.u8(`kind of column ${i + 1}`);
+    if (kind === 0x6e || kind === 0x75) continue; // 'n', 'u'
+    if (kind !== 0x74 && kind !== 0x62) {
+      throw r.fail(`unknown kind 0x${kind.toString(16)} of column ${i + 1} (expected 'n', 'u', 't' or 'b')`, kindAt);
+    }
+    const len = r.left >= 4 ? r.i32() : r.i32(`length of column ${i + 1}`);
+    if (kind === 0x62 || (len & 0x80808080) !== 0) r.perValue = true;
+    if (len >= 0 && len <= r.left) r.pos += len;
+    else r.bytes(len, kind === 0x74 ? `text of column ${i + 1}` : `value of column ${i + 1}`); // throws
+  }
+  return n;
+}
+
+/** The values of an Insert, Update or Delete left as bytes (`decodeRowWire`). */
+export interface WireRowMessage {
+  op: 'I' | 'U' | 'D';
+  relationId: number;
+  /** For 'D', `row` is the old tuple (as Change.row); for 'U', `oldKey` the old key or row when sent. */
+  rows: WireRows;
+  /** Column counts of `row` and of `oldKey` (-1 = none). */
+  count: number;
+  oldCount: number;
+}
+
+/**
+ * Decodes an Insert, Update or Delete (outside a streamed transaction) with its values left as bytes in
+ * `data`: checked as `decodePgoutput` checks them, without a JS string per value.
+ */
+export function decodeRowWire(data: Uint8Array): WireRowMessage {
+  const tag = data[0]!;
+  const r = new Reader(data, tag);
+  r.pos = 1;
+  const relationId = r.u32('relation id');
+  const bytes = r.bytesView;
+  let m: WireRowMessage;
+  if (tag === 0x49) { // 'I' Insert
+    marker(r, 'N', 'new tuple marker');
+    const at = r.pos;
+    const count = skipTuple(r);
+    m = { op: 'I', relationId, rows: { bytes, row: at, rowEnd: r.pos, oldKey: -1, oldKeyEnd: -1 }, count, oldCount: -1 };
+  } else if (tag === 0x55) { // 'U' Update
+    const kind = marker(r, 'KON', 'tuple marker');
+    let oldAt = -1;
+    let oldEnd = -1;
+    let oldCount = -1;
+    if (kind === 'K' || kind === 'O') {
+      oldAt = r.pos;
+      oldCount = skipTuple(r);
+      oldEnd = r.pos;
+      marker(r, 'N', 'new tuple marker');
+    }
+    const at = r.pos;
+    const count = skipTuple(r);
+    m = { op: 'U', relationId, rows: { bytes, row: at, rowEnd: r.pos, oldKey: oldAt, oldKeyEnd: oldEnd }, count, oldCount };
+  } else if (tag === 0x44) { // 'D' Delete
+    marker(r, 'KO', 'old tuple marker');
+    const at = r.pos;
+    const count = skipTuple(r);
+    m = { op: 'D', relationId, rows: { bytes, row: at, rowEnd: r.pos, oldKey: -1, oldKeyEnd: -1 }, count, oldCount: -1 };
+  } else {
+    throw new AppError('PGOUTPUT_UNKNOWN_MESSAGE', `decodeRowWire: ${typeName(tag)} is not Insert, Update or Delete`);
+  }
+  r.end();
+  // Text must be valid UTF-8. One check of the whole message when every text value sits between ASCII bytes
+  // (its kind byte and lengths with each byte under 0x80 before it, the next kind byte, a tuple marker or the
+  // end after it): then no multi-byte sequence crosses a value's edge. Else each text value on its own.
+  if (r.perValue || !isUtf8(bytes)) {
+    const rows = m.rows;
+    if (rows.oldKey >= 0) r.checkTexts(rows.oldKey, m.oldCount);
+    r.checkTexts(rows.row, m.count);
+  }
+  return m;
 }
 
 const NAMES: Record<number, string> = {

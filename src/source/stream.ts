@@ -1,9 +1,10 @@
 import type { Duplex } from 'node:stream';
 import type { Sql } from 'postgres';
 import type { Change, ChangeBatch, ColumnSchema, TableSchema } from '../change/index.ts';
+import { WireChange } from '../change/wire.ts';
 import { AppError, RecopyNeeded } from '../errors.ts';
 import { formatLsn } from './lsn.ts';
-import { decodePgoutput, decodeReplication, encodeStandbyStatusUpdate, pgEpochUsToUnixUs } from './pgoutput.ts';
+import { decodePgoutput, decodeReplication, decodeRowWire, encodeStandbyStatusUpdate, pgEpochUsToUnixUs, type WireRowMessage } from './pgoutput.ts';
 import type { CatalogCheck } from './recopy.ts';
 import type { PgoutputMessage, Relation } from './types.ts';
 
@@ -31,6 +32,11 @@ export interface StreamOptions {
    * still confirmed strictly in order. Unset: one publish at a time (inline: each is a warehouse apply).
    */
   publishAhead?: number;
+  /**
+   * Keep the values of inserts, updates and deletes as pgoutput's bytes (WireChange, src/change/wire.ts):
+   * strings are made only if something reads `row`. For a bus that carries the bytes (Kafka).
+   */
+  wireRows?: boolean;
   /** Position the slot has confirmed already: never report less. */
   confirmedLsn: bigint;
   /** Where START_REPLICATION starts (0 = the slot's confirmed position). */
@@ -436,16 +442,24 @@ export async function streamChanges(
     relations.set(m.relationId, schema);
   };
 
-  const add = (op: Change['op'], relationId: number, row: Change['row'], oldKey?: Change['row']): Promise<void> | undefined => {
+  /** A change; its values in `row` and `oldKey`, or as bytes in `wire` (then `row` is null). */
+  const add = (
+    op: Change['op'],
+    relationId: number,
+    row: Change['row'] | null,
+    oldKey?: Change['row'],
+    wire?: WireRowMessage,
+  ): Promise<void> | undefined => {
     const rel = relations.get(relationId);
     if (!rel) throw new AppError('PGOUTPUT_UNKNOWN_RELATION', `change for relation ${relationId} before its Relation message`);
     if (!tx) throw new AppError('PGOUTPUT_NO_TRANSACTION', `change for ${rel.name} outside a transaction`);
     const n = rel.columns.length;
-    if (op !== 'T' && (row.length !== n || (oldKey !== undefined && oldKey.length !== n))) {
-      const t = row.length !== n ? row : oldKey!;
+    const rowCount = wire ? wire.count : row!.length;
+    const oldCount = wire ? wire.oldCount : oldKey === undefined ? -1 : oldKey.length;
+    if (op !== 'T' && (rowCount !== n || (oldCount >= 0 && oldCount !== n))) {
       throw new AppError(
         'PGOUTPUT_MALFORMED',
-        `malformed change of ${rel.name} at lsn ${tx.finalLsn}: ${t.length} columns, its Relation message has ${n}`,
+        `malformed change of ${rel.name} at lsn ${tx.finalLsn}: ${rowCount !== n ? rowCount : oldCount} columns, its Relation message has ${n}`,
       );
     }
     const seq = tx.seq++;
@@ -457,8 +471,12 @@ export async function streamChanges(
     if (skip !== undefined && tx.finalLsn < skip) return; // in the copy already
     note();
     pendingTables.set(rel.name, rel);
-    const change: Change = { op, table: rel.name, row, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs, xid: tx.xid };
-    if (oldKey) change.oldKey = oldKey;
+    let change: Change;
+    if (wire) change = new WireChange(op, rel.name, tx.finalLsn, seq, tx.commitTimeUs, tx.xid, wire.rows);
+    else {
+      change = { op, table: rel.name, row: row!, lsn: tx.finalLsn, seq, commitTimeUs: tx.commitTimeUs, xid: tx.xid };
+      if (oldKey) change.oldKey = oldKey;
+    }
     state.pendingChanges = pending.push(change);
     if (pending.length >= opts.batchRows) {
       void flush();
@@ -466,6 +484,8 @@ export async function streamChanges(
     }
     return undefined;
   };
+
+  const fromWire = (m: WireRowMessage): Promise<void> | undefined => add(m.op, m.relationId, null, undefined, m);
 
   /** Handles one CopyData payload; a promise only when it must be awaited (a row message normally takes none). */
   const onChunk = (chunk: Buffer): Promise<void> | undefined => {
@@ -485,7 +505,11 @@ export async function streamChanges(
     if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
     const data = msg.data;
     const run = (): Promise<void> | undefined => {
-      const handled = handle(decodePgoutput(data));
+      const tag = data[0];
+      const handled =
+        opts.wireRows && (tag === 0x49 || tag === 0x55 || tag === 0x44) // 'I', 'U', 'D'
+          ? fromWire(decodeRowWire(data))
+          : handle(decodePgoutput(data));
       if (handled) return handled.then(cutIfIdle);
       cutIfIdle();
       return undefined;
