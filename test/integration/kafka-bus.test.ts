@@ -15,6 +15,7 @@ let dir: string;
 let kafka: KafkaMock;
 const SLOT = 'it_kafka';
 const PREFIX = 'shop';
+const TRICKY = 'ünï "q" back\\slash ключ 鍵 😀 tab\there\nline \u0001\u001f';
 
 beforeAll(async () => {
   const pg = await startPostgres();
@@ -107,6 +108,10 @@ describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', ()
     await sql`UPDATE orders SET price = price + 2, note = 'slim' WHERE id % 7 = 0`;
     await sql`DELETE FROM orders WHERE id % 11 = 0`;
     await sql`UPDATE docs SET title = 'slim' WHERE id = 3`;
+    // Values the producer writes into JSON from pgoutput's bytes: quotes, backslashes, control characters,
+    // non-ASCII (one long enough that its length has a byte >= 0x80), bytea.
+    await sql`UPDATE orders SET note = ${TRICKY}, blob = ${Buffer.from([0xde, 0xad, 0x22, 0x5c])} WHERE id % 13 = 0`;
+    await sql`UPDATE orders SET note = repeat('é', 100) WHERE id % 17 = 0`;
     await expectInSync(sql, [p.warehouse], 'orders');
     await expectInSync(sql, [p.warehouse], 'docs');
     await p.stop();
@@ -120,6 +125,9 @@ describe('Kafka bus against real PostgreSQL and the librdkafka mock cluster', ()
     const layouts = new Map((await kcat(`${prefix}-schemas`)).map(([key, value]) => [key, JSON.parse(value) as { topic: string; schema: { name: string } }]));
     const events = await kcat(`${prefix}.public.orders`);
     expect(events.length).toBeGreaterThan(100);
+    const after = events.map(([, value]) => (JSON.parse(value) as { after: { note?: string; blob?: string } | null }).after);
+    expect(after.find((a) => a?.note === TRICKY)?.blob).toBe('\\xdead225c');
+    expect(after.some((a) => a?.note === 'é'.repeat(100))).toBe(true);
     for (const [, value] of events) {
       const event = JSON.parse(value) as Record<string, unknown> & { source: { layout: string; table: string } };
       expect(Object.keys(event).sort()).toEqual(['after', 'before', 'op', 'source', 'ts_ms']); // Debezium's payload (schemas.enable=false)
