@@ -44,14 +44,27 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
  * exactly when `decodePgoutput` refuses it, and otherwise hold the same values.
  */
 function checkWire(data: Uint8Array, decoded: ReturnType<typeof decodePgoutput> | undefined, what: string): void {
+  // Also read in place after an XLogData header (as the source does): the same outcome, errors with the same offsets.
+  const inPlace = Buffer.concat([Buffer.from([0x77]), Buffer.alloc(24, 0xc3), data]);
+  const attempt = (f: () => ReturnType<typeof decodeRowWire>) => {
+    try {
+      return f();
+    } catch (e) {
+      return e;
+    }
+  };
+  const there = attempt(() => decodeRowWire(inPlace, 25));
   let wire;
   try {
     wire = decodeRowWire(data);
   } catch (e) {
     if (decoded) throw new Error(`${what}: ${hex(data)} decodes, but decodeRowWire refuses it: ${String(e)}`);
     if (!(e instanceof AppError) || !/byte offset \d+/.test(e.message)) throw new Error(`${what}: unclear decodeRowWire error ${String(e)}`);
+    expect(there instanceof AppError && there.message).toBe(e.message);
     return;
   }
+  expect(there instanceof AppError ? there.message : '').toBe('');
+  expect(new WireChange(wire.op, 't', 0n, 0, 0n, undefined, (there as typeof wire).rows).row).toEqual(new WireChange(wire.op, 't', 0n, 0, 0n, undefined, wire.rows).row);
   if (!decoded) throw new Error(`${what}: ${hex(data)} is refused, but decodeRowWire accepts it`);
   const c = new WireChange(wire.op, 't', 0n, 0, 0n, undefined, wire.rows);
   const m = decoded as { newTuple?: unknown; oldTuple?: unknown };

@@ -131,6 +131,7 @@ describe('hand-built edge cases', () => {
       msg(Buffer.from([0xef, 0xbf, 0xbd])), // U+FFFD itself is valid
     ];
     for (const m of ok) {
+      expect(decodeRowWire(Buffer.concat([Buffer.alloc(25, 0xc3), m]), 25).count).toBe(decodeRowWire(m).count);
       const w = decodeRowWire(m);
       expect(new WireChange('I', 't', 0n, 0, 0n, undefined, w.rows).row).toEqual((decodePgoutput(m) as { newTuple: unknown }).newTuple as never);
     }
@@ -143,6 +144,7 @@ describe('hand-built edge cases', () => {
     for (const m of bad) {
       expect(() => decodePgoutput(m)).toThrow(/is not valid UTF-8 at byte offset/);
       expect(() => decodeRowWire(m)).toThrow(/is not valid UTF-8 at byte offset/);
+      expect(() => decodeRowWire(Buffer.concat([Buffer.alloc(25, 0xc3), m]), 25)).toThrow(/is not valid UTF-8 at byte offset/);
     }
   });
 

@@ -34,6 +34,8 @@ class Reader {
     bytes: Uint8Array,
     /** Message type byte; errors name it, e.g. "Insert ('I')". */
     private readonly tag: number,
+    /** Where the message starts in `bytes` (errors give offsets and sizes from there). */
+    private readonly base = 0,
   ) {
     this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -44,7 +46,7 @@ class Reader {
   fail(what: string, at = this.pos): AppError {
     return new AppError(
       'PGOUTPUT_MALFORMED',
-      `malformed ${typeName(this.tag)} message (${this.buf.length} bytes): ${what} at byte offset ${at}`,
+      `malformed ${typeName(this.tag)} message (${this.buf.length - this.base} bytes): ${what} at byte offset ${at - this.base}`,
     );
   }
   private need(n: number, what: string): number {
@@ -92,6 +94,15 @@ class Reader {
   }
   /** Set by `skipTuple`: a text value's UTF-8 is checked on its own. */
   perValue = false;
+  /** Set by `skipTuple`: a text value has a byte >= 0x80 (else all of them are ASCII, valid UTF-8). */
+  nonAscii = false;
+  /** Whether [from, to) is all ASCII (then valid UTF-8): a JS loop is cheaper than a native call on a view for short values. */
+  ascii(from: number, to: number): boolean {
+    const buf = this.buf;
+    let acc = 0;
+    for (let i = from; i < to; i++) acc |= buf[i]!;
+    return acc < 0x80;
+  }
   /** Refuses the tuple at `at` (`n` values, bounds checked) if one of its text values is not valid UTF-8. */
   checkTexts(at: number, n: number): void {
     let pos = at + 2;
@@ -195,10 +206,21 @@ function skipTuple(r: Reader): number {
     }
     const len = r.left >= 4 ? r.i32() : r.i32(`length of column ${i + 1}`);
     if (kind === 0x62 || (len & 0x80808080) !== 0) r.perValue = true;
-    if (len >= 0 && len <= r.left) r.pos += len;
-    else r.bytes(len, kind === 0x74 ? `text of column ${i + 1}` : `value of column ${i + 1}`); // throws
+    if (len < 0 || len > r.left) r.bytes(len, kind === 0x74 ? `text of column ${i + 1}` : `value of column ${i + 1}`); // throws
+    if (kind === 0x74 && !r.nonAscii) r.nonAscii = !r.ascii(r.pos, r.pos + len);
+    r.pos += len;
   }
   return n;
+}
+
+/** A tuple marker byte that must be `a` or `b` (as `marker`, without making a string). */
+function markerByte(r: Reader, what: string, a: number, b = a): number {
+  const at = r.pos;
+  const m = r.u8(what);
+  if (m === a || m === b) return m;
+  r.pos = at;
+  marker(r, a === b ? String.fromCharCode(a) : String.fromCharCode(a, b), what); // throws
+  return m;
 }
 
 /** The values of an Insert, Update or Delete left as bytes (`decodeRowWire`). */
@@ -214,36 +236,41 @@ export interface WireRowMessage {
 
 /**
  * Decodes an Insert, Update or Delete (outside a streamed transaction) with its values left as bytes in
- * `data`: checked as `decodePgoutput` checks them, without a JS string per value.
+ * `data`: checked as `decodePgoutput` checks them, without a JS string per value. The message starts at
+ * `start` of `data` and runs to its end (the source passes the XLogData, the message at 25, without a view).
  */
-export function decodeRowWire(data: Uint8Array): WireRowMessage {
-  const tag = data[0]!;
-  const r = new Reader(data, tag);
-  r.pos = 1;
+export function decodeRowWire(data: Uint8Array, start = 0): WireRowMessage {
+  const tag = data[start]!;
+  const r = new Reader(data, tag, start);
+  r.pos = start + 1;
   const relationId = r.u32('relation id');
   const bytes = r.bytesView;
   let m: WireRowMessage;
   if (tag === 0x49) { // 'I' Insert
-    marker(r, 'N', 'new tuple marker');
+    markerByte(r, 'new tuple marker', 0x4e); // 'N'
     const at = r.pos;
     const count = skipTuple(r);
     m = { op: 'I', relationId, rows: { bytes, row: at, rowEnd: r.pos, oldKey: -1, oldKeyEnd: -1 }, count, oldCount: -1 };
   } else if (tag === 0x55) { // 'U' Update
-    const kind = marker(r, 'KON', 'tuple marker');
+    const kindAt = r.pos;
+    const kind = r.u8('tuple marker');
     let oldAt = -1;
     let oldEnd = -1;
     let oldCount = -1;
-    if (kind === 'K' || kind === 'O') {
+    if (kind === 0x4b || kind === 0x4f) { // 'K', 'O'
       oldAt = r.pos;
       oldCount = skipTuple(r);
       oldEnd = r.pos;
-      marker(r, 'N', 'new tuple marker');
+      markerByte(r, 'new tuple marker', 0x4e);
+    } else if (kind !== 0x4e) {
+      r.pos = kindAt;
+      marker(r, 'KON', 'tuple marker'); // throws
     }
     const at = r.pos;
     const count = skipTuple(r);
     m = { op: 'U', relationId, rows: { bytes, row: at, rowEnd: r.pos, oldKey: oldAt, oldKeyEnd: oldEnd }, count, oldCount };
   } else if (tag === 0x44) { // 'D' Delete
-    marker(r, 'KO', 'old tuple marker');
+    markerByte(r, 'old tuple marker', 0x4b, 0x4f); // 'K', 'O'
     const at = r.pos;
     const count = skipTuple(r);
     m = { op: 'D', relationId, rows: { bytes, row: at, rowEnd: r.pos, oldKey: -1, oldKeyEnd: -1 }, count, oldCount: -1 };
@@ -251,10 +278,11 @@ export function decodeRowWire(data: Uint8Array): WireRowMessage {
     throw new AppError('PGOUTPUT_UNKNOWN_MESSAGE', `decodeRowWire: ${typeName(tag)} is not Insert, Update or Delete`);
   }
   r.end();
-  // Text must be valid UTF-8. One check of the whole message when every text value sits between ASCII bytes
-  // (its kind byte and lengths with each byte under 0x80 before it, the next kind byte, a tuple marker or the
-  // end after it): then no multi-byte sequence crosses a value's edge. Else each text value on its own.
-  if (r.perValue || !isUtf8(bytes)) {
+  // Text must be valid UTF-8: nothing to check when it is all ASCII. Else one check of the whole message when
+  // every text value sits between ASCII bytes (its kind byte and lengths with each byte under 0x80 before it,
+  // the next kind byte, a tuple marker or the end after it): then no multi-byte sequence crosses a value's
+  // edge. Else each text value on its own.
+  if (r.nonAscii && (r.perValue || !isUtf8(start === 0 ? bytes : bytes.subarray(start)))) {
     const rows = m.rows;
     if (rows.oldKey >= 0) r.checkTexts(rows.oldKey, m.oldCount);
     r.checkTexts(rows.row, m.count);

@@ -82,6 +82,14 @@ export function emptyStreamState(): StreamState {
   return { receivedLsn: 0n, flushedLsn: 0n, lastMessageAt: 0, lastCommitTimeUs: 0n, pendingChanges: 0, inflightBatches: 0, unconfirmedSinceUs: 0n };
 }
 
+/** Bytes of an XLogData's header before its pgoutput message: 'w', WAL start, WAL end, send time. */
+const XLOG_HEADER = 25;
+
+/** Insert, Update or Delete: 'I', 'U', 'D'. */
+function isRowTag(tag: number): boolean {
+  return tag === 0x49 || tag === 0x55 || tag === 0x44;
+}
+
 /** Batches handed to the bus but not yet durable; beyond this the socket is not read (invariant 6). */
 const MAX_INFLIGHT = 2;
 
@@ -489,6 +497,21 @@ export async function streamChanges(
 
   /** Handles one CopyData payload; a promise only when it must be awaited (a row message normally takes none). */
   const onChunk = (chunk: Buffer): Promise<void> | undefined => {
+    if (opts.wireRows && chunk.length > XLOG_HEADER && chunk[0] === 0x77 && isRowTag(chunk[XLOG_HEADER]!)) {
+      // A row message for a bus that takes the bytes: read where it is in the XLogData ('w', WAL start, WAL
+      // end, send time), without decodeReplication's view of its pgoutput part.
+      state.lastMessageAt = Date.now();
+      pinged = false;
+      const walEnd = chunk.readBigUInt64BE(9);
+      if (walEnd > state.receivedLsn) state.receivedLsn = walEnd;
+      const run = (): Promise<void> | undefined => {
+        const handled = fromWire(decodeRowWire(chunk, XLOG_HEADER));
+        if (handled) return handled.then(cutIfIdle);
+        cutIfIdle();
+        return undefined;
+      };
+      return inflightCount >= maxInflight ? room().then(run) : run();
+    }
     const msg = decodeReplication(chunk);
     state.lastMessageAt = Date.now();
     pinged = false;
@@ -505,11 +528,7 @@ export async function streamChanges(
     if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
     const data = msg.data;
     const run = (): Promise<void> | undefined => {
-      const tag = data[0];
-      const handled =
-        opts.wireRows && (tag === 0x49 || tag === 0x55 || tag === 0x44) // 'I', 'U', 'D'
-          ? fromWire(decodeRowWire(data))
-          : handle(decodePgoutput(data));
+      const handled = opts.wireRows && isRowTag(data[0]!) ? fromWire(decodeRowWire(data)) : handle(decodePgoutput(data));
       if (handled) return handled.then(cutIfIdle);
       cutIfIdle();
       return undefined;
