@@ -8,7 +8,7 @@
 // changes are spread over the partitions and may be applied in several batches), after one warm-up
 // transaction that pays the restart on the slot (reported apart).
 // Usage: bun bench/kafka.ts [rows=200000] [runs=3] [rate=5000]
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sql } from 'postgres';
@@ -49,6 +49,17 @@ const FIRST_RUN = Number(process.env.BENCH_FIRST_RUN ?? 0);
 // BENCH_CPU=1: CPU seconds of every process and thread on the box per leg (bench/proc-cpu.ts), printed to stderr;
 // with BENCH_FAULTS=1 also the minor page faults of each of our threads (fresh pages touched).
 const CPU = process.env.BENCH_CPU === '1' ? new Sampler(1000) : undefined;
+// After the fill the page cache is written back (`sync`) and the disk given time to absorb it, before any leg. The
+// test harness's PostgreSQL runs with fsync=off (test/support/postgres.ts): the 1M-row fill leaves ~290 MB dirty on
+// the DuckDB files' disk, which the kernel would write back 30 s later (vm.dirty_expire_centisecs), i.e. at the
+// end of the latency phase when the legs are fast. For a while after such a burst (0-12 s measured, nothing of it
+// visible in the guest) this VM's disk takes 30-400 ms for some small writes, and a DuckDB COMMIT waits for its
+// WAL write (docs/PERFORMANCE.md, "Kafka latency: the p99 spikes after the 1M-row legs"). So: sync right after the
+// fill, then wait until 4 KB written + fsync has taken under 10 ms every time for 5 s; the phase starts ~20 s
+// later. BENCH_SYNC=0 leaves the writeback to the kernel, as before; BENCH_PHASE_DELAY_S=n waits n s before the
+// phase (n = 5 puts the kernel's writeback inside the phase without the sync).
+const SYNC = process.env.BENCH_SYNC !== '0';
+const PHASE_DELAY_S = Number(process.env.BENCH_PHASE_DELAY_S ?? 0);
 const PG_RECVLOGICAL = Bun.which('pg_recvlogical');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -262,6 +273,43 @@ interface RunResult {
   checkpoints: number;
   checkpointMs: number;
   walMb: number;
+  /** Dirty page cache after the fill (MB, /proc/meminfo), and the sync that wrote it back (ms; null: not synced). */
+  dirtyMb: number;
+  /** Dirty page cache when the latency phase starts (MB). */
+  phaseDirtyMb: number;
+  syncMs: number | null;
+  /** After the sync, until the disk answered fsyncs in milliseconds again: ms, and its slowest fsync meanwhile. */
+  settleMs: number;
+  settleWorstMs: number;
+}
+
+/** Waits until 4 KB written + fsync in `dir` has taken under 10 ms every time for 5 s (at most 30 s): ms waited, worst fsync. */
+async function diskSettled(dir: string): Promise<{ ms: number; worst: number }> {
+  const t0 = performance.now();
+  const fd = openSync(join(dir, 'fsync-probe'), 'a');
+  let fastSince = t0;
+  let worst = 0;
+  try {
+    while (performance.now() - fastSince < 5_000 && performance.now() - t0 < 30_000) {
+      const t = performance.now();
+      writeSync(fd, Buffer.alloc(4096));
+      fsyncSync(fd);
+      const ms = performance.now() - t;
+      worst = Math.max(worst, ms);
+      if (ms >= 10) fastSince = performance.now();
+      await Bun.sleep(20);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(join(dir, 'fsync-probe'), { force: true });
+  }
+  return { ms: performance.now() - t0, worst };
+}
+
+/** Dirty page cache of the box, MB (/proc/meminfo's Dirty). */
+function dirtyMb(): number {
+  const m = /^Dirty:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
 }
 
 async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
@@ -291,7 +339,16 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     if (PG_RECVLOGICAL) await sql`SELECT pg_create_logical_replication_slot(${`kb_r_${run}`}, 'pgoutput')`;
     for (let from = 1; from <= ROWS; from += TXN_ROWS) await fill(sql, from, Math.min(from + TXN_ROWS - 1, ROWS));
     const [{ end }] = (await sql`SELECT pg_current_wal_insert_lsn()::text AS end`) as unknown as [{ end: string }];
-    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0, reachedP50: 0, reachedP99: 0, missing: 0, startupMs: 0, redecodeMb: 0, replayMb: 0, checkpoints: 0, checkpointMs: 0, walMb: 0 };
+    const dirtyAfterFill = dirtyMb();
+    let synced: { syncMs: number; settleMs: number; settleWorstMs: number } | null = null;
+    if (SYNC) {
+      const ts = performance.now();
+      Bun.spawnSync(['sync']);
+      const syncMs = performance.now() - ts;
+      const settled = await diskSettled(dir);
+      synced = { syncMs, settleMs: settled.ms, settleWorstMs: settled.worst };
+    }
+    const r: RunResult = { kafka: 0, inline: 0, raw: null, p50: 0, p99: 0, ackedP50: 0, ackedP99: 0, applyP99: 0, applyMax: 0, reachedP50: 0, reachedP99: 0, missing: 0, startupMs: 0, redecodeMb: 0, replayMb: 0, checkpoints: 0, checkpointMs: 0, walMb: 0, dirtyMb: dirtyAfterFill, phaseDirtyMb: 0, syncMs: synced?.syncMs ?? null, settleMs: synced?.settleMs ?? 0, settleWorstMs: synced?.settleWorstMs ?? 0 };
     const readers = [
       async () => {
         const k = await ducktail(url, `kb_k_${run}`, wk, kafkaBus(), ROWS);
@@ -308,6 +365,8 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
       },
     ];
     for (let i = 0; i < readers.length; i++) await readers[(i + run) % readers.length]!();
+    if (PHASE_DELAY_S > 0) await Bun.sleep(PHASE_DELAY_S * 1000);
+    r.phaseDirtyMb = dirtyMb();
 
     // Latency at RATE changes/s through Kafka: 50-row transactions every 50/RATE s for 10 s, after a warm-up.
     const perTx = 50;
@@ -336,6 +395,8 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
     times.fromUs = nowUs();
     const ckpt0 = { ...wk.stats.checkpoint };
     const txs = (RATE / perTx) * 10;
+    const stamp = () => new Date().toISOString().slice(11, 23);
+    console.error(`[${stamp()}] latency phase: the measured ${txs} transactions start (DuckDB WAL ${(ckpt0.walBytes / 1e6).toFixed(1)} MB)`);
     const t0 = performance.now();
     for (let i = 0; i < txs; i++) {
       await fill(sql, next, next + perTx - 1);
@@ -345,6 +406,7 @@ async function once(run: number, kafka: KafkaMock): Promise<RunResult> {
       if (wait > 0) await Bun.sleep(wait);
     }
     for (const until = deadline(30_000); times.queryable.length < txs && Date.now() < until; ) await Bun.sleep(20);
+    console.error(`[${stamp()}] latency phase: ends, ${times.queryable.length} of ${txs} transactions queryable, ${Math.round(performance.now() - t0)} ms after the first was written`);
     await live.stop();
     stalls.watch(false);
     r.checkpoints = wk.stats.checkpoint.checkpoints - ckpt0.checkpoints;
@@ -387,7 +449,7 @@ try {
     const r = await once(FIRST_RUN + i, kafka);
     results.push(r);
     const raw = r.raw === null ? '' : `, pg_recvlogical ${fmt(r.raw)} (kafka/raw ${(r.kafka / r.raw).toFixed(2)})`;
-    console.log(`run ${FIRST_RUN + i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms${r.missing ? `; ${r.missing} transactions not queryable within 30 s` : ''}); after the restart on the slot (${r.redecodeMb.toFixed(1)} MB of WAL decoded again, ${r.replayMb.toFixed(1)} MB sent again) the first transaction took ${Math.round(r.startupMs)} ms; DuckDB checkpoints in the phase ${r.checkpoints} (${Math.round(r.checkpointMs)} ms, WAL at its start ${r.walMb.toFixed(1)} MB)`);
+    console.log(`run ${FIRST_RUN + i + 1}: kafka ${fmt(r.kafka)}, inline ${fmt(r.inline)}${raw}; latency through kafka at ${RATE}/s p50 ${Math.round(r.p50)} ms, p99 ${Math.round(r.p99)} ms (commit to acked by the brokers: p50 ${Math.round(r.ackedP50)} ms, p99 ${Math.round(r.ackedP99)} ms; commit to apply start: p50 ${Math.round(r.reachedP50)} ms, p99 ${Math.round(r.reachedP99)} ms; DuckDB apply per batch p99 ${Math.round(r.applyP99)} ms, max ${Math.round(r.applyMax)} ms${r.missing ? `; ${r.missing} transactions not queryable within 30 s` : ''}); after the restart on the slot (${r.redecodeMb.toFixed(1)} MB of WAL decoded again, ${r.replayMb.toFixed(1)} MB sent again) the first transaction took ${Math.round(r.startupMs)} ms; DuckDB checkpoints in the phase ${r.checkpoints} (${Math.round(r.checkpointMs)} ms, WAL at its start ${r.walMb.toFixed(1)} MB); after the fill ${Math.round(r.dirtyMb)} MB dirty in the page cache, ${r.syncMs === null ? 'not synced' : `written back by sync in ${Math.round(r.syncMs)} ms, then ${Math.round(r.settleMs)} ms until fsyncs had taken under 10 ms for 5 s (the slowest ${Math.round(r.settleWorstMs)} ms)`}; ${Math.round(r.phaseDirtyMb)} MB dirty when the phase started`);
   }
 } finally {
   CPU?.stop();
