@@ -495,6 +495,22 @@ export async function streamChanges(
 
   const fromWire = (m: WireRowMessage): Promise<void> | undefined => add(m.op, m.relationId, null, undefined, m);
 
+  /**
+   * Decodes and handles the pgoutput message at `at` of `data` (to its end), once there is room: with
+   * MAX_INFLIGHT batches unconfirmed the socket is not read until they are durable (backpressure). Row
+   * messages for a bus that takes the bytes keep their values as bytes (decodeRowWire).
+   */
+  const handleAt = (data: Uint8Array, at: number): Promise<void> | undefined => {
+    const run = (): Promise<void> | undefined => {
+      const handled =
+        opts.wireRows && isRowTag(data[at]!) ? fromWire(decodeRowWire(data, at)) : handle(decodePgoutput(at === 0 ? data : data.subarray(at)));
+      if (handled) return handled.then(cutIfIdle);
+      cutIfIdle();
+      return undefined;
+    };
+    return inflightCount >= maxInflight ? room().then(run) : run();
+  };
+
   /** Handles one CopyData payload; a promise only when it must be awaited (a row message normally takes none). */
   const onChunk = (chunk: Buffer): Promise<void> | undefined => {
     if (opts.wireRows && chunk.length > XLOG_HEADER && chunk[0] === 0x77 && isRowTag(chunk[XLOG_HEADER]!)) {
@@ -504,13 +520,7 @@ export async function streamChanges(
       pinged = false;
       const walEnd = chunk.readBigUInt64BE(9);
       if (walEnd > state.receivedLsn) state.receivedLsn = walEnd;
-      const run = (): Promise<void> | undefined => {
-        const handled = fromWire(decodeRowWire(chunk, XLOG_HEADER));
-        if (handled) return handled.then(cutIfIdle);
-        cutIfIdle();
-        return undefined;
-      };
-      return inflightCount >= maxInflight ? room().then(run) : run();
+      return handleAt(chunk, XLOG_HEADER);
     }
     const msg = decodeReplication(chunk);
     state.lastMessageAt = Date.now();
@@ -526,15 +536,7 @@ export async function streamChanges(
       return;
     }
     if (msg.walEnd > state.receivedLsn) state.receivedLsn = msg.walEnd;
-    const data = msg.data;
-    const run = (): Promise<void> | undefined => {
-      const handled = opts.wireRows && isRowTag(data[0]!) ? fromWire(decodeRowWire(data)) : handle(decodePgoutput(data));
-      if (handled) return handled.then(cutIfIdle);
-      cutIfIdle();
-      return undefined;
-    };
-    // Backpressure: with MAX_INFLIGHT batches unconfirmed, stop reading the socket until they are durable.
-    return inflightCount >= maxInflight ? room().then(run) : run();
+    return handleAt(msg.data, 0);
   };
 
   try {
